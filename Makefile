@@ -1,0 +1,34 @@
+# keygate — two commands: `make dev` (run locally with demo keys) and `make test` (everything).
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+export WRANGLER_SEND_METRICS := false
+
+.PHONY: setup build dev test unit integration clippy clean
+
+## Install pinned tools (idempotent; fast when already installed).
+setup:
+	@bash scripts/setup.sh
+
+## Build the worker (build/index.js + wasm) and the native `keygate` binary.
+build: setup
+	@sh scripts/build.sh
+	@cargo build --quiet --bin keygate
+
+## Run keygate locally: demo origins, wrangler dev with local KV, demo keys printed.
+dev: build
+	@bash scripts/dev.sh
+
+## Native unit tests, then integration tests against the real worker under wrangler dev.
+test: build
+	cargo test --lib --bins
+	cargo test --test '*' -- --test-threads=8
+
+unit:
+	cargo test --lib --bins
+
+clippy:
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+
+clean:
+	rm -rf build target/bench .wrangler

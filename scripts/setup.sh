@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every tool keygate needs, pinned, from the package registries only.
+# Idempotent: each step checks what is already there and is a no-op when it matches.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WORKER_BUILD_VERSION=0.8.7
+WASM_BINDGEN_VERSION=0.2.130   # must equal the wasm-bindgen version in Cargo.lock
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  log "adding rust target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+installed_version() { # $1 = binary, prints its version or nothing
+  command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null | awk '{print $NF}' || true
+}
+
+if [ "$(installed_version worker-build)" != "$WORKER_BUILD_VERSION" ]; then
+  log "installing worker-build $WORKER_BUILD_VERSION (a few minutes, once)"
+  cargo install --locked worker-build --version "$WORKER_BUILD_VERSION"
+fi
+
+if [ "$(installed_version wasm-bindgen)" != "$WASM_BINDGEN_VERSION" ]; then
+  log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  # --locked pins wasm-bindgen-cli's own lockfile, which names a webpki-roots release the
+  # registry no longer serves; fall back to a fresh resolution of the same pinned version.
+  cargo install --locked wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" \
+    || cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+
+# Node tooling (wrangler, node 22, esbuild, binaryen) is pinned in package-lock.json.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm install --no-audit --no-fund --loglevel=error
+fi
+log "tools ready"

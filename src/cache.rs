@@ -1,0 +1,168 @@
+//! In-isolate record cache: bounded, with separate TTLs for hits and misses. Time is passed in.
+//!
+//! The hot path consults this before KV. A found record is cached for `CACHE_TTL_SECONDS`; an
+//! unknown hash for a shorter negative TTL, so a flood of made-up (but checksum-valid) keys
+//! costs at most one KV read per hash per negative TTL. When full, expired entries go first,
+//! then the oldest inserted (FIFO): a hot key re-inserted after expiry keeps working, and
+//! memory stays bounded whatever clients send.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+
+/// What a cached lookup knows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cached<V> {
+    /// The store had this value.
+    Found(V),
+    /// The store had nothing under this key.
+    Missing,
+}
+
+/// Bounded TTL cache keyed by `K` (a key hash in practice).
+#[derive(Debug)]
+pub struct TtlCache<K, V> {
+    entries: HashMap<K, (i64, Cached<V>)>,
+    order: VecDeque<K>,
+    capacity: usize,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
+    /// A cache holding at most `capacity` entries (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        TtlCache { entries: HashMap::new(), order: VecDeque::new(), capacity }
+    }
+
+    /// The entry for `key` if it has not expired at `now_ms`.
+    pub fn get(&self, key: &K, now_ms: i64) -> Option<Cached<V>> {
+        self.entries.get(key).filter(|(expires, _)| now_ms < *expires).map(|(_, v)| v.clone())
+    }
+
+    /// Stores `value` for `ttl_ms` from `now_ms`. A zero TTL stores nothing.
+    pub fn put(&mut self, key: K, value: Cached<V>, now_ms: i64, ttl_ms: i64) {
+        if ttl_ms <= 0 {
+            self.entries.remove(&key);
+            return;
+        }
+        let expires = now_ms.saturating_add(ttl_ms);
+        if let Some(slot) = self.entries.get_mut(&key) {
+            *slot = (expires, value);
+            return;
+        }
+        if self.entries.len() >= self.capacity {
+            self.make_room(now_ms);
+        }
+        if self.order.len() >= self.capacity.saturating_mul(2) {
+            self.compact_order();
+        }
+        self.order.push_back(key.clone());
+        self.entries.insert(key, (expires, value));
+    }
+
+    /// Drops one key (used when a newer answer is known).
+    pub fn remove(&mut self, key: &K) {
+        self.entries.remove(key);
+    }
+
+    /// Number of entries held (including expired ones not yet evicted).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Drops order slots of removed keys and duplicates left by remove-then-reinsert.
+    fn compact_order(&mut self) {
+        let mut seen = std::collections::HashSet::with_capacity(self.entries.len());
+        let entries = &self.entries;
+        self.order.retain(|k| entries.contains_key(k) && seen.insert(k.clone()));
+    }
+
+    fn make_room(&mut self, now_ms: i64) {
+        self.entries.retain(|_, (expires, _)| now_ms < *expires);
+        self.compact_order();
+        while self.entries.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some(oldest) => {
+                    self.entries.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hit_until_ttl_then_miss() {
+        let mut cache = TtlCache::new(10);
+        cache.put(1, Cached::Found("a"), 1_000, 30_000);
+        assert_eq!(cache.get(&1, 1_000), Some(Cached::Found("a")));
+        assert_eq!(cache.get(&1, 30_999), Some(Cached::Found("a")));
+        assert_eq!(cache.get(&1, 31_000), None);
+    }
+
+    #[test]
+    fn negative_entries_use_their_own_ttl() {
+        let mut cache: TtlCache<u8, &str> = TtlCache::new(10);
+        cache.put(7, Cached::Missing, 0, 5_000);
+        assert_eq!(cache.get(&7, 4_999), Some(Cached::Missing));
+        assert_eq!(cache.get(&7, 5_000), None);
+    }
+
+    #[test]
+    fn size_stays_bounded_and_evicts_oldest_first() {
+        let mut cache = TtlCache::new(3);
+        for k in 0..3 {
+            cache.put(k, Cached::Found(k), 0, 60_000);
+        }
+        cache.put(3, Cached::Found(3), 1, 60_000);
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.get(&0, 1), None, "oldest evicted");
+        assert!(cache.get(&3, 1).is_some());
+        for k in 100..10_000 {
+            cache.put(k, Cached::Missing, 2, 60_000);
+        }
+        assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn expired_entries_are_evicted_before_live_ones() {
+        let mut cache = TtlCache::new(2);
+        cache.put("old-live", Cached::Found(1), 0, 100_000);
+        cache.put("short", Cached::Found(2), 0, 10);
+        cache.put("new", Cached::Found(3), 50, 100_000);
+        assert!(cache.get(&"old-live", 50).is_some(), "live entry kept");
+        assert!(cache.get(&"new", 50).is_some());
+    }
+
+    #[test]
+    fn order_bookkeeping_stays_bounded_under_remove_and_reinsert() {
+        let mut cache = TtlCache::new(4);
+        for round in 0..1_000 {
+            cache.put(round % 3, Cached::Found(round), 0, 60_000);
+            cache.remove(&(round % 3));
+        }
+        assert!(cache.order.len() <= 8);
+    }
+
+    #[test]
+    fn refresh_replaces_value_and_zero_ttl_removes() {
+        let mut cache = TtlCache::new(2);
+        cache.put("k", Cached::Found(1), 0, 10);
+        cache.put("k", Cached::Found(2), 5, 10);
+        assert_eq!(cache.get(&"k", 14), Some(Cached::Found(2)));
+        assert_eq!(cache.len(), 1);
+        cache.put("k", Cached::Found(3), 5, 0);
+        assert_eq!(cache.get(&"k", 5), None);
+        cache.put("j", Cached::Found(1), 0, 10);
+        cache.remove(&"j");
+        assert!(cache.is_empty());
+    }
+}

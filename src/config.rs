@@ -1,0 +1,319 @@
+//! Typed configuration, parsed from wrangler vars and secrets. Pure.
+//!
+//! The glue hands in a lookup function (`name → raw text`); vars that wrangler delivers as
+//! JSON values (arrays, objects, numbers) arrive JSON-encoded. Parsing happens once per
+//! isolate. Any invalid setting makes every request fail closed with `CONFIG_INVALID` (500),
+//! naming the setting but never echoing a secret.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::key::is_valid_prefix;
+use crate::routes::RouteTable;
+use crate::scope::{is_valid_grant, Roles, DEFAULT_SCOPES};
+
+/// The route table shipped in `wrangler.toml`, also the default when `ROUTES` is unset.
+pub const DEFAULT_ROUTES: &str = r#"[
+  {"methods":["GET","HEAD"],"path":"/v1/public/cms/:type/items","scopes":["content:read"]},
+  {"methods":["GET","HEAD"],"path":"/v1/public/cms/:type/items/*","scopes":["content:read"]},
+  {"methods":["POST"],"path":"/v1/cms/:type/items","scopes":["content:write"]}
+]"#;
+
+/// The HMAC secret for origin signatures. Never printed.
+#[derive(Clone)]
+pub struct SigningSecret(Vec<u8>);
+
+impl SigningSecret {
+    /// The raw secret bytes.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningSecret(<redacted>)")
+    }
+}
+
+/// Which browser origins get CORS answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsConfig {
+    /// Allowed `Origin` values; `*` allows any. Empty = CORS disabled.
+    pub allowed_origins: Vec<String>,
+    /// Methods announced in preflight answers.
+    pub allowed_methods: String,
+    /// Request headers announced in preflight answers.
+    pub allowed_headers: String,
+    /// Preflight cache lifetime, seconds.
+    pub max_age_seconds: u32,
+}
+
+/// Everything the hot path needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `KEY_PREFIX`.
+    pub key_prefix: String,
+    /// `AUTH_HEADER` (lowercase), carrying `Bearer <key>`.
+    pub auth_header: String,
+    /// `API_KEY_HEADER` (lowercase), carrying the bare key.
+    pub api_key_header: String,
+    /// `ROUTES`.
+    pub routes: RouteTable,
+    /// Built-in roles plus `ROLES` overrides.
+    pub roles: Roles,
+    /// `SCOPES`: every scope an admin may grant.
+    pub scopes: Vec<String>,
+    /// `CACHE_TTL_SECONDS` in ms.
+    pub cache_ttl_ms: i64,
+    /// `NEGATIVE_CACHE_TTL_SECONDS` in ms.
+    pub negative_cache_ttl_ms: i64,
+    /// `CACHE_MAX_ENTRIES`.
+    pub cache_max_entries: usize,
+    /// `KV_CACHE_TTL_SECONDS`: KV's own edge cache for reads (Cloudflare minimum 30).
+    pub kv_cache_ttl_seconds: u64,
+    /// `ORIGIN_URL` (no trailing slash).
+    pub origin_live: String,
+    /// `ORIGIN_URL_TEST`, if test keys are served.
+    pub origin_test: Option<String>,
+    /// `ORIGIN_SIGNING_SECRET`.
+    pub signing_secret: SigningSecret,
+    /// `CORS_*`.
+    pub cors: CorsConfig,
+}
+
+/// A setting that is missing or invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable name.
+    pub setting: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.setting, self.problem)
+    }
+}
+
+/// Every variable name keygate reads (the glue uses this to collect them).
+pub const SETTINGS: &[&str] = &[
+    "KEY_PREFIX", "AUTH_HEADER", "API_KEY_HEADER", "ROUTES", "ROLES", "SCOPES",
+    "CACHE_TTL_SECONDS", "NEGATIVE_CACHE_TTL_SECONDS", "CACHE_MAX_ENTRIES", "KV_CACHE_TTL_SECONDS",
+    "ORIGIN_URL", "ORIGIN_URL_TEST", "ORIGIN_SIGNING_SECRET",
+    "CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_METHODS", "CORS_ALLOWED_HEADERS", "CORS_MAX_AGE_SECONDS",
+];
+
+fn err(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { setting, problem: problem.into() }
+}
+
+impl Config {
+    /// Parses all settings from `lookup` (`None` or empty = unset → default).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let key_prefix = get("KEY_PREFIX").unwrap_or_else(|| "kg".into());
+        if !is_valid_prefix(&key_prefix) {
+            return Err(err("KEY_PREFIX", "must be 2-12 lowercase letters or digits"));
+        }
+        let header = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+            let value = get(name).unwrap_or_else(|| default.into()).to_ascii_lowercase();
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return Err(err(name, "must be an HTTP header name"));
+            }
+            Ok(value)
+        };
+        let auth_header = header("AUTH_HEADER", "authorization")?;
+        let api_key_header = header("API_KEY_HEADER", "x-api-key")?;
+        if auth_header == api_key_header {
+            return Err(err("API_KEY_HEADER", "must differ from AUTH_HEADER"));
+        }
+
+        let routes = RouteTable::from_json(&get("ROUTES").unwrap_or_else(|| DEFAULT_ROUTES.into()))
+            .map_err(|e| err("ROUTES", e))?;
+        if routes.is_empty() {
+            return Err(err("ROUTES", "must contain at least one route"));
+        }
+        let roles = match get("ROLES") {
+            None => Roles::builtin(),
+            Some(text) => {
+                let overrides: BTreeMap<String, Vec<String>> =
+                    serde_json::from_str(&text).map_err(|e| err("ROLES", e.to_string()))?;
+                Roles::with_overrides(overrides).map_err(|e| err("ROLES", e))?
+            }
+        };
+        let scopes = match get("SCOPES") {
+            None => DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+            Some(text) => {
+                let list: Vec<String> = serde_json::from_str(&text).map_err(|e| err("SCOPES", e.to_string()))?;
+                if let Some(bad) = list.iter().find(|s| !is_valid_grant(s) || s.contains('*')) {
+                    return Err(err("SCOPES", format!("invalid scope {bad:?}")));
+                }
+                list
+            }
+        };
+
+        let number = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(text) => match text.trim_matches('"').parse::<u64>() {
+                    Ok(n) if n <= max => Ok(n),
+                    _ => Err(err(name, format!("must be an integer from 0 to {max}"))),
+                },
+            }
+        };
+        let cache_ttl_ms = number("CACHE_TTL_SECONDS", 30, 3600)? as i64 * 1000;
+        let negative_cache_ttl_ms = number("NEGATIVE_CACHE_TTL_SECONDS", 10, 3600)? as i64 * 1000;
+        let cache_max_entries = number("CACHE_MAX_ENTRIES", 10_000, 1_000_000)? as usize;
+        let kv_cache_ttl_seconds = number("KV_CACHE_TTL_SECONDS", 60, 86_400)?.max(30);
+
+        let origin_live = origin_url("ORIGIN_URL", get("ORIGIN_URL"))?
+            .ok_or_else(|| err("ORIGIN_URL", "is required"))?;
+        let origin_test = origin_url("ORIGIN_URL_TEST", get("ORIGIN_URL_TEST"))?;
+
+        let secret = get("ORIGIN_SIGNING_SECRET").ok_or_else(|| err("ORIGIN_SIGNING_SECRET", "is required (wrangler secret put)"))?;
+        if secret.len() < 16 {
+            return Err(err("ORIGIN_SIGNING_SECRET", "must be at least 16 characters"));
+        }
+
+        let cors = CorsConfig {
+            allowed_origins: match get("CORS_ALLOWED_ORIGINS") {
+                None => Vec::new(),
+                Some(text) => serde_json::from_str(&text).map_err(|e| err("CORS_ALLOWED_ORIGINS", e.to_string()))?,
+            },
+            allowed_methods: get("CORS_ALLOWED_METHODS").unwrap_or_else(|| "GET, HEAD, POST, OPTIONS".into()),
+            allowed_headers: get("CORS_ALLOWED_HEADERS")
+                .unwrap_or_else(|| format!("{auth_header}, {api_key_header}, content-type")),
+            max_age_seconds: number("CORS_MAX_AGE_SECONDS", 600, 86_400)? as u32,
+        };
+
+        Ok(Config {
+            key_prefix,
+            auth_header,
+            api_key_header,
+            routes,
+            roles,
+            scopes,
+            cache_ttl_ms,
+            negative_cache_ttl_ms,
+            cache_max_entries,
+            kv_cache_ttl_seconds,
+            origin_live,
+            origin_test,
+            signing_secret: SigningSecret(secret.into_bytes()),
+            cors,
+        })
+    }
+}
+
+/// `http(s)://host[:port][/base]`, no query or fragment; trailing `/` removed.
+fn origin_url(setting: &'static str, value: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(url) = value else { return Ok(None) };
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| {
+        let host = r.split('/').next().unwrap_or("");
+        !host.is_empty() && !r.contains(['?', '#', ' ']) && !host.contains('@')
+    });
+    if !ok {
+        return Err(err(setting, "must be an http(s) URL without query, fragment or credentials"));
+    }
+    Ok(Some(url.trim_end_matches('/').to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<&'static str, String> {
+        HashMap::from([
+            ("ORIGIN_URL", "http://127.0.0.1:8788/".to_string()),
+            ("ORIGIN_SIGNING_SECRET", "0123456789abcdef0123".to_string()),
+        ])
+    }
+
+    fn parse(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_required_settings_are_set() {
+        let config = parse(&base()).unwrap();
+        assert_eq!(config.key_prefix, "kg");
+        assert_eq!(config.auth_header, "authorization");
+        assert_eq!(config.api_key_header, "x-api-key");
+        assert_eq!(config.routes.len(), 3);
+        assert_eq!(config.cache_ttl_ms, 30_000);
+        assert!(config.negative_cache_ttl_ms < config.cache_ttl_ms);
+        assert_eq!(config.origin_live, "http://127.0.0.1:8788");
+        assert_eq!(config.origin_test, None);
+        assert!(config.cors.allowed_origins.is_empty());
+        assert!(config.scopes.contains(&"content:read".to_string()));
+        assert!(config.roles.scopes_of("read_only").is_some());
+    }
+
+    #[test]
+    fn overrides_are_read() {
+        let mut vars = base();
+        vars.insert("KEY_PREFIX", "acme".into());
+        vars.insert("API_KEY_HEADER", "X-Acme-Key".into());
+        vars.insert("CACHE_TTL_SECONDS", "5".into());
+        vars.insert("ORIGIN_URL_TEST", "https://sandbox.example/api".into());
+        vars.insert("ROLES", r#"{"bot":["content:read"]}"#.into());
+        vars.insert("CORS_ALLOWED_ORIGINS", r#"["https://acme.example"]"#.into());
+        let config = parse(&vars).unwrap();
+        assert_eq!(config.key_prefix, "acme");
+        assert_eq!(config.api_key_header, "x-acme-key");
+        assert_eq!(config.cache_ttl_ms, 5_000);
+        assert_eq!(config.origin_test.as_deref(), Some("https://sandbox.example/api"));
+        assert!(config.roles.scopes_of("bot").is_some());
+        assert_eq!(config.cors.allowed_origins, vec!["https://acme.example".to_string()]);
+    }
+
+    #[test]
+    fn invalid_settings_name_the_setting() {
+        let rows: Vec<(&str, &'static str, Option<&str>)> = vec![
+            ("bad prefix", "KEY_PREFIX", Some("K_G")),
+            ("bad header", "AUTH_HEADER", Some("bad header")),
+            ("same headers", "API_KEY_HEADER", Some("Authorization")),
+            ("routes not json", "ROUTES", Some("GET /x")),
+            ("routes empty", "ROUTES", Some("[]")),
+            ("roles bad scope", "ROLES", Some(r#"{"x":["BAD"]}"#)),
+            ("scopes with wildcard", "SCOPES", Some(r#"["content:*"]"#)),
+            ("ttl not a number", "CACHE_TTL_SECONDS", Some("soon")),
+            ("ttl too large", "CACHE_TTL_SECONDS", Some("99999")),
+            ("origin missing", "ORIGIN_URL", None),
+            ("origin not http", "ORIGIN_URL", Some("ftp://x")),
+            ("origin with query", "ORIGIN_URL", Some("http://x/?a=1")),
+            ("origin with credentials", "ORIGIN_URL", Some("http://user:pw@x")),
+            ("test origin bad", "ORIGIN_URL_TEST", Some("localhost:1")),
+            ("secret missing", "ORIGIN_SIGNING_SECRET", None),
+            ("secret short", "ORIGIN_SIGNING_SECRET", Some("short")),
+            ("cors not a list", "CORS_ALLOWED_ORIGINS", Some("https://x")),
+        ];
+        for (what, setting, value) in rows {
+            let mut vars = base();
+            match value {
+                Some(v) => vars.insert(setting, v.to_string()),
+                None => vars.remove(setting),
+            };
+            let error = parse(&vars).unwrap_err();
+            assert_eq!(error.setting, setting, "{what}");
+        }
+    }
+
+    #[test]
+    fn secret_is_never_printed() {
+        let config = parse(&base()).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("0123456789abcdef0123"));
+        assert!(printed.contains("<redacted>"));
+    }
+
+    #[test]
+    fn shipped_default_routes_compile() {
+        assert!(RouteTable::from_json(DEFAULT_ROUTES).is_ok());
+    }
+}

@@ -1,0 +1,98 @@
+//! Credential extraction: where the key comes from in a request.
+//!
+//! Accepted: `Authorization: Bearer <key>` (scheme case-insensitive, RFC 7235) or
+//! `<X-Api-Key>: <key>` (both header names configurable). Rules:
+//! - neither present (or only empty values, or `Bearer` with no token) → `MISSING_KEY`;
+//! - a non-Bearer `Authorization` scheme is not a keygate credential and is ignored as a source
+//!   (it is still stripped before forwarding);
+//! - both present and different → `BAD_REQUEST`;
+//! - a value that holds more than one token (repeated headers are joined with `,` by the
+//!   runtime) → `BAD_REQUEST`.
+
+use crate::error::GatewayError;
+
+/// The raw credential, not yet format-checked.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Credential<'a>(pub &'a str);
+
+/// Picks the key from the two header values (as the runtime reports them).
+pub fn extract<'a>(authorization: Option<&'a str>, api_key: Option<&'a str>) -> Result<Credential<'a>, GatewayError> {
+    let from_bearer = authorization.map(bearer_token).transpose()?.flatten();
+    let from_api_key = api_key.map(str::trim).filter(|v| !v.is_empty()).map(single_token).transpose()?;
+    match (from_bearer, from_api_key) {
+        (None, None) => Err(GatewayError::MissingKey),
+        (Some(key), None) | (None, Some(key)) => Ok(Credential(key)),
+        (Some(a), Some(b)) if a == b => Ok(Credential(a)),
+        (Some(_), Some(_)) => Err(bad("Authorization and X-Api-Key carry different keys")),
+    }
+}
+
+fn bad(reason: &str) -> GatewayError {
+    GatewayError::BadRequest { reason: reason.to_string() }
+}
+
+/// `Some(token)` for a Bearer credential, `None` when the header holds no Bearer token.
+fn bearer_token(value: &str) -> Result<Option<&str>, GatewayError> {
+    let value = value.trim();
+    if value.contains(',') {
+        return Err(bad("more than one Authorization value"));
+    }
+    let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = rest.trim();
+    if token.is_empty() {
+        return Ok(None);
+    }
+    single_token(token).map(Some)
+}
+
+fn single_token(value: &str) -> Result<&str, GatewayError> {
+    if value.contains([',', ' ', '\t']) {
+        return Err(bad("the credential must be a single token"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: &str = "kg_live_abc";
+
+    #[test]
+    fn extraction_table() {
+        let missing = Err(GatewayError::MissingKey);
+        let rows: Vec<(&str, Option<&str>, Option<&str>, Result<&str, &str>)> = vec![
+            ("bearer", Some("Bearer kg_live_abc"), None, Ok(K)),
+            ("lowercase scheme", Some("bearer kg_live_abc"), None, Ok(K)),
+            ("shouting scheme", Some("BEARER kg_live_abc"), None, Ok(K)),
+            ("extra spaces", Some("  Bearer    kg_live_abc  "), None, Ok(K)),
+            ("api key header", None, Some("kg_live_abc"), Ok(K)),
+            ("api key padded", None, Some(" kg_live_abc "), Ok(K)),
+            ("both equal", Some("Bearer kg_live_abc"), Some("kg_live_abc"), Ok(K)),
+            ("both different", Some("Bearer kg_live_abc"), Some("kg_live_xyz"), Err("BAD_REQUEST")),
+            ("nothing", None, None, Err("MISSING_KEY")),
+            ("empty authorization", Some(""), None, Err("MISSING_KEY")),
+            ("whitespace authorization", Some("   "), None, Err("MISSING_KEY")),
+            ("bearer without token", Some("Bearer"), None, Err("MISSING_KEY")),
+            ("bearer with spaces only", Some("Bearer   "), None, Err("MISSING_KEY")),
+            ("empty api key", None, Some(""), Err("MISSING_KEY")),
+            ("basic scheme is not ours", Some("Basic dXNlcjpwYXNz"), None, Err("MISSING_KEY")),
+            ("basic plus api key uses api key", Some("Basic dXNlcjpwYXNz"), Some("kg_live_abc"), Ok(K)),
+            ("two authorization headers joined", Some("Bearer a, Bearer b"), None, Err("BAD_REQUEST")),
+            ("two tokens", Some("Bearer a b"), None, Err("BAD_REQUEST")),
+            ("two api key headers joined", None, Some("a, b"), Err("BAD_REQUEST")),
+            ("token glued to scheme", Some("Bearerkg_live_abc"), None, Err("MISSING_KEY")),
+        ];
+        for (what, authorization, api_key, expected) in rows {
+            let got = extract(authorization, api_key);
+            match expected {
+                Ok(key) => assert_eq!(got, Ok(Credential(key)), "{what}"),
+                Err(code) => assert_eq!(got.unwrap_err().code(), code, "{what}"),
+            }
+        }
+        assert_eq!(extract(None, None), missing);
+    }
+}

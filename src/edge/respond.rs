@@ -1,0 +1,70 @@
+//! Building responses: JSON errors, CORS preflights, and labelling proxied responses.
+
+use worker::{console_log, web_sys, Response, ResponseBuilder, Result};
+
+use crate::config::Config;
+use crate::cors;
+use crate::error::GatewayError;
+use crate::timestamp::Timestamp;
+
+use super::Incoming;
+
+/// Structured log line. Never pass key material here: only ids, codes and hash prefixes.
+pub fn log_event(event: &str, request_id: &str, fields: &[(&str, &str)]) {
+    let mut line = serde_json::Map::new();
+    line.insert("event".into(), event.into());
+    line.insert("requestId".into(), request_id.into());
+    for (name, value) in fields {
+        line.insert((*name).into(), (*value).into());
+    }
+    console_log!("{}", serde_json::Value::Object(line));
+}
+
+fn with_headers(mut builder: ResponseBuilder, headers: &[(&str, String)]) -> ResponseBuilder {
+    for (name, value) in headers {
+        // Values come from config and our own formatting; a failure leaves the header out.
+        if let Ok(next) = builder.clone().with_header(name, value) {
+            builder = next;
+        }
+    }
+    builder
+}
+
+/// The JSON error answer.
+pub fn error(error: &GatewayError, incoming: &Incoming, config: Option<&Config>) -> Result<Response> {
+    let timestamp = Timestamp(incoming.now_ms).to_rfc3339();
+    let mut headers = vec![
+        ("content-type", "application/json; charset=utf-8".to_string()),
+        ("cache-control", "no-store".to_string()),
+        ("x-request-id", incoming.request_id.clone()),
+    ];
+    if let Some(challenge) = error.www_authenticate() {
+        headers.push(("www-authenticate", challenge));
+    }
+    if let Some(config) = config {
+        headers.extend(cors::response_headers(&config.cors, incoming.origin.as_deref()));
+    }
+    let builder = with_headers(Response::builder().with_status(error.status()), &headers);
+    let body = if incoming.method == "HEAD" { Vec::new() } else { error.body(&incoming.request_id, &timestamp).into_bytes() };
+    Ok(builder.fixed(body))
+}
+
+/// A CORS preflight, answered from config without a key.
+pub fn preflight(config: &Config, incoming: &Incoming) -> Result<Response> {
+    let headers = cors::preflight_headers(&config.cors, incoming.origin.as_deref());
+    Ok(with_headers(Response::builder().with_status(204), &headers).empty())
+}
+
+/// The origin's response, with CORS headers added when the request's origin is allowed.
+pub fn proxied(response: Response, config: &Config, incoming: &Incoming) -> Result<Response> {
+    let extra = cors::response_headers(&config.cors, incoming.origin.as_deref());
+    if extra.is_empty() {
+        return Ok(response);
+    }
+    // Fetched responses have immutable headers: copy them into a fresh set first.
+    let headers = web_sys::Headers::new_with_headers(&response.headers().0)?;
+    for (name, value) in &extra {
+        headers.set(name, value)?;
+    }
+    Ok(response.with_headers(worker::Headers(headers)))
+}

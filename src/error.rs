@@ -1,0 +1,248 @@
+//! The one error model: every non-2xx answer keygate itself produces.
+//!
+//! Each variant knows its HTTP status, stable code, human message and details; `match` is
+//! exhaustive, so a new variant forces every mapping to be decided. The JSON body is rendered in
+//! one place ([`GatewayError::body`]):
+//! `{"error":{"code","message","details"},"meta":{"requestId","timestamp"}}`.
+
+use serde_json::{json, Value};
+
+/// A refusal or failure, with everything needed to answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayError {
+    /// No credential was sent.
+    MissingKey,
+    /// The request itself is malformed (conflicting credentials, non-canonical path, …).
+    BadRequest {
+        /// What is wrong, safe to show the client.
+        reason: String,
+    },
+    /// No route in the table matches method and path.
+    RouteNotFound,
+    /// Malformed, bad checksum, or unknown key.
+    InvalidKey {
+        /// Format failure reason (`bad_checksum`, …); `None` for a well-formed unknown key.
+        reason: Option<&'static str>,
+    },
+    /// The key was revoked.
+    KeyRevoked,
+    /// The key is disabled (status `inactive`).
+    KeyDisabled,
+    /// Before the key's `valid_from`.
+    KeyNotYetValid,
+    /// After the key's `valid_to`.
+    KeyExpired,
+    /// The key lacks scopes the route requires.
+    InsufficientScope {
+        /// The required scopes the key does not cover.
+        missing: Vec<String>,
+    },
+    /// The route's project differs from the key's project.
+    ProjectMismatch,
+    /// The `Origin` header is not in the key's allowed origins.
+    OriginNotAllowed,
+    /// A test key with no test origin configured.
+    EnvironmentMismatch,
+    /// KV failed or returned an undecodable record (fail closed).
+    StoreUnavailable,
+    /// The origin could not be reached.
+    OriginUnavailable,
+    /// The worker's configuration is invalid (fail closed).
+    ConfigInvalid {
+        /// Which setting is wrong (never a secret value).
+        reason: String,
+    },
+}
+
+impl GatewayError {
+    /// HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            GatewayError::BadRequest { .. } => 400,
+            GatewayError::MissingKey
+            | GatewayError::InvalidKey { .. }
+            | GatewayError::KeyRevoked
+            | GatewayError::KeyDisabled
+            | GatewayError::KeyNotYetValid
+            | GatewayError::KeyExpired => 401,
+            GatewayError::InsufficientScope { .. }
+            | GatewayError::ProjectMismatch
+            | GatewayError::OriginNotAllowed
+            | GatewayError::EnvironmentMismatch => 403,
+            GatewayError::RouteNotFound => 404,
+            GatewayError::ConfigInvalid { .. } => 500,
+            GatewayError::OriginUnavailable => 502,
+            GatewayError::StoreUnavailable => 503,
+        }
+    }
+
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::MissingKey => "MISSING_KEY",
+            GatewayError::BadRequest { .. } => "BAD_REQUEST",
+            GatewayError::RouteNotFound => "ROUTE_NOT_FOUND",
+            GatewayError::InvalidKey { .. } => "INVALID_KEY",
+            GatewayError::KeyRevoked => "KEY_REVOKED",
+            GatewayError::KeyDisabled => "KEY_DISABLED",
+            GatewayError::KeyNotYetValid => "KEY_NOT_YET_VALID",
+            GatewayError::KeyExpired => "KEY_EXPIRED",
+            GatewayError::InsufficientScope { .. } => "INSUFFICIENT_SCOPE",
+            GatewayError::ProjectMismatch => "PROJECT_MISMATCH",
+            GatewayError::OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
+            GatewayError::EnvironmentMismatch => "ENVIRONMENT_MISMATCH",
+            GatewayError::StoreUnavailable => "STORE_UNAVAILABLE",
+            GatewayError::OriginUnavailable => "ORIGIN_UNAVAILABLE",
+            GatewayError::ConfigInvalid { .. } => "CONFIG_INVALID",
+        }
+    }
+
+    /// Human-readable message.
+    pub fn message(&self) -> String {
+        match self {
+            GatewayError::MissingKey => {
+                "No API key was sent. Use 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'.".into()
+            }
+            GatewayError::BadRequest { reason } => format!("Bad request: {reason}."),
+            GatewayError::RouteNotFound => "No route matches this method and path.".into(),
+            GatewayError::InvalidKey { .. } => "The API key is invalid.".into(),
+            GatewayError::KeyRevoked => "The API key has been revoked.".into(),
+            GatewayError::KeyDisabled => "The API key is disabled.".into(),
+            GatewayError::KeyNotYetValid => "The API key is not valid yet.".into(),
+            GatewayError::KeyExpired => "The API key has expired.".into(),
+            GatewayError::InsufficientScope { missing } => {
+                format!("The API key does not have scope: {}.", missing.join(", "))
+            }
+            GatewayError::ProjectMismatch => "The API key belongs to another project.".into(),
+            GatewayError::OriginNotAllowed => "The request's Origin is not allowed for this API key.".into(),
+            GatewayError::EnvironmentMismatch => {
+                "This environment's API keys cannot be used here: no origin is configured for it.".into()
+            }
+            GatewayError::StoreUnavailable => "The key store is unavailable. Try again shortly.".into(),
+            GatewayError::OriginUnavailable => "The origin could not be reached.".into(),
+            GatewayError::ConfigInvalid { .. } => "The gateway is misconfigured.".into(),
+        }
+    }
+
+    /// Structured details (`{}` when there are none).
+    pub fn details(&self) -> Value {
+        match self {
+            GatewayError::BadRequest { reason } => json!({ "reason": reason }),
+            GatewayError::InvalidKey { reason: Some(reason) } => json!({ "reason": reason }),
+            GatewayError::InsufficientScope { missing } => json!({ "requiredScopes": missing }),
+            GatewayError::ConfigInvalid { reason } => json!({ "reason": reason }),
+            GatewayError::MissingKey
+            | GatewayError::RouteNotFound
+            | GatewayError::InvalidKey { reason: None }
+            | GatewayError::KeyRevoked
+            | GatewayError::KeyDisabled
+            | GatewayError::KeyNotYetValid
+            | GatewayError::KeyExpired
+            | GatewayError::ProjectMismatch
+            | GatewayError::OriginNotAllowed
+            | GatewayError::EnvironmentMismatch
+            | GatewayError::StoreUnavailable
+            | GatewayError::OriginUnavailable => json!({}),
+        }
+    }
+
+    /// `WWW-Authenticate` value (RFC 6750) for 401s and scope refusals; `None` otherwise.
+    pub fn www_authenticate(&self) -> Option<String> {
+        const REALM: &str = "Bearer realm=\"keygate\"";
+        match self {
+            // RFC 6750 §3.1: no error code when the request carried no credential at all.
+            GatewayError::MissingKey => Some(REALM.to_string()),
+            GatewayError::InsufficientScope { missing } => Some(format!(
+                "{REALM}, error=\"insufficient_scope\", scope=\"{}\"",
+                missing.join(" ")
+            )),
+            other if other.status() == 401 => Some(format!(
+                "{REALM}, error=\"invalid_token\", error_description=\"{}\"",
+                other.code()
+            )),
+            _ => None,
+        }
+    }
+
+    /// The JSON body, with request id and RFC 3339 timestamp.
+    pub fn body(&self, request_id: &str, timestamp: &str) -> String {
+        json!({
+            "error": { "code": self.code(), "message": self.message(), "details": self.details() },
+            "meta": { "requestId": request_id, "timestamp": timestamp },
+        })
+        .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<GatewayError> {
+        vec![
+            GatewayError::MissingKey,
+            GatewayError::BadRequest { reason: "x".into() },
+            GatewayError::RouteNotFound,
+            GatewayError::InvalidKey { reason: Some("bad_checksum") },
+            GatewayError::InvalidKey { reason: None },
+            GatewayError::KeyRevoked,
+            GatewayError::KeyDisabled,
+            GatewayError::KeyNotYetValid,
+            GatewayError::KeyExpired,
+            GatewayError::InsufficientScope { missing: vec!["content:write".into()] },
+            GatewayError::ProjectMismatch,
+            GatewayError::OriginNotAllowed,
+            GatewayError::EnvironmentMismatch,
+            GatewayError::StoreUnavailable,
+            GatewayError::OriginUnavailable,
+            GatewayError::ConfigInvalid { reason: "ROUTES".into() },
+        ]
+    }
+
+    #[test]
+    fn status_and_code_table() {
+        let expected = [
+            (401, "MISSING_KEY"), (400, "BAD_REQUEST"), (404, "ROUTE_NOT_FOUND"),
+            (401, "INVALID_KEY"), (401, "INVALID_KEY"), (401, "KEY_REVOKED"), (401, "KEY_DISABLED"),
+            (401, "KEY_NOT_YET_VALID"), (401, "KEY_EXPIRED"), (403, "INSUFFICIENT_SCOPE"),
+            (403, "PROJECT_MISMATCH"), (403, "ORIGIN_NOT_ALLOWED"), (403, "ENVIRONMENT_MISMATCH"),
+            (503, "STORE_UNAVAILABLE"), (502, "ORIGIN_UNAVAILABLE"), (500, "CONFIG_INVALID"),
+        ];
+        for (error, (status, code)) in all().iter().zip(expected) {
+            assert_eq!((error.status(), error.code()), (status, code), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn body_has_the_documented_shape() {
+        for error in all() {
+            let body: Value = serde_json::from_str(&error.body("req_1", "2026-01-01T00:00:00Z")).unwrap();
+            assert_eq!(body["error"]["code"], error.code());
+            assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+            assert!(body["error"]["details"].is_object());
+            assert_eq!(body["meta"]["requestId"], "req_1");
+            assert_eq!(body["meta"]["timestamp"], "2026-01-01T00:00:00Z");
+        }
+    }
+
+    #[test]
+    fn every_401_carries_a_bearer_challenge() {
+        for error in all() {
+            let challenge = error.www_authenticate();
+            if error.status() == 401 {
+                assert!(challenge.unwrap().starts_with("Bearer realm=\"keygate\""), "{error:?}");
+            }
+        }
+        assert_eq!(GatewayError::MissingKey.www_authenticate().unwrap(), "Bearer realm=\"keygate\"");
+        assert!(GatewayError::KeyExpired.www_authenticate().unwrap().contains("invalid_token"));
+        assert!(GatewayError::RouteNotFound.www_authenticate().is_none());
+    }
+
+    #[test]
+    fn scope_refusal_names_the_missing_scope() {
+        let error = GatewayError::InsufficientScope { missing: vec!["content:write".into()] };
+        assert!(error.message().contains("content:write"));
+        assert_eq!(error.details()["requiredScopes"][0], "content:write");
+        assert!(error.www_authenticate().unwrap().contains("insufficient_scope"));
+    }
+}

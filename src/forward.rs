@@ -1,0 +1,121 @@
+//! Forwarding plan: where a granted request goes and how its headers change. Pure.
+//!
+//! Live keys go to `ORIGIN_URL`, test keys to `ORIGIN_URL_TEST` (absent → `ENVIRONMENT_MISMATCH`).
+//! Method, path, query and body are kept. The credential headers and every client-sent
+//! `X-Keygate-*` header are removed; keygate's signed identity headers are added.
+
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::key::KeyEnv;
+use crate::policy::Grant;
+use crate::signature::{
+    SignedIdentity, HEADER_ENV, HEADER_KEY_ID, HEADER_PREFIX, HEADER_PROJECT, HEADER_SCOPES, HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+};
+
+/// What the glue must do to forward a granted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardPlan {
+    /// Full origin URL including path and query.
+    pub url: String,
+    /// Headers to add after stripping (lowercase names).
+    pub add_headers: Vec<(&'static str, String)>,
+}
+
+/// Whether a client header must not reach the origin.
+pub fn strips_header(config: &Config, lowercase_name: &str) -> bool {
+    lowercase_name == config.auth_header
+        || lowercase_name == config.api_key_header
+        || lowercase_name.starts_with(HEADER_PREFIX)
+}
+
+/// Builds the plan for `grant` at `now_seconds`.
+pub fn plan(config: &Config, grant: &Grant, method: &str, path_and_query: &str, now_seconds: u64) -> Result<ForwardPlan, GatewayError> {
+    let base = match grant.env {
+        KeyEnv::Live => config.origin_live.as_str(),
+        KeyEnv::Test => config.origin_test.as_deref().ok_or(GatewayError::EnvironmentMismatch)?,
+    };
+    let identity = SignedIdentity {
+        timestamp: now_seconds,
+        method: method.to_string(),
+        path_and_query: path_and_query.to_string(),
+        key_id: grant.key_id.clone(),
+        project: grant.project.clone(),
+        env: grant.env.as_str().to_string(),
+        scopes: grant.scopes.join(" "),
+    };
+    let signature = identity.sign(config.signing_secret.expose());
+    Ok(ForwardPlan {
+        url: format!("{base}{path_and_query}"),
+        add_headers: vec![
+            (HEADER_KEY_ID, identity.key_id),
+            (HEADER_PROJECT, identity.project),
+            (HEADER_ENV, identity.env),
+            (HEADER_SCOPES, identity.scopes),
+            (HEADER_TIMESTAMP, identity.timestamp.to_string()),
+            (HEADER_SIGNATURE, signature),
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signature::{verify, DEFAULT_TOLERANCE_SECONDS};
+
+    fn config(test_origin: Option<&str>) -> Config {
+        Config::from_lookup(|name| match name {
+            "ORIGIN_URL" => Some("http://127.0.0.1:9000".into()),
+            "ORIGIN_URL_TEST" => test_origin.map(String::from),
+            "ORIGIN_SIGNING_SECRET" => Some("a-very-secret-signing-key".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn grant(env: KeyEnv) -> Grant {
+        Grant { key_id: "key_1".into(), project: "acme".into(), env, scopes: vec!["content:read".into()] }
+    }
+
+    #[test]
+    fn live_and_test_keys_go_to_their_origins() {
+        let config = config(Some("http://127.0.0.1:9001/sandbox"));
+        let live = plan(&config, &grant(KeyEnv::Live), "GET", "/v1/x?a=1", 10).unwrap();
+        assert_eq!(live.url, "http://127.0.0.1:9000/v1/x?a=1");
+        let test = plan(&config, &grant(KeyEnv::Test), "GET", "/v1/x", 10).unwrap();
+        assert_eq!(test.url, "http://127.0.0.1:9001/sandbox/v1/x");
+    }
+
+    #[test]
+    fn test_key_without_test_origin_is_refused() {
+        let error = plan(&config(None), &grant(KeyEnv::Test), "GET", "/v1/x", 10).unwrap_err();
+        assert_eq!(error, GatewayError::EnvironmentMismatch);
+    }
+
+    #[test]
+    fn added_headers_verify_with_the_public_verifier() {
+        let config = config(None);
+        let plan = plan(&config, &grant(KeyEnv::Live), "POST", "/v1/cms/a/items?x=1", 1_000).unwrap();
+        let lookup = |name: &str| plan.add_headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+        let identity = verify(b"a-very-secret-signing-key", "POST", "/v1/cms/a/items?x=1", lookup, 1_000, DEFAULT_TOLERANCE_SECONDS).unwrap();
+        assert_eq!(identity.key_id, "key_1");
+        assert_eq!(identity.project, "acme");
+        assert_eq!(identity.scopes, "content:read");
+    }
+
+    #[test]
+    fn credential_and_keygate_headers_are_stripped() {
+        let config = config(None);
+        for (name, stripped) in [
+            ("authorization", true),
+            ("x-api-key", true),
+            ("x-keygate-project", true),
+            ("x-keygate-anything", true),
+            ("content-type", false),
+            ("x-request-id", false),
+            ("cookie", false),
+        ] {
+            assert_eq!(strips_header(&config, name), stripped, "{name}");
+        }
+    }
+}

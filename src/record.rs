@@ -1,0 +1,144 @@
+//! The key record stored in KV under `key:<sha256 hex>`, and its status.
+//!
+//! Records are JSON. Unknown fields are ignored so newer writers (limits, families) can add
+//! fields without breaking older readers; a missing required field or a malformed timestamp
+//! makes the whole record undecodable, which the hot path treats as a store failure (fail
+//! closed). A revoked key keeps its record as a tombstone with status `revoked`, so no stale
+//! cache can ever resurrect it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::key::KeyEnv;
+use crate::timestamp::Timestamp;
+
+/// Lifecycle state of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Usable (subject to its validity window).
+    Active,
+    /// Disabled by its owner; can be re-enabled.
+    Inactive,
+    /// Permanently revoked; the record stays as a tombstone.
+    Revoked,
+}
+
+/// Everything keygate knows about one key. Never contains the plaintext key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Stable id, `key_<base62>`.
+    pub id: String,
+    /// The project the key is bound to.
+    pub project: String,
+    /// Owner-facing label.
+    pub name: String,
+    /// `live` or `test`; must equal the environment in the key string.
+    pub env: KeyEnv,
+    /// Optional role, expanded to scopes at check time.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Explicit scopes, added to the role's.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Lifecycle state.
+    pub status: Status,
+    /// Not usable before this instant (`null` = immediately).
+    #[serde(default)]
+    pub valid_from: Option<Timestamp>,
+    /// Not usable after this instant (`null` = lifetime).
+    #[serde(default)]
+    pub valid_to: Option<Timestamp>,
+    /// When set, the request's `Origin` header must be one of these.
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Incremented on every change.
+    #[serde(default)]
+    pub revision: u64,
+    /// Small owner-defined string map.
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    /// Non-secret hint of the key: `<prefix>_<env>_…` + last 4.
+    #[serde(default)]
+    pub hint: Option<String>,
+}
+
+/// Longest KV value the hot path will decode; anything bigger is treated as corrupt.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+
+/// Why a stored value could not be used as a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorruptRecord(pub String);
+
+/// Decodes a KV value into a record.
+pub fn decode(bytes: &[u8]) -> Result<KeyRecord, CorruptRecord> {
+    if bytes.len() > MAX_RECORD_BYTES {
+        return Err(CorruptRecord(format!("record is {} bytes", bytes.len())));
+    }
+    serde_json::from_slice(bytes).map_err(|e| CorruptRecord(e.to_string()))
+}
+
+/// Encodes a record as stored in KV.
+pub fn encode(record: &KeyRecord) -> String {
+    // Serializing plain data with string keys cannot fail.
+    serde_json::to_string(record).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample_json() -> &'static str {
+        r#"{"id":"key_abc","project":"acme","name":"marketing site","env":"live",
+            "role":"read_only","scopes":[],"status":"active","valid_from":null,
+            "valid_to":"2030-01-01T00:00:00Z","allowed_origins":null,
+            "created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z",
+            "revision":1,"meta":{"team":"web"},"hint":"kg_live_…abcd"}"#
+    }
+
+    #[test]
+    fn decodes_a_full_record() {
+        let record = decode(sample_json().as_bytes()).unwrap();
+        assert_eq!(record.id, "key_abc");
+        assert_eq!(record.env, KeyEnv::Live);
+        assert_eq!(record.status, Status::Active);
+        assert_eq!(record.valid_from, None);
+        assert_eq!(record.valid_to, Timestamp::parse_rfc3339("2030-01-01T00:00:00Z"));
+        assert_eq!(record.meta.get("team").map(String::as_str), Some("web"));
+    }
+
+    #[test]
+    fn round_trips_through_encode() {
+        let record = decode(sample_json().as_bytes()).unwrap();
+        assert_eq!(decode(encode(&record).as_bytes()).unwrap(), record);
+    }
+
+    #[test]
+    fn ignores_unknown_fields_for_forward_compatibility() {
+        let json = sample_json().replacen("\"revision\":1", "\"revision\":1,\"limits\":[{\"x\":1}]", 1);
+        assert!(decode(json.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn rejects_corrupt_values() {
+        let rows: Vec<(&str, Vec<u8>)> = vec![
+            ("not json", b"hello".to_vec()),
+            ("empty", Vec::new()),
+            ("json array", b"[]".to_vec()),
+            ("bad status", sample_json().replacen("\"active\"", "\"paused\"", 1).into_bytes()),
+            ("bad env", sample_json().replacen("\"live\"", "\"prod\"", 1).into_bytes()),
+            ("bad date", sample_json().replacen("2030-01-01T00:00:00Z", "soon", 1).into_bytes()),
+            ("missing project", sample_json().replacen("\"project\":\"acme\",", "", 1).into_bytes()),
+            ("invalid utf-8", vec![b'{', 0xff, 0xfe, b'}']),
+            ("oversized", vec![b' '; MAX_RECORD_BYTES + 1]),
+        ];
+        for (what, bytes) in rows {
+            assert!(decode(&bytes).is_err(), "{what}");
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! The route table: which methods and paths keygate forwards, and what scopes each needs.
+//!
+//! Patterns are `/`-separated segments: a literal, `:name` (exactly one non-empty segment), or a
+//! final `*` (one or more remaining segments). Matching is on the raw (still percent-encoded)
+//! path, after [`check_canonical`] has refused anything that could mean a different path to
+//! the origin than to the table: empty segments (`//`), dot segments (also `%2e`-encoded),
+//! and encoded slashes or backslashes. Unmatched → `ROUTE_NOT_FOUND` (deny by default).
+
+use serde::Deserialize;
+
+use crate::scope::is_valid_requirement;
+
+/// One route as written in config (`ROUTES`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// HTTP methods (`GET`, `HEAD`, …) or `["*"]` for any.
+    pub methods: Vec<String>,
+    /// Path pattern, e.g. `/v1/public/cms/:type/items/*`.
+    pub path: String,
+    /// Scopes a key must hold (all of them).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Name of a path parameter that must equal the key's project.
+    #[serde(default)]
+    pub project_param: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+    Rest,
+}
+
+/// A validated route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    methods: Vec<String>,
+    segments: Vec<Segment>,
+    /// The pattern as configured (for logs and docs).
+    pub pattern: String,
+    /// Required scopes.
+    pub scopes: Vec<String>,
+    /// Path parameter holding the project, if any.
+    pub project_param: Option<String>,
+}
+
+/// A matched route with its captured parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMatch<'t> {
+    /// Required scopes.
+    pub scopes: &'t [String],
+    /// The project named in the path, when the route has a project parameter.
+    pub project: Option<String>,
+    /// The pattern that matched.
+    pub pattern: &'t str,
+}
+
+/// The whole table; first match wins.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// Validates and compiles route specs.
+    pub fn compile(specs: Vec<RouteSpec>) -> Result<RouteTable, String> {
+        let routes = specs.into_iter().enumerate().map(|(i, spec)| compile_route(spec).map_err(|e| format!("route {i}: {e}")));
+        Ok(RouteTable { routes: routes.collect::<Result<_, _>>()? })
+    }
+
+    /// Parses the JSON form of `ROUTES`.
+    pub fn from_json(text: &str) -> Result<RouteTable, String> {
+        let specs: Vec<RouteSpec> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        RouteTable::compile(specs)
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Finds the first route matching `method` and `path` (the path must already be canonical).
+    pub fn find(&self, method: &str, path: &str) -> Option<RouteMatch<'_>> {
+        let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+        self.routes.iter().find_map(|route| {
+            if !route.methods.iter().any(|m| m == "*" || m == method) {
+                return None;
+            }
+            let params = match_segments(&route.segments, &segments)?;
+            let project = route.project_param.as_ref().and_then(|name| {
+                params.iter().find(|(param, _)| param == name).map(|(_, value)| value.to_string())
+            });
+            Some(RouteMatch { scopes: &route.scopes, project, pattern: &route.pattern })
+        })
+    }
+}
+
+fn compile_route(spec: RouteSpec) -> Result<Route, String> {
+    if spec.methods.is_empty() {
+        return Err("methods must not be empty".into());
+    }
+    let methods = spec.methods.iter().map(|m| m.trim().to_ascii_uppercase()).collect::<Vec<_>>();
+    if let Some(bad) = methods.iter().find(|m| *m != "*" && (m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()))) {
+        return Err(format!("invalid method {bad:?}"));
+    }
+    let Some(body) = spec.path.strip_prefix('/') else {
+        return Err(format!("path {:?} must start with '/'", spec.path));
+    };
+    let raw: Vec<&str> = body.split('/').collect();
+    let mut segments = Vec::with_capacity(raw.len());
+    for (i, part) in raw.iter().enumerate() {
+        let segment = if *part == "*" {
+            if i + 1 != raw.len() {
+                return Err("'*' is only allowed as the last segment".into());
+            }
+            Segment::Rest
+        } else if let Some(name) = part.strip_prefix(':') {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(format!("invalid parameter {part:?}"));
+            }
+            Segment::Param(name.to_string())
+        } else {
+            if part.is_empty() || part.contains(['*', ':', '%', '?', '#']) || *part == "." || *part == ".." {
+                return Err(format!("invalid literal segment {part:?} in {:?}", spec.path));
+            }
+            Segment::Literal(part.to_string())
+        };
+        segments.push(segment);
+    }
+    if let Some(bad) = spec.scopes.iter().find(|s| !is_valid_requirement(s)) {
+        return Err(format!("invalid required scope {bad:?}"));
+    }
+    if let Some(param) = &spec.project_param {
+        if !segments.contains(&Segment::Param(param.clone())) {
+            return Err(format!("project_param {param:?} is not a parameter of {:?}", spec.path));
+        }
+    }
+    Ok(Route { methods, segments, pattern: spec.path, scopes: spec.scopes, project_param: spec.project_param })
+}
+
+fn match_segments<'p>(pattern: &[Segment], path: &[&'p str]) -> Option<Vec<(String, &'p str)>> {
+    let mut params = Vec::new();
+    for (i, segment) in pattern.iter().enumerate() {
+        match segment {
+            Segment::Rest => {
+                let rest = &path[i.min(path.len())..];
+                return (!rest.is_empty() && rest.iter().all(|s| !s.is_empty())).then_some(params);
+            }
+            Segment::Literal(literal) => {
+                if path.get(i) != Some(&literal.as_str()) {
+                    return None;
+                }
+            }
+            Segment::Param(name) => {
+                let value = path.get(i).filter(|v| !v.is_empty())?;
+                params.push((name.clone(), *value));
+            }
+        }
+    }
+    (path.len() == pattern.len()).then_some(params)
+}
+
+/// Refuses paths that could be read differently by the origin than by the route table.
+/// Returns the reason for a `BAD_REQUEST`.
+pub fn check_canonical(path: &str) -> Result<(), &'static str> {
+    if !path.starts_with('/') {
+        return Err("path must start with '/'");
+    }
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || path.contains('\\') {
+        return Err("encoded slashes and backslashes are not allowed in the path");
+    }
+    if lower.contains("%00") {
+        return Err("NUL is not allowed in the path");
+    }
+    let segments: Vec<&str> = lower[1..].split('/').collect();
+    let last = segments.len() - 1;
+    for (i, segment) in segments.iter().enumerate() {
+        if segment.is_empty() && i != last {
+            return Err("empty path segments ('//') are not allowed");
+        }
+        let decoded = segment.replace("%2e", ".");
+        if decoded == "." || decoded == ".." {
+            return Err("dot segments are not allowed in the path");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = r#"[
+        {"methods":["GET","HEAD"],"path":"/v1/public/cms/:type/items","scopes":["content:read"]},
+        {"methods":["GET","HEAD"],"path":"/v1/public/cms/:type/items/*","scopes":["content:read"]},
+        {"methods":["POST"],"path":"/v1/cms/:type/items","scopes":["content:write"]},
+        {"methods":["GET","HEAD"],"path":"/v1/projects/:project/public/cms/:type/items","scopes":["content:read"],"project_param":"project"}
+    ]"#;
+
+    #[test]
+    fn matching_table() {
+        let table = RouteTable::from_json(SHIPPED).unwrap();
+        let rows = [
+            ("list", "GET", "/v1/public/cms/articles/items", Some("/v1/public/cms/:type/items")),
+            ("head list", "HEAD", "/v1/public/cms/articles/items", Some("/v1/public/cms/:type/items")),
+            ("item", "GET", "/v1/public/cms/articles/items/42", Some("/v1/public/cms/:type/items/*")),
+            ("deep item", "GET", "/v1/public/cms/pages/items/42/media/1", Some("/v1/public/cms/:type/items/*")),
+            ("wrong method", "DELETE", "/v1/public/cms/articles/items", None),
+            ("write", "POST", "/v1/cms/articles/items", Some("/v1/cms/:type/items")),
+            ("read route via POST", "POST", "/v1/public/cms/articles/items", None),
+            ("empty param", "GET", "/v1/public/cms//items", None),
+            ("star needs a segment", "GET", "/v1/public/cms/articles/items/", None),
+            ("trailing slash", "GET", "/v1/public/cms/articles/items/x/", None),
+            ("too long", "POST", "/v1/cms/articles/items/1", None),
+            ("too short", "GET", "/v1/public/cms/articles", None),
+            ("literal is case sensitive", "GET", "/V1/public/cms/articles/items", None),
+            ("lowercase method", "get", "/v1/public/cms/articles/items", None),
+            ("unknown path", "GET", "/admin", None),
+            ("root", "GET", "/", None),
+        ];
+        for (what, method, path, expected) in rows {
+            assert_eq!(table.find(method, path).map(|m| m.pattern), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn project_param_is_captured() {
+        let table = RouteTable::from_json(SHIPPED).unwrap();
+        let found = table.find("GET", "/v1/projects/acme/public/cms/articles/items").unwrap();
+        assert_eq!(found.project.as_deref(), Some("acme"));
+        assert_eq!(found.scopes, ["content:read".to_string()]);
+        assert_eq!(table.find("GET", "/v1/public/cms/articles/items").unwrap().project, None);
+    }
+
+    #[test]
+    fn any_method_route() {
+        let table = RouteTable::from_json(r#"[{"methods":["*"],"path":"/echo/*","scopes":[]}]"#).unwrap();
+        assert!(table.find("PATCH", "/echo/a").is_some());
+        assert!(table.find("PATCH", "/echo").is_none());
+    }
+
+    #[test]
+    fn invalid_specs_are_refused() {
+        let rows = [
+            ("no leading slash", r#"[{"methods":["GET"],"path":"v1/x"}]"#),
+            ("star not last", r#"[{"methods":["GET"],"path":"/v1/*/x"}]"#),
+            ("empty param", r#"[{"methods":["GET"],"path":"/v1/:"}]"#),
+            ("empty segment", r#"[{"methods":["GET"],"path":"/v1//x"}]"#),
+            ("no methods", r#"[{"methods":[],"path":"/v1"}]"#),
+            ("bad method", r#"[{"methods":["G ET"],"path":"/v1"}]"#),
+            ("wildcard requirement", r#"[{"methods":["GET"],"path":"/v1","scopes":["content:*"]}]"#),
+            ("unknown project param", r#"[{"methods":["GET"],"path":"/v1/:p","project_param":"project"}]"#),
+            ("unknown field", r#"[{"methods":["GET"],"path":"/v1","scope":["content:read"]}]"#),
+            ("not a list", r#"{"methods":["GET"]}"#),
+            ("dot segment", r#"[{"methods":["GET"],"path":"/v1/../x"}]"#),
+        ];
+        for (what, json) in rows {
+            assert!(RouteTable::from_json(json).is_err(), "{what}");
+        }
+    }
+
+    #[test]
+    fn canonical_path_table() {
+        let rows = [
+            ("plain", "/v1/public/cms/articles/items", true),
+            ("trailing slash is allowed (and then unmatched)", "/v1/items/", true),
+            ("encoded char", "/v1/public/cms/caf%C3%A9/items", true),
+            ("dots inside a name", "/v1/a..b/items", true),
+            ("double slash", "/v1//items", false),
+            ("leading double slash", "//v1/items", false),
+            ("dot dot", "/v1/../admin", false),
+            ("single dot", "/v1/./items", false),
+            ("encoded dot dot", "/v1/%2e%2e/admin", false),
+            ("mixed encoded dot", "/v1/.%2E/admin", false),
+            ("encoded slash", "/v1/a%2Fb/items", false),
+            ("encoded backslash", "/v1/a%5cb", false),
+            ("backslash", "/v1/a\\b", false),
+            ("nul", "/v1/a%00", false),
+            ("relative", "v1/items", false),
+        ];
+        for (what, path, ok) in rows {
+            assert_eq!(check_canonical(path).is_ok(), ok, "{what}");
+        }
+    }
+}
