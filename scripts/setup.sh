@@ -35,7 +35,7 @@ fi
 
 # Node tooling (wrangler, node 22, esbuild, binaryen) is pinned in package-lock.json.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "npm ci"
+  log "npm install (versions pinned by package-lock.json)"
   npm install --no-audit --no-fund --loglevel=error
 fi
 log "tools ready"

@@ -12,7 +12,8 @@ use crate::key::is_valid_prefix;
 use crate::routes::RouteTable;
 use crate::scope::{is_valid_grant, Roles, DEFAULT_SCOPES};
 
-/// The route table shipped in `wrangler.toml`, also the default when `ROUTES` is unset.
+/// The route table used when `ROUTES` is unset: the three CMS routes of the demo. (The
+/// shipped `wrangler.toml` sets `ROUTES` explicitly and adds a project-scoped route.)
 pub const DEFAULT_ROUTES: &str = r#"[
   {"methods":["GET","HEAD"],"path":"/v1/public/cms/:type/items","scopes":["content:read"]},
   {"methods":["GET","HEAD"],"path":"/v1/public/cms/:type/items/*","scopes":["content:read"]},
@@ -80,6 +81,12 @@ pub struct Config {
     pub signing_secret: SigningSecret,
     /// `CORS_*`.
     pub cors: CorsConfig,
+    /// `ADMIN_PREFIX`: where the admin API lives (no trailing slash).
+    pub admin_prefix: String,
+    /// `ADMIN_MAX_BODY_BYTES`: largest admin request body.
+    pub admin_max_body_bytes: usize,
+    /// `ADMIN_TOKEN` (secret). `None` = admin API refuses everyone.
+    pub admin_token: Option<SigningSecret>,
 }
 
 /// A setting that is missing or invalid.
@@ -103,6 +110,7 @@ pub const SETTINGS: &[&str] = &[
     "CACHE_TTL_SECONDS", "NEGATIVE_CACHE_TTL_SECONDS", "CACHE_MAX_ENTRIES", "KV_CACHE_TTL_SECONDS",
     "ORIGIN_URL", "ORIGIN_URL_TEST", "ORIGIN_SIGNING_SECRET",
     "CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_METHODS", "CORS_ALLOWED_HEADERS", "CORS_MAX_AGE_SECONDS",
+    "ADMIN_PREFIX", "ADMIN_MAX_BODY_BYTES", "ADMIN_TOKEN",
 ];
 
 fn err(setting: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -189,7 +197,28 @@ impl Config {
             max_age_seconds: number("CORS_MAX_AGE_SECONDS", 600, 86_400)? as u32,
         };
 
+        let admin_prefix = get("ADMIN_PREFIX").unwrap_or_else(|| "/_keygate/v1".into());
+        let admin_prefix = admin_prefix.trim_end_matches('/').to_string();
+        let prefix_ok = admin_prefix.starts_with('/')
+            && admin_prefix.len() > 1
+            && admin_prefix[1..].split('/').all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) && s != "." && s != "..");
+        if !prefix_ok {
+            return Err(err("ADMIN_PREFIX", "must be an absolute path like /_keygate/v1"));
+        }
+        if routes.find("GET", &admin_prefix).is_some() {
+            return Err(err("ADMIN_PREFIX", "overlaps a gateway route"));
+        }
+        let admin_max_body_bytes = number("ADMIN_MAX_BODY_BYTES", 16_384, 1_048_576)? as usize;
+        let admin_token = match get("ADMIN_TOKEN") {
+            None => None,
+            Some(token) if token.len() >= 16 => Some(SigningSecret(token.into_bytes())),
+            Some(_) => return Err(err("ADMIN_TOKEN", "must be at least 16 characters")),
+        };
+
         Ok(Config {
+            admin_prefix,
+            admin_max_body_bytes,
+            admin_token,
             key_prefix,
             auth_header,
             api_key_header,
@@ -252,6 +281,9 @@ mod tests {
         assert!(config.cors.allowed_origins.is_empty());
         assert!(config.scopes.contains(&"content:read".to_string()));
         assert!(config.roles.scopes_of("read_only").is_some());
+        assert_eq!(config.admin_prefix, "/_keygate/v1");
+        assert_eq!(config.admin_max_body_bytes, 16_384);
+        assert!(config.admin_token.is_none());
     }
 
     #[test]
@@ -292,6 +324,10 @@ mod tests {
             ("secret missing", "ORIGIN_SIGNING_SECRET", None),
             ("secret short", "ORIGIN_SIGNING_SECRET", Some("short")),
             ("cors not a list", "CORS_ALLOWED_ORIGINS", Some("https://x")),
+            ("admin prefix relative", "ADMIN_PREFIX", Some("admin")),
+            ("admin prefix dot segment", "ADMIN_PREFIX", Some("/a/../b")),
+            ("admin body limit too large", "ADMIN_MAX_BODY_BYTES", Some("99999999")),
+            ("admin token short", "ADMIN_TOKEN", Some("short")),
         ];
         for (what, setting, value) in rows {
             let mut vars = base();

@@ -52,13 +52,39 @@ pub enum GatewayError {
         /// Which setting is wrong (never a secret value).
         reason: String,
     },
+    /// Admin API: missing or wrong admin token.
+    Unauthorized,
+    /// Admin API: unknown key id or admin path.
+    NotFound,
+    /// Admin API: the body or query failed validation.
+    ValidationFailed {
+        /// Field name → what is wrong with it.
+        fields: std::collections::BTreeMap<String, String>,
+    },
+    /// Admin API: the change is impossible in the key's current state.
+    Conflict {
+        /// Why.
+        reason: String,
+    },
+    /// Admin API: body larger than `ADMIN_MAX_BODY_BYTES`.
+    PayloadTooLarge {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// Admin API: a body that is not `application/json`.
+    UnsupportedMediaType,
 }
 
 impl GatewayError {
     /// HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            GatewayError::BadRequest { .. } => 400,
+            GatewayError::BadRequest { .. } | GatewayError::ValidationFailed { .. } => 400,
+            GatewayError::Unauthorized => 401,
+            GatewayError::NotFound => 404,
+            GatewayError::Conflict { .. } => 409,
+            GatewayError::PayloadTooLarge { .. } => 413,
+            GatewayError::UnsupportedMediaType => 415,
             GatewayError::MissingKey
             | GatewayError::InvalidKey { .. }
             | GatewayError::KeyRevoked
@@ -94,6 +120,12 @@ impl GatewayError {
             GatewayError::StoreUnavailable => "STORE_UNAVAILABLE",
             GatewayError::OriginUnavailable => "ORIGIN_UNAVAILABLE",
             GatewayError::ConfigInvalid { .. } => "CONFIG_INVALID",
+            GatewayError::Unauthorized => "UNAUTHORIZED",
+            GatewayError::NotFound => "NOT_FOUND",
+            GatewayError::ValidationFailed { .. } => "VALIDATION_FAILED",
+            GatewayError::Conflict { .. } => "CONFLICT",
+            GatewayError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            GatewayError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
         }
     }
 
@@ -121,6 +153,15 @@ impl GatewayError {
             GatewayError::StoreUnavailable => "The key store is unavailable. Try again shortly.".into(),
             GatewayError::OriginUnavailable => "The origin could not be reached.".into(),
             GatewayError::ConfigInvalid { .. } => "The gateway is misconfigured.".into(),
+            GatewayError::Unauthorized => "A valid admin token is required.".into(),
+            GatewayError::NotFound => "Not found.".into(),
+            GatewayError::ValidationFailed { fields } => {
+                let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+                format!("Validation failed: {}.", names.join(", "))
+            }
+            GatewayError::Conflict { reason } => format!("Conflict: {reason}."),
+            GatewayError::PayloadTooLarge { limit } => format!("The request body exceeds {limit} bytes."),
+            GatewayError::UnsupportedMediaType => "The request body must be application/json.".into(),
         }
     }
 
@@ -130,7 +171,9 @@ impl GatewayError {
             GatewayError::BadRequest { reason } => json!({ "reason": reason }),
             GatewayError::InvalidKey { reason: Some(reason) } => json!({ "reason": reason }),
             GatewayError::InsufficientScope { missing } => json!({ "requiredScopes": missing }),
-            GatewayError::ConfigInvalid { reason } => json!({ "reason": reason }),
+            GatewayError::ConfigInvalid { reason } | GatewayError::Conflict { reason } => json!({ "reason": reason }),
+            GatewayError::ValidationFailed { fields } => json!({ "fields": fields }),
+            GatewayError::PayloadTooLarge { limit } => json!({ "limitBytes": limit }),
             GatewayError::MissingKey
             | GatewayError::RouteNotFound
             | GatewayError::InvalidKey { reason: None }
@@ -142,7 +185,10 @@ impl GatewayError {
             | GatewayError::OriginNotAllowed
             | GatewayError::EnvironmentMismatch
             | GatewayError::StoreUnavailable
-            | GatewayError::OriginUnavailable => json!({}),
+            | GatewayError::OriginUnavailable
+            | GatewayError::Unauthorized
+            | GatewayError::NotFound
+            | GatewayError::UnsupportedMediaType => json!({}),
         }
     }
 
@@ -152,6 +198,7 @@ impl GatewayError {
         match self {
             // RFC 6750 §3.1: no error code when the request carried no credential at all.
             GatewayError::MissingKey => Some(REALM.to_string()),
+            GatewayError::Unauthorized => Some("Bearer realm=\"keygate-admin\"".to_string()),
             GatewayError::InsufficientScope { missing } => Some(format!(
                 "{REALM}, error=\"insufficient_scope\", scope=\"{}\"",
                 missing.join(" ")
@@ -196,6 +243,12 @@ mod tests {
             GatewayError::StoreUnavailable,
             GatewayError::OriginUnavailable,
             GatewayError::ConfigInvalid { reason: "ROUTES".into() },
+            GatewayError::Unauthorized,
+            GatewayError::NotFound,
+            GatewayError::ValidationFailed { fields: [("name".to_string(), "required".to_string())].into() },
+            GatewayError::Conflict { reason: "revoked".into() },
+            GatewayError::PayloadTooLarge { limit: 10 },
+            GatewayError::UnsupportedMediaType,
         ]
     }
 
@@ -207,7 +260,10 @@ mod tests {
             (401, "KEY_NOT_YET_VALID"), (401, "KEY_EXPIRED"), (403, "INSUFFICIENT_SCOPE"),
             (403, "PROJECT_MISMATCH"), (403, "ORIGIN_NOT_ALLOWED"), (403, "ENVIRONMENT_MISMATCH"),
             (503, "STORE_UNAVAILABLE"), (502, "ORIGIN_UNAVAILABLE"), (500, "CONFIG_INVALID"),
+            (401, "UNAUTHORIZED"), (404, "NOT_FOUND"), (400, "VALIDATION_FAILED"), (409, "CONFLICT"),
+            (413, "PAYLOAD_TOO_LARGE"), (415, "UNSUPPORTED_MEDIA_TYPE"),
         ];
+        assert_eq!(all().len(), expected.len());
         for (error, (status, code)) in all().iter().zip(expected) {
             assert_eq!((error.status(), error.code()), (status, code), "{error:?}");
         }
@@ -230,7 +286,7 @@ mod tests {
         for error in all() {
             let challenge = error.www_authenticate();
             if error.status() == 401 {
-                assert!(challenge.unwrap().starts_with("Bearer realm=\"keygate\""), "{error:?}");
+                assert!(challenge.unwrap().starts_with("Bearer realm=\"keygate"), "{error:?}");
             }
         }
         assert_eq!(GatewayError::MissingKey.www_authenticate().unwrap(), "Bearer realm=\"keygate\"");

@@ -29,16 +29,24 @@ pub fn strips_header(config: &Config, lowercase_name: &str) -> bool {
         || lowercase_name.starts_with(HEADER_PREFIX)
 }
 
+/// The path part of an origin URL (`http://h:1/base` → `/base`, `http://h:1` → ``).
+fn base_path(origin: &str) -> &str {
+    let after_scheme = origin.find("://").map(|i| i + 3).unwrap_or(0);
+    origin[after_scheme..].find('/').map(|i| &origin[after_scheme + i..]).unwrap_or("")
+}
+
 /// Builds the plan for `grant` at `now_seconds`.
 pub fn plan(config: &Config, grant: &Grant, method: &str, path_and_query: &str, now_seconds: u64) -> Result<ForwardPlan, GatewayError> {
     let base = match grant.env {
         KeyEnv::Live => config.origin_live.as_str(),
         KeyEnv::Test => config.origin_test.as_deref().ok_or(GatewayError::EnvironmentMismatch)?,
     };
+    // Sign exactly what the origin will see: its base path (if ORIGIN_URL has one) + the path.
+    let forwarded = format!("{}{path_and_query}", base_path(base));
     let identity = SignedIdentity {
         timestamp: now_seconds,
         method: method.to_string(),
-        path_and_query: path_and_query.to_string(),
+        path_and_query: forwarded,
         key_id: grant.key_id.clone(),
         project: grant.project.clone(),
         env: grant.env.as_str().to_string(),
@@ -84,6 +92,17 @@ mod tests {
         assert_eq!(live.url, "http://127.0.0.1:9000/v1/x?a=1");
         let test = plan(&config, &grant(KeyEnv::Test), "GET", "/v1/x", 10).unwrap();
         assert_eq!(test.url, "http://127.0.0.1:9001/sandbox/v1/x");
+    }
+
+    #[test]
+    fn signature_covers_the_path_the_origin_receives() {
+        let config = config(Some("http://127.0.0.1:9001/sandbox"));
+        let plan = plan(&config, &grant(KeyEnv::Test), "GET", "/v1/x?a=1", 50).unwrap();
+        let lookup = |name: &str| plan.add_headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+        let received = "/sandbox/v1/x?a=1";
+        assert!(plan.url.ends_with(received));
+        assert!(verify(b"a-very-secret-signing-key", "GET", received, lookup, 50, DEFAULT_TOLERANCE_SECONDS).is_ok());
+        assert!(verify(b"a-very-secret-signing-key", "GET", "/v1/x?a=1", lookup, 50, DEFAULT_TOLERANCE_SECONDS).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 #![cfg_attr(test, allow(clippy::type_complexity))] // table-driven tests use wide row tuples
 
+pub mod admin;
 pub mod cache;
 pub mod config;
 pub mod cors;

@@ -91,6 +91,8 @@ mod tests {
             revision: 1,
             meta: Default::default(),
             hint: None,
+            family: None,
+            rolled_from: None,
         }
     }
 

@@ -66,6 +66,20 @@ pub struct KeyRecord {
     /// Non-secret hint of the key: `<prefix>_<env>_…` + last 4.
     #[serde(default)]
     pub hint: Option<String>,
+    /// Id of the first key of this key's roll chain (`None` = this key's own id). Limits and
+    /// usage attach to the family, so a roll does not reset them.
+    #[serde(default)]
+    pub family: Option<String>,
+    /// Id of the key this one replaced in a roll.
+    #[serde(default)]
+    pub rolled_from: Option<String>,
+}
+
+impl KeyRecord {
+    /// The roll-chain id (the first key's id).
+    pub fn family_id(&self) -> &str {
+        self.family.as_deref().unwrap_or(&self.id)
+    }
 }
 
 /// Longest KV value the hot path will decode; anything bigger is treated as corrupt.

@@ -3,8 +3,10 @@
 //! This is the only place that reads the clock, the environment, KV and the network. Each phase
 //! calls into the pure core and does what the returned decision says.
 
+mod admin;
 mod config;
 mod forward;
+mod registry;
 mod respond;
 mod store;
 
@@ -33,6 +35,11 @@ impl Incoming {
         &self.path_and_query[..self.path_len]
     }
 
+    /// The query string without `?` (empty when none).
+    fn query(&self) -> &str {
+        self.path_and_query.get(self.path_len + 1..).unwrap_or("")
+    }
+
     fn header(&self, name: &str) -> Option<String> {
         self.request.headers().get(name).ok().flatten()
     }
@@ -40,7 +47,7 @@ impl Incoming {
 
 #[event(fetch)]
 async fn fetch(request: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let incoming = receive(request);
+    let mut incoming = receive(request);
     let config = match config::load(&env) {
         Ok(config) => config,
         Err(problem) => {
@@ -49,6 +56,12 @@ async fn fetch(request: Request, env: Env, _ctx: Context) -> Result<Response> {
             return respond::error(&error, &incoming, None);
         }
     };
+    if admin::is_admin_path(&config, incoming.path()) {
+        return match admin::handle(&mut incoming, &env, &config).await {
+            Ok((status, body)) => respond::json(status, body, &incoming),
+            Err(error) => respond::error(&error, &incoming, None),
+        };
+    }
     if is_preflight(&incoming) {
         return respond::preflight(&config, &incoming);
     }

@@ -49,6 +49,17 @@ pub fn error(error: &GatewayError, incoming: &Incoming, config: Option<&Config>)
     Ok(builder.fixed(body))
 }
 
+/// A JSON answer produced by keygate itself (admin API).
+pub fn json(status: u16, body: String, incoming: &Incoming) -> Result<Response> {
+    let headers = [
+        ("content-type", "application/json; charset=utf-8".to_string()),
+        ("cache-control", "no-store".to_string()),
+        ("x-request-id", incoming.request_id.clone()),
+    ];
+    let body = if incoming.method == "HEAD" { Vec::new() } else { body.into_bytes() };
+    Ok(with_headers(Response::builder().with_status(status), &headers).fixed(body))
+}
+
 /// A CORS preflight, answered from config without a key.
 pub fn preflight(config: &Config, incoming: &Incoming) -> Result<Response> {
     let headers = cors::preflight_headers(&config.cors, incoming.origin.as_deref());
@@ -64,7 +75,12 @@ pub fn proxied(response: Response, config: &Config, incoming: &Incoming) -> Resu
     // Fetched responses have immutable headers: copy them into a fresh set first.
     let headers = web_sys::Headers::new_with_headers(&response.headers().0)?;
     for (name, value) in &extra {
-        headers.set(name, value)?;
+        // `Vary` lists are merged with the origin's; the rest are ours to set.
+        if *name == "vary" {
+            headers.append(name, value)?;
+        } else {
+            headers.set(name, value)?;
+        }
     }
     Ok(response.with_headers(worker::Headers(headers)))
 }

@@ -37,6 +37,15 @@ fn remember(config: &Config, hash: KeyHash, value: Cached<Rc<KeyRecord>>, now_ms
     });
 }
 
+/// Drops this isolate's cached answer for `hash` (after an admin change made here).
+pub fn forget(hash: &KeyHash) {
+    CACHE.with(|cell| {
+        if let Some(cache) = cell.borrow_mut().as_mut() {
+            cache.remove(hash);
+        }
+    });
+}
+
 /// The record for `hash`, `None` if unknown. KV failures and corrupt records fail closed.
 pub async fn lookup(env: &Env, config: &Config, hash: &KeyHash, incoming: &Incoming) -> Result<Option<Rc<KeyRecord>>, GatewayError> {
     match cached(hash, incoming.now_ms) {

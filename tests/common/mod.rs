@@ -21,6 +21,8 @@ use keygate::timestamp::Timestamp;
 
 /// Signing secret shared by the test gateway and the demo origins (test-only value).
 pub const SIGNING_SECRET: &str = "integration-test-signing-secret-0123456789";
+/// Admin token of the test gateway (test-only value).
+pub const ADMIN_TOKEN: &str = "integration-test-admin-token-0123456789";
 /// A browser origin the test config allows for CORS.
 pub const CORS_ORIGIN: &str = "https://app.acme.example";
 /// The only origin `keys.origin_locked` may be used from.
@@ -172,6 +174,8 @@ fn record_for(key: &PlaintextKey, env: KeyEnv, project: &str, role: Option<&str>
         revision: 1,
         meta: BTreeMap::new(),
         hint: Some(key.hint()),
+        family: None,
+        rolled_from: None,
     }
 }
 
@@ -260,9 +264,12 @@ impl Gateway {
             Some(url) => vars.insert("ORIGIN_URL_TEST".into(), url.clone().into()),
             None => vars.remove("ORIGIN_URL_TEST"),
         };
+        // Secrets go to .dev.vars (as in real use) so wrangler hides them in its binding list.
+        let mut dev_vars = format!("ADMIN_TOKEN=\"{ADMIN_TOKEN}\"\n");
         if options.signing_secret {
-            vars.insert("ORIGIN_SIGNING_SECRET".into(), SIGNING_SECRET.into());
+            dev_vars.push_str(&format!("ORIGIN_SIGNING_SECRET=\"{SIGNING_SECRET}\"\n"));
         }
+        fs::write(dir.join(".dev.vars"), dev_vars).expect("write .dev.vars");
         vars.insert("CORS_ALLOWED_ORIGINS".into(), toml::Value::Array(vec![CORS_ORIGIN.into()]));
         let routes = test_routes(vars.get("ROUTES").expect("shipped ROUTES"));
         vars.insert("ROUTES".into(), routes);
@@ -332,6 +339,11 @@ impl Gateway {
         wait_for_log(&self.wrangler_log, needle, Duration::from_secs(20))
     }
 
+    /// A request to the admin API, authenticated with the test admin token.
+    pub fn admin(&self, method: &str, path: &str) -> Req {
+        self.request(method, &format!("/_keygate/v1{path}")).bearer(ADMIN_TOKEN)
+    }
+
     /// A request builder to the gateway.
     pub fn request(&self, method: &str, path: &str) -> Req {
         Req { method: method.to_string(), url: format!("{}{path}", self.url), headers: Vec::new(), body: None }
@@ -376,7 +388,7 @@ impl Resp {
         let timestamp = body["meta"]["timestamp"].as_str().unwrap_or("");
         assert!(Timestamp::parse_rfc3339(timestamp).is_some(), "timestamp {timestamp:?}");
         if status == 401 {
-            assert!(self.header("www-authenticate").unwrap_or("").starts_with("Bearer realm=\"keygate\""));
+            assert!(self.header("www-authenticate").unwrap_or("").starts_with("Bearer realm=\"keygate"));
         }
         body
     }
@@ -390,6 +402,11 @@ impl Req {
 
     pub fn bearer(self, key: &str) -> Req {
         self.header("Authorization", &format!("Bearer {key}"))
+    }
+
+    /// A JSON body with `Content-Type: application/json`.
+    pub fn json(self, value: &serde_json::Value) -> Req {
+        self.header("Content-Type", "application/json").body(&value.to_string())
     }
 
     pub fn body(mut self, body: &str) -> Req {

@@ -83,6 +83,8 @@ pub fn generate(prefix: &str, project: &str, now: Timestamp) -> Result<Vec<(Plai
                 revision: 1,
                 meta: BTreeMap::from([("demo".to_string(), "true".to_string())]),
                 hint: Some(key.hint()),
+                family: None,
+                rolled_from: None,
             };
             Ok((key, record))
         })

@@ -4,6 +4,7 @@
 //!   keygate ([`demo_origin`]).
 //! - `keygate demo-keys` generates demo keys, writes their KV records for
 //!   `wrangler kv bulk put` and prints the plaintext keys once ([`demo_keys`]).
+//! - `keygate keys …` manages keys through the gateway's admin API ([`keys`]).
 //!
 //! The gateway itself runs as a Cloudflare Worker (wasm32); this binary is native-only. On
 //! wasm32 it compiles to an empty `main` so that building the whole package still works.
@@ -12,6 +13,8 @@
 mod demo_keys;
 #[cfg(not(target_arch = "wasm32"))]
 mod demo_origin;
+#[cfg(not(target_arch = "wasm32"))]
+mod keys;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
@@ -28,7 +31,7 @@ mod native {
 
     use clap::{Parser, Subcommand};
 
-    use crate::{demo_keys, demo_origin};
+    use crate::{demo_keys, demo_origin, keys};
 
     /// Native developer tools for the keygate API-key gateway.
     #[derive(Debug, Parser)]
@@ -69,6 +72,8 @@ mod native {
             #[arg(long, default_value = "http://127.0.0.1:8787")]
             gateway_url: String,
         },
+        /// Manage API keys through the gateway's admin API (token from KEYGATE_ADMIN_TOKEN).
+        Keys(keys::KeysArgs),
     }
 
     /// Parses the command line and runs the chosen subcommand.
@@ -78,6 +83,8 @@ mod native {
             Command::DemoKeys { prefix, project, kv_out, gateway_url } => {
                 demo_keys::run(&prefix, &project, &kv_out, &gateway_url)
             }
+            // Has its own exit codes (1 API error, 2 usage, 3 unreachable) and messages.
+            Command::Keys(args) => return keys::main(&args),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,368 @@
+//! Key lifecycle transitions (pure): create, update, revoke, roll — each returns the new
+//! record(s) and an audit entry describing what changed (never key material).
+//!
+//! Invariants: `revision` increases by one per change; `updated_at` is the change time; a
+//! revoked key never changes again (a second revoke is a no-op, anything else a `CONFLICT`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::admin::request::{CreateKey, UpdateKey};
+use crate::error::GatewayError;
+use crate::record::{KeyRecord, Status};
+use crate::timestamp::Timestamp;
+
+/// One field's change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub from: Value,
+    pub to: Value,
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When.
+    pub at: Timestamp,
+    /// `created`, `updated`, `enabled`, `disabled`, `revoked`, `rolled` (old key), `rolled_to`
+    /// (new key).
+    pub action: String,
+    /// The record's revision after the change.
+    pub revision: u64,
+    /// Changed fields.
+    #[serde(default)]
+    pub changes: BTreeMap<String, FieldChange>,
+}
+
+/// The record for a newly created key.
+pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (KeyRecord, AuditEntry) {
+    let record = KeyRecord {
+        id,
+        project: request.project.clone(),
+        name: request.name.clone(),
+        env: request.env,
+        role: request.role.clone(),
+        scopes: request.scopes.clone(),
+        status: Status::Active,
+        valid_from: request.valid_from,
+        valid_to: request.valid_to,
+        allowed_origins: request.allowed_origins.clone(),
+        created_at: Timestamp(now_ms),
+        updated_at: Timestamp(now_ms),
+        revision: 1,
+        meta: request.meta.clone(),
+        hint: Some(hint),
+        family: None,
+        rolled_from: None,
+    };
+    let audit = create_audit(&record);
+    (record, audit)
+}
+
+/// The audit entry for a newly created record.
+pub fn create_audit(record: &KeyRecord) -> AuditEntry {
+    AuditEntry { at: record.created_at, action: "created".into(), revision: record.revision, changes: diff(None, record) }
+}
+
+fn fields_of(record: &KeyRecord) -> BTreeMap<String, Value> {
+    match serde_json::to_value(record) {
+        Ok(Value::Object(map)) => map
+            .into_iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "updated_at" | "revision" | "created_at"))
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// Fields that differ between `old` (or nothing) and `new`.
+pub fn diff(old: Option<&KeyRecord>, new: &KeyRecord) -> BTreeMap<String, FieldChange> {
+    let before = old.map(fields_of).unwrap_or_default();
+    fields_of(new)
+        .into_iter()
+        .filter_map(|(name, to)| {
+            let from = before.get(&name).cloned().unwrap_or(Value::Null);
+            (from != to).then_some((name, FieldChange { from, to }))
+        })
+        .collect()
+}
+
+fn bump(mut record: KeyRecord, now_ms: i64) -> KeyRecord {
+    record.revision += 1;
+    record.updated_at = Timestamp(now_ms);
+    record
+}
+
+fn revoked_conflict() -> GatewayError {
+    GatewayError::Conflict { reason: "the key is revoked and cannot change".into() }
+}
+
+/// Applies a validated update. The merged validity window must be valid; a revoked key
+/// cannot change. An update that changes nothing returns the record unchanged (no audit).
+pub fn update(old: &KeyRecord, request: &UpdateKey, now_ms: i64) -> Result<(KeyRecord, Option<AuditEntry>), GatewayError> {
+    if old.status == Status::Revoked {
+        return Err(revoked_conflict());
+    }
+    let mut new = old.clone();
+    if let Some(name) = &request.name {
+        new.name = name.clone();
+    }
+    if let Some(role) = &request.role {
+        new.role = role.clone();
+    }
+    if let Some(scopes) = &request.scopes {
+        new.scopes = scopes.clone();
+    }
+    if let Some(valid_from) = request.valid_from {
+        new.valid_from = valid_from;
+    }
+    if let Some(valid_to) = request.valid_to {
+        new.valid_to = valid_to;
+    }
+    if let Some(status) = request.status {
+        new.status = status;
+    }
+    if let Some(origins) = &request.allowed_origins {
+        new.allowed_origins = origins.clone();
+    }
+    if let Some(meta) = &request.meta {
+        new.meta = meta.clone();
+    }
+    if new.role.is_none() && new.scopes.is_empty() {
+        return Err(GatewayError::ValidationFailed {
+            fields: [("scopes".to_string(), "a key needs a role or at least one scope".to_string())].into(),
+        });
+    }
+    // Unlike create, an update may set `valid_to` in the past: that is how an owner ends a key
+    // now (it then answers KEY_EXPIRED, and stays visible, unlike a revoked key). The window
+    // must still be ordered.
+    if request.valid_to.is_some() || request.valid_from.is_some() {
+        if let (Some(from), Some(to)) = (new.valid_from, new.valid_to) {
+            if to <= from {
+                return Err(GatewayError::ValidationFailed {
+                    fields: [("valid_to".to_string(), "must be after valid_from".to_string())].into(),
+                });
+            }
+        }
+    }
+    let changes = diff(Some(old), &new);
+    if changes.is_empty() {
+        return Ok((old.clone(), None));
+    }
+    let action = match (old.status, new.status) {
+        (Status::Inactive, Status::Active) if changes.len() == 1 => "enabled",
+        (Status::Active, Status::Inactive) if changes.len() == 1 => "disabled",
+        _ => "updated",
+    };
+    let new = bump(new, now_ms);
+    let audit = AuditEntry { at: Timestamp(now_ms), action: action.into(), revision: new.revision, changes };
+    Ok((new, Some(audit)))
+}
+
+/// Revokes; revoking a revoked key returns it unchanged (no audit).
+pub fn revoke(old: &KeyRecord, now_ms: i64) -> (KeyRecord, Option<AuditEntry>) {
+    if old.status == Status::Revoked {
+        return (old.clone(), None);
+    }
+    let mut new = old.clone();
+    new.status = Status::Revoked;
+    let changes = diff(Some(old), &new);
+    let new = bump(new, now_ms);
+    let audit = AuditEntry { at: Timestamp(now_ms), action: "revoked".into(), revision: new.revision, changes };
+    (new, Some(audit))
+}
+
+/// The result of a roll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rolled {
+    /// The replacement key's record.
+    pub new: KeyRecord,
+    /// Audit entry for the replacement.
+    pub new_audit: AuditEntry,
+    /// The old key, now ending at `now + grace`.
+    pub old: KeyRecord,
+    /// Audit entry for the old key.
+    pub old_audit: AuditEntry,
+}
+
+/// Rolls `old`: a new key with the same project, env, role, scopes, origins and meta in the
+/// same family; the old key's `valid_to` becomes `now + grace` (or stays, if earlier).
+pub fn roll(old: &KeyRecord, new_id: String, new_hint: String, grace_seconds: u64, now_ms: i64) -> Result<Rolled, GatewayError> {
+    if old.status == Status::Revoked {
+        return Err(revoked_conflict());
+    }
+    let family = old.family_id().to_string();
+    let new = KeyRecord {
+        id: new_id,
+        status: Status::Active,
+        valid_from: None,
+        created_at: Timestamp(now_ms),
+        updated_at: Timestamp(now_ms),
+        revision: 1,
+        hint: Some(new_hint),
+        family: Some(family.clone()),
+        rolled_from: Some(old.id.clone()),
+        ..old.clone()
+    };
+    let new_audit = AuditEntry { at: Timestamp(now_ms), action: "rolled_to".into(), revision: 1, changes: diff(None, &new) };
+    let grace_end = Timestamp(now_ms.saturating_add((grace_seconds as i64).saturating_mul(1000)));
+    let mut ending = old.clone();
+    ending.valid_to = Some(old.valid_to.map_or(grace_end, |to| to.min(grace_end)));
+    ending.family = Some(family);
+    let mut changes = diff(Some(old), &ending);
+    changes.insert("replaced_by".into(), FieldChange { from: Value::Null, to: Value::String(new.id.clone()) });
+    let ending = bump(ending, now_ms);
+    let old_audit = AuditEntry { at: Timestamp(now_ms), action: "rolled".into(), revision: ending.revision, changes };
+    Ok(Rolled { new, new_audit, old: ending, old_audit })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::KeyEnv;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn created() -> KeyRecord {
+        let request = CreateKey {
+            project: "acme".into(),
+            name: "site".into(),
+            env: KeyEnv::Live,
+            role: Some("read_only".into()),
+            scopes: vec![],
+            valid_from: None,
+            valid_to: None,
+            allowed_origins: None,
+            meta: BTreeMap::new(),
+        };
+        create(&request, "key_1".into(), "kg_live_…abcd".into(), NOW).0
+    }
+
+    #[test]
+    fn create_starts_active_at_revision_one_with_an_audit_of_set_fields() {
+        let request = CreateKey {
+            project: "acme".into(), name: "site".into(), env: KeyEnv::Test, role: None,
+            scopes: vec!["content:read".into()], valid_from: None, valid_to: Some(Timestamp(NOW + 1)),
+            allowed_origins: None, meta: BTreeMap::new(),
+        };
+        let (record, audit) = create(&request, "key_1".into(), "hint".into(), NOW);
+        assert_eq!((record.status, record.revision, record.env), (Status::Active, 1, KeyEnv::Test));
+        assert_eq!(record.family_id(), "key_1");
+        assert_eq!(audit.action, "created");
+        assert!(audit.changes.contains_key("name"));
+        assert!(!audit.changes.contains_key("role"), "unset fields are not listed");
+    }
+
+    #[test]
+    fn disable_and_enable_are_named_in_the_audit() {
+        let record = created();
+        let disable = UpdateKey { status: Some(Status::Inactive), ..Default::default() };
+        let (disabled, audit) = update(&record, &disable, NOW + 1).unwrap();
+        assert_eq!(disabled.status, Status::Inactive);
+        assert_eq!(disabled.revision, 2);
+        assert_eq!(disabled.updated_at, Timestamp(NOW + 1));
+        assert_eq!(audit.unwrap().action, "disabled");
+        let enable = UpdateKey { status: Some(Status::Active), ..Default::default() };
+        let (enabled, audit) = update(&disabled, &enable, NOW + 2).unwrap();
+        assert_eq!((enabled.status, enabled.revision), (Status::Active, 3));
+        assert_eq!(audit.unwrap().action, "enabled");
+    }
+
+    #[test]
+    fn update_switches_between_date_and_lifetime() {
+        let record = created();
+        let dated = UpdateKey { valid_to: Some(Some(Timestamp(NOW + 1000))), ..Default::default() };
+        let (record, audit) = update(&record, &dated, NOW).unwrap();
+        assert_eq!(record.valid_to, Some(Timestamp(NOW + 1000)));
+        assert_eq!(audit.unwrap().changes["valid_to"].from, Value::Null);
+        let lifetime = UpdateKey { valid_to: Some(None), ..Default::default() };
+        let (record, _) = update(&record, &lifetime, NOW).unwrap();
+        assert_eq!(record.valid_to, None);
+    }
+
+    #[test]
+    fn update_refusals() {
+        let record = created();
+        let past = UpdateKey { valid_to: Some(Some(Timestamp(NOW - 1))), ..Default::default() };
+        let (ended, _) = update(&record, &past, NOW).unwrap();
+        assert_eq!(ended.valid_to, Some(Timestamp(NOW - 1)), "an update may end a key now");
+        let mut with_start = record.clone();
+        with_start.valid_from = Some(Timestamp(NOW + 10_000));
+        let before_start = UpdateKey { valid_to: Some(Some(Timestamp(NOW + 5_000))), ..Default::default() };
+        assert_eq!(update(&with_start, &before_start, NOW).unwrap_err().code(), "VALIDATION_FAILED");
+        let strip = UpdateKey { role: Some(None), ..Default::default() };
+        assert_eq!(update(&record, &strip, NOW).unwrap_err().code(), "VALIDATION_FAILED");
+        let (revoked, _) = revoke(&record, NOW);
+        let enable = UpdateKey { status: Some(Status::Active), ..Default::default() };
+        assert_eq!(update(&revoked, &enable, NOW).unwrap_err().code(), "CONFLICT");
+    }
+
+    #[test]
+    fn expired_key_can_still_be_renamed_or_disabled() {
+        let mut record = created();
+        record.valid_to = Some(Timestamp(NOW - 1));
+        let rename = UpdateKey { name: Some("old site".into()), ..Default::default() };
+        assert!(update(&record, &rename, NOW).is_ok());
+    }
+
+    #[test]
+    fn no_op_update_changes_nothing() {
+        let record = created();
+        let same = UpdateKey { name: Some("site".into()), ..Default::default() };
+        let (after, audit) = update(&record, &same, NOW + 5).unwrap();
+        assert_eq!(after, record);
+        assert!(audit.is_none());
+    }
+
+    #[test]
+    fn revoke_is_final_and_idempotent() {
+        let record = created();
+        let (revoked, audit) = revoke(&record, NOW + 1);
+        assert_eq!((revoked.status, revoked.revision), (Status::Revoked, 2));
+        assert_eq!(audit.unwrap().action, "revoked");
+        let (again, audit) = revoke(&revoked, NOW + 2);
+        assert_eq!(again, revoked);
+        assert!(audit.is_none());
+    }
+
+    #[test]
+    fn roll_keeps_identity_and_family_and_ends_the_old_key_after_grace() {
+        let mut record = created();
+        record.meta.insert("team".into(), "web".into());
+        let rolled = roll(&record, "key_2".into(), "kg_live_…wxyz".into(), 3600, NOW).unwrap();
+        assert_eq!(rolled.new.project, "acme");
+        assert_eq!(rolled.new.role.as_deref(), Some("read_only"));
+        assert_eq!(rolled.new.meta["team"], "web");
+        assert_eq!(rolled.new.family_id(), "key_1");
+        assert_eq!(rolled.new.rolled_from.as_deref(), Some("key_1"));
+        assert_eq!(rolled.new.revision, 1);
+        assert_eq!(rolled.old.valid_to, Some(Timestamp(NOW + 3_600_000)));
+        assert_eq!(rolled.old.status, Status::Active);
+        assert_eq!(rolled.old_audit.changes["replaced_by"].to, Value::String("key_2".into()));
+        // Rolling the new key again stays in the same family.
+        let again = roll(&rolled.new, "key_3".into(), "h".into(), 0, NOW).unwrap();
+        assert_eq!(again.new.family_id(), "key_1");
+        assert_eq!(again.old.valid_to, Some(Timestamp(NOW)));
+    }
+
+    #[test]
+    fn roll_never_extends_an_earlier_end_and_refuses_revoked_keys() {
+        let mut record = created();
+        record.valid_to = Some(Timestamp(NOW + 10));
+        let rolled = roll(&record, "key_2".into(), "h".into(), 3600, NOW).unwrap();
+        assert_eq!(rolled.old.valid_to, Some(Timestamp(NOW + 10)));
+        let (revoked, _) = revoke(&record, NOW);
+        assert_eq!(roll(&revoked, "key_3".into(), "h".into(), 0, NOW).unwrap_err().code(), "CONFLICT");
+    }
+
+    #[test]
+    fn audit_entries_never_hold_key_material() {
+        let record = created();
+        let rolled = roll(&record, "key_2".into(), "kg_live_…wxyz".into(), 60, NOW).unwrap();
+        for entry in [rolled.new_audit, rolled.old_audit] {
+            let text = serde_json::to_string(&entry).unwrap();
+            assert!(!text.contains("\"key\""));
+        }
+    }
+}

@@ -1,0 +1,597 @@
+//! Admin request validation (pure): JSON bodies and list queries → typed requests, or
+//! `VALIDATION_FAILED` with one message per offending field.
+//!
+//! Bodies are read as a JSON object so every field can be checked and every problem reported
+//! at once (including unknown fields, by name), and so PATCH can tell "absent" (unchanged) from
+//! `null` (clear: lifetime, no role, any origin).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::error::GatewayError;
+use crate::key::KeyEnv;
+use crate::record::Status;
+use crate::scope::Roles;
+use crate::timestamp::Timestamp;
+
+/// What validation checks against.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// Configured roles.
+    pub roles: &'a Roles,
+    /// Configured concrete scopes.
+    pub scopes: &'a [String],
+    /// Current time, unix millis.
+    pub now_ms: i64,
+}
+
+/// Longest roll grace period: 30 days.
+pub const MAX_GRACE_SECONDS: u64 = 30 * 86_400;
+/// Most entries in `meta`.
+pub const MAX_META_ENTRIES: usize = 16;
+
+/// `POST /keys`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateKey {
+    pub project: String,
+    pub name: String,
+    pub env: KeyEnv,
+    pub role: Option<String>,
+    pub scopes: Vec<String>,
+    pub valid_from: Option<Timestamp>,
+    pub valid_to: Option<Timestamp>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub meta: BTreeMap<String, String>,
+}
+
+/// `PATCH /keys/{id}`: `None` = unchanged; `Some(None)` = cleared.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UpdateKey {
+    pub name: Option<String>,
+    pub role: Option<Option<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub valid_from: Option<Option<Timestamp>>,
+    pub valid_to: Option<Option<Timestamp>>,
+    pub status: Option<Status>,
+    pub allowed_origins: Option<Option<Vec<String>>>,
+    pub meta: Option<BTreeMap<String, String>>,
+}
+
+/// `POST /keys/{id}/roll`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollKey {
+    pub grace_seconds: u64,
+}
+
+/// `GET /keys?...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    pub project: String,
+    pub status: Option<Status>,
+    pub cursor: Option<String>,
+    pub limit: usize,
+}
+
+/// Collects field problems; turns into `VALIDATION_FAILED` when any.
+#[derive(Default)]
+struct Problems(BTreeMap<String, String>);
+
+impl Problems {
+    fn add(&mut self, field: &str, problem: impl Into<String>) {
+        self.0.entry(field.to_string()).or_insert_with(|| problem.into());
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, GatewayError> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(GatewayError::ValidationFailed { fields: self.0 })
+        }
+    }
+}
+
+fn single(field: &str, problem: &str) -> GatewayError {
+    GatewayError::ValidationFailed { fields: [(field.to_string(), problem.to_string())].into() }
+}
+
+fn object(body: &[u8]) -> Result<Map<String, Value>, GatewayError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(single("body", "must be a JSON object")),
+        Err(e) => Err(single("body", &format!("is not valid JSON: {e}"))),
+    }
+}
+
+fn reject_unknown(map: &Map<String, Value>, allowed: &[&str], problems: &mut Problems) {
+    for name in map.keys() {
+        if !allowed.contains(&name.as_str()) {
+            problems.add(name, "unknown field");
+        }
+    }
+}
+
+/// Whether `project` is 1–64 chars of `a-z 0-9 - _`.
+pub fn is_valid_project(project: &str) -> bool {
+    (1..=64).contains(&project.len())
+        && project.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn project(value: Option<&Value>, problems: &mut Problems) -> String {
+    match value {
+        Some(Value::String(p)) if is_valid_project(p) => p.clone(),
+        None => {
+            problems.add("project", "is required");
+            String::new()
+        }
+        _ => {
+            problems.add("project", "must be 1-64 characters of a-z, 0-9, '-' or '_'");
+            String::new()
+        }
+    }
+}
+
+fn name(value: &Value, problems: &mut Problems) -> String {
+    match value.as_str().map(str::trim) {
+        Some(n) if !n.is_empty() && n.chars().count() <= 100 && !n.chars().any(char::is_control) => n.to_string(),
+        _ => {
+            problems.add("name", "must be 1-100 characters (no control characters)");
+            String::new()
+        }
+    }
+}
+
+fn role(value: &Value, rules: &Rules<'_>, problems: &mut Problems) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(role) if rules.roles.scopes_of(role).is_some() => Some(role.clone()),
+        _ => {
+            let known: Vec<&str> = rules.roles.names().collect();
+            problems.add("role", format!("must be one of: {}", known.join(", ")));
+            None
+        }
+    }
+}
+
+/// Whether `scope` may be granted: a configured scope, `resource:*` for a configured
+/// resource, or `*`.
+pub fn is_grantable(scope: &str, configured: &[String]) -> bool {
+    if scope == "*" || configured.iter().any(|s| s == scope) {
+        return true;
+    }
+    scope.strip_suffix(":*").is_some_and(|resource| {
+        configured.iter().any(|s| s.split_once(':').is_some_and(|(r, _)| r == resource))
+    })
+}
+
+fn scopes(value: &Value, rules: &Rules<'_>, problems: &mut Problems) -> Vec<String> {
+    let Some(list) = value.as_array() else {
+        problems.add("scopes", "must be a list of scopes");
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in list {
+        match item.as_str() {
+            Some(scope) if is_grantable(scope, rules.scopes) => {
+                if !out.iter().any(|s| s == scope) {
+                    out.push(scope.to_string());
+                }
+            }
+            Some(scope) => problems.add("scopes", format!("unknown scope {scope:?}")),
+            None => problems.add("scopes", "must be a list of strings"),
+        }
+    }
+    if out.len() > 64 {
+        problems.add("scopes", "at most 64 scopes");
+    }
+    out
+}
+
+fn timestamp(field: &str, value: &Value, problems: &mut Problems) -> Option<Timestamp> {
+    match value {
+        Value::Null => None,
+        Value::String(text) => {
+            let parsed = Timestamp::parse_rfc3339(text);
+            if parsed.is_none() {
+                problems.add(field, "must be an RFC 3339 timestamp (e.g. 2027-01-01T00:00:00Z) or null");
+            }
+            parsed
+        }
+        _ => {
+            problems.add(field, "must be an RFC 3339 timestamp string or null");
+            None
+        }
+    }
+}
+
+/// `scheme://host[:port]`, lowercase scheme http/https, no path.
+pub fn is_valid_origin(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.contains(']') || host.ends_with(']') => (host, Some(port)),
+        _ => (rest, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
+fn origins(value: &Value, problems: &mut Problems) -> Option<Vec<String>> {
+    match value {
+        Value::Null => None,
+        Value::Array(list) => {
+            let mut out = Vec::new();
+            for item in list {
+                match item.as_str() {
+                    Some(origin) if is_valid_origin(origin) => out.push(origin.to_string()),
+                    _ => problems.add("allowed_origins", "must be a list of origins like https://app.example.com"),
+                }
+            }
+            if out.len() > 32 {
+                problems.add("allowed_origins", "at most 32 origins");
+            }
+            Some(out)
+        }
+        _ => {
+            problems.add("allowed_origins", "must be a list of origins or null");
+            None
+        }
+    }
+}
+
+fn meta(value: &Value, problems: &mut Problems) -> BTreeMap<String, String> {
+    let Some(map) = value.as_object() else {
+        problems.add("meta", "must be an object of strings");
+        return BTreeMap::new();
+    };
+    if map.len() > MAX_META_ENTRIES {
+        problems.add("meta", format!("at most {MAX_META_ENTRIES} entries"));
+    }
+    let mut out = BTreeMap::new();
+    for (key, value) in map {
+        match value.as_str() {
+            Some(text) if !key.is_empty() && key.chars().count() <= 64 && text.chars().count() <= 256 => {
+                out.insert(key.clone(), text.to_string());
+            }
+            _ => problems.add("meta", "keys must be 1-64 characters and values strings of at most 256"),
+        }
+    }
+    out
+}
+
+/// Checks the validity window: `valid_to` in the future and after `valid_from`.
+pub fn check_window(valid_from: Option<Timestamp>, valid_to: Option<Timestamp>, now_ms: i64) -> Result<(), GatewayError> {
+    if let Some(to) = valid_to {
+        if to.millis() <= now_ms {
+            return Err(single("valid_to", "must be in the future"));
+        }
+        if valid_from.is_some_and(|from| to <= from) {
+            return Err(single("valid_to", "must be after valid_from"));
+        }
+    }
+    Ok(())
+}
+
+const CREATE_FIELDS: &[&str] = &["project", "name", "env", "role", "scopes", "valid_from", "valid_to", "allowed_origins", "meta"];
+const UPDATE_FIELDS: &[&str] = &["name", "role", "scopes", "valid_from", "valid_to", "status", "allowed_origins", "meta"];
+
+/// Validates a create body.
+pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, GatewayError> {
+    let map = object(body)?;
+    let mut problems = Problems::default();
+    reject_unknown(&map, CREATE_FIELDS, &mut problems);
+    let project = project(map.get("project"), &mut problems);
+    let name = match map.get("name") {
+        Some(value) => name(value, &mut problems),
+        None => {
+            problems.add("name", "is required");
+            String::new()
+        }
+    };
+    let env = match map.get("env") {
+        None | Some(Value::Null) => KeyEnv::Live,
+        Some(value) => value.as_str().and_then(KeyEnv::from_name).unwrap_or_else(|| {
+            problems.add("env", "must be \"live\" or \"test\"");
+            KeyEnv::Live
+        }),
+    };
+    let role = map.get("role").and_then(|v| role(v, rules, &mut problems));
+    let scopes = map.get("scopes").map(|v| scopes(v, rules, &mut problems)).unwrap_or_default();
+    if role.is_none() && scopes.is_empty() && !problems.0.contains_key("role") && !problems.0.contains_key("scopes") {
+        problems.add("scopes", "a key needs a role or at least one scope");
+    }
+    let valid_from = map.get("valid_from").and_then(|v| timestamp("valid_from", v, &mut problems));
+    let valid_to = map.get("valid_to").and_then(|v| timestamp("valid_to", v, &mut problems));
+    let allowed_origins = map.get("allowed_origins").and_then(|v| origins(v, &mut problems));
+    let meta = map.get("meta").map(|v| meta(v, &mut problems)).unwrap_or_default();
+    if !problems.0.contains_key("valid_to") && !problems.0.contains_key("valid_from") {
+        if let Err(GatewayError::ValidationFailed { fields }) = check_window(valid_from, valid_to, rules.now_ms) {
+            problems.0.extend(fields);
+        }
+    }
+    problems.finish(CreateKey { project, name, env, role, scopes, valid_from, valid_to, allowed_origins, meta })
+}
+
+/// Validates an update body (field by field; the window is checked against the stored record
+/// in [`crate::admin::lifecycle::apply_update`]).
+pub fn parse_update(body: &[u8], rules: &Rules<'_>) -> Result<UpdateKey, GatewayError> {
+    let map = object(body)?;
+    let mut problems = Problems::default();
+    reject_unknown(&map, UPDATE_FIELDS, &mut problems);
+    if map.is_empty() {
+        problems.add("body", "names no field to change");
+    }
+    let mut update = UpdateKey::default();
+    if let Some(value) = map.get("name") {
+        update.name = Some(name(value, &mut problems));
+    }
+    if let Some(value) = map.get("role") {
+        update.role = Some(role(value, rules, &mut problems));
+    }
+    if let Some(value) = map.get("scopes") {
+        update.scopes = Some(scopes(value, rules, &mut problems));
+    }
+    if let Some(value) = map.get("valid_from") {
+        update.valid_from = Some(timestamp("valid_from", value, &mut problems));
+    }
+    if let Some(value) = map.get("valid_to") {
+        update.valid_to = Some(timestamp("valid_to", value, &mut problems));
+    }
+    if let Some(value) = map.get("status") {
+        update.status = match value.as_str() {
+            Some("active") => Some(Status::Active),
+            Some("inactive") => Some(Status::Inactive),
+            Some("revoked") => {
+                problems.add("status", "use DELETE /keys/{id} to revoke");
+                None
+            }
+            _ => {
+                problems.add("status", "must be \"active\" or \"inactive\"");
+                None
+            }
+        };
+    }
+    if let Some(value) = map.get("allowed_origins") {
+        update.allowed_origins = Some(origins(value, &mut problems));
+    }
+    if let Some(value) = map.get("meta") {
+        update.meta = Some(meta(value, &mut problems));
+    }
+    problems.finish(update)
+}
+
+/// Validates a roll body (`{}` means no grace period).
+pub fn parse_roll(body: &[u8]) -> Result<RollKey, GatewayError> {
+    let map = if body.iter().all(u8::is_ascii_whitespace) { Map::new() } else { object(body)? };
+    let mut problems = Problems::default();
+    reject_unknown(&map, &["grace_seconds"], &mut problems);
+    let grace_seconds = match map.get("grace_seconds") {
+        None => 0,
+        Some(value) => match value.as_u64() {
+            Some(n) if n <= MAX_GRACE_SECONDS => n,
+            _ => {
+                problems.add("grace_seconds", format!("must be an integer from 0 to {MAX_GRACE_SECONDS}"));
+                0
+            }
+        },
+    };
+    problems.finish(RollKey { grace_seconds })
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = text.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Validates `project=&status=&cursor=&limit=` (the part after `?`, may be empty).
+pub fn parse_list(query: &str) -> Result<ListQuery, GatewayError> {
+    let mut problems = Problems::default();
+    let mut params: BTreeMap<String, String> = BTreeMap::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match (percent_decode(name), percent_decode(value)) {
+            (Some(name), Some(value)) => {
+                if params.insert(name.clone(), value).is_some() {
+                    problems.add(&name, "given more than once");
+                }
+            }
+            _ => problems.add("query", "is not valid percent-encoded UTF-8"),
+        }
+    }
+    for name in params.keys() {
+        if !["project", "status", "cursor", "limit"].contains(&name.as_str()) {
+            problems.add(name, "unknown query parameter");
+        }
+    }
+    let project = project(params.get("project").map(|p| Value::String(p.clone())).as_ref(), &mut problems);
+    let status = params.get("status").and_then(|s| match s.as_str() {
+        "active" => Some(Status::Active),
+        "inactive" => Some(Status::Inactive),
+        "revoked" => Some(Status::Revoked),
+        _ => {
+            problems.add("status", "must be active, inactive or revoked");
+            None
+        }
+    });
+    let cursor = params.get("cursor").filter(|c| !c.is_empty()).cloned();
+    if cursor.as_ref().is_some_and(|c| c.len() > 128) {
+        problems.add("cursor", "is not a cursor from this API");
+    }
+    let limit = match params.get("limit") {
+        None => 50,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                problems.add("limit", "must be an integer from 1 to 100");
+                50
+            }
+        },
+    };
+    problems.finish(ListQuery { project, status, cursor, limit })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scope::DEFAULT_SCOPES;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn with_rules<T>(f: impl FnOnce(&Rules<'_>) -> T) -> T {
+        let roles = Roles::builtin();
+        let scopes: Vec<String> = DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect();
+        f(&Rules { roles: &roles, scopes: &scopes, now_ms: NOW })
+    }
+
+    fn fields(error: GatewayError) -> Vec<String> {
+        match error {
+            GatewayError::ValidationFailed { fields } => fields.into_keys().collect(),
+            other => panic!("expected VALIDATION_FAILED, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_accepts_a_full_valid_body() {
+        let body = br#"{"project":"acme","name":" marketing site ","env":"test","role":"read_only",
+            "scopes":["media:write","content:*"],"valid_from":"2027-01-01T00:00:00Z","valid_to":"2028-01-01T00:00:00Z",
+            "allowed_origins":["https://acme.example","http://localhost:3000"],"meta":{"team":"web"}}"#;
+        let create = with_rules(|r| parse_create(body, r)).unwrap();
+        assert_eq!(create.project, "acme");
+        assert_eq!(create.name, "marketing site");
+        assert_eq!(create.env, KeyEnv::Test);
+        assert_eq!(create.role.as_deref(), Some("read_only"));
+        assert_eq!(create.scopes, vec!["media:write".to_string(), "content:*".to_string()]);
+        assert_eq!(create.allowed_origins.unwrap().len(), 2);
+        assert_eq!(create.meta["team"], "web");
+    }
+
+    #[test]
+    fn create_defaults_env_to_live() {
+        let create = with_rules(|r| parse_create(br#"{"project":"acme","name":"n","role":"writer"}"#, r)).unwrap();
+        assert_eq!(create.env, KeyEnv::Live);
+        assert_eq!(create.valid_to, None);
+    }
+
+    #[test]
+    fn create_validation_table() {
+        let rows: &[(&str, &str, &[&str])] = &[
+            ("not json", "{", &["body"]),
+            ("not an object", "[]", &["body"]),
+            ("missing project and name", r#"{"role":"writer"}"#, &["name", "project"]),
+            ("bad project", r#"{"project":"Acme Corp","name":"n","role":"writer"}"#, &["project"]),
+            ("empty name", r#"{"project":"acme","name":"  ","role":"writer"}"#, &["name"]),
+            ("long name", &format!(r#"{{"project":"acme","name":"{}","role":"writer"}}"#, "x".repeat(101)), &["name"]),
+            ("name not a string", r#"{"project":"acme","name":5,"role":"writer"}"#, &["name"]),
+            ("unknown role", r#"{"project":"acme","name":"n","role":"wizard"}"#, &["role"]),
+            ("unknown scope", r#"{"project":"acme","name":"n","scopes":["content:read","pages:fly"]}"#, &["scopes"]),
+            ("wildcard of unknown resource", r#"{"project":"acme","name":"n","scopes":["pages:*"]}"#, &["scopes"]),
+            ("no role no scopes", r#"{"project":"acme","name":"n"}"#, &["scopes"]),
+            ("bad env", r#"{"project":"acme","name":"n","role":"writer","env":"prod"}"#, &["env"]),
+            ("bad timestamp", r#"{"project":"acme","name":"n","role":"writer","valid_to":"tomorrow"}"#, &["valid_to"]),
+            ("valid_to in the past", r#"{"project":"acme","name":"n","role":"writer","valid_to":"2020-01-01T00:00:00Z"}"#, &["valid_to"]),
+            ("valid_to before valid_from", r#"{"project":"acme","name":"n","role":"writer","valid_from":"2030-01-01T00:00:00Z","valid_to":"2029-01-01T00:00:00Z"}"#, &["valid_to"]),
+            ("bad origin", r#"{"project":"acme","name":"n","role":"writer","allowed_origins":["acme.example"]}"#, &["allowed_origins"]),
+            ("origin with path", r#"{"project":"acme","name":"n","role":"writer","allowed_origins":["https://a.example/x"]}"#, &["allowed_origins"]),
+            ("meta not strings", r#"{"project":"acme","name":"n","role":"writer","meta":{"a":1}}"#, &["meta"]),
+            ("unknown fields", r#"{"project":"acme","name":"n","role":"writer","isActive":true,"token":"x"}"#, &["isActive", "token"]),
+        ];
+        for (what, body, expected) in rows {
+            let got = with_rules(|r| parse_create(body.as_bytes(), r)).unwrap_err();
+            assert_eq!(fields(got), expected.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{what}");
+        }
+    }
+
+    #[test]
+    fn update_distinguishes_absent_from_null() {
+        let update = with_rules(|r| parse_update(br#"{"valid_to":null,"role":null,"status":"inactive"}"#, r)).unwrap();
+        assert_eq!(update.valid_to, Some(None));
+        assert_eq!(update.role, Some(None));
+        assert_eq!(update.status, Some(Status::Inactive));
+        assert_eq!(update.name, None);
+        assert_eq!(update.valid_from, None);
+    }
+
+    #[test]
+    fn update_validation_table() {
+        let rows: &[(&str, &str, &[&str])] = &[
+            ("empty", "{}", &["body"]),
+            ("revoke via patch", r#"{"status":"revoked"}"#, &["status"]),
+            ("bad status", r#"{"status":"paused"}"#, &["status"]),
+            ("unknown field", r#"{"project":"globex"}"#, &["project"]),
+            ("bad name", r#"{"name":""}"#, &["name"]),
+            ("bad valid_to", r#"{"valid_to":"2027-13-01T00:00:00Z"}"#, &["valid_to"]),
+        ];
+        for (what, body, expected) in rows {
+            let got = with_rules(|r| parse_update(body.as_bytes(), r)).unwrap_err();
+            assert_eq!(fields(got), expected.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{what}");
+        }
+    }
+
+    #[test]
+    fn roll_body_rules() {
+        assert_eq!(parse_roll(b"").unwrap().grace_seconds, 0);
+        assert_eq!(parse_roll(br#"{"grace_seconds":3600}"#).unwrap().grace_seconds, 3600);
+        for body in [r#"{"grace_seconds":-1}"#, r#"{"grace_seconds":"60"}"#, r#"{"grace_seconds":2592001}"#, r#"{"grace":1}"#] {
+            assert!(parse_roll(body.as_bytes()).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn list_query_rules() {
+        let query = parse_list("project=acme&status=revoked&limit=10&cursor=abc").unwrap();
+        assert_eq!(query, ListQuery { project: "acme".into(), status: Some(Status::Revoked), cursor: Some("abc".into()), limit: 10 });
+        assert_eq!(parse_list("project=acme").unwrap().limit, 50);
+        let rows: &[(&str, &[&str])] = &[
+            ("", &["project"]),
+            ("project=acme&limit=0", &["limit"]),
+            ("project=acme&limit=101", &["limit"]),
+            ("project=acme&status=gone", &["status"]),
+            ("project=acme&sort=name", &["sort"]),
+            ("project=acme&project=globex", &["project"]),
+            ("project=%zz", &["project", "query"]),
+        ];
+        for (query, expected) in rows {
+            let got = parse_list(query).unwrap_err();
+            assert_eq!(fields(got), expected.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{query}");
+        }
+    }
+
+    #[test]
+    fn origin_syntax() {
+        for (origin, ok) in [
+            ("https://a.example", true),
+            ("http://localhost:3000", true),
+            ("https://[::1]:8443", true),
+            ("https://a.example/", false),
+            ("a.example", false),
+            ("ftp://a.example", false),
+            ("https://", false),
+            ("https://a.example:abc", false),
+        ] {
+            assert_eq!(is_valid_origin(origin), ok, "{origin}");
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Admin routes: method and path (after the admin prefix) → operation. Unknown → `NOT_FOUND`.
+
+/// One admin operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRoute {
+    /// `POST /keys`
+    CreateKey,
+    /// `GET /keys`
+    ListKeys,
+    /// `GET /keys/{id}`
+    GetKey(String),
+    /// `PATCH /keys/{id}`
+    UpdateKey(String),
+    /// `DELETE /keys/{id}`
+    RevokeKey(String),
+    /// `POST /keys/{id}/roll`
+    RollKey(String),
+    /// `GET /keys/{id}/audit`
+    KeyAudit(String),
+    /// `GET /openapi.json`
+    OpenApi,
+}
+
+/// Every (method, path template) the admin API serves, for docs and the OpenAPI coverage test.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/keys"),
+    ("GET", "/keys"),
+    ("GET", "/keys/{id}"),
+    ("PATCH", "/keys/{id}"),
+    ("DELETE", "/keys/{id}"),
+    ("POST", "/keys/{id}/roll"),
+    ("GET", "/keys/{id}/audit"),
+    ("GET", "/openapi.json"),
+];
+
+/// Whether `id` looks like a key id (`key_` + 1–32 ASCII alphanumerics).
+pub fn is_key_id(id: &str) -> bool {
+    id.strip_prefix("key_").is_some_and(|rest| (1..=32).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Routes `method` + `path` (relative to the admin prefix, without query).
+pub fn route(method: &str, path: &str) -> Option<AdminRoute> {
+    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    let id = |s: &str| is_key_id(s).then(|| s.to_string());
+    match (method, segments.as_slice()) {
+        ("POST", ["keys"]) => Some(AdminRoute::CreateKey),
+        ("GET" | "HEAD", ["keys"]) => Some(AdminRoute::ListKeys),
+        ("GET" | "HEAD", ["keys", key]) => id(key).map(AdminRoute::GetKey),
+        ("PATCH", ["keys", key]) => id(key).map(AdminRoute::UpdateKey),
+        ("DELETE", ["keys", key]) => id(key).map(AdminRoute::RevokeKey),
+        ("POST", ["keys", key, "roll"]) => id(key).map(AdminRoute::RollKey),
+        ("GET" | "HEAD", ["keys", key, "audit"]) => id(key).map(AdminRoute::KeyAudit),
+        ("GET" | "HEAD", ["openapi.json"]) => Some(AdminRoute::OpenApi),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_table() {
+        let id = || "key_abc123".to_string();
+        let rows = [
+            ("POST", "/keys", Some(AdminRoute::CreateKey)),
+            ("GET", "/keys", Some(AdminRoute::ListKeys)),
+            ("GET", "/keys/key_abc123", Some(AdminRoute::GetKey(id()))),
+            ("PATCH", "/keys/key_abc123", Some(AdminRoute::UpdateKey(id()))),
+            ("DELETE", "/keys/key_abc123", Some(AdminRoute::RevokeKey(id()))),
+            ("POST", "/keys/key_abc123/roll", Some(AdminRoute::RollKey(id()))),
+            ("GET", "/keys/key_abc123/audit", Some(AdminRoute::KeyAudit(id()))),
+            ("GET", "/openapi.json", Some(AdminRoute::OpenApi)),
+            ("PUT", "/keys/key_abc123", None),
+            ("GET", "/keys/not-an-id", None),
+            ("GET", "/keys/key_", None),
+            ("GET", "/keys/key_abc123/", None),
+            ("POST", "/keys/key_abc123/audit", None),
+            ("GET", "/", None),
+            ("GET", "", None),
+            ("GET", "/keys/key_a%2Fb", None),
+        ];
+        for (method, path, expected) in rows {
+            assert_eq!(route(method, path), expected, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn every_listed_route_is_routable() {
+        for (method, template) in ROUTES {
+            let path = template.replace("{id}", "key_x1");
+            assert!(route(method, &path).is_some(), "{method} {template}");
+        }
+    }
+}

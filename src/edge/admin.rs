@@ -1,0 +1,197 @@
+//! Admin API glue: authenticate, bound and validate the request, generate key material, and
+//! call the registry Durable Objects. Contract: `docs/admin-api.md`.
+
+use serde::Serialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use worker::{Env, Method, Request, RequestInit};
+
+use crate::admin::protocol::{Failure, Op, Reply};
+use crate::admin::request::{parse_create, parse_list, parse_roll, parse_update, Rules};
+use crate::admin::router::{route, AdminRoute};
+use crate::admin::{lifecycle, OPENAPI};
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::key::{self, KeyHash};
+
+use super::registry::{DIRECTORY, REGISTRY_BINDING};
+use super::respond::log_event;
+use super::{store, Incoming};
+
+type AdminResult = Result<(u16, String), GatewayError>;
+
+/// Whether this request is for the admin API.
+pub fn is_admin_path(config: &Config, path: &str) -> bool {
+    path.strip_prefix(config.admin_prefix.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Handles one admin request; the answer is (status, JSON body).
+pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> AdminResult {
+    authenticate(incoming, config)?;
+    let relative = incoming.path()[config.admin_prefix.len()..].to_string();
+    let operation = route(&incoming.method, &relative).ok_or(GatewayError::NotFound)?;
+    let rules = Rules { roles: &config.roles, scopes: &config.scopes, now_ms: incoming.now_ms };
+    match operation {
+        AdminRoute::OpenApi => Ok((200, OPENAPI.to_string())),
+        AdminRoute::CreateKey => {
+            let body = read_body(incoming, config, true).await?;
+            let create = parse_create(&body, &rules)?;
+            let plaintext = key::generate(&config.key_prefix, create.env).map_err(|_| GatewayError::StoreUnavailable)?;
+            let id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
+            let (record, _) = lifecycle::create(&create, id.clone(), plaintext.hint(), incoming.now_ms);
+            let hash = plaintext.hash();
+            call(env, DIRECTORY, &Op::Register { id: id.clone(), project: create.project.clone() }).await?;
+            let reply = call(env, &create.project, &Op::Create { record, hash: hash.to_hex() }).await?;
+            let Reply::Record { record, .. } = reply else { return Err(unexpected()) };
+            store::forget(&hash);
+            Ok((201, json!({ "key": plaintext.expose(), "record": record }).to_string()))
+        }
+        AdminRoute::ListKeys => {
+            let query = parse_list(incoming.query())?;
+            let op = Op::List { status: query.status, cursor: query.cursor, limit: query.limit };
+            match call(env, &query.project, &op).await? {
+                Reply::Page { items, cursor } => ok_json(200, &json!({ "items": items, "cursor": cursor })),
+                _ => Err(unexpected()),
+            }
+        }
+        AdminRoute::GetKey(id) => record_reply(200, call_for_key(env, &id, Op::Get { id: id.clone() }).await?),
+        AdminRoute::UpdateKey(id) => {
+            let body = read_body(incoming, config, true).await?;
+            parse_update(&body, &rules)?;
+            let body = String::from_utf8(body).map_err(|_| GatewayError::ValidationFailed {
+                fields: [("body".to_string(), "must be UTF-8".to_string())].into(),
+            })?;
+            record_reply(200, call_for_key(env, &id, Op::Update { id: id.clone(), body }).await?)
+        }
+        AdminRoute::RevokeKey(id) => record_reply(200, call_for_key(env, &id, Op::Revoke { id: id.clone() }).await?),
+        AdminRoute::RollKey(id) => {
+            let body = read_body(incoming, config, false).await?;
+            let roll = parse_roll(&body)?;
+            let project = resolve(env, &id).await?;
+            let current = match call(env, &project, &Op::Get { id: id.clone() }).await? {
+                Reply::Record { record, .. } => record,
+                _ => return Err(unexpected()),
+            };
+            let plaintext = key::generate(&config.key_prefix, current.env).map_err(|_| GatewayError::StoreUnavailable)?;
+            let new_id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
+            call(env, DIRECTORY, &Op::Register { id: new_id.clone(), project: project.clone() }).await?;
+            let op = Op::Roll {
+                id,
+                new_id,
+                new_hash: plaintext.hash().to_hex(),
+                new_hint: plaintext.hint(),
+                grace_seconds: roll.grace_seconds,
+            };
+            match call(env, &project, &op).await? {
+                Reply::Rolled { record, previous, previous_hash } => {
+                    store::forget(&plaintext.hash());
+                    forget_hex(&previous_hash);
+                    ok_json(201, &json!({ "key": plaintext.expose(), "record": record, "previous": previous }))
+                }
+                _ => Err(unexpected()),
+            }
+        }
+        AdminRoute::KeyAudit(id) => match call_for_key(env, &id, Op::Audit { id: id.clone() }).await? {
+            Reply::Audit { items } => ok_json(200, &json!({ "items": items })),
+            _ => Err(unexpected()),
+        },
+    }
+}
+
+fn unexpected() -> GatewayError {
+    GatewayError::StoreUnavailable
+}
+
+fn ok_json(status: u16, value: &impl Serialize) -> AdminResult {
+    serde_json::to_string(value).map(|body| (status, body)).map_err(|_| unexpected())
+}
+
+fn forget_hex(hash_hex: &str) {
+    if let Some(hash) = KeyHash::from_hex(hash_hex) {
+        store::forget(&hash);
+    }
+}
+
+/// A record reply; drops this isolate's cached copy so the gateway sees the change at once here.
+fn record_reply(status: u16, reply: Reply) -> AdminResult {
+    match reply {
+        Reply::Record { record, hash } => {
+            forget_hex(&hash);
+            ok_json(status, &record)
+        }
+        _ => Err(unexpected()),
+    }
+}
+
+fn authenticate(incoming: &Incoming, config: &Config) -> Result<(), GatewayError> {
+    let Some(expected) = &config.admin_token else {
+        log_event("admin_disabled", &incoming.request_id, &[("reason", "ADMIN_TOKEN is not set")]);
+        return Err(GatewayError::Unauthorized);
+    };
+    let presented = incoming.header("authorization").unwrap_or_default();
+    let token = presented
+        .trim()
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .unwrap_or("");
+    // Compare fixed-length digests so neither content nor length leaks through timing.
+    let given = KeyHash::of(token);
+    let wanted = KeyHash::of(std::str::from_utf8(expected.expose()).unwrap_or_default());
+    if token.is_empty() || !bool::from(given.as_bytes().ct_eq(wanted.as_bytes())) {
+        return Err(GatewayError::Unauthorized);
+    }
+    Ok(())
+}
+
+async fn read_body(incoming: &mut Incoming, config: &Config, required: bool) -> Result<Vec<u8>, GatewayError> {
+    let limit = config.admin_max_body_bytes;
+    let declared = incoming.header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    let content_type = incoming.header("content-type").unwrap_or_default().to_ascii_lowercase();
+    let is_json = content_type.split(';').next().map(str::trim) == Some("application/json");
+    let body = incoming.request.bytes().await.map_err(|_| GatewayError::BadRequest { reason: "unreadable body".into() })?;
+    if body.len() > limit {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    if (required || !body.is_empty()) && !is_json {
+        return Err(GatewayError::UnsupportedMediaType);
+    }
+    Ok(body)
+}
+
+async fn resolve(env: &Env, id: &str) -> Result<String, GatewayError> {
+    match call(env, DIRECTORY, &Op::Resolve { id: id.to_string() }).await? {
+        Reply::Project { project } => Ok(project),
+        _ => Err(unexpected()),
+    }
+}
+
+async fn call_for_key(env: &Env, id: &str, op: Op) -> Result<Reply, GatewayError> {
+    let project = resolve(env, id).await?;
+    call(env, &project, &op).await
+}
+
+/// Sends `op` to the registry instance `name` and decodes its answer.
+async fn call(env: &Env, name: &str, op: &Op) -> Result<Reply, GatewayError> {
+    let failed = |what: &str| {
+        log_event("registry_unavailable", "-", &[("reason", what)]);
+        GatewayError::StoreUnavailable
+    };
+    let namespace = env.durable_object(REGISTRY_BINDING).map_err(|_| failed("REGISTRY binding missing"))?;
+    let stub = namespace.get_by_name(name).map_err(|_| failed("stub"))?;
+    let body = serde_json::to_string(op).map_err(|_| failed("encode"))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(body.into()));
+    let request = Request::new_with_init("https://registry.keygate.internal/op", &init).map_err(|_| failed("request"))?;
+    let mut response = stub.fetch_with_request(request).await.map_err(|_| failed("fetch"))?;
+    let outcome: Result<Reply, Failure> = response.json().await.map_err(|_| failed("decode"))?;
+    outcome.map_err(|failure| {
+        if let Failure::Store { reason } = &failure {
+            log_event("registry_unavailable", "-", &[("reason", reason)]);
+        }
+        GatewayError::from(failure)
+    })
+}

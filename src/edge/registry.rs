@@ -1,0 +1,261 @@
+//! `KeyRegistry`: the SQLite-backed Durable Object that is the source of truth for one
+//! project's keys (one instance per project, named by the project), plus the id directory
+//! (the instance named [`DIRECTORY`]) that maps a key id to its project.
+//!
+//! Every mutation runs under `blockConcurrencyWhile`, so reads, the KV write-through and the
+//! SQLite write of one change never interleave with another change: KV always ends with the
+//! latest revision. The KV write happens first; if it fails nothing is recorded and the admin
+//! gets `STORE_UNAVAILABLE` to retry. Revocation writes a tombstone, never a delete.
+
+use serde::Deserialize;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
+
+use crate::admin::lifecycle::{self, AuditEntry};
+use crate::admin::protocol::{decode_cursor, encode_cursor, Failure, Op, Reply};
+use crate::admin::request::{parse_update, Rules};
+use crate::record::{self, KeyRecord};
+
+use super::store::KEYS_BINDING;
+
+/// Durable Object binding name.
+pub const REGISTRY_BINDING: &str = "REGISTRY";
+/// Name of the instance that holds the id → project directory.
+pub const DIRECTORY: &str = "__directory__";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS keys (
+  id TEXT PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS keys_by_created ON keys (created_at, id);
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  key_id TEXT NOT NULL,
+  entry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_key ON audit (key_id, seq);
+CREATE TABLE IF NOT EXISTS directory (
+  id TEXT PRIMARY KEY,
+  project TEXT NOT NULL
+);";
+
+#[durable_object]
+pub struct KeyRegistry {
+    state: State,
+    env: Env,
+}
+
+impl DurableObject for KeyRegistry {
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env }
+    }
+
+    async fn fetch(&self, mut request: Request) -> Result<Response> {
+        let outcome: std::result::Result<Reply, Failure> = match request.json::<Op>().await {
+            Err(_) => Err(Failure::Store { reason: "undecodable registry request".into() }),
+            Ok(op) => {
+                let sql = self.state.storage().sql();
+                let env = self.env.clone();
+                // Serialise every operation: see the module docs.
+                match self.state.block_concurrency_while(async move { Ok(run(&sql, &env, op).await) }).await {
+                    Ok(outcome) => outcome,
+                    Err(e) => Err(Failure::Store { reason: e.to_string() }),
+                }
+            }
+        };
+        Response::from_json(&outcome)
+    }
+}
+
+fn store_failure(context: &str) -> impl Fn(worker::Error) -> Failure + '_ {
+    move |e| Failure::Store { reason: format!("{context}: {e}") }
+}
+
+fn now_ms() -> i64 {
+    worker::Date::now().as_millis() as i64
+}
+
+#[derive(Deserialize)]
+struct RecordRow {
+    hash: String,
+    record: String,
+}
+
+#[derive(Deserialize)]
+struct TextRow {
+    value: String,
+}
+
+async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, Failure> {
+    sql.exec(SCHEMA, None).map_err(store_failure("schema"))?;
+    match op {
+        Op::Register { id, project } => {
+            sql.exec("INSERT OR REPLACE INTO directory (id, project) VALUES (?, ?)", vec![id.into(), project.into()])
+                .map_err(store_failure("directory write"))?;
+            Ok(Reply::Done)
+        }
+        Op::Resolve { id } => {
+            let rows: Vec<TextRow> = sql
+                .exec("SELECT project AS value FROM directory WHERE id = ?", vec![id.into()])
+                .and_then(|c| c.to_array())
+                .map_err(store_failure("directory read"))?;
+            rows.into_iter().next().map(|row| Reply::Project { project: row.value }).ok_or(Failure::NotFound)
+        }
+        Op::Create { record, hash } => {
+            write_through(env, &hash, &record).await?;
+            let audit = lifecycle::create_audit(&record);
+            insert(sql, &hash, &record)?;
+            append_audit(sql, &record.id, &audit)?;
+            Ok(Reply::Record { record, hash })
+        }
+        Op::Get { id } => {
+            let (record, hash) = load(sql, &id)?;
+            Ok(Reply::Record { record, hash })
+        }
+        Op::List { status, cursor, limit } => list(sql, status, cursor, limit),
+        Op::Update { id, body } => {
+            let (old, hash) = load(sql, &id)?;
+            let config = super::config::load(env).map_err(|e| Failure::Store { reason: e.to_string() })?;
+            let now = now_ms();
+            let rules = Rules { roles: &config.roles, scopes: &config.scopes, now_ms: now };
+            let update = parse_update(body.as_bytes(), &rules)?;
+            let (new, audit) = lifecycle::update(&old, &update, now)?;
+            if let Some(audit) = audit {
+                write_through(env, &hash, &new).await?;
+                replace(sql, &new)?;
+                append_audit(sql, &id, &audit)?;
+            }
+            Ok(Reply::Record { record: new, hash })
+        }
+        Op::Revoke { id } => {
+            let (old, hash) = load(sql, &id)?;
+            let (new, audit) = lifecycle::revoke(&old, now_ms());
+            if let Some(audit) = audit {
+                write_through(env, &hash, &new).await?;
+                replace(sql, &new)?;
+                append_audit(sql, &id, &audit)?;
+            }
+            Ok(Reply::Record { record: new, hash })
+        }
+        Op::Roll { id, new_id, new_hash, new_hint, grace_seconds } => {
+            let (old, old_hash) = load(sql, &id)?;
+            let rolled = lifecycle::roll(&old, new_id, new_hint, grace_seconds, now_ms())?;
+            // The replacement first: if anything fails after, the old key still works.
+            write_through(env, &new_hash, &rolled.new).await?;
+            insert(sql, &new_hash, &rolled.new)?;
+            append_audit(sql, &rolled.new.id, &rolled.new_audit)?;
+            write_through(env, &old_hash, &rolled.old).await?;
+            replace(sql, &rolled.old)?;
+            append_audit(sql, &id, &rolled.old_audit)?;
+            Ok(Reply::Rolled { record: rolled.new, previous: rolled.old, previous_hash: old_hash })
+        }
+        Op::Audit { id } => {
+            load(sql, &id)?;
+            let rows: Vec<TextRow> = sql
+                .exec("SELECT entry AS value FROM audit WHERE key_id = ? ORDER BY seq", vec![id.into()])
+                .and_then(|c| c.to_array())
+                .map_err(store_failure("audit read"))?;
+            let items = rows
+                .iter()
+                .map(|row| serde_json::from_str::<AuditEntry>(&row.value))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Failure::Store { reason: format!("audit decode: {e}") })?;
+            Ok(Reply::Audit { items })
+        }
+    }
+}
+
+async fn write_through(env: &Env, hash: &str, record: &KeyRecord) -> std::result::Result<(), Failure> {
+    let kv = env.kv(KEYS_BINDING).map_err(store_failure("KEYS binding"))?;
+    kv.put(&format!("key:{hash}"), record::encode(record))
+        .map_err(|e| Failure::Store { reason: format!("kv put: {e}") })?
+        .execute()
+        .await
+        .map_err(|e| Failure::Store { reason: format!("kv put: {e}") })
+}
+
+fn status_text(record: &KeyRecord) -> String {
+    serde_json::to_value(record.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+fn insert(sql: &SqlStorage, hash: &str, record: &KeyRecord) -> std::result::Result<(), Failure> {
+    let values: Vec<SqlStorageValue> = vec![
+        record.id.clone().into(),
+        hash.to_string().into(),
+        SqlStorageValue::Integer(record.created_at.millis()),
+        status_text(record).into(),
+        record::encode(record).into(),
+    ];
+    sql.exec("INSERT INTO keys (id, hash, created_at, status, record) VALUES (?, ?, ?, ?, ?)", values)
+        .map_err(store_failure("insert"))?;
+    Ok(())
+}
+
+fn replace(sql: &SqlStorage, record: &KeyRecord) -> std::result::Result<(), Failure> {
+    let values: Vec<SqlStorageValue> = vec![status_text(record).into(), record::encode(record).into(), record.id.clone().into()];
+    sql.exec("UPDATE keys SET status = ?, record = ? WHERE id = ?", values).map_err(store_failure("update"))?;
+    Ok(())
+}
+
+fn append_audit(sql: &SqlStorage, id: &str, entry: &AuditEntry) -> std::result::Result<(), Failure> {
+    let entry = serde_json::to_string(entry).map_err(|e| Failure::Store { reason: e.to_string() })?;
+    sql.exec("INSERT INTO audit (key_id, entry) VALUES (?, ?)", vec![id.to_string().into(), entry.into()])
+        .map_err(store_failure("audit write"))?;
+    Ok(())
+}
+
+fn load(sql: &SqlStorage, id: &str) -> std::result::Result<(KeyRecord, String), Failure> {
+    let rows: Vec<RecordRow> = sql
+        .exec("SELECT hash, record FROM keys WHERE id = ?", vec![id.to_string().into()])
+        .and_then(|c| c.to_array())
+        .map_err(store_failure("read"))?;
+    let row = rows.into_iter().next().ok_or(Failure::NotFound)?;
+    let record = record::decode(row.record.as_bytes()).map_err(|e| Failure::Store { reason: format!("record decode: {}", e.0) })?;
+    Ok((record, row.hash))
+}
+
+fn list(sql: &SqlStorage, status: Option<crate::record::Status>, cursor: Option<String>, limit: usize) -> std::result::Result<Reply, Failure> {
+    let (after_at, after_id) = match cursor {
+        None => (i64::MIN, String::new()),
+        Some(text) => decode_cursor(&text).ok_or_else(|| Failure::Validation {
+            fields: [("cursor".to_string(), "is not a cursor from this API".to_string())].into(),
+        })?,
+    };
+    let status = status.and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(String::from));
+    let status_value = status.map(SqlStorageValue::from).unwrap_or(SqlStorageValue::Null);
+    let values: Vec<SqlStorageValue> = vec![
+        status_value.clone(),
+        status_value,
+        SqlStorageValue::Integer(after_at),
+        SqlStorageValue::Integer(after_at),
+        after_id.into(),
+        SqlStorageValue::Integer(limit as i64 + 1),
+    ];
+    #[derive(Deserialize)]
+    struct Row {
+        record: String,
+    }
+    let rows: Vec<Row> = sql
+        .exec(
+            "SELECT record FROM keys WHERE (? IS NULL OR status = ?) AND (created_at > ? OR (created_at = ? AND id > ?)) \
+             ORDER BY created_at, id LIMIT ?",
+            values,
+        )
+        .and_then(|c| c.to_array())
+        .map_err(store_failure("list"))?;
+    let mut items = rows
+        .iter()
+        .map(|row| record::decode(row.record.as_bytes()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Failure::Store { reason: format!("record decode: {}", e.0) })?;
+    let cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|last| encode_cursor(last.created_at.millis(), &last.id))
+    } else {
+        None
+    };
+    Ok(Reply::Page { items, cursor })
+}

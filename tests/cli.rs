@@ -1,0 +1,114 @@
+//! The `keygate keys` CLI against the real worker under `wrangler dev`.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use common::{Gateway, Options, ADMIN_TOKEN};
+
+fn gateway() -> &'static Gateway {
+    static GATEWAY: OnceLock<Gateway> = OnceLock::new();
+    GATEWAY.get_or_init(|| Gateway::start(Options::default()))
+}
+
+fn keygate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .arg("keys")
+        .args(args)
+        .env("KEYGATE_URL", &gateway().url)
+        .env("KEYGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .expect("run keygate")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let output = keygate(&all);
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("json output")
+}
+
+fn gateway_code(key: &str) -> String {
+    let response = gateway().request("GET", "/v1/public/cms/articles/items").bearer(key).send();
+    if response.status == 200 { "OK".into() } else { response.json()["error"]["code"].as_str().unwrap_or("?").to_string() }
+}
+
+#[test]
+fn cli_runs_the_whole_lifecycle() {
+    let created = json(&["create", "--project", "cli", "--name", "cli key", "--role", "read_only", "--meta", "team=web"]);
+    let key = created["key"].as_str().unwrap().to_string();
+    let id = created["record"]["id"].as_str().unwrap().to_string();
+    assert_eq!(gateway_code(&key), "OK");
+
+    let listed = json(&["list", "--project", "cli"]);
+    assert!(listed["items"].as_array().unwrap().iter().any(|r| r["id"] == id.as_str()));
+    assert_eq!(json(&["show", &id])["meta"]["team"], "web");
+
+    assert_eq!(json(&["disable", &id])["status"], "inactive");
+    assert_eq!(gateway_code(&key), "KEY_DISABLED");
+    assert_eq!(json(&["enable", &id])["status"], "active");
+    assert_eq!(gateway_code(&key), "OK");
+
+    assert_eq!(json(&["update", &id, "--name", "renamed", "--valid-to", "2099-01-01T00:00:00Z"])["name"], "renamed");
+    assert!(json(&["update", &id, "--lifetime"])["valid_to"].is_null());
+
+    let rolled = json(&["roll", &id, "--grace-seconds", "600"]);
+    let new_key = rolled["key"].as_str().unwrap().to_string();
+    assert_eq!((gateway_code(&key), gateway_code(&new_key)), ("OK".to_string(), "OK".to_string()));
+
+    assert_eq!(json(&["revoke", &id])["status"], "revoked");
+    assert_eq!(gateway_code(&key), "KEY_REVOKED");
+    let audit = json(&["audit", &id]);
+    let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["created", "disabled", "enabled", "updated", "updated", "rolled", "revoked"]);
+}
+
+#[test]
+fn human_output_shows_the_key_once_and_tables() {
+    let output = keygate(&["create", "--project", "cli-human", "--name", "human", "--role", "writer"]);
+    assert!(output.status.success());
+    let text = stdout(&output);
+    let key_lines: Vec<&str> = text.lines().filter(|l| l.contains("kg_live_") && !l.contains('…')).collect();
+    assert_eq!(key_lines.len(), 1, "the plaintext key is printed exactly once:\n{text}");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("kg_live_"), "never on stderr");
+    let table = stdout(&keygate(&["list", "--project", "cli-human"]));
+    assert!(table.lines().next().unwrap_or("").contains("ID"), "{table}");
+    assert!(table.contains("human") && table.contains("writer"), "{table}");
+}
+
+#[test]
+fn api_errors_exit_1_with_the_code_and_fields() {
+    let output = keygate(&["create", "--project", "cli", "--name", "x", "--role", "wizard"]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("VALIDATION_FAILED") && err.contains("role"), "{err}");
+    let missing = keygate(&["show", "key_doesnotexist"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("NOT_FOUND"));
+    let wrong_token = Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["keys", "list", "--project", "cli"])
+        .env("KEYGATE_URL", &gateway().url)
+        .env("KEYGATE_ADMIN_TOKEN", "not-the-admin-token-at-all")
+        .output()
+        .unwrap();
+    assert_eq!(wrong_token.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong_token.stderr).contains("UNAUTHORIZED"));
+}
+
+#[test]
+fn unreachable_gateway_exits_3() {
+    let port = common::free_port();
+    let output = Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["keys", "list", "--project", "cli"])
+        .env("KEYGATE_URL", format!("http://127.0.0.1:{port}"))
+        .env("KEYGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+}
