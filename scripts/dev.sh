@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# `make dev`: demo origins (live + test), wrangler dev with local KV seeded with fresh demo keys.
+# `make dev`: demo origins (live + test), wrangler dev with local state, then demo keys seeded
+# through the admin API (`keygate demo-keys`) and printed once.
 # Ctrl-C stops everything; so does any one of the three processes exiting.
 # Ports: PORT (gateway, 8787), ORIGIN_PORT (live origin, 8788), ORIGIN_TEST_PORT (test origin, 8789).
-# STATE_DIR (default .wrangler/state) holds the local KV data; .dev.vars the local signing secret.
+# STATE_DIR (default .wrangler/state) holds the local KV and Durable Object data; .dev.vars the
+# local secrets (ORIGIN_SIGNING_SECRET, ADMIN_TOKEN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
@@ -30,37 +32,44 @@ if [ "$PORT" = "$ORIGIN_PORT" ] || [ "$PORT" = "$ORIGIN_TEST_PORT" ] || [ "$ORIG
   die "PORT, ORIGIN_PORT and ORIGIN_TEST_PORT must differ"
 fi
 
-# The signing secret: wrangler dev reads it from .dev.vars; the demo origins get the same value.
-# A fresh checkout has no .dev.vars, so make a random, local-only one.
+# The secrets: wrangler dev reads them from .dev.vars; the demo origins get the same signing
+# secret, `keygate demo-keys` the admin token. A fresh checkout has no .dev.vars, so make a
+# random, local-only one; add a variable that is missing.
 new_secret() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
-read_secret() { # last ORIGIN_SIGNING_SECRET= line of .dev.vars, quotes and trailing comment removed
-  sed -n -E 's/^[[:space:]]*(export[[:space:]]+)?ORIGIN_SIGNING_SECRET[[:space:]]*=[[:space:]]*//p' .dev.vars \
+read_var() { # $1 = name; last NAME= line of .dev.vars, quotes and trailing comment removed
+  sed -n -E "s/^[[:space:]]*(export[[:space:]]+)?$1[[:space:]]*=[[:space:]]*//p" .dev.vars \
     | tail -n1 | tr -d '\r' \
     | sed -E -e "s/^\"([^\"]*)\".*$/\1/" -e t -e "s/^'([^']*)'.*$/\1/" -e t \
         -e 's/[[:space:]]+#.*$//' -e 's/[[:space:]]+$//'
 }
 if [ ! -f .dev.vars ]; then
-  printf '# Local-only secrets for wrangler dev (git-ignored). Never use these values in production.\nORIGIN_SIGNING_SECRET="%s"\n' \
-    "$(new_secret)" > .dev.vars
-  echo "dev: created .dev.vars with a random local ORIGIN_SIGNING_SECRET" >&2
-elif [ -z "$(read_secret)" ]; then
-  printf '\n# Added by make dev: local-only signing secret.\nORIGIN_SIGNING_SECRET="%s"\n' "$(new_secret)" >> .dev.vars
-  echo "dev: added a random local ORIGIN_SIGNING_SECRET to .dev.vars" >&2
+  printf '# Local-only secrets for wrangler dev (git-ignored). Never use these values in production.\n' > .dev.vars
+  echo "dev: created .dev.vars for local-only secrets" >&2
 fi
-ORIGIN_SIGNING_SECRET="$(read_secret)"
-[ "${#ORIGIN_SIGNING_SECRET}" -ge 16 ] || die "ORIGIN_SIGNING_SECRET in .dev.vars must be at least 16 characters"
+ensure_var() { # $1 = name, $2 = what it is
+  if [ -z "$(read_var "$1")" ]; then
+    printf '\n# Added by make dev: local-only %s.\n%s="%s"\n' "$2" "$1" "$(new_secret)" >> .dev.vars
+    echo "dev: added a random local $1 to .dev.vars" >&2
+  fi
+  local value
+  value="$(read_var "$1")"
+  [ "${#value}" -ge 16 ] || die "$1 in .dev.vars must be at least 16 characters"
+}
+ensure_var ORIGIN_SIGNING_SECRET "signing secret"
+ensure_var ADMIN_TOKEN "admin API token"
+ORIGIN_SIGNING_SECRET="$(read_var ORIGIN_SIGNING_SECRET)"
 export ORIGIN_SIGNING_SECRET
+# Where wrangler.toml puts the admin API (ADMIN_PREFIX), for `keygate demo-keys --prefix`.
+ADMIN_PREFIX="$(sed -n -E 's/^ADMIN_PREFIX[[:space:]]*=[[:space:]]*"([^"]*)".*$/\1/p' wrangler.toml | tail -n1)"
+ADMIN_PREFIX="${ADMIN_PREFIX:-/_keygate/v1}"
 
 names=()
 pids=()
-seed=""
-keys_log=""
 cleanup() {
   trap - EXIT INT TERM
   local pid
   for pid in ${pids[@]+"${pids[@]}"}; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -f "$seed" "$keys_log"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -101,16 +110,6 @@ start "demo origin (test)" "$KEYGATE" demo-origin --host 127.0.0.1 --port "$ORIG
 wait_for_port "$ORIGIN_PORT" "the live demo origin" 15
 wait_for_port "$ORIGIN_TEST_PORT" "the test demo origin" 15
 
-# Fresh demo keys each run: records (hashes only) go to local KV, plaintext only to this terminal.
-seed="$(mktemp)"
-keys_log="$(mktemp)"
-if ! keys_listing="$("$KEYGATE" demo-keys --kv-out "$seed" --gateway-url "http://127.0.0.1:$PORT" 2>"$keys_log")"; then
-  cat "$keys_log" >&2
-  die "generating demo keys failed"
-fi
-wrangler kv bulk put --local --persist-to "$STATE_DIR" --binding KEYS "$seed" >/dev/null
-rm -f "$seed"
-
 start "wrangler dev" wrangler dev --ip 127.0.0.1 --port "$PORT" --persist-to "$STATE_DIR" \
   --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" --var "ORIGIN_URL_TEST:http://127.0.0.1:$ORIGIN_TEST_PORT" \
   --show-interactive-dev-session=false
@@ -136,12 +135,23 @@ case "${answer%%|*}" in
   *" 500 "*) printf '\ndev: WARNING: the gateway answers 500, its configuration is invalid:\n%s\n' "${answer#*|}" >&2 ;;
 esac
 
+# Fresh demo keys each run, created through the admin API: the registry stores hashes only,
+# the plaintext goes only to this terminal. Errors (which never hold a key) go to stderr.
+if ! keys_listing="$(KEYGATE_URL="http://127.0.0.1:$PORT" KEYGATE_ADMIN_TOKEN="$(read_var ADMIN_TOKEN)" \
+  "$KEYGATE" demo-keys --prefix "$ADMIN_PREFIX" --project acme)"; then
+  die "seeding the demo keys through the admin API failed (see above); stopping"
+fi
+
 cat <<MSG
 
-keygate dev is running on http://127.0.0.1:$PORT (origins: live :$ORIGIN_PORT, test :$ORIGIN_TEST_PORT; KV state: $STATE_DIR)
-Demo keys (shown once, stored only as SHA-256 hashes):
+keygate dev is running on http://127.0.0.1:$PORT (origins: live :$ORIGIN_PORT, test :$ORIGIN_TEST_PORT; state: $STATE_DIR)
+Demo keys (shown once; the gateway stores only SHA-256 hashes):
 
 $keys_listing
+
+Manage keys with the CLI (the admin token is ADMIN_TOKEN in .dev.vars), e.g.:
+  KEYGATE_URL=http://127.0.0.1:$PORT KEYGATE_ADMIN_TOKEN="\$(sed -n -E 's/^ADMIN_TOKEN="?([^"]*)"?\$/\1/p' .dev.vars | tail -n1)" \\
+    $KEYGATE keys list --project acme
 
 Ctrl-C stops everything.
 MSG

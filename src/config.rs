@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::key::is_valid_prefix;
+use crate::limit::algorithm::{validate_specs, LimitSpec};
+use crate::record::{KeyRecord, LimitMode};
 use crate::routes::RouteTable;
 use crate::scope::{is_valid_grant, Roles, DEFAULT_SCOPES};
 
@@ -19,6 +21,34 @@ pub const DEFAULT_ROUTES: &str = r#"[
   {"methods":["GET","HEAD"],"path":"/v1/public/cms/:type/items/*","scopes":["content:read"]},
   {"methods":["POST"],"path":"/v1/cms/:type/items","scopes":["content:write"]}
 ]"#;
+
+/// The tiers of the OptimoCMS seed (requests/min, burst per second, daily maximum);
+/// enterprise has no daily maximum. Replaced by `TIERS` when set.
+pub const DEFAULT_TIERS: &str = r#"{
+  "free": {"limits": [{"name":"burst","limit":10,"window_seconds":1},{"name":"minute","limit":60,"window_seconds":60},{"name":"daily","limit":5000,"window_seconds":86400}]},
+  "pro": {"limits": [{"name":"burst","limit":50,"window_seconds":1},{"name":"minute","limit":600,"window_seconds":60},{"name":"daily","limit":100000,"window_seconds":86400}]},
+  "enterprise": {"limits": [{"name":"burst","limit":200,"window_seconds":1},{"name":"minute","limit":6000,"window_seconds":60}]}
+}"#;
+
+/// A named bundle of limits.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    /// The tier's limits.
+    pub limits: Vec<LimitSpec>,
+    /// Enforcement mode for keys of this tier (default: `LIMIT_MODE`).
+    #[serde(default)]
+    pub mode: Option<LimitMode>,
+}
+
+/// What to do when the limiter cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Serve the request (authentication is still enforced).
+    Open,
+    /// Refuse with 503 `STORE_UNAVAILABLE`.
+    Closed,
+}
 
 /// The HMAC secret for origin signatures. Never printed.
 #[derive(Clone)]
@@ -87,6 +117,33 @@ pub struct Config {
     pub admin_max_body_bytes: usize,
     /// `ADMIN_TOKEN` (secret). `None` = admin API refuses everyone.
     pub admin_token: Option<SigningSecret>,
+    /// `TIERS`: named limit bundles.
+    pub tiers: BTreeMap<String, Tier>,
+    /// `DEFAULT_TIER`: tier of keys that name neither a tier nor limits (`None` = unlimited).
+    pub default_tier: Option<String>,
+    /// `LIMIT_MODE`: enforcement mode when neither key nor tier says.
+    pub limit_mode: LimitMode,
+    /// `RATE_LIMIT_FAILURE`: behaviour when the limiter is unreachable.
+    pub rate_limit_failure: FailurePolicy,
+    /// `LIMITER_FAULT` (test builds only): makes every limiter call fail, to test the policy.
+    pub limiter_fault: bool,
+}
+
+impl Config {
+    /// The limits that apply to `record`: its own, else its tier's, else the default tier's.
+    pub fn limits_for<'a>(&'a self, record: &'a KeyRecord) -> &'a [LimitSpec] {
+        if let Some(limits) = &record.limits {
+            return limits;
+        }
+        let tier = record.tier.as_ref().or(self.default_tier.as_ref());
+        tier.and_then(|name| self.tiers.get(name)).map(|t| t.limits.as_slice()).unwrap_or(&[])
+    }
+
+    /// The enforcement mode for `record`: its own, else its tier's, else `LIMIT_MODE`.
+    pub fn mode_for(&self, record: &KeyRecord) -> LimitMode {
+        let tier = record.tier.as_ref().or(self.default_tier.as_ref()).and_then(|name| self.tiers.get(name));
+        record.limit_mode.or(tier.and_then(|t| t.mode)).unwrap_or(self.limit_mode)
+    }
 }
 
 /// A setting that is missing or invalid.
@@ -111,6 +168,7 @@ pub const SETTINGS: &[&str] = &[
     "ORIGIN_URL", "ORIGIN_URL_TEST", "ORIGIN_SIGNING_SECRET",
     "CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_METHODS", "CORS_ALLOWED_HEADERS", "CORS_MAX_AGE_SECONDS",
     "ADMIN_PREFIX", "ADMIN_MAX_BODY_BYTES", "ADMIN_TOKEN",
+    "TIERS", "DEFAULT_TIER", "LIMIT_MODE", "RATE_LIMIT_FAILURE", "LIMITER_FAULT", "KEYGATE_TEST_MODE",
 ];
 
 fn err(setting: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -215,7 +273,44 @@ impl Config {
             Some(_) => return Err(err("ADMIN_TOKEN", "must be at least 16 characters")),
         };
 
+        let tiers: BTreeMap<String, Tier> = serde_json::from_str(&get("TIERS").unwrap_or_else(|| DEFAULT_TIERS.into()))
+            .map_err(|e| err("TIERS", e.to_string()))?;
+        for (name, tier) in &tiers {
+            if !(1..=32).contains(&name.len()) || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
+                return Err(err("TIERS", format!("tier name {name:?} must be 1-32 chars of a-z, 0-9, _ or -")));
+            }
+            validate_specs(&tier.limits).map_err(|e| err("TIERS", format!("tier {name:?}: {e}")))?;
+        }
+        let default_tier = get("DEFAULT_TIER");
+        if let Some(name) = &default_tier {
+            if !tiers.contains_key(name) {
+                return Err(err("DEFAULT_TIER", format!("{name:?} is not a tier in TIERS")));
+            }
+        }
+        let limit_mode = match get("LIMIT_MODE").as_deref() {
+            None | Some("exact") => LimitMode::Exact,
+            Some("fast") => LimitMode::Fast,
+            Some(_) => return Err(err("LIMIT_MODE", "must be exact or fast")),
+        };
+        let rate_limit_failure = match get("RATE_LIMIT_FAILURE").as_deref() {
+            None | Some("open") => FailurePolicy::Open,
+            Some("closed") => FailurePolicy::Closed,
+            Some(_) => return Err(err("RATE_LIMIT_FAILURE", "must be open or closed")),
+        };
+        // A fault switch for tests. It is refused unless the deployment explicitly calls itself
+        // a test deployment, so a production config can never enable it by accident.
+        let limiter_fault = match (get("LIMITER_FAULT").as_deref(), get("KEYGATE_TEST_MODE").as_deref()) {
+            (None | Some("off"), _) => false,
+            (Some("on"), Some("yes-this-is-a-test-deployment")) => true,
+            (Some(_), _) => return Err(err("LIMITER_FAULT", "is a test-only switch")),
+        };
+
         Ok(Config {
+            tiers,
+            default_tier,
+            limit_mode,
+            rate_limit_failure,
+            limiter_fault,
             admin_prefix,
             admin_max_body_bytes,
             admin_token,
@@ -328,6 +423,12 @@ mod tests {
             ("admin prefix dot segment", "ADMIN_PREFIX", Some("/a/../b")),
             ("admin body limit too large", "ADMIN_MAX_BODY_BYTES", Some("99999999")),
             ("admin token short", "ADMIN_TOKEN", Some("short")),
+            ("tiers not json", "TIERS", Some("free")),
+            ("tier with bad limit", "TIERS", Some(r#"{"x":{"limits":[{"name":"m","limit":0,"window_seconds":60}]}}"#)),
+            ("unknown default tier", "DEFAULT_TIER", Some("platinum")),
+            ("bad limit mode", "LIMIT_MODE", Some("strict")),
+            ("bad failure policy", "RATE_LIMIT_FAILURE", Some("maybe")),
+            ("fault switch outside test mode", "LIMITER_FAULT", Some("on")),
         ];
         for (what, setting, value) in rows {
             let mut vars = base();
@@ -338,6 +439,44 @@ mod tests {
             let error = parse(&vars).unwrap_err();
             assert_eq!(error.setting, setting, "{what}");
         }
+    }
+
+    #[test]
+    fn shipped_tiers_follow_the_seed_and_resolve_per_key() {
+        let config = parse(&base()).unwrap();
+        let names: Vec<&str> = config.tiers.keys().map(String::as_str).collect();
+        assert_eq!(names, ["enterprise", "free", "pro"]);
+        let pro = &config.tiers["pro"].limits;
+        let table: Vec<(&str, u64, u64)> = pro.iter().map(|l| (l.name.as_str(), l.limit, l.window_seconds)).collect();
+        assert_eq!(table, [("burst", 50, 1), ("minute", 600, 60), ("daily", 100_000, 86_400)]);
+        assert!(config.tiers["enterprise"].limits.iter().all(|l| l.name != "daily"), "enterprise: unlimited daily");
+        assert_eq!(config.limit_mode, LimitMode::Exact);
+        assert_eq!(config.rate_limit_failure, FailurePolicy::Open);
+        assert!(!config.limiter_fault);
+
+        let mut record: KeyRecord = serde_json::from_str(
+            r#"{"id":"key_1","project":"p","name":"n","env":"live","status":"active","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#,
+        ).unwrap();
+        assert!(config.limits_for(&record).is_empty(), "no tier, no default tier: unlimited");
+        record.tier = Some("free".into());
+        assert_eq!(config.limits_for(&record).len(), 3);
+        record.limits = Some(vec![LimitSpec { name: "hour".into(), limit: 5, window_seconds: 3600 }]);
+        assert_eq!(config.limits_for(&record)[0].name, "hour", "inline limits win");
+        record.limit_mode = Some(LimitMode::Fast);
+        assert_eq!(config.mode_for(&record), LimitMode::Fast);
+
+        let mut vars = base();
+        vars.insert("DEFAULT_TIER", "free".into());
+        vars.insert("LIMIT_MODE", "fast".into());
+        vars.insert("LIMITER_FAULT", "on".into());
+        vars.insert("KEYGATE_TEST_MODE", "yes-this-is-a-test-deployment".into());
+        let config = parse(&vars).unwrap();
+        record.limits = None;
+        record.tier = None;
+        record.limit_mode = None;
+        assert_eq!(config.limits_for(&record).len(), 3, "default tier applies");
+        assert_eq!(config.mode_for(&record), LimitMode::Fast);
+        assert!(config.limiter_fault);
     }
 
     #[test]

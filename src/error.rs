@@ -73,6 +73,20 @@ pub enum GatewayError {
     },
     /// Admin API: a body that is not `application/json`.
     UnsupportedMediaType,
+    /// A rate limit (window shorter than a day) refused the request.
+    RateLimitExceeded {
+        /// The refusing limit's name.
+        limit: String,
+        /// Seconds until a retry can pass.
+        retry_after: u64,
+    },
+    /// A quota (window of a day or more) is spent.
+    QuotaExceeded {
+        /// The refusing limit's name.
+        limit: String,
+        /// Seconds until the quota resets.
+        retry_after: u64,
+    },
 }
 
 impl GatewayError {
@@ -85,6 +99,7 @@ impl GatewayError {
             GatewayError::Conflict { .. } => 409,
             GatewayError::PayloadTooLarge { .. } => 413,
             GatewayError::UnsupportedMediaType => 415,
+            GatewayError::RateLimitExceeded { .. } | GatewayError::QuotaExceeded { .. } => 429,
             GatewayError::MissingKey
             | GatewayError::InvalidKey { .. }
             | GatewayError::KeyRevoked
@@ -126,6 +141,8 @@ impl GatewayError {
             GatewayError::Conflict { .. } => "CONFLICT",
             GatewayError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             GatewayError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            GatewayError::RateLimitExceeded { .. } => "RATE_LIMIT_EXCEEDED",
+            GatewayError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
         }
     }
 
@@ -162,6 +179,12 @@ impl GatewayError {
             GatewayError::Conflict { reason } => format!("Conflict: {reason}."),
             GatewayError::PayloadTooLarge { limit } => format!("The request body exceeds {limit} bytes."),
             GatewayError::UnsupportedMediaType => "The request body must be application/json.".into(),
+            GatewayError::RateLimitExceeded { retry_after, .. } => {
+                format!("Rate limit exceeded. Try again in {retry_after} seconds.")
+            }
+            GatewayError::QuotaExceeded { retry_after, .. } => {
+                format!("Quota exceeded. It resets in {retry_after} seconds.")
+            }
         }
     }
 
@@ -174,6 +197,9 @@ impl GatewayError {
             GatewayError::ConfigInvalid { reason } | GatewayError::Conflict { reason } => json!({ "reason": reason }),
             GatewayError::ValidationFailed { fields } => json!({ "fields": fields }),
             GatewayError::PayloadTooLarge { limit } => json!({ "limitBytes": limit }),
+            GatewayError::RateLimitExceeded { limit, retry_after } | GatewayError::QuotaExceeded { limit, retry_after } => {
+                json!({ "retryAfter": retry_after, "limit": limit })
+            }
             GatewayError::MissingKey
             | GatewayError::RouteNotFound
             | GatewayError::InvalidKey { reason: None }
@@ -249,6 +275,8 @@ mod tests {
             GatewayError::Conflict { reason: "revoked".into() },
             GatewayError::PayloadTooLarge { limit: 10 },
             GatewayError::UnsupportedMediaType,
+            GatewayError::RateLimitExceeded { limit: "minute".into(), retry_after: 45 },
+            GatewayError::QuotaExceeded { limit: "daily".into(), retry_after: 3600 },
         ]
     }
 
@@ -262,6 +290,7 @@ mod tests {
             (503, "STORE_UNAVAILABLE"), (502, "ORIGIN_UNAVAILABLE"), (500, "CONFIG_INVALID"),
             (401, "UNAUTHORIZED"), (404, "NOT_FOUND"), (400, "VALIDATION_FAILED"), (409, "CONFLICT"),
             (413, "PAYLOAD_TOO_LARGE"), (415, "UNSUPPORTED_MEDIA_TYPE"),
+            (429, "RATE_LIMIT_EXCEEDED"), (429, "QUOTA_EXCEEDED"),
         ];
         assert_eq!(all().len(), expected.len());
         for (error, (status, code)) in all().iter().zip(expected) {
@@ -292,6 +321,14 @@ mod tests {
         assert_eq!(GatewayError::MissingKey.www_authenticate().unwrap(), "Bearer realm=\"keygate\"");
         assert!(GatewayError::KeyExpired.www_authenticate().unwrap().contains("invalid_token"));
         assert!(GatewayError::RouteNotFound.www_authenticate().is_none());
+    }
+
+    #[test]
+    fn rate_limit_body_matches_the_seed() {
+        let error = GatewayError::RateLimitExceeded { limit: "minute".into(), retry_after: 45 };
+        let body: Value = serde_json::from_str(&error.body("req_abc123", "2026-05-26T12:00:00Z")).unwrap();
+        assert_eq!(body["error"]["message"], "Rate limit exceeded. Try again in 45 seconds.");
+        assert_eq!(body["error"]["details"], json!({"retryAfter": 45, "limit": "minute"}));
     }
 
     #[test]

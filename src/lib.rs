@@ -24,6 +24,7 @@ pub mod credential;
 pub mod error;
 pub mod forward;
 pub mod key;
+pub mod limit;
 pub mod policy;
 pub mod record;
 pub mod routes;

@@ -93,6 +93,9 @@ mod tests {
             hint: None,
             family: None,
             rolled_from: None,
+            tier: None,
+            limits: None,
+            limit_mode: None,
         }
     }
 

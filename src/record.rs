@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::key::KeyEnv;
+use crate::limit::algorithm::LimitSpec;
 use crate::timestamp::Timestamp;
 
 /// Lifecycle state of a key.
@@ -73,6 +74,27 @@ pub struct KeyRecord {
     /// Id of the key this one replaced in a roll.
     #[serde(default)]
     pub rolled_from: Option<String>,
+    /// Named tier from config (`TIERS`) supplying limits and mode.
+    #[serde(default)]
+    pub tier: Option<String>,
+    /// Inline limits; when set they replace the tier's.
+    #[serde(default)]
+    pub limits: Option<Vec<LimitSpec>>,
+    /// `exact` or `fast`; when unset the tier's, else `LIMIT_MODE`.
+    #[serde(default)]
+    pub limit_mode: Option<LimitMode>,
+}
+
+/// How a key's limits (and its status epoch) are enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitMode {
+    /// A Durable Object per key family decides every request (exact limits; revocation and
+    /// disabling take effect on the next request).
+    Exact,
+    /// No Durable Object on the hot path: per-isolate counters (approximate limits; status
+    /// changes seen after the caches expire).
+    Fast,
 }
 
 impl KeyRecord {
@@ -134,7 +156,7 @@ mod tests {
 
     #[test]
     fn ignores_unknown_fields_for_forward_compatibility() {
-        let json = sample_json().replacen("\"revision\":1", "\"revision\":1,\"limits\":[{\"x\":1}]", 1);
+        let json = sample_json().replacen("\"revision\":1", "\"revision\":1,\"future_field\":[{\"x\":1}]", 1);
         assert!(decode(json.as_bytes()).is_ok());
     }
 

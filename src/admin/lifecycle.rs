@@ -56,6 +56,9 @@ pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (Ke
         hint: Some(hint),
         family: None,
         rolled_from: None,
+        tier: request.tier.clone(),
+        limits: request.limits.clone(),
+        limit_mode: request.limit_mode,
     };
     let audit = create_audit(&record);
     (record, audit)
@@ -128,6 +131,15 @@ pub fn update(old: &KeyRecord, request: &UpdateKey, now_ms: i64) -> Result<(KeyR
     }
     if let Some(meta) = &request.meta {
         new.meta = meta.clone();
+    }
+    if let Some(tier) = &request.tier {
+        new.tier = tier.clone();
+    }
+    if let Some(limits) = &request.limits {
+        new.limits = limits.clone();
+    }
+    if let Some(mode) = request.limit_mode {
+        new.limit_mode = mode;
     }
     if new.role.is_none() && new.scopes.is_empty() {
         return Err(GatewayError::ValidationFailed {
@@ -235,6 +247,9 @@ mod tests {
             valid_to: None,
             allowed_origins: None,
             meta: BTreeMap::new(),
+            tier: None,
+            limits: None,
+            limit_mode: None,
         };
         create(&request, "key_1".into(), "kg_live_…abcd".into(), NOW).0
     }
@@ -244,7 +259,7 @@ mod tests {
         let request = CreateKey {
             project: "acme".into(), name: "site".into(), env: KeyEnv::Test, role: None,
             scopes: vec!["content:read".into()], valid_from: None, valid_to: Some(Timestamp(NOW + 1)),
-            allowed_origins: None, meta: BTreeMap::new(),
+            allowed_origins: None, meta: BTreeMap::new(), tier: None, limits: None, limit_mode: None,
         };
         let (record, audit) = create(&request, "key_1".into(), "hint".into(), NOW);
         assert_eq!((record.status, record.revision, record.env), (Status::Active, 1, KeyEnv::Test));

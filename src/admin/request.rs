@@ -10,8 +10,10 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::error::GatewayError;
+use crate::config::Tier;
 use crate::key::KeyEnv;
-use crate::record::Status;
+use crate::limit::algorithm::{validate_specs, LimitSpec};
+use crate::record::{LimitMode, Status};
 use crate::scope::Roles;
 use crate::timestamp::Timestamp;
 
@@ -22,6 +24,8 @@ pub struct Rules<'a> {
     pub roles: &'a Roles,
     /// Configured concrete scopes.
     pub scopes: &'a [String],
+    /// Configured tiers.
+    pub tiers: &'a BTreeMap<String, Tier>,
     /// Current time, unix millis.
     pub now_ms: i64,
 }
@@ -43,6 +47,9 @@ pub struct CreateKey {
     pub valid_to: Option<Timestamp>,
     pub allowed_origins: Option<Vec<String>>,
     pub meta: BTreeMap<String, String>,
+    pub tier: Option<String>,
+    pub limits: Option<Vec<LimitSpec>>,
+    pub limit_mode: Option<LimitMode>,
 }
 
 /// `PATCH /keys/{id}`: `None` = unchanged; `Some(None)` = cleared.
@@ -56,6 +63,9 @@ pub struct UpdateKey {
     pub status: Option<Status>,
     pub allowed_origins: Option<Option<Vec<String>>>,
     pub meta: Option<BTreeMap<String, String>>,
+    pub tier: Option<Option<String>>,
+    pub limits: Option<Option<Vec<LimitSpec>>>,
+    pub limit_mode: Option<Option<LimitMode>>,
 }
 
 /// `POST /keys/{id}/roll`.
@@ -111,9 +121,11 @@ fn reject_unknown(map: &Map<String, Value>, allowed: &[&str], problems: &mut Pro
     }
 }
 
-/// Whether `project` is 1–64 chars of `a-z 0-9 - _`.
+/// Whether `project` is 1–64 chars of `a-z 0-9 - _` starting with a letter or digit (names
+/// starting with `_` are reserved, e.g. for the registry's id directory).
 pub fn is_valid_project(project: &str) -> bool {
     (1..=64).contains(&project.len())
+        && project.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && project.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
@@ -263,6 +275,49 @@ fn meta(value: &Value, problems: &mut Problems) -> BTreeMap<String, String> {
     out
 }
 
+fn tier(value: &Value, rules: &Rules<'_>, problems: &mut Problems) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(name) if rules.tiers.contains_key(name) => Some(name.clone()),
+        _ => {
+            let known: Vec<&str> = rules.tiers.keys().map(String::as_str).collect();
+            problems.add("tier", format!("must be one of: {} (or null)", known.join(", ")));
+            None
+        }
+    }
+}
+
+fn limits(value: &Value, problems: &mut Problems) -> Option<Vec<LimitSpec>> {
+    if value.is_null() {
+        return None;
+    }
+    match serde_json::from_value::<Vec<LimitSpec>>(value.clone()) {
+        Ok(specs) => match validate_specs(&specs) {
+            Ok(()) => Some(specs),
+            Err(problem) => {
+                problems.add("limits", problem);
+                None
+            }
+        },
+        Err(_) => {
+            problems.add("limits", "must be a list of {name, limit, window_seconds} (or null)");
+            None
+        }
+    }
+}
+
+fn limit_mode(value: &Value, problems: &mut Problems) -> Option<LimitMode> {
+    match value.as_str() {
+        _ if value.is_null() => None,
+        Some("exact") => Some(LimitMode::Exact),
+        Some("fast") => Some(LimitMode::Fast),
+        _ => {
+            problems.add("limit_mode", "must be \"exact\", \"fast\" or null");
+            None
+        }
+    }
+}
+
 /// Checks the validity window: `valid_to` in the future and after `valid_from`.
 pub fn check_window(valid_from: Option<Timestamp>, valid_to: Option<Timestamp>, now_ms: i64) -> Result<(), GatewayError> {
     if let Some(to) = valid_to {
@@ -276,8 +331,13 @@ pub fn check_window(valid_from: Option<Timestamp>, valid_to: Option<Timestamp>, 
     Ok(())
 }
 
-const CREATE_FIELDS: &[&str] = &["project", "name", "env", "role", "scopes", "valid_from", "valid_to", "allowed_origins", "meta"];
-const UPDATE_FIELDS: &[&str] = &["name", "role", "scopes", "valid_from", "valid_to", "status", "allowed_origins", "meta"];
+const CREATE_FIELDS: &[&str] = &[
+    "project", "name", "env", "role", "scopes", "valid_from", "valid_to", "allowed_origins", "meta", "tier", "limits",
+    "limit_mode",
+];
+const UPDATE_FIELDS: &[&str] = &[
+    "name", "role", "scopes", "valid_from", "valid_to", "status", "allowed_origins", "meta", "tier", "limits", "limit_mode",
+];
 
 /// Validates a create body.
 pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, GatewayError> {
@@ -308,12 +368,17 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
     let valid_to = map.get("valid_to").and_then(|v| timestamp("valid_to", v, &mut problems));
     let allowed_origins = map.get("allowed_origins").and_then(|v| origins(v, &mut problems));
     let meta = map.get("meta").map(|v| meta(v, &mut problems)).unwrap_or_default();
+    let tier = map.get("tier").and_then(|v| tier(v, rules, &mut problems));
+    let limits = map.get("limits").and_then(|v| limits(v, &mut problems));
+    let limit_mode = map.get("limit_mode").and_then(|v| limit_mode(v, &mut problems));
     if !problems.0.contains_key("valid_to") && !problems.0.contains_key("valid_from") {
         if let Err(GatewayError::ValidationFailed { fields }) = check_window(valid_from, valid_to, rules.now_ms) {
             problems.0.extend(fields);
         }
     }
-    problems.finish(CreateKey { project, name, env, role, scopes, valid_from, valid_to, allowed_origins, meta })
+    problems.finish(CreateKey {
+        project, name, env, role, scopes, valid_from, valid_to, allowed_origins, meta, tier, limits, limit_mode,
+    })
 }
 
 /// Validates an update body (field by field; the window is checked against the stored record
@@ -360,6 +425,15 @@ pub fn parse_update(body: &[u8], rules: &Rules<'_>) -> Result<UpdateKey, Gateway
     }
     if let Some(value) = map.get("meta") {
         update.meta = Some(meta(value, &mut problems));
+    }
+    if let Some(value) = map.get("tier") {
+        update.tier = Some(tier(value, rules, &mut problems));
+    }
+    if let Some(value) = map.get("limits") {
+        update.limits = Some(limits(value, &mut problems));
+    }
+    if let Some(value) = map.get("limit_mode") {
+        update.limit_mode = Some(limit_mode(value, &mut problems));
     }
     problems.finish(update)
 }
@@ -463,7 +537,8 @@ mod tests {
     fn with_rules<T>(f: impl FnOnce(&Rules<'_>) -> T) -> T {
         let roles = Roles::builtin();
         let scopes: Vec<String> = DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect();
-        f(&Rules { roles: &roles, scopes: &scopes, now_ms: NOW })
+        let tiers: BTreeMap<String, Tier> = serde_json::from_str(crate::config::DEFAULT_TIERS).unwrap();
+        f(&Rules { roles: &roles, scopes: &scopes, tiers: &tiers, now_ms: NOW })
     }
 
     fn fields(error: GatewayError) -> Vec<String> {
@@ -489,6 +564,18 @@ mod tests {
     }
 
     #[test]
+    fn create_accepts_tier_limits_and_mode() {
+        let body = br#"{"project":"acme","name":"n","role":"writer","tier":"pro","limit_mode":"fast",
+            "limits":[{"name":"minute","limit":5,"window_seconds":60}]}"#;
+        let create = with_rules(|r| parse_create(body, r)).unwrap();
+        assert_eq!(create.tier.as_deref(), Some("pro"));
+        assert_eq!(create.limit_mode, Some(LimitMode::Fast));
+        assert_eq!(create.limits.unwrap()[0].limit, 5);
+        let update = with_rules(|r| parse_update(br#"{"tier":null,"limits":null}"#, r)).unwrap();
+        assert_eq!((update.tier, update.limits), (Some(None), Some(None)));
+    }
+
+    #[test]
     fn create_defaults_env_to_live() {
         let create = with_rules(|r| parse_create(br#"{"project":"acme","name":"n","role":"writer"}"#, r)).unwrap();
         assert_eq!(create.env, KeyEnv::Live);
@@ -502,6 +589,7 @@ mod tests {
             ("not an object", "[]", &["body"]),
             ("missing project and name", r#"{"role":"writer"}"#, &["name", "project"]),
             ("bad project", r#"{"project":"Acme Corp","name":"n","role":"writer"}"#, &["project"]),
+            ("reserved project", r#"{"project":"__directory__","name":"n","role":"writer"}"#, &["project"]),
             ("empty name", r#"{"project":"acme","name":"  ","role":"writer"}"#, &["name"]),
             ("long name", &format!(r#"{{"project":"acme","name":"{}","role":"writer"}}"#, "x".repeat(101)), &["name"]),
             ("name not a string", r#"{"project":"acme","name":5,"role":"writer"}"#, &["name"]),
@@ -517,6 +605,11 @@ mod tests {
             ("origin with path", r#"{"project":"acme","name":"n","role":"writer","allowed_origins":["https://a.example/x"]}"#, &["allowed_origins"]),
             ("meta not strings", r#"{"project":"acme","name":"n","role":"writer","meta":{"a":1}}"#, &["meta"]),
             ("unknown fields", r#"{"project":"acme","name":"n","role":"writer","isActive":true,"token":"x"}"#, &["isActive", "token"]),
+            ("unknown tier", r#"{"project":"acme","name":"n","role":"writer","tier":"platinum"}"#, &["tier"]),
+            ("limits not a list", r#"{"project":"acme","name":"n","role":"writer","limits":{"minute":5}}"#, &["limits"]),
+            ("limit of zero", r#"{"project":"acme","name":"n","role":"writer","limits":[{"name":"m","limit":0,"window_seconds":60}]}"#, &["limits"]),
+            ("limit with unknown field", r#"{"project":"acme","name":"n","role":"writer","limits":[{"name":"m","limit":1,"window_seconds":60,"burst":3}]}"#, &["limits"]),
+            ("bad limit mode", r#"{"project":"acme","name":"n","role":"writer","limit_mode":"strict"}"#, &["limit_mode"]),
         ];
         for (what, body, expected) in rows {
             let got = with_rules(|r| parse_create(body.as_bytes(), r)).unwrap_err();

@@ -17,6 +17,8 @@ pub enum AdminRoute {
     RollKey(String),
     /// `GET /keys/{id}/audit`
     KeyAudit(String),
+    /// `GET /keys/{id}/usage`
+    KeyUsage(String),
     /// `GET /openapi.json`
     OpenApi,
 }
@@ -30,6 +32,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/keys/{id}"),
     ("POST", "/keys/{id}/roll"),
     ("GET", "/keys/{id}/audit"),
+    ("GET", "/keys/{id}/usage"),
     ("GET", "/openapi.json"),
 ];
 
@@ -50,6 +53,7 @@ pub fn route(method: &str, path: &str) -> Option<AdminRoute> {
         ("DELETE", ["keys", key]) => id(key).map(AdminRoute::RevokeKey),
         ("POST", ["keys", key, "roll"]) => id(key).map(AdminRoute::RollKey),
         ("GET" | "HEAD", ["keys", key, "audit"]) => id(key).map(AdminRoute::KeyAudit),
+        ("GET" | "HEAD", ["keys", key, "usage"]) => id(key).map(AdminRoute::KeyUsage),
         ("GET" | "HEAD", ["openapi.json"]) => Some(AdminRoute::OpenApi),
         _ => None,
     }
@@ -70,6 +74,7 @@ mod tests {
             ("DELETE", "/keys/key_abc123", Some(AdminRoute::RevokeKey(id()))),
             ("POST", "/keys/key_abc123/roll", Some(AdminRoute::RollKey(id()))),
             ("GET", "/keys/key_abc123/audit", Some(AdminRoute::KeyAudit(id()))),
+            ("GET", "/keys/key_abc123/usage", Some(AdminRoute::KeyUsage(id()))),
             ("GET", "/openapi.json", Some(AdminRoute::OpenApi)),
             ("PUT", "/keys/key_abc123", None),
             ("GET", "/keys/not-an-id", None),

@@ -13,10 +13,11 @@ use crate::admin::{lifecycle, OPENAPI};
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::key::{self, KeyHash};
+use crate::limit::protocol::{LimiterOp, LimiterReply};
 
 use super::registry::{DIRECTORY, REGISTRY_BINDING};
 use super::respond::log_event;
-use super::{store, Incoming};
+use super::Incoming;
 
 type AdminResult = Result<(u16, String), GatewayError>;
 
@@ -30,7 +31,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
     authenticate(incoming, config)?;
     let relative = incoming.path()[config.admin_prefix.len()..].to_string();
     let operation = route(&incoming.method, &relative).ok_or(GatewayError::NotFound)?;
-    let rules = Rules { roles: &config.roles, scopes: &config.scopes, now_ms: incoming.now_ms };
+    let rules = Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, now_ms: incoming.now_ms };
     match operation {
         AdminRoute::OpenApi => Ok((200, OPENAPI.to_string())),
         AdminRoute::CreateKey => {
@@ -43,7 +44,6 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
             call(env, DIRECTORY, &Op::Register { id: id.clone(), project: create.project.clone() }).await?;
             let reply = call(env, &create.project, &Op::Create { record, hash: hash.to_hex() }).await?;
             let Reply::Record { record, .. } = reply else { return Err(unexpected()) };
-            store::forget(&hash);
             Ok((201, json!({ "key": plaintext.expose(), "record": record }).to_string()))
         }
         AdminRoute::ListKeys => {
@@ -83,12 +83,24 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
                 grace_seconds: roll.grace_seconds,
             };
             match call(env, &project, &op).await? {
-                Reply::Rolled { record, previous, previous_hash } => {
-                    store::forget(&plaintext.hash());
-                    forget_hex(&previous_hash);
+                Reply::Rolled { record, previous, .. } => {
                     ok_json(201, &json!({ "key": plaintext.expose(), "record": record, "previous": previous }))
                 }
                 _ => Err(unexpected()),
+            }
+        }
+        AdminRoute::KeyUsage(id) => {
+            let record = match call_for_key(env, &id, Op::Get { id: id.clone() }).await? {
+                Reply::Record { record, .. } => record,
+                _ => return Err(unexpected()),
+            };
+            match super::limits::call(env, record.family_id(), &LimiterOp::Usage { key_id: id }).await {
+                Ok(LimiterReply::Usage { usage }) => ok_json(200, &usage),
+                Ok(_) => Err(unexpected()),
+                Err(reason) => {
+                    log_event("limiter_unavailable", &incoming.request_id, &[("reason", &reason)]);
+                    Err(GatewayError::StoreUnavailable)
+                }
             }
         }
         AdminRoute::KeyAudit(id) => match call_for_key(env, &id, Op::Audit { id: id.clone() }).await? {
@@ -106,19 +118,11 @@ fn ok_json(status: u16, value: &impl Serialize) -> AdminResult {
     serde_json::to_string(value).map(|body| (status, body)).map_err(|_| unexpected())
 }
 
-fn forget_hex(hash_hex: &str) {
-    if let Some(hash) = KeyHash::from_hex(hash_hex) {
-        store::forget(&hash);
-    }
-}
-
-/// A record reply; drops this isolate's cached copy so the gateway sees the change at once here.
+/// A record reply. No cache is touched here: the registry told the key family's limiter first,
+/// and the limiter hands the newer record to whichever isolate serves the key next.
 fn record_reply(status: u16, reply: Reply) -> AdminResult {
     match reply {
-        Reply::Record { record, hash } => {
-            forget_hex(&hash);
-            ok_json(status, &record)
-        }
+        Reply::Record { record, .. } => ok_json(status, &record),
         _ => Err(unexpected()),
     }
 }

@@ -6,6 +6,8 @@
 mod admin;
 mod config;
 mod forward;
+mod limiter;
+mod limits;
 mod registry;
 mod respond;
 mod store;
@@ -17,6 +19,7 @@ use crate::error::GatewayError;
 use crate::key;
 use crate::policy::{self, RequestFacts};
 use crate::routes::check_canonical;
+use limits::Refusal;
 
 /// Everything about the incoming request that the phases share.
 struct Incoming {
@@ -46,7 +49,7 @@ impl Incoming {
 }
 
 #[event(fetch)]
-async fn fetch(request: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(request: Request, env: Env, ctx: Context) -> Result<Response> {
     let mut incoming = receive(request);
     let config = match config::load(&env) {
         Ok(config) => config,
@@ -65,14 +68,19 @@ async fn fetch(request: Request, env: Env, _ctx: Context) -> Result<Response> {
     if is_preflight(&incoming) {
         return respond::preflight(&config, &incoming);
     }
-    match gate(&incoming, &env, &config).await {
-        Ok(response) => respond::proxied(response, &config, &incoming),
-        Err(error) => respond::error(&error, &incoming, Some(&config)),
+    match gate(&incoming, &env, &ctx, &config).await {
+        Ok((response, limit_headers)) => respond::proxied(response, &config, &incoming, &limit_headers),
+        Err(Refusal { error, headers }) => respond::error_with(&error, &incoming, Some(&config), &headers),
     }
 }
 
-/// extract → route → parse → lookup → check → forward. Each `?` is a refusal.
-async fn gate(incoming: &Incoming, env: &Env, config: &crate::config::Config) -> std::result::Result<Response, GatewayError> {
+/// extract → route → parse → lookup → check → limit → forward. Each `?` is a refusal.
+async fn gate(
+    incoming: &Incoming,
+    env: &Env,
+    ctx: &Context,
+    config: &crate::config::Config,
+) -> std::result::Result<(Response, Vec<(&'static str, String)>), Refusal> {
     // extract
     let authorization = incoming.header(&config.auth_header);
     let api_key = incoming.header(&config.api_key_header);
@@ -88,15 +96,44 @@ async fn gate(incoming: &Incoming, env: &Env, config: &crate::config::Config) ->
     let hash = parsed.key.hash();
 
     // lookup
-    let record = store::lookup(env, config, &hash, incoming).await?.ok_or(GatewayError::InvalidKey { reason: None })?;
+    let mut record = store::lookup(env, config, &hash, incoming).await?.ok_or(GatewayError::InvalidKey { reason: None })?;
 
-    // check
+    // check, then limit (only after every other check: quota is never spent on a refusal). The
+    // limiter may know a newer record than KV and the cache (the admin API tells it first):
+    // then check again with that one.
     let facts = RequestFacts { key_env: parsed.env, route: &route, origin: incoming.origin.as_deref() };
-    let grant = policy::authorize(&record, &facts, &config.roles, incoming.now_ms)?;
+    let mut attempts = 0;
+    let (plan, verdict) = loop {
+        let grant = match policy::authorize(&record, &facts, &config.roles, incoming.now_ms) {
+            Ok(grant) => grant,
+            // A refusal may rest on a stale record (re-enabled, re-dated, new role or origins):
+            // an exact-mode key asks its limiter once. Revoked is final; env never changes.
+            Err(error) if attempts < 2 && !matches!(error, GatewayError::KeyRevoked | GatewayError::InvalidKey { .. }) => {
+                match limits::fresher(env, config, &record).await {
+                    Some(newer) => {
+                        attempts += 1;
+                        record = store::refresh(config, hash, newer, incoming.now_ms);
+                        continue;
+                    }
+                    None => return Err(error.into()),
+                }
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let plan = crate::forward::plan(config, &grant, &incoming.method, &incoming.path_and_query, (incoming.now_ms / 1000) as u64)?;
+        match limits::enforce(env, ctx, config, &record, incoming).await? {
+            limits::Enforced::Proceed(verdict) => break (plan, verdict),
+            limits::Enforced::Stale(newer) if attempts < 2 => {
+                attempts += 1;
+                record = store::refresh(config, hash, newer, incoming.now_ms);
+            }
+            limits::Enforced::Stale(_) => return Err(GatewayError::StoreUnavailable.into()),
+        }
+    };
 
     // forward
-    let plan = crate::forward::plan(config, &grant, &incoming.method, &incoming.path_and_query, (incoming.now_ms / 1000) as u64)?;
-    forward::send(incoming, config, plan).await
+    let response = forward::send(incoming, config, plan).await.map_err(|error| Refusal { error, headers: verdict.headers.clone() })?;
+    Ok((response, verdict.headers))
 }
 
 fn receive(request: Request) -> Incoming {

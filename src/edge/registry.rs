@@ -13,6 +13,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlS
 use crate::admin::lifecycle::{self, AuditEntry};
 use crate::admin::protocol::{decode_cursor, encode_cursor, Failure, Op, Reply};
 use crate::admin::request::{parse_update, Rules};
+use crate::limit::protocol::LimiterOp;
 use crate::record::{self, KeyRecord};
 
 use super::store::KEYS_BINDING;
@@ -120,10 +121,11 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             let (old, hash) = load(sql, &id)?;
             let config = super::config::load(env).map_err(|e| Failure::Store { reason: e.to_string() })?;
             let now = now_ms();
-            let rules = Rules { roles: &config.roles, scopes: &config.scopes, now_ms: now };
+            let rules = Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, now_ms: now };
             let update = parse_update(body.as_bytes(), &rules)?;
             let (new, audit) = lifecycle::update(&old, &update, now)?;
             if let Some(audit) = audit {
+                mark_limiter(env, &new).await?;
                 write_through(env, &hash, &new).await?;
                 replace(sql, &new)?;
                 append_audit(sql, &id, &audit)?;
@@ -134,6 +136,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             let (old, hash) = load(sql, &id)?;
             let (new, audit) = lifecycle::revoke(&old, now_ms());
             if let Some(audit) = audit {
+                mark_limiter(env, &new).await?;
                 write_through(env, &hash, &new).await?;
                 replace(sql, &new)?;
                 append_audit(sql, &id, &audit)?;
@@ -147,6 +150,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             write_through(env, &new_hash, &rolled.new).await?;
             insert(sql, &new_hash, &rolled.new)?;
             append_audit(sql, &rolled.new.id, &rolled.new_audit)?;
+            mark_limiter(env, &rolled.old).await?;
             write_through(env, &old_hash, &rolled.old).await?;
             replace(sql, &rolled.old)?;
             append_audit(sql, &id, &rolled.old_audit)?;
@@ -166,6 +170,13 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             Ok(Reply::Audit { items })
         }
     }
+}
+
+/// Tells the key family's limiter the key's new record, before KV changes, so the very next
+/// request with the key sees it even where KV and caches are stale.
+async fn mark_limiter(env: &Env, record: &KeyRecord) -> std::result::Result<(), Failure> {
+    let op = LimiterOp::Mark { record: record.clone() };
+    super::limits::call(env, record.family_id(), &op).await.map(|_| ()).map_err(|reason| Failure::Store { reason: format!("limiter mark: {reason}") })
 }
 
 async fn write_through(env: &Env, hash: &str, record: &KeyRecord) -> std::result::Result<(), Failure> {

@@ -32,6 +32,11 @@ fn with_headers(mut builder: ResponseBuilder, headers: &[(&str, String)]) -> Res
 
 /// The JSON error answer.
 pub fn error(error: &GatewayError, incoming: &Incoming, config: Option<&Config>) -> Result<Response> {
+    error_with(error, incoming, config, &[])
+}
+
+/// The JSON error answer with extra headers (rate-limit headers of a refused request).
+pub fn error_with(error: &GatewayError, incoming: &Incoming, config: Option<&Config>, extra: &[(&'static str, String)]) -> Result<Response> {
     let timestamp = Timestamp(incoming.now_ms).to_rfc3339();
     let mut headers = vec![
         ("content-type", "application/json; charset=utf-8".to_string()),
@@ -44,6 +49,7 @@ pub fn error(error: &GatewayError, incoming: &Incoming, config: Option<&Config>)
     if let Some(config) = config {
         headers.extend(cors::response_headers(&config.cors, incoming.origin.as_deref()));
     }
+    headers.extend(extra.iter().cloned());
     let builder = with_headers(Response::builder().with_status(error.status()), &headers);
     let body = if incoming.method == "HEAD" { Vec::new() } else { error.body(&incoming.request_id, &timestamp).into_bytes() };
     Ok(builder.fixed(body))
@@ -66,9 +72,11 @@ pub fn preflight(config: &Config, incoming: &Incoming) -> Result<Response> {
     Ok(with_headers(Response::builder().with_status(204), &headers).empty())
 }
 
-/// The origin's response, with CORS headers added when the request's origin is allowed.
-pub fn proxied(response: Response, config: &Config, incoming: &Incoming) -> Result<Response> {
-    let extra = cors::response_headers(&config.cors, incoming.origin.as_deref());
+/// The origin's response, with rate-limit headers and (for an allowed browser origin) CORS
+/// headers added.
+pub fn proxied(response: Response, config: &Config, incoming: &Incoming, limit_headers: &[(&'static str, String)]) -> Result<Response> {
+    let mut extra = cors::response_headers(&config.cors, incoming.origin.as_deref());
+    extra.extend(limit_headers.iter().cloned());
     if extra.is_empty() {
         return Ok(response);
     }

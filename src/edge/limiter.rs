@@ -1,0 +1,162 @@
+//! `KeyLimiter`: one SQLite-backed Durable Object per key family (named by the family id).
+//! It decides every request of an `exact`-mode key, holds the key's status epoch — the newest
+//! record of each key in the family, written by the admin API before KV — so a disable, revoke,
+//! roll or any other change applies to the very next request even while KV and isolate caches
+//! are stale, and counts usage per key and day.
+//!
+//! A decision reads state, decides and writes state with synchronous SQLite calls and no
+//! `await` in between, so concurrent requests are serialised by the object and limits are
+//! exact under any concurrency.
+
+use serde::Deserialize;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
+
+use crate::limit::algorithm::{decide, LimitSpec, LimitState};
+use crate::limit::protocol::{day_of, DayUsage, LimiterOp, LimiterReply, Usage};
+use crate::record::{self, KeyRecord};
+use crate::timestamp::Timestamp;
+
+/// Durable Object binding name.
+pub const LIMITER_BINDING: &str = "LIMITER";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS limit_state (name TEXT PRIMARY KEY, mark INTEGER NOT NULL, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS key_record (key_id TEXT PRIMARY KEY, revision INTEGER NOT NULL, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS usage (key_id TEXT NOT NULL, day TEXT NOT NULL, allowed INTEGER NOT NULL, refused INTEGER NOT NULL,
+  PRIMARY KEY (key_id, day));
+CREATE TABLE IF NOT EXISTS last_used (key_id TEXT PRIMARY KEY, at INTEGER NOT NULL);";
+
+#[durable_object]
+pub struct KeyLimiter {
+    state: State,
+}
+
+impl DurableObject for KeyLimiter {
+    fn new(state: State, _env: Env) -> Self {
+        let sql = state.storage().sql();
+        if let Err(e) = sql.exec(SCHEMA, None) {
+            worker::console_error!("{{\"event\":\"limiter_schema_failed\",\"reason\":\"{e}\"}}");
+        }
+        Self { state }
+    }
+
+    async fn fetch(&self, mut request: Request) -> Result<Response> {
+        let op: LimiterOp = request.json().await?;
+        let sql = self.state.storage().sql();
+        let now = worker::Date::now().as_millis() as i64;
+        let reply = match op {
+            LimiterOp::Hit { key_id, revision, limits } => hit(&sql, &key_id, revision, &limits, now)?,
+            LimiterOp::Fresh { key_id, revision } => match newer_record(&sql, &key_id, revision)? {
+                Some(record) => LimiterReply::Stale { record },
+                None => LimiterReply::Done,
+            },
+            LimiterOp::Mark { record } => {
+                remember_record(&sql, &record)?;
+                LimiterReply::Done
+            }
+            LimiterOp::AddRefused { key_id, count } => {
+                count_usage(&sql, &key_id, now, 0, count)?;
+                LimiterReply::Done
+            }
+            LimiterOp::Usage { key_id } => LimiterReply::Usage { usage: usage(&sql, &key_id)? },
+        };
+        Response::from_json(&reply)
+    }
+}
+
+#[derive(Deserialize)]
+struct StateRow {
+    name: String,
+    mark: i64,
+    count: i64,
+}
+
+#[derive(Deserialize)]
+struct RecordRow {
+    record: String,
+}
+
+fn hit(sql: &SqlStorage, key_id: &str, revision: u64, limits: &[LimitSpec], now: i64) -> Result<LimiterReply> {
+    if let Some(record) = newer_record(sql, key_id, revision)? {
+        return Ok(LimiterReply::Stale { record });
+    }
+    let rows: Vec<StateRow> = sql.exec("SELECT name, mark, count FROM limit_state", None)?.to_array()?;
+    let mut states: Vec<LimitState> = limits
+        .iter()
+        .map(|spec| {
+            rows.iter()
+                .find(|row| row.name == spec.name)
+                .map(|row| LimitState { mark: row.mark, count: row.count.max(0) as u64 })
+                .unwrap_or_default()
+        })
+        .collect();
+    let decision = decide(limits, &mut states, now);
+    if decision.allowed {
+        for (spec, state) in limits.iter().zip(&states) {
+            sql.exec(
+                "INSERT INTO limit_state (name, mark, count) VALUES (?, ?, ?) \
+                 ON CONFLICT(name) DO UPDATE SET mark = excluded.mark, count = excluded.count",
+                vec![spec.name.clone().into(), SqlStorageValue::Integer(state.mark), SqlStorageValue::Integer(state.count as i64)],
+            )?;
+        }
+        sql.exec(
+            "INSERT INTO last_used (key_id, at) VALUES (?, ?) ON CONFLICT(key_id) DO UPDATE SET at = excluded.at",
+            vec![key_id.into(), SqlStorageValue::Integer(now)],
+        )?;
+        count_usage(sql, key_id, now, 1, 0)?;
+    } else {
+        count_usage(sql, key_id, now, 0, 1)?;
+    }
+    Ok(LimiterReply::Decided { decision })
+}
+
+fn newer_record(sql: &SqlStorage, key_id: &str, revision: u64) -> Result<Option<KeyRecord>> {
+    let rows: Vec<RecordRow> = sql
+        .exec("SELECT record FROM key_record WHERE key_id = ? AND revision > ?", vec![key_id.into(), SqlStorageValue::Integer(revision as i64)])?
+        .to_array()?;
+    rows.first().map(|row| record::decode(row.record.as_bytes()).map_err(|e| worker::Error::RustError(e.0))).transpose()
+}
+
+fn remember_record(sql: &SqlStorage, record: &KeyRecord) -> Result<()> {
+    sql.exec(
+        "INSERT INTO key_record (key_id, revision, record) VALUES (?, ?, ?) \
+         ON CONFLICT(key_id) DO UPDATE SET revision = excluded.revision, record = excluded.record \
+         WHERE excluded.revision > key_record.revision",
+        vec![record.id.clone().into(), SqlStorageValue::Integer(record.revision as i64), record::encode(record).into()],
+    )?;
+    Ok(())
+}
+
+fn count_usage(sql: &SqlStorage, key_id: &str, now: i64, allowed: u64, refused: u64) -> Result<()> {
+    sql.exec(
+        "INSERT INTO usage (key_id, day, allowed, refused) VALUES (?, ?, ?, ?) \
+         ON CONFLICT(key_id, day) DO UPDATE SET allowed = allowed + excluded.allowed, refused = refused + excluded.refused",
+        vec![key_id.into(), day_of(now).into(), SqlStorageValue::Integer(allowed as i64), SqlStorageValue::Integer(refused as i64)],
+    )?;
+    Ok(())
+}
+
+fn usage(sql: &SqlStorage, key_id: &str) -> Result<Usage> {
+    #[derive(Deserialize)]
+    struct DayRow {
+        day: String,
+        allowed: i64,
+        refused: i64,
+    }
+    #[derive(Deserialize)]
+    struct AtRow {
+        at: i64,
+    }
+    let days: Vec<DayRow> = sql
+        .exec("SELECT day, allowed, refused FROM usage WHERE key_id = ? ORDER BY day DESC LIMIT 90", vec![key_id.into()])?
+        .to_array()?;
+    let last: Vec<AtRow> = sql.exec("SELECT at FROM last_used WHERE key_id = ?", vec![key_id.into()])?.to_array()?;
+    Ok(Usage {
+        key_id: key_id.to_string(),
+        last_used_at: last.first().map(|row| Timestamp(row.at)),
+        days: days
+            .into_iter()
+            .map(|d| DayUsage { date: d.day, allowed: d.allowed.max(0) as u64, refused: d.refused.max(0) as u64 })
+            .collect(),
+    })
+}

@@ -1,0 +1,196 @@
+//! Enforcing a key's limits and status epoch on the hot path.
+//!
+//! - `exact` mode: ask the family's `KeyLimiter` Durable Object (see [`super::limiter`]).
+//! - `fast` mode: decide with the same algorithm on per-isolate state — no network hop, but each
+//!   isolate counts alone, so N isolates admit up to N× the limit, and status changes are seen
+//!   only when the caches expire.
+//! - Once a family is refused, this isolate remembers "blocked until" and answers 429 itself
+//!   until then, so a 429 flood never reaches the Durable Object; those refusals are counted
+//!   in usage by a batched call off the hot path (`wait_until`).
+//! - Limiter unreachable: `RATE_LIMIT_FAILURE=open` serves the request (authentication was
+//!   already enforced), `closed` answers 503 `STORE_UNAVAILABLE`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use worker::{Context, Env, Method, Request, RequestInit};
+
+use crate::config::{Config, FailurePolicy};
+use crate::error::GatewayError;
+use crate::limit::algorithm::{decide, Decision, LimitSpec, LimitState};
+use crate::limit::headers;
+use crate::limit::protocol::{LimiterOp, LimiterReply};
+use crate::record::{KeyRecord, LimitMode};
+
+use super::limiter::LIMITER_BINDING;
+use super::respond::log_event;
+use super::Incoming;
+
+/// The request may proceed; these headers go on the response.
+pub struct Verdict {
+    /// Rate-limit headers for the response (empty for a key without limits).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// What enforcement concluded.
+pub enum Enforced {
+    /// Proceed.
+    Proceed(Verdict),
+    /// The worker's record is stale: re-check the request with this newer one.
+    Stale(KeyRecord),
+}
+
+/// A refusal with the headers that go with it.
+pub struct Refusal {
+    pub error: GatewayError,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl From<GatewayError> for Refusal {
+    fn from(error: GatewayError) -> Refusal {
+        Refusal { error, headers: Vec::new() }
+    }
+}
+
+struct Blocked {
+    until_ms: i64,
+    decision: Decision,
+}
+
+thread_local! {
+    static BLOCKED: RefCell<HashMap<String, Blocked>> = RefCell::new(HashMap::new());
+    static FAST_STATE: RefCell<HashMap<String, Vec<LimitState>>> = RefCell::new(HashMap::new());
+    static PENDING_REFUSED: RefCell<HashMap<(String, String), u64>> = RefCell::new(HashMap::new());
+    static FLUSHING: RefCell<bool> = const { RefCell::new(false) };
+}
+
+fn refusal_error(decision: &Decision) -> GatewayError {
+    match decision.refusal() {
+        Some(limit) if limit.quota => GatewayError::QuotaExceeded { limit: limit.name.clone(), retry_after: limit.retry_after_seconds },
+        Some(limit) => GatewayError::RateLimitExceeded { limit: limit.name.clone(), retry_after: limit.retry_after_seconds },
+        None => GatewayError::RateLimitExceeded { limit: String::new(), retry_after: 1 },
+    }
+}
+
+/// Applies the limits and status epoch of `record` to this request.
+pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyRecord, incoming: &Incoming) -> Result<Enforced, Refusal> {
+    let specs = config.limits_for(record);
+    let mode = config.mode_for(record);
+    let family = record.family_id().to_string();
+    let now_ms = incoming.now_ms;
+    let now_seconds = (now_ms / 1000) as u64;
+
+    if !specs.is_empty() {
+        let blocked = BLOCKED.with(|b| {
+            b.borrow().get(&family).filter(|entry| now_ms < entry.until_ms).map(|entry| entry.decision.clone())
+        });
+        if let Some(mut decision) = blocked {
+            for limit in decision.limits.iter_mut().filter(|l| l.refused) {
+                let left = (BLOCKED.with(|b| b.borrow().get(&family).map(|e| e.until_ms)).unwrap_or(now_ms) - now_ms + 999) / 1000;
+                limit.retry_after_seconds = left.max(1) as u64;
+            }
+            if mode == LimitMode::Exact {
+                count_refused_later(env, ctx, &family, &record.id);
+            }
+            return Err(Refusal { error: refusal_error(&decision), headers: headers::render(specs, &decision, now_seconds) });
+        }
+    }
+
+    let decision = match mode {
+        LimitMode::Fast => {
+            if specs.is_empty() {
+                return Ok(Enforced::Proceed(Verdict { headers: Vec::new() }));
+            }
+            FAST_STATE.with(|s| {
+                let mut states = s.borrow_mut();
+                let entry = states.entry(family.clone()).or_default();
+                decide(specs, entry, now_ms)
+            })
+        }
+        LimitMode::Exact => match ask_limiter(env, config, &family, record, specs, incoming).await {
+            Ok(LimiterReply::Decided { decision }) => decision,
+            Ok(LimiterReply::Stale { record }) => return Ok(Enforced::Stale(record)),
+            Ok(_) | Err(()) => {
+                return match config.rate_limit_failure {
+                    FailurePolicy::Open => Ok(Enforced::Proceed(Verdict { headers: Vec::new() })),
+                    FailurePolicy::Closed => Err(Refusal::from(GatewayError::StoreUnavailable)),
+                };
+            }
+        },
+    };
+    let rendered = headers::render(specs, &decision, now_seconds);
+    if decision.allowed {
+        return Ok(Enforced::Proceed(Verdict { headers: rendered }));
+    }
+    let wait_ms = decision.refusal().map(|l| l.retry_after_seconds as i64 * 1000).unwrap_or(1000);
+    BLOCKED.with(|b| {
+        let mut blocked = b.borrow_mut();
+        if blocked.len() > 10_000 {
+            blocked.retain(|_, entry| entry.until_ms > now_ms);
+        }
+        blocked.insert(family, Blocked { until_ms: now_ms + wait_ms, decision: decision.clone() });
+    });
+    Err(Refusal { error: refusal_error(&decision), headers: rendered })
+}
+
+async fn ask_limiter(env: &Env, config: &Config, family: &str, record: &KeyRecord, specs: &[LimitSpec], incoming: &Incoming) -> Result<LimiterReply, ()> {
+    let fail = |reason: &str| {
+        log_event("limiter_unavailable", &incoming.request_id, &[("reason", reason), ("key_id", &record.id)]);
+    };
+    if config.limiter_fault {
+        fail("LIMITER_FAULT test switch");
+        return Err(());
+    }
+    let op = LimiterOp::Hit { key_id: record.id.clone(), revision: record.revision, limits: specs.to_vec() };
+    call(env, family, &op).await.map_err(|reason| fail(&reason))
+}
+
+/// A newer record of an exact-mode key than `record`, if its limiter knows one. Asked before
+/// refusing a key as disabled or outside its window: the admin API may have just changed it.
+/// Any failure means "no newer record" (the refusal stands: fail closed).
+pub async fn fresher(env: &Env, config: &Config, record: &KeyRecord) -> Option<KeyRecord> {
+    if config.mode_for(record) != LimitMode::Exact || config.limiter_fault {
+        return None;
+    }
+    let op = LimiterOp::Fresh { key_id: record.id.clone(), revision: record.revision };
+    match call(env, record.family_id(), &op).await {
+        Ok(LimiterReply::Stale { record }) => Some(record),
+        _ => None,
+    }
+}
+
+/// Sends one operation to the limiter of `family`.
+pub async fn call(env: &Env, family: &str, op: &LimiterOp) -> Result<LimiterReply, String> {
+    let namespace = env.durable_object(LIMITER_BINDING).map_err(|_| "LIMITER binding missing".to_string())?;
+    let stub = namespace.get_by_name(family).map_err(|e| format!("stub: {e}"))?;
+    let body = serde_json::to_string(op).map_err(|e| e.to_string())?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(body.into()));
+    let request = Request::new_with_init("https://limiter.keygate.internal/op", &init).map_err(|e| e.to_string())?;
+    let mut response = stub.fetch_with_request(request).await.map_err(|e| format!("fetch: {e}"))?;
+    if response.status_code() != 200 {
+        return Err(format!("status {}", response.status_code()));
+    }
+    response.json().await.map_err(|e| format!("decode: {e}"))
+}
+
+/// Counts a refusal made in this isolate; a batched flush runs after the response.
+fn count_refused_later(env: &Env, ctx: &Context, family: &str, key_id: &str) {
+    PENDING_REFUSED.with(|p| *p.borrow_mut().entry((family.to_string(), key_id.to_string())).or_default() += 1);
+    if FLUSHING.with(|f| f.replace(true)) {
+        return;
+    }
+    let env = env.clone();
+    ctx.wait_until(async move {
+        loop {
+            let batch: Vec<((String, String), u64)> = PENDING_REFUSED.with(|p| p.borrow_mut().drain().collect());
+            if batch.is_empty() {
+                break;
+            }
+            for ((family, key_id), count) in batch {
+                let _ = call(&env, &family, &LimiterOp::AddRefused { key_id, count }).await;
+            }
+        }
+        FLUSHING.with(|f| f.replace(false));
+    });
+}

@@ -1,0 +1,313 @@
+//! Limiter math (pure, clock passed in): decides one request against all of a key's limits.
+//!
+//! Two algorithms, chosen by window length:
+//! - **GCRA** (generic cell rate algorithm, as in `governor` or redis-cell) for rate limits
+//!   (windows shorter than a day). "N per W" admits a burst of exactly N, then one request every
+//!   W/N as capacity refills: N concurrent clients on a fresh key get exactly N successes, the
+//!   sustained rate never exceeds N/W, and over any span of length L at most N + L·N/W requests
+//!   pass (so at most 2N−1 within one W right after a full burst — use a separate short `burst`
+//!   limit to bound spikes, as the shipped tiers do). Compared with a sliding log (exact per
+//!   window but N timestamps of state) it keeps one number per limit, the theoretical arrival
+//!   time, so the Durable Object stores and persists almost nothing; compared with fixed windows
+//!   it has no 2N spike at each window boundary.
+//! - **Fixed calendar windows** for quotas (windows of a day or more): "5,000 per day" is a
+//!   budget that resets at a known instant (UTC midnight for 86400 s), which is what a daily
+//!   maximum promises and what `X-RateLimit-Reset` can state truthfully.
+//!
+//! A request is admitted only if every limit admits it, and then all of them are charged
+//! together; a refused request charges none (quota is never spent on a refusal).
+
+use serde::{Deserialize, Serialize};
+
+/// Windows at least this long are quotas (fixed windows, `QUOTA_EXCEEDED`).
+pub const QUOTA_WINDOW_SECONDS: u64 = 86_400;
+
+/// One limit as configured: at most `limit` requests per `window_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSpec {
+    /// Name used in headers and errors (`burst`, `minute`, `daily`).
+    pub name: String,
+    /// Requests allowed per window (≥ 1).
+    pub limit: u64,
+    /// Window length in seconds (≥ 1).
+    pub window_seconds: u64,
+}
+
+impl LimitSpec {
+    /// Whether this limit is a quota (fixed window) rather than a rate (GCRA).
+    pub fn is_quota(&self) -> bool {
+        self.window_seconds >= QUOTA_WINDOW_SECONDS
+    }
+
+    /// Checks the spec's own ranges; `Err` names the problem.
+    pub fn validate(&self) -> Result<(), String> {
+        let name_ok = (1..=32).contains(&self.name.len())
+            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !name_ok {
+            return Err(format!("limit name {:?} must be 1-32 chars of a-z, 0-9, _ or -", self.name));
+        }
+        if !(1..=1_000_000_000).contains(&self.limit) {
+            return Err(format!("limit {:?}: limit must be 1..1000000000", self.name));
+        }
+        if !(1..=31 * 86_400).contains(&self.window_seconds) {
+            return Err(format!("limit {:?}: window_seconds must be 1..2678400", self.name));
+        }
+        Ok(())
+    }
+}
+
+/// Validates a whole list: each spec, unique names, at most 8.
+pub fn validate_specs(specs: &[LimitSpec]) -> Result<(), String> {
+    if specs.len() > 8 {
+        return Err("at most 8 limits".into());
+    }
+    for (i, spec) in specs.iter().enumerate() {
+        spec.validate()?;
+        if specs[..i].iter().any(|s| s.name == spec.name) {
+            return Err(format!("limit name {:?} is used twice", spec.name));
+        }
+    }
+    Ok(())
+}
+
+/// Stored state of one limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct LimitState {
+    /// GCRA: theoretical arrival time, unix microseconds. Fixed: window start, unix millis.
+    pub mark: i64,
+    /// Fixed window: requests counted in the window starting at `mark`.
+    pub count: u64,
+}
+
+/// How one limit stands after a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitStatus {
+    pub name: String,
+    pub limit: u64,
+    pub window_seconds: u64,
+    /// Requests still allowed now.
+    pub remaining: u64,
+    /// Seconds until the limit is fully available again (rate) or resets (quota), rounded up.
+    pub reset_seconds: u64,
+    /// Whether this limit refused the request.
+    pub refused: bool,
+    /// Seconds to wait before a retry can pass this limit (0 when it did not refuse).
+    pub retry_after_seconds: u64,
+    /// Whether this is a quota (fixed window).
+    pub quota: bool,
+}
+
+/// The outcome for one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub allowed: bool,
+    /// One entry per spec, in spec order.
+    pub limits: Vec<LimitStatus>,
+}
+
+impl Decision {
+    /// The refusing limit that asks for the longest wait (what a 429 reports).
+    pub fn refusal(&self) -> Option<&LimitStatus> {
+        self.limits.iter().filter(|l| l.refused).max_by_key(|l| l.retry_after_seconds)
+    }
+
+    /// The most restrictive limit (fewest remaining, then the longest reset), for `X-RateLimit-*`.
+    pub fn most_restrictive(&self) -> Option<&LimitStatus> {
+        self.limits.iter().min_by(|a, b| a.remaining.cmp(&b.remaining).then(b.reset_seconds.cmp(&a.reset_seconds)))
+    }
+}
+
+fn ceil_div(value: i64, divisor: i64) -> u64 {
+    if value <= 0 {
+        0
+    } else {
+        ((value + divisor - 1) / divisor) as u64
+    }
+}
+
+/// Decides one request at `now_ms`, updating `states` (one per spec, same order) only if
+/// admitted. `states` shorter than `specs` is padded with fresh state.
+pub fn decide(specs: &[LimitSpec], states: &mut Vec<LimitState>, now_ms: i64) -> Decision {
+    states.resize(specs.len(), LimitState::default());
+    let now_us = now_ms.saturating_mul(1000);
+    let mut next = states.clone();
+    let mut limits = Vec::with_capacity(specs.len());
+    for (spec, state) in specs.iter().zip(next.iter_mut()) {
+        let window_ms = spec.window_seconds as i64 * 1000;
+        let status = if spec.is_quota() {
+            let start = now_ms.div_euclid(window_ms) * window_ms;
+            if state.mark != start {
+                *state = LimitState { mark: start, count: 0 };
+            }
+            let refused = state.count >= spec.limit;
+            if !refused {
+                state.count += 1;
+            }
+            let reset = ceil_div(start + window_ms - now_ms, 1000);
+            LimitStatus {
+                name: spec.name.clone(),
+                limit: spec.limit,
+                window_seconds: spec.window_seconds,
+                remaining: spec.limit.saturating_sub(state.count),
+                reset_seconds: reset,
+                refused,
+                retry_after_seconds: if refused { reset } else { 0 },
+                quota: true,
+            }
+        } else {
+            let window_us = window_ms * 1000;
+            let interval = (window_us / spec.limit as i64).max(1);
+            let tolerance = window_us - interval;
+            let tat = state.mark.max(now_us);
+            let refused = tat - now_us > tolerance;
+            let (new_tat, retry) = if refused { (tat, tat - now_us - tolerance) } else { (tat + interval, 0) };
+            if !refused {
+                state.mark = new_tat;
+            }
+            let remaining = ((now_us + window_us - new_tat).max(0) / interval) as u64;
+            LimitStatus {
+                name: spec.name.clone(),
+                limit: spec.limit,
+                window_seconds: spec.window_seconds,
+                remaining: remaining.min(spec.limit),
+                reset_seconds: ceil_div(new_tat - now_us, 1_000_000),
+                refused,
+                retry_after_seconds: if refused { ceil_div(retry, 1_000_000).max(1) } else { 0 },
+                quota: false,
+            }
+        };
+        limits.push(status);
+    }
+    let allowed = limits.iter().all(|l| !l.refused);
+    if allowed {
+        *states = next;
+    }
+    Decision { allowed, limits }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, limit: u64, window_seconds: u64) -> LimitSpec {
+        LimitSpec { name: name.into(), limit, window_seconds }
+    }
+
+    /// Runs `count` requests at `at_ms` and returns how many were admitted.
+    fn burst(specs: &[LimitSpec], states: &mut Vec<LimitState>, at_ms: i64, count: usize) -> usize {
+        (0..count).filter(|_| decide(specs, states, at_ms).allowed).count()
+    }
+
+    const T0: i64 = 20_833 * 86_400_000; // UTC midnight, 2027-01-14
+
+    #[test]
+    fn exactly_n_admitted_at_once_then_refused() {
+        let specs = [spec("minute", 10, 60)];
+        let mut states = Vec::new();
+        assert_eq!(burst(&specs, &mut states, T0, 50), 10);
+        let refused = decide(&specs, &mut states, T0);
+        assert!(!refused.allowed);
+        assert_eq!(refused.limits[0].retry_after_seconds, 6, "one slot frees every 60/10 s");
+        assert_eq!(refused.limits[0].remaining, 0);
+    }
+
+    #[test]
+    fn gcra_refills_one_slot_per_interval_and_never_exceeds_n_per_window() {
+        let specs = [spec("minute", 10, 60)];
+        let mut states = Vec::new();
+        assert_eq!(burst(&specs, &mut states, T0, 10), 10);
+        assert_eq!(burst(&specs, &mut states, T0 + 5_999, 1), 0, "just before the interval");
+        assert_eq!(burst(&specs, &mut states, T0 + 6_000, 5), 1, "exactly one slot at the interval");
+        // A steady flood for 300 s: the burst of 10, then exactly one per 6 s interval.
+        let mut admitted_at = Vec::new();
+        let mut states = Vec::new();
+        for ms in (0..300_000).step_by(250) {
+            if decide(&specs, &mut states, T0 + ms).allowed {
+                admitted_at.push(ms);
+            }
+        }
+        assert_eq!(admitted_at.len(), 10 + 300 / 6 - 1);
+        for (i, start) in admitted_at.iter().enumerate() {
+            let in_window = admitted_at[i..].iter().take_while(|t| **t < start + 60_000).count();
+            assert!(in_window < 2 * 10, "{in_window} admitted within 60 s from {start}");
+        }
+        let spacing: Vec<i64> = admitted_at[10..].windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(spacing.iter().all(|gap| *gap == 6_000), "sustained rate is one per W/N: {spacing:?}");
+    }
+
+    #[test]
+    fn remaining_and_reset_count_down() {
+        let specs = [spec("second", 5, 1)];
+        let mut states = Vec::new();
+        let remaining: Vec<u64> = (0..5).map(|_| decide(&specs, &mut states, T0).limits[0].remaining).collect();
+        assert_eq!(remaining, [4, 3, 2, 1, 0]);
+        let fresh = decide(&[spec("minute", 600, 60)], &mut Vec::new(), T0);
+        assert_eq!((fresh.limits[0].remaining, fresh.limits[0].reset_seconds), (599, 1));
+    }
+
+    #[test]
+    fn quota_is_a_calendar_window_that_resets_at_midnight() {
+        let specs = [spec("daily", 3, 86_400)];
+        let mut states = Vec::new();
+        let late = T0 + 86_400_000 - 10_000; // 10 s before midnight UTC
+        assert_eq!(burst(&specs, &mut states, late, 5), 3);
+        let refused = decide(&specs, &mut states, late);
+        assert!(refused.limits[0].quota);
+        assert_eq!(refused.limits[0].retry_after_seconds, 10);
+        assert_eq!(burst(&specs, &mut states, T0 + 86_400_000, 5), 3, "a new day, a new budget");
+    }
+
+    #[test]
+    fn refusal_by_one_limit_charges_none() {
+        let specs = [spec("burst", 2, 1), spec("daily", 100, 86_400)];
+        let mut states = Vec::new();
+        assert_eq!(burst(&specs, &mut states, T0, 10), 2);
+        let after = decide(&specs, &mut states, T0 + 1_000);
+        assert!(after.allowed);
+        assert_eq!(after.limits[1].remaining, 100 - 3, "8 refusals did not spend the daily quota");
+    }
+
+    #[test]
+    fn refusal_reports_the_longest_wait_and_headers_pick_the_tightest() {
+        let specs = [spec("burst", 1, 1), spec("minute", 1, 60)];
+        let mut states = Vec::new();
+        assert!(decide(&specs, &mut states, T0).allowed);
+        let refused = decide(&specs, &mut states, T0);
+        assert_eq!(refused.refusal().unwrap().name, "minute");
+        assert_eq!(refused.refusal().unwrap().retry_after_seconds, 60);
+        let ok = decide(&[spec("burst", 50, 1), spec("minute", 600, 60)], &mut Vec::new(), T0);
+        assert_eq!(ok.most_restrictive().unwrap().name, "burst");
+    }
+
+    #[test]
+    fn window_edges_with_an_injected_clock() {
+        // Fixed windows at exact boundaries: the last ms of a day and the first of the next.
+        let specs = [spec("daily", 1, 86_400)];
+        let mut states = Vec::new();
+        assert!(decide(&specs, &mut states, T0 + 86_399_999).allowed);
+        assert!(!decide(&specs, &mut states, T0 + 86_399_999).allowed);
+        assert!(decide(&specs, &mut states, T0 + 86_400_000).allowed);
+        // GCRA with limit 1 per second: exactly one per second boundary.
+        let specs = [spec("second", 1, 1)];
+        let mut states = Vec::new();
+        assert!(decide(&specs, &mut states, T0).allowed);
+        assert!(!decide(&specs, &mut states, T0 + 999).allowed);
+        assert!(decide(&specs, &mut states, T0 + 1_000).allowed);
+    }
+
+    #[test]
+    fn spec_validation() {
+        assert!(validate_specs(&[spec("burst", 50, 1), spec("minute", 600, 60)]).is_ok());
+        for bad in [
+            vec![spec("", 1, 1)],
+            vec![spec("Burst", 1, 1)],
+            vec![spec("x", 0, 1)],
+            vec![spec("x", 1, 0)],
+            vec![spec("x", 1, 40 * 86_400)],
+            vec![spec("x", 1, 1), spec("x", 2, 2)],
+        ] {
+            assert!(validate_specs(&bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Messages between the worker and a key family's limiter Durable Object (internal).
+
+use serde::{Deserialize, Serialize};
+
+use super::algorithm::{Decision, LimitSpec};
+use crate::record::KeyRecord;
+use crate::timestamp::Timestamp;
+
+/// A request to a limiter.
+// Messages are built once per call and moved straight into JSON: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum LimiterOp {
+    /// Decide one request of `key_id` (whose cached record has `revision`) against `limits`.
+    Hit { key_id: String, revision: u64, limits: Vec<LimitSpec> },
+    /// Is there a record of `key_id` newer than `revision`? (Asked before refusing a disabled or
+    /// out-of-window key, which the admin API may have just re-enabled.) No usage is counted.
+    Fresh { key_id: String, revision: u64 },
+    /// The admin API changed a key: remember its newest record (sent before KV is written).
+    Mark { record: KeyRecord },
+    /// Requests refused inside a worker isolate (never reached the limiter), to count in usage.
+    AddRefused { key_id: String, count: u64 },
+    /// A key's usage.
+    Usage { key_id: String },
+}
+
+/// The limiter's answer.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum LimiterReply {
+    /// The worker's copy of the record is older than this one: check again with it.
+    Stale { record: KeyRecord },
+    /// The limits' decision.
+    Decided { decision: Decision },
+    /// Usage of one key.
+    Usage { usage: Usage },
+    /// Nothing to return.
+    Done,
+}
+
+/// Per-day request counts of one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayUsage {
+    /// `YYYY-MM-DD` (UTC).
+    pub date: String,
+    pub allowed: u64,
+    pub refused: u64,
+}
+
+/// A key's usage as the admin API reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub key_id: String,
+    pub last_used_at: Option<Timestamp>,
+    /// Most recent first, at most 90 days.
+    pub days: Vec<DayUsage>,
+}
+
+/// `YYYY-MM-DD` of a unix-millis instant (UTC).
+pub fn day_of(now_ms: i64) -> String {
+    Timestamp(now_ms).to_rfc3339()[..10].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_is_utc_date() {
+        assert_eq!(day_of(0), "1970-01-01");
+        assert_eq!(day_of(86_400_000 - 1), "1970-01-01");
+        assert_eq!(day_of(86_400_000), "1970-01-02");
+    }
+}
