@@ -63,11 +63,13 @@ pub struct Options {
     pub test_origin: bool,
     /// Configure ORIGIN_SIGNING_SECRET (false: the gateway must refuse to serve).
     pub signing_secret: bool,
+    /// Extra `[vars]` for this gateway.
+    pub vars: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { live_origin: true, test_origin: true, signing_secret: true }
+        Options { live_origin: true, test_origin: true, signing_secret: true, vars: Vec::new() }
     }
 }
 
@@ -274,6 +276,9 @@ impl Gateway {
         }
         fs::write(dir.join(".dev.vars"), dev_vars).expect("write .dev.vars");
         vars.insert("CORS_ALLOWED_ORIGINS".into(), toml::Value::Array(vec![CORS_ORIGIN.into()]));
+        for (name, value) in &options.vars {
+            vars.insert(name.to_string(), (*value).into());
+        }
         let routes = test_routes(vars.get("ROUTES").expect("shipped ROUTES"));
         vars.insert("ROUTES".into(), routes);
         let config_path = dir.join("wrangler.toml");

@@ -1,0 +1,40 @@
+//! `RATE_LIMIT_FAILURE=open`: with the limiter failing (test-only fault switch), authenticated
+//! requests are still served and refusals still happen.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use serde_json::json;
+
+use common::{Gateway, Options};
+
+fn gateway() -> &'static Gateway {
+    static GATEWAY: OnceLock<Gateway> = OnceLock::new();
+    GATEWAY.get_or_init(|| {
+        Gateway::start(Options {
+            vars: vec![("LIMITER_FAULT", "on"), ("KEYGATE_TEST_MODE", "yes-this-is-a-test-deployment"), ("RATE_LIMIT_FAILURE", "open")],
+            ..Options::default()
+        })
+    })
+}
+
+#[test]
+fn limiter_failure_fails_open_but_auth_still_holds() {
+    let g = gateway();
+    let created = g
+        .admin("POST", "/keys")
+        .json(&json!({"project":"open","name":"n","role":"read_only","limits":[{"name":"hour","limit":1,"window_seconds":3600}]}))
+        .send();
+    // Admin changes must tell the limiter first; creation does not need it.
+    assert_eq!(created.status, 201, "{}", created.body);
+    let key = created.json()["key"].as_str().unwrap().to_string();
+    for _ in 0..3 {
+        let response = g.request("GET", "/v1/public/cms/articles/items").bearer(&key).send();
+        assert_eq!(response.status, 200, "fail open: {}", response.body);
+        assert!(response.header("ratelimit").is_none(), "no limit headers when the limiter was not asked");
+    }
+    g.request("GET", "/v1/public/cms/articles/items").bearer(&g.keys.revoked).send().assert_error(401, "KEY_REVOKED");
+    g.request("GET", "/v1/public/cms/articles/items").send().assert_error(401, "MISSING_KEY");
+    g.log_containing("limiter_unavailable");
+}

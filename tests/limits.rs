@@ -1,0 +1,179 @@
+//! Per-key limits, the status epoch and usage against the real worker under `wrangler dev`
+//! (local KV and Durable Objects).
+
+mod common;
+
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+
+use common::{Gateway, Options, Resp};
+
+fn gateway() -> &'static Gateway {
+    static GATEWAY: OnceLock<Gateway> = OnceLock::new();
+    GATEWAY.get_or_init(|| Gateway::start(Options::default()))
+}
+
+const LIST: &str = "/v1/public/cms/articles/items";
+
+fn create(g: &Gateway, body: Value) -> (String, String) {
+    let response = g.admin("POST", "/keys").json(&body).send();
+    assert_eq!(response.status, 201, "{}", response.body);
+    let created = response.json();
+    (created["key"].as_str().unwrap().to_string(), created["record"]["id"].as_str().unwrap().to_string())
+}
+
+fn limited(g: &Gateway, project: &str, limits: Value) -> (String, String) {
+    create(g, json!({"project": project, "name": "limited", "role": "read_only", "limits": limits}))
+}
+
+fn get(g: &Gateway, key: &str) -> Resp {
+    g.request("GET", LIST).bearer(key).send()
+}
+
+fn usage(g: &Gateway, id: &str) -> Value {
+    let response = g.admin("GET", &format!("/keys/{id}/usage")).send();
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json()
+}
+
+#[test]
+fn exactly_n_of_50_concurrent_requests_pass() {
+    let g = gateway();
+    let (key, id) = limited(g, "conc", json!([{"name":"hour","limit":10,"window_seconds":3600}]));
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..50).map(|_| scope.spawn(|| get(g, &key).status)).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((ok, limited), (10, 40), "{statuses:?}");
+    // Usage counts match what was sent (isolate-level refusals are flushed in the background).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let today = &usage(g, &id)["days"][0];
+        let (allowed, refused) = (today["allowed"].as_u64().unwrap_or(0), today["refused"].as_u64().unwrap_or(0));
+        if (allowed, refused) == (10, 40) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "usage never reached 10/40: {allowed}/{refused}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(usage(g, &id)["last_used_at"].is_string());
+}
+
+#[test]
+fn headers_count_down_and_the_429_follows_the_seed() {
+    let g = gateway();
+    let (key, _) = limited(g, "headers", json!([{"name":"burst","limit":50,"window_seconds":1},{"name":"hour","limit":3,"window_seconds":3600}]));
+    for expected_remaining in [2u64, 1, 0] {
+        let response = get(g, &key);
+        assert_eq!(response.status, 200, "{}", response.body);
+        assert_eq!(response.header("ratelimit-policy"), Some("\"burst\";q=50;w=1, \"hour\";q=3;w=3600"));
+        let current = response.header("ratelimit").unwrap();
+        assert!(current.contains(&format!("\"hour\";r={expected_remaining};")), "{current}");
+        assert_eq!(response.header("x-ratelimit-limit"), Some("3"));
+        assert_eq!(response.header("x-ratelimit-remaining").map(String::from), Some(expected_remaining.to_string()));
+        let reset: u64 = response.header("x-ratelimit-reset").unwrap().parse().unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert!(reset > now - 5 && reset <= now + 3600 + 5, "reset {reset} vs now {now}");
+        assert!(!response.header("ratelimit").unwrap().contains(&key), "partition key never the API key");
+    }
+    let refused = get(g, &key);
+    let body = refused.assert_error(429, "RATE_LIMIT_EXCEEDED");
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=1200).contains(&retry), "retry-after {retry}");
+    assert_eq!(body["error"]["details"]["limit"], "hour");
+    assert_eq!(body["error"]["details"]["retryAfter"].as_u64(), Some(retry));
+    assert_eq!(body["error"]["message"], format!("Rate limit exceeded. Try again in {retry} seconds."));
+    assert_eq!(refused.header("x-ratelimit-remaining"), Some("0"));
+    // Still refused (now answered by the isolate's memory, not the limiter).
+    get(g, &key).assert_error(429, "RATE_LIMIT_EXCEEDED");
+}
+
+#[test]
+fn daily_quota_is_quota_exceeded() {
+    let g = gateway();
+    let (key, _) = limited(g, "quota", json!([{"name":"daily","limit":2,"window_seconds":86400}]));
+    assert_eq!(get(g, &key).status, 200);
+    assert_eq!(get(g, &key).status, 200);
+    let refused = get(g, &key);
+    let body = refused.assert_error(429, "QUOTA_EXCEEDED");
+    assert_eq!(body["error"]["details"]["limit"], "daily");
+}
+
+#[test]
+fn tiers_from_config_apply() {
+    let g = gateway();
+    let (key, _) = create(g, json!({"project":"tiers","name":"free","role":"read_only","tier":"free"}));
+    let response = get(g, &key);
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("ratelimit-policy"),
+        Some("\"burst\";q=10;w=1, \"minute\";q=60;w=60, \"daily\";q=5000;w=86400")
+    );
+}
+
+#[test]
+fn refused_checks_never_spend_quota() {
+    let g = gateway();
+    let (key, id) = limited(g, "spend", json!([{"name":"hour","limit":2,"window_seconds":3600}]));
+    // Scope refusals (write with a read-only key) happen before the limiter.
+    for _ in 0..5 {
+        g.request("POST", "/v1/cms/articles/items").bearer(&key).json(&json!({})).send().assert_error(403, "INSUFFICIENT_SCOPE");
+    }
+    assert_eq!(get(g, &key).status, 200);
+    assert_eq!(get(g, &key).status, 200);
+    get(g, &key).assert_error(429, "RATE_LIMIT_EXCEEDED");
+    let _ = id;
+}
+
+#[test]
+fn roll_keeps_the_family_counters() {
+    let g = gateway();
+    let (key, id) = limited(g, "rollers", json!([{"name":"hour","limit":3,"window_seconds":3600}]));
+    assert_eq!(get(g, &key).status, 200);
+    assert_eq!(get(g, &key).status, 200);
+    let rolled = g.admin("POST", &format!("/keys/{id}/roll")).json(&json!({"grace_seconds":3600})).send();
+    assert_eq!(rolled.status, 201, "{}", rolled.body);
+    let new_key = rolled.json()["key"].as_str().unwrap().to_string();
+    let response = get(g, &new_key);
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.header("x-ratelimit-remaining"), Some("0"), "the new key continues the old key's count");
+    get(g, &new_key).assert_error(429, "RATE_LIMIT_EXCEEDED");
+    get(g, &key).assert_error(429, "RATE_LIMIT_EXCEEDED");
+}
+
+#[test]
+fn disable_and_revoke_apply_on_the_next_request_while_kv_is_cached() {
+    let g = gateway();
+    let (key, id) = create(g, json!({"project":"epoch","name":"epoch","role":"read_only"}));
+    // Warm this isolate's cache with the active record (cached for CACHE_TTL_SECONDS = 30 s).
+    assert_eq!(get(g, &key).status, 200);
+    let patched = g.admin("PATCH", &format!("/keys/{id}")).json(&json!({"status":"inactive"})).send();
+    assert_eq!(patched.status, 200);
+    get(g, &key).assert_error(401, "KEY_DISABLED");
+    let patched = g.admin("PATCH", &format!("/keys/{id}")).json(&json!({"status":"active"})).send();
+    assert_eq!(patched.status, 200);
+    assert_eq!(get(g, &key).status, 200, "re-enabled on the next request");
+    assert_eq!(g.admin("DELETE", &format!("/keys/{id}")).send().status, 200);
+    get(g, &key).assert_error(401, "KEY_REVOKED");
+}
+
+#[test]
+fn usage_of_unknown_key_is_404() {
+    let g = gateway();
+    g.admin("GET", "/keys/key_nosuchkey/usage").send().assert_error(404, "NOT_FOUND");
+}
+
+#[test]
+fn limits_are_validated_by_the_admin_api() {
+    let g = gateway();
+    for limits in [json!([{"name":"m","limit":0,"window_seconds":60}]), json!([{"name":"m","limit":5}]), json!("600/min")] {
+        let body = json!({"project":"v","name":"n","role":"read_only","limits":limits});
+        let error = g.admin("POST", "/keys").json(&body).send().assert_error(400, "VALIDATION_FAILED");
+        assert!(error["error"]["details"]["fields"].get("limits").is_some(), "{error}");
+    }
+    let error = g.admin("POST", "/keys").json(&json!({"project":"v","name":"n","role":"read_only","tier":"platinum"})).send();
+    error.assert_error(400, "VALIDATION_FAILED");
+}
