@@ -24,11 +24,28 @@ pub const DEFAULT_ROUTES: &str = r#"[
 
 /// The tiers of the OptimoCMS seed (requests/min, burst per second, daily maximum);
 /// enterprise has no daily maximum. Replaced by `TIERS` when set.
+/// Each names the Workers Rate Limiting binding that enforces its per-minute limit across
+/// isolates in `fast` mode (declared under `[[ratelimits]]` in wrangler.toml).
 pub const DEFAULT_TIERS: &str = r#"{
-  "free": {"limits": [{"name":"burst","limit":10,"window_seconds":1},{"name":"minute","limit":60,"window_seconds":60},{"name":"daily","limit":5000,"window_seconds":86400}]},
-  "pro": {"limits": [{"name":"burst","limit":50,"window_seconds":1},{"name":"minute","limit":600,"window_seconds":60},{"name":"daily","limit":100000,"window_seconds":86400}]},
-  "enterprise": {"limits": [{"name":"burst","limit":200,"window_seconds":1},{"name":"minute","limit":6000,"window_seconds":60}]}
+  "free": {"limits": [{"name":"burst","limit":10,"window_seconds":1},{"name":"minute","limit":60,"window_seconds":60},{"name":"daily","limit":5000,"window_seconds":86400}],
+           "fast_binding": {"binding": "RL_FREE_MINUTE", "limit": "minute"}},
+  "pro": {"limits": [{"name":"burst","limit":50,"window_seconds":1},{"name":"minute","limit":600,"window_seconds":60},{"name":"daily","limit":100000,"window_seconds":86400}],
+          "fast_binding": {"binding": "RL_PRO_MINUTE", "limit": "minute"}},
+  "enterprise": {"limits": [{"name":"burst","limit":200,"window_seconds":1},{"name":"minute","limit":6000,"window_seconds":60}],
+                 "fast_binding": {"binding": "RL_ENTERPRISE_MINUTE", "limit": "minute"}}
 }"#;
+
+/// In `fast` mode, the Workers Rate Limiting binding that enforces one of a tier's limits
+/// across isolates (per Cloudflare location). The binding's own `limit`/`period` (10 or 60 s)
+/// are set in wrangler.toml and must match the named limit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FastBinding {
+    /// Binding name, e.g. `RL_PRO_MINUTE`.
+    pub binding: String,
+    /// Which of the tier's limits it enforces (for headers and the 429 body).
+    pub limit: String,
+}
 
 /// A named bundle of limits.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -39,6 +56,9 @@ pub struct Tier {
     /// Enforcement mode for keys of this tier (default: `LIMIT_MODE`).
     #[serde(default)]
     pub mode: Option<LimitMode>,
+    /// Rate Limiting binding used in `fast` mode.
+    #[serde(default)]
+    pub fast_binding: Option<FastBinding>,
 }
 
 /// What to do when the limiter cannot be reached.
@@ -137,6 +157,15 @@ impl Config {
         }
         let tier = record.tier.as_ref().or(self.default_tier.as_ref());
         tier.and_then(|name| self.tiers.get(name)).map(|t| t.limits.as_slice()).unwrap_or(&[])
+    }
+
+    /// The fast-mode binding of `record`'s tier, when its limits come from that tier.
+    pub fn fast_binding_for(&self, record: &KeyRecord) -> Option<&FastBinding> {
+        if record.limits.is_some() {
+            return None;
+        }
+        let tier = record.tier.as_ref().or(self.default_tier.as_ref())?;
+        self.tiers.get(tier)?.fast_binding.as_ref()
     }
 
     /// The enforcement mode for `record`: its own, else its tier's, else `LIMIT_MODE`.
@@ -280,6 +309,15 @@ impl Config {
                 return Err(err("TIERS", format!("tier name {name:?} must be 1-32 chars of a-z, 0-9, _ or -")));
             }
             validate_specs(&tier.limits).map_err(|e| err("TIERS", format!("tier {name:?}: {e}")))?;
+            if let Some(fast) = &tier.fast_binding {
+                let limit = tier.limits.iter().find(|l| l.name == fast.limit);
+                if !limit.is_some_and(|l| l.window_seconds == 10 || l.window_seconds == 60) {
+                    return Err(err("TIERS", format!("tier {name:?}: fast_binding.limit must name one of its limits with a 10 or 60 s window")));
+                }
+                if fast.binding.is_empty() || !fast.binding.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    return Err(err("TIERS", format!("tier {name:?}: fast_binding.binding must be a binding name")));
+                }
+            }
         }
         let default_tier = get("DEFAULT_TIER");
         if let Some(name) = &default_tier {
@@ -425,6 +463,8 @@ mod tests {
             ("admin token short", "ADMIN_TOKEN", Some("short")),
             ("tiers not json", "TIERS", Some("free")),
             ("tier with bad limit", "TIERS", Some(r#"{"x":{"limits":[{"name":"m","limit":0,"window_seconds":60}]}}"#)),
+            ("fast binding for an unknown limit", "TIERS", Some(r#"{"x":{"limits":[{"name":"m","limit":5,"window_seconds":60}],"fast_binding":{"binding":"RL","limit":"hour"}}}"#)),
+            ("fast binding on a 30 s window", "TIERS", Some(r#"{"x":{"limits":[{"name":"m","limit":5,"window_seconds":30}],"fast_binding":{"binding":"RL","limit":"m"}}}"#)),
             ("unknown default tier", "DEFAULT_TIER", Some("platinum")),
             ("bad limit mode", "LIMIT_MODE", Some("strict")),
             ("bad failure policy", "RATE_LIMIT_FAILURE", Some("maybe")),
@@ -460,8 +500,10 @@ mod tests {
         assert!(config.limits_for(&record).is_empty(), "no tier, no default tier: unlimited");
         record.tier = Some("free".into());
         assert_eq!(config.limits_for(&record).len(), 3);
+        assert_eq!(config.fast_binding_for(&record).unwrap().binding, "RL_FREE_MINUTE");
         record.limits = Some(vec![LimitSpec { name: "hour".into(), limit: 5, window_seconds: 3600 }]);
         assert_eq!(config.limits_for(&record)[0].name, "hour", "inline limits win");
+        assert!(config.fast_binding_for(&record).is_none(), "inline limits have no binding");
         record.limit_mode = Some(LimitMode::Fast);
         assert_eq!(config.mode_for(&record), LimitMode::Fast);
 

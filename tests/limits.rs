@@ -9,9 +9,24 @@ use serde_json::{json, Value};
 
 use common::{Gateway, Options, Resp};
 
+/// The shipped tiers plus "bound": a per-minute limit far above its Rate Limiting binding's
+/// (RL_FREE_MINUTE, 60/min), so only the binding can refuse within a minute.
+fn tiers() -> &'static str {
+    static TIERS: OnceLock<String> = OnceLock::new();
+    TIERS.get_or_init(|| {
+        let mut tiers: Value = serde_json::from_str(keygate::config::DEFAULT_TIERS).unwrap();
+        tiers["bound"] = json!({
+            "limits": [{"name": "minute", "limit": 1000, "window_seconds": 60}],
+            "mode": "fast",
+            "fast_binding": {"binding": "RL_FREE_MINUTE", "limit": "minute"}
+        });
+        tiers.to_string()
+    })
+}
+
 fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
-    GATEWAY.get_or_init(|| Gateway::start(Options::default()))
+    GATEWAY.get_or_init(|| Gateway::start(Options { vars: vec![("TIERS", tiers())], ..Options::default() }))
 }
 
 const LIST: &str = "/v1/public/cms/articles/items";
@@ -176,4 +191,43 @@ fn limits_are_validated_by_the_admin_api() {
     }
     let error = g.admin("POST", "/keys").json(&json!({"project":"v","name":"n","role":"read_only","tier":"platinum"})).send();
     error.assert_error(400, "VALIDATION_FAILED");
+}
+
+#[test]
+fn fast_mode_counts_in_the_isolate_and_adds_no_limiter_call() {
+    let g = gateway();
+    let (key, id) = create(
+        g,
+        json!({"project":"fast","name":"fast","role":"read_only","limit_mode":"fast","limits":[{"name":"hour","limit":3,"window_seconds":3600}]}),
+    );
+    for remaining in ["2", "1", "0"] {
+        let response = get(g, &key);
+        assert_eq!(response.status, 200, "{}", response.body);
+        assert_eq!(response.header("x-ratelimit-remaining"), Some(remaining));
+    }
+    get(g, &key).assert_error(429, "RATE_LIMIT_EXCEEDED");
+    // The limiter object never saw this key: fast mode keeps no usage there.
+    let usage = usage(g, &id);
+    assert!(usage["days"].as_array().unwrap().is_empty(), "{usage}");
+}
+
+#[test]
+fn fast_mode_tier_is_also_held_by_its_rate_limiting_binding() {
+    let g = gateway();
+    let (key, _) = create(g, json!({"project":"fastbinding","name":"fb","role":"read_only","tier":"bound"}));
+    let mut passed = 0;
+    let mut refusal = None;
+    for _ in 0..80 {
+        let response = get(g, &key);
+        if response.status == 200 {
+            passed += 1;
+        } else {
+            refusal = Some(response);
+            break;
+        }
+    }
+    let refusal = refusal.expect("the binding (60/min) must refuse before the isolate limit (1000/min)");
+    let body = refusal.assert_error(429, "RATE_LIMIT_EXCEEDED");
+    assert_eq!(body["error"]["details"]["limit"], "minute");
+    assert!((1..=60).contains(&passed), "passed {passed} before the binding refused");
 }

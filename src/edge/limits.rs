@@ -1,9 +1,12 @@
 //! Enforcing a key's limits and status epoch on the hot path.
 //!
 //! - `exact` mode: ask the family's `KeyLimiter` Durable Object (see [`super::limiter`]).
-//! - `fast` mode: decide with the same algorithm on per-isolate state — no network hop, but each
-//!   isolate counts alone, so N isolates admit up to N× the limit, and status changes are seen
-//!   only when the caches expire.
+//! - `fast` mode: no Durable Object. The same algorithm decides every limit on per-isolate
+//!   state (each isolate counts alone, so N isolates admit up to N× a limit), and, when the
+//!   key's tier names a Workers Rate Limiting binding, that binding also enforces the tier's
+//!   per-minute (or 10 s) limit across the isolates of a Cloudflare location (its counting is
+//!   itself eventually consistent and per location). Status changes are seen when the caches
+//!   expire (`CACHE_TTL_SECONDS` + KV propagation).
 //! - Once a family is refused, this isolate remembers "blocked until" and answers 429 itself
 //!   until then, so a 429 flood never reaches the Durable Object; those refusals are counted
 //!   in usage by a batched call off the hot path (`wait_until`).
@@ -101,11 +104,30 @@ pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyReco
             if specs.is_empty() {
                 return Ok(Enforced::Proceed(Verdict { headers: Vec::new() }));
             }
-            FAST_STATE.with(|s| {
+            let mut decision = FAST_STATE.with(|s| {
                 let mut states = s.borrow_mut();
                 let entry = states.entry(family.clone()).or_default();
                 decide(specs, entry, now_ms)
-            })
+            });
+            if decision.allowed {
+                if let Some(fast) = config.fast_binding_for(record) {
+                    let allowed = match binding_allows(env, config, &fast.binding, &family, incoming).await {
+                        Ok(allowed) => allowed,
+                        Err(()) if config.rate_limit_failure == FailurePolicy::Open => true,
+                        Err(()) => return Err(Refusal::from(GatewayError::StoreUnavailable)),
+                    };
+                    if !allowed {
+                        // The location-wide counter is spent: report it on the limit it enforces.
+                        decision.allowed = false;
+                        for limit in decision.limits.iter_mut().filter(|l| l.name == fast.limit) {
+                            limit.refused = true;
+                            limit.remaining = 0;
+                            limit.retry_after_seconds = limit.window_seconds;
+                        }
+                    }
+                }
+            }
+            decision
         }
         LimitMode::Exact => match ask_limiter(env, config, &family, record, specs, incoming).await {
             Ok(LimiterReply::Decided { decision }) => decision,
@@ -143,6 +165,17 @@ async fn ask_limiter(env: &Env, config: &Config, family: &str, record: &KeyRecor
     }
     let op = LimiterOp::Hit { key_id: record.id.clone(), revision: record.revision, limits: specs.to_vec() };
     call(env, family, &op).await.map_err(|reason| fail(&reason))
+}
+
+/// Asks the Rate Limiting binding `name` about `family`; `Err` when it cannot answer (missing
+/// binding, failed call), which the caller resolves with `RATE_LIMIT_FAILURE`.
+async fn binding_allows(env: &Env, config: &Config, name: &str, family: &str, incoming: &Incoming) -> Result<bool, ()> {
+    let outcome = match env.rate_limiter(name) {
+        Ok(limiter) if !config.limiter_fault => limiter.limit(family.to_string()).await.map(|o| o.success).map_err(|e| e.to_string()),
+        Ok(_) => Err("LIMITER_FAULT test switch".to_string()),
+        Err(e) => Err(format!("binding {name}: {e}")),
+    };
+    outcome.map_err(|reason| log_event("limiter_unavailable", &incoming.request_id, &[("reason", &reason)]))
 }
 
 /// A newer record of an exact-mode key than `record`, if its limiter knows one. Asked before

@@ -3,13 +3,19 @@
 //! ```text
 //! keygate keys create --project P --name N [--env live|test] [--role R] [--scope S]...
 //!                     [--valid-from T] [--valid-to T] [--allowed-origin O]... [--meta k=v]...
+//!                     [--tier NAME] [--limit NAME=LIMIT/WINDOW_SECONDS]... [--limit-mode exact|fast]
 //! keygate keys list --project P [--status S] [--limit N] [--cursor C] [--all]
-//! keygate keys show|enable|disable|revoke|audit ID
+//! keygate keys show|enable|disable|revoke|audit|usage ID
 //! keygate keys update ID [--name N] [--role R | --no-role] [--scope S]... [--clear-scopes]
 //!                     [--valid-from T | --clear-valid-from] [--valid-to T | --lifetime]
 //!                     [--allowed-origin O]... [--any-origin] [--meta k=v]...
+//!                     [--tier NAME | --no-tier] [--limit NAME=LIMIT/WINDOW_SECONDS]... [--clear-limits]
+//!                     [--limit-mode exact|fast | --default-limit-mode]
 //! keygate keys roll ID [--grace-seconds N]
 //! ```
+//! `show` makes a second request (`GET /keys/{id}/usage`) and appends last use and today's
+//! counts; if that fails the record is still shown, with a one-line warning on stderr. With
+//! `--json`, `show` prints the record only.
 //! Global flags: `--json`, `--url` (`KEYGATE_URL`), `--admin-token` (`KEYGATE_ADMIN_TOKEN`,
 //! preferred), `--prefix` (`KEYGATE_ADMIN_PREFIX`).
 //!
@@ -105,7 +111,35 @@ fn execute(args: &KeysArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         return write(out, &render::pretty_json(&text));
     }
     let rendered = render::human(request.expect, &value).map_err(|e| unexpected(&client, &request, &e))?;
-    write(out, &rendered)
+    write(out, &rendered)?;
+    if let KeysCommand::Show(show) = &args.command {
+        match usage_summary(&client, &show.id) {
+            Ok(summary) => write(out, &summary)?,
+            Err(problem) => {
+                let _ = writeln!(err, "warning: usage not available: {problem}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `show`'s usage lines, or a one-line reason why there are none.
+fn usage_summary(client: &Client, id: &str) -> Result<String, String> {
+    let request = request::usage(id)?;
+    let (_, value) = call(client, &request, false, &mut io::sink()).map_err(|failure| one_line(&failure.message))?;
+    let today = keygate::limit::protocol::day_of(now_ms());
+    render::usage_summary(&value, &today).map_err(|e| one_line(&unexpected(client, &request, &e).message))
+}
+
+/// The first line of a failure message, without its `error: ` label.
+fn one_line(message: &str) -> String {
+    let first = message.lines().next().unwrap_or("");
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
+fn now_ms() -> i64 {
+    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// `list`: one page, or with `--all` every page from `--cursor` (or the start) on.
@@ -334,6 +368,134 @@ mod tests {
         assert_eq!((seen[1].method.as_str(), seen[1].url.as_str()), ("DELETE", "/_keygate/v1/keys/key_gone"));
     }
 
+    fn usage_answer(id: &str, today: &str) -> String {
+        json!({"key_id": id, "last_used_at": "2026-11-23T09:15:00Z", "days": [
+            {"date": today, "allowed": 1200, "refused": 3},
+            {"date": "2000-01-01", "allowed": 7, "refused": 0},
+        ]})
+        .to_string()
+    }
+
+    #[test]
+    fn usage_prints_last_use_and_a_table_or_the_json() {
+        let answer = usage_answer("key_abc", "2026-11-24");
+        let (url, server) = fake_admin_api(vec![(200, answer.clone()), (200, answer.clone())]);
+        let (code, out, err) = execute(&args(&url, TOKEN, &["usage", "key_abc"]));
+        assert_eq!((code, err.as_str()), (0, ""));
+        let expected = "\
+last used: 2026-11-23T09:15:00Z
+DATE        ALLOWED  REFUSED
+2026-11-24  1200     3
+2000-01-01  7        0
+";
+        assert_eq!(out, expected);
+        let (code, out, err) = execute(&args(&url, TOKEN, &["usage", "key_abc", "--json"]));
+        assert_eq!((code, err.as_str()), (0, ""));
+        assert_eq!(out, render::pretty_json(&answer));
+        let seen = server.join().unwrap();
+        for request in &seen {
+            assert_eq!((request.method.as_str(), request.url.as_str()), ("GET", "/_keygate/v1/keys/key_abc/usage"));
+        }
+    }
+
+    #[test]
+    fn usage_errors_exit_1() {
+        let not_found = r#"{"error":{"code":"NOT_FOUND","message":"no such key","details":null}}"#;
+        let (url, server) = fake_admin_api(vec![(404, not_found.into()), (200, r#"{"key_id":"k"}"#.into())]);
+        let (code, out, err) = execute(&args(&url, TOKEN, &["usage", "key_gone"]));
+        assert_eq!((code, out.as_str(), err.as_str()), (EXIT_API, "", "error: NOT_FOUND: no such key\n"));
+        let (code, _, err) = execute(&args(&url, TOKEN, &["usage", "k"]));
+        assert_eq!(code, EXIT_API);
+        assert!(err.starts_with("error: unexpected answer from GET ") && err.contains("\"days\""), "{err}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn show_appends_a_usage_summary() {
+        let today = keygate::limit::protocol::day_of(now_ms());
+        let mut key = record("key_abc");
+        key["tier"] = json!("pro");
+        key["limits"] = json!([{"name": "burst", "limit": 50, "window_seconds": 1}, {"name": "minute", "limit": 600, "window_seconds": 60}]);
+        key["limit_mode"] = json!(null);
+        let (url, server) = fake_admin_api(vec![(200, key.to_string()), (200, usage_answer("key_abc", &today))]);
+        let (code, out, err) = execute(&args(&url, TOKEN, &["show", "key_abc"]));
+        let seen = server.join().unwrap();
+        assert_eq!((code, err.as_str()), (0, ""));
+        assert_eq!(seen.len(), 2);
+        assert_eq!((seen[0].method.as_str(), seen[0].url.as_str()), ("GET", "/_keygate/v1/keys/key_abc"));
+        assert_eq!((seen[1].method.as_str(), seen[1].url.as_str()), ("GET", "/_keygate/v1/keys/key_abc/usage"));
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("id ") && lines[0].ends_with("key_abc"), "{out}");
+        for line in ["tier             pro", "limits           burst 50/1s, minute 600/60s", "limit_mode       default"] {
+            assert!(lines.contains(&line), "{line}: {out}");
+        }
+        let tail = &lines[lines.len() - 3..];
+        assert_eq!(tail[0], "");
+        assert_eq!(tail[1], "last used  2026-11-23T09:15:00Z");
+        assert_eq!(tail[2], format!("today      1200 allowed, 3 refused ({today} UTC)"));
+    }
+
+    #[test]
+    fn show_without_usage_still_shows_the_record_and_warns() {
+        let not_found = json!({"error": {"code": "NOT_FOUND", "message": "no admin path", "details": {"path": "/x"}},
+                               "meta": {"requestId": "req-9", "timestamp": "2026-11-22T10:00:00Z"}});
+        let rows: Vec<(u16, String, &str)> = vec![
+            (404, not_found.to_string(), "NOT_FOUND: no admin path"),
+            (502, "<html>\nBad gateway\n</html>".into(), "unexpected answer from GET "),
+            (200, r#"{"key_id":"key_abc","days":"none"}"#.into(), "\"days\""),
+        ];
+        for (status, body, message) in rows {
+            let (url, server) = fake_admin_api(vec![(200, record("key_abc").to_string()), (status, body.clone())]);
+            let (code, out, err) = execute(&args(&url, TOKEN, &["show", "key_abc"]));
+            let seen = server.join().unwrap();
+            assert_eq!(code, 0, "{body}: {err}");
+            assert_eq!(seen.len(), 2, "{body}");
+            assert!(out.starts_with("id ") && out.contains("\nupdated_at "), "{body}: {out}");
+            assert!(!out.contains("last used"), "{body}: {out}");
+            assert_eq!(err.lines().count(), 1, "{body}: {err}");
+            assert!(err.starts_with("warning: usage not available: ") && err.contains(message), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn show_json_prints_only_the_record() {
+        let (url, server) = fake_admin_api(vec![(200, record("key_abc").to_string()), (200, usage_answer("key_abc", "2026-11-24"))]);
+        let (code, out, err) = execute(&args(&url, TOKEN, &["show", "key_abc", "--json"]));
+        assert_eq!((code, err.as_str()), (0, ""));
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), record("key_abc"));
+        // The next request is the usage command's, i.e. `show --json` made only one.
+        let (code, _, _) = execute(&args(&url, TOKEN, &["usage", "key_abc"]));
+        assert_eq!(code, 0);
+        let seen = server.join().unwrap();
+        assert_eq!(seen[1].url, "/_keygate/v1/keys/key_abc/usage");
+    }
+
+    #[test]
+    fn create_and_update_send_limits() {
+        let mut key = record("key_new");
+        key["tier"] = json!(null);
+        key["limits"] = json!([{"name": "minute", "limit": 600, "window_seconds": 60}]);
+        key["limit_mode"] = json!("exact");
+        let (url, server) = fake_admin_api(vec![
+            (201, json!({"key": PLAINTEXT, "record": key}).to_string()),
+            (200, key.to_string()),
+        ]);
+        let create = ["create", "--project", "acme", "--name", "n", "--role", "read_only", "--limit", "minute=600/60", "--limit-mode", "exact"];
+        let (code, out, err) = execute(&args(&url, TOKEN, &create));
+        assert_eq!(code, 0, "{err}");
+        for line in ["tier             default", "limits           minute 600/60s", "limit_mode       exact"] {
+            assert!(out.lines().any(|l| l == line), "{line}: {out}");
+        }
+        let (code, out, err) = execute(&args(&url, TOKEN, &["update", "key_new", "--no-tier", "--clear-limits", "--default-limit-mode"]));
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("\nlimits           minute 600/60s\n"), "{out}");
+        let seen = server.join().unwrap();
+        let bodies: Vec<Value> = seen.iter().map(|s| serde_json::from_str(&s.body).unwrap()).collect();
+        assert_eq!(bodies[0]["limits"], json!([{"name": "minute", "limit": 600, "window_seconds": 60}]));
+        assert_eq!(bodies[0]["limit_mode"], json!("exact"));
+        assert_eq!(bodies[1], json!({"tier": null, "limits": null, "limit_mode": null}));
+    }
+
     #[test]
     fn list_all_follows_cursors() {
         let pages = vec![
@@ -443,6 +605,8 @@ mod tests {
             (missing_token, "KEYGATE_ADMIN_TOKEN"),
             (args("gw.example.com", TOKEN, &["show", "k"]), "expected an http(s):// URL"),
             (args("http://127.0.0.1:9", TOKEN, &["update", "k"]), "nothing to update"),
+            (args("http://127.0.0.1:9", TOKEN, &["update", "k", "--limit", "a=1/1", "--limit", "a=2/1"]), "more than once"),
+            (args("http://127.0.0.1:9", TOKEN, &["usage", "."]), "invalid key id"),
             (args("http://127.0.0.1:9", "bad\ttoken", &["show", "k"]), "not allowed"),
         ];
         for (args, message) in rows {

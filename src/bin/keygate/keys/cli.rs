@@ -2,8 +2,9 @@
 //!
 //! Everything that can be checked without the server is checked here, so bad usage exits with
 //! clap's code 2 before any request is sent: enum values (`--env`, `--status`), ranges
-//! (`--limit`, `--grace-seconds`), RFC 3339 timestamps, `--meta key=value` and mutually
-//! exclusive flags (`--role` / `--no-role`, …).
+//! (`--limit` of `list`, `--grace-seconds`), RFC 3339 timestamps, `--meta key=value`,
+//! `--limit NAME=LIMIT/WINDOW_SECONDS` of `create`/`update`, `--limit-mode` and mutually
+//! exclusive flags (`--role` / `--no-role`, `--tier` / `--no-tier`, …).
 
 use std::fmt;
 
@@ -72,9 +73,9 @@ pub enum KeysCommand {
     Create(CreateArgs),
     /// List the keys of a project.
     List(ListArgs),
-    /// Show one key's record.
+    /// Show one key's record and a short usage summary (with --json: the record only).
     Show(IdArg),
-    /// Change a key's name, role, scopes, validity, allowed origins or metadata.
+    /// Change a key's name, role, scopes, validity, allowed origins, metadata or limits.
     Update(UpdateArgs),
     /// Re-enable a disabled key (status active).
     Enable(IdArg),
@@ -86,6 +87,8 @@ pub enum KeysCommand {
     Roll(RollArgs),
     /// Show a key's audit trail.
     Audit(IdArg),
+    /// Show a key's request counts per day (UTC, most recent first) and when it was last used.
+    Usage(IdArg),
 }
 
 /// A key id argument.
@@ -131,6 +134,33 @@ impl StatusFilter {
     }
 }
 
+/// `--limit-mode`: how the gateway enforces a key's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LimitMode {
+    /// A limiter per key family decides every request (exact limits).
+    Exact,
+    /// Per-isolate counters, no limiter on the hot path (approximate limits).
+    Fast,
+}
+
+impl LimitMode {
+    /// The literal the API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitMode::Exact => "exact",
+            LimitMode::Fast => "fast",
+        }
+    }
+}
+
+/// One `--limit NAME=LIMIT/WINDOW_SECONDS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitArg {
+    pub name: String,
+    pub limit: u64,
+    pub window_seconds: u64,
+}
+
 /// Flags of `create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
@@ -161,6 +191,15 @@ pub struct CreateArgs {
     /// Metadata entry key=value (repeatable).
     #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
     pub meta: Vec<(String, String)>,
+    /// Named tier (from the gateway's TIERS) supplying limits and limit mode.
+    #[arg(long, value_name = "NAME")]
+    pub tier: Option<String>,
+    /// Limit of this key, e.g. minute=600/60 (repeatable); replaces the tier's limits.
+    #[arg(long = "limit", value_name = "NAME=LIMIT/WINDOW_SECONDS", value_parser = parse_limit)]
+    pub limits: Vec<LimitArg>,
+    /// How the limits are enforced (default: the tier's, else the gateway's LIMIT_MODE).
+    #[arg(long, value_enum)]
+    pub limit_mode: Option<LimitMode>,
 }
 
 /// Flags of `list`.
@@ -224,6 +263,24 @@ pub struct UpdateArgs {
     /// Metadata entry key=value (repeatable); sent as the `meta` object.
     #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
     pub meta: Vec<(String, String)>,
+    /// New tier (from the gateway's TIERS).
+    #[arg(long, value_name = "NAME", conflicts_with = "no_tier")]
+    pub tier: Option<String>,
+    /// Remove the tier (tier null: the gateway's DEFAULT_TIER applies).
+    #[arg(long)]
+    pub no_tier: bool,
+    /// Replace the key's own limits by these, e.g. minute=600/60 (repeatable).
+    #[arg(long = "limit", value_name = "NAME=LIMIT/WINDOW_SECONDS", value_parser = parse_limit, conflicts_with = "clear_limits")]
+    pub limits: Vec<LimitArg>,
+    /// Remove the key's own limits (limits null: the tier's apply).
+    #[arg(long)]
+    pub clear_limits: bool,
+    /// New limit mode.
+    #[arg(long, value_enum, conflicts_with = "default_limit_mode")]
+    pub limit_mode: Option<LimitMode>,
+    /// Remove the key's own limit mode (limit_mode null: the tier's, else LIMIT_MODE).
+    #[arg(long)]
+    pub default_limit_mode: bool,
 }
 
 /// Flags of `roll`.
@@ -244,11 +301,86 @@ pub fn parse_timestamp(text: &str) -> Result<String, String> {
     }
 }
 
+/// Parses `NAME=LIMIT/WINDOW_SECONDS` (e.g. `minute=600/60`): a non-empty name and two
+/// positive integers. Name characters and upper bounds are left to the gateway.
+pub fn parse_limit(text: &str) -> Result<LimitArg, String> {
+    const SHAPE: &str = "expected NAME=LIMIT/WINDOW_SECONDS such as minute=600/60";
+    let Some((name, rest)) = text.split_once('=') else {
+        return Err(format!("missing '=': {SHAPE}"));
+    };
+    if name.is_empty() {
+        return Err(format!("the name before '=' must not be empty: {SHAPE}"));
+    }
+    let Some((limit, window)) = rest.split_once('/') else {
+        return Err(format!("missing '/': {SHAPE}"));
+    };
+    let number = |what: &str, digits: &str| -> Result<u64, String> {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("{what} must be a positive integer, not '{digits}': {SHAPE}"));
+        }
+        match digits.parse::<u64>() {
+            Ok(0) => Err(format!("{what} must be at least 1: {SHAPE}")),
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!("{what} is too large: {SHAPE}")),
+        }
+    };
+    Ok(LimitArg { name: name.to_string(), limit: number("LIMIT", limit)?, window_seconds: number("WINDOW_SECONDS", window)? })
+}
+
 /// Splits `key=value` at the first `=`; the key must not be empty, the value may be.
 pub fn parse_meta(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some(("", _)) => Err("the key before '=' must not be empty".into()),
         Some((key, value)) => Ok((key.to_string(), value.to_string())),
         None => Err("expected KEY=VALUE".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_parse() {
+        let rows = [
+            ("minute=600/60", ("minute", 600, 60)),
+            ("burst=50/1", ("burst", 50, 1)),
+            ("daily=100000/86400", ("daily", 100_000, 86_400)),
+            ("MiXed_name-1=1/2", ("MiXed_name-1", 1, 2)),
+            ("x=007/010", ("x", 7, 10)),
+        ];
+        for (text, (name, limit, window_seconds)) in rows {
+            let parsed = parse_limit(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(parsed, LimitArg { name: name.into(), limit, window_seconds }, "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_limits_are_refused_with_a_reason() {
+        let rows = [
+            ("minute", "missing '='"),
+            ("600/60", "missing '='"),
+            ("=600/60", "must not be empty"),
+            ("minute=600", "missing '/'"),
+            ("minute=", "missing '/'"),
+            ("minute=0/60", "LIMIT must be at least 1"),
+            ("minute=600/0", "WINDOW_SECONDS must be at least 1"),
+            ("minute=abc/60", "LIMIT must be a positive integer"),
+            ("minute=600/6O", "WINDOW_SECONDS must be a positive integer"),
+            ("minute=-1/60", "LIMIT must be a positive integer"),
+            ("minute=+1/60", "LIMIT must be a positive integer"),
+            ("minute=/60", "LIMIT must be a positive integer"),
+            ("minute=600/", "WINDOW_SECONDS must be a positive integer"),
+            ("minute=1.5/60", "LIMIT must be a positive integer"),
+            ("minute=600/60/1", "WINDOW_SECONDS must be a positive integer"),
+            ("a=b=1/2", "LIMIT must be a positive integer"),
+            ("minute= 600/60", "LIMIT must be a positive integer"),
+            ("minute=99999999999999999999/60", "LIMIT is too large"),
+        ];
+        for (text, message) in rows {
+            let error = parse_limit(text).expect_err(text);
+            assert!(error.contains(message), "{text}: {error}");
+            assert!(error.contains("NAME=LIMIT/WINDOW_SECONDS"), "{text}: {error}");
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! Pure output formatting: record listings, tables, audit trails, API errors and verbatim
-//! pretty-printed JSON.
+//! Pure output formatting: record listings, tables, audit trails, usage, API errors and
+//! verbatim pretty-printed JSON.
 //!
 //! Everything shown comes from the server and may contain text chosen by whoever created a key
 //! (names, meta), so control and bidi-override characters are escaped before they reach a
@@ -24,6 +24,9 @@ const RECORD_FIELDS: &[&str] = &[
     "valid_from",
     "valid_to",
     "allowed_origins",
+    "tier",
+    "limits",
+    "limit_mode",
     "meta",
     "hint",
     "revision",
@@ -76,7 +79,26 @@ fn field(record: &Map<String, Value>, name: &str) -> String {
         ("valid_from", Some(Value::Null)) => "immediately".into(),
         ("valid_to", Some(Value::Null)) => "lifetime".into(),
         ("allowed_origins", Some(Value::Null)) => "any".into(),
+        // Null tier: the gateway's DEFAULT_TIER (if any) applies.
+        ("tier", Some(Value::Null)) => "default".into(),
+        // Null limits: the tier's apply; an empty list means no limits at all.
+        ("limits", Some(Value::Null)) => "from tier".into(),
+        ("limits", Some(Value::Array(specs))) if specs.is_empty() => "none (unlimited)".into(),
+        ("limits", Some(Value::Array(specs))) => specs.iter().map(limit_spec).collect::<Vec<_>>().join(", "),
+        // Null mode: the tier's, else the gateway's LIMIT_MODE.
+        ("limit_mode", Some(Value::Null)) => "default".into(),
         (_, Some(value)) => plain(value),
+    }
+}
+
+/// One `{name, limit, window_seconds}` as `minute 600/60s` (anything else as plain text).
+fn limit_spec(spec: &Value) -> String {
+    let name = spec.get("name").and_then(Value::as_str);
+    let limit = spec.get("limit").and_then(Value::as_u64);
+    let window = spec.get("window_seconds").and_then(Value::as_u64);
+    match (name, limit, window) {
+        (Some(name), Some(limit), Some(window)) => format!("{} {limit}/{window}s", sanitize(name)),
+        _ => plain(spec),
     }
 }
 
@@ -193,6 +215,66 @@ pub fn page_cursor(page: &Value) -> Result<Option<String>, String> {
     }
 }
 
+/// One day of usage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Day {
+    date: String,
+    allowed: u64,
+    refused: u64,
+}
+
+/// Checks a usage answer: `last_used_at` (string or null) and the `days` list.
+fn usage_parts(value: &Value) -> Result<(Option<String>, Vec<Day>), String> {
+    let Value::Object(usage) = value else {
+        return Err("the usage answer is not an object".into());
+    };
+    let last_used = match usage.get("last_used_at") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(at)) => Some(sanitize(at)),
+        Some(_) => return Err("the usage answer's \"last_used_at\" is neither a string nor null".into()),
+    };
+    let Some(Value::Array(days)) = usage.get("days") else {
+        return Err("the usage answer has no \"days\" list".into());
+    };
+    let mut out = Vec::with_capacity(days.len());
+    for day in days {
+        let date = day.get("date").and_then(Value::as_str);
+        let allowed = day.get("allowed").and_then(Value::as_u64);
+        let refused = day.get("refused").and_then(Value::as_u64);
+        match (date, allowed, refused) {
+            (Some(date), Some(allowed), Some(refused)) => out.push(Day { date: sanitize(date), allowed, refused }),
+            _ => return Err("a usage day is not {\"date\", \"allowed\", \"refused\"}".into()),
+        }
+    }
+    Ok((last_used, out))
+}
+
+/// The `usage` command: `last used: …`, then one row per day as the server ordered them.
+pub fn usage_report(value: &Value) -> Result<String, String> {
+    let (last_used, days) = usage_parts(value)?;
+    let mut out = format!("last used: {}\n", last_used.as_deref().unwrap_or("never"));
+    if days.is_empty() {
+        out.push_str("no requests recorded\n");
+    } else {
+        let rows: Vec<Vec<String>> =
+            days.into_iter().map(|d| vec![d.date, d.allowed.to_string(), d.refused.to_string()]).collect();
+        out.push_str(&table(&["DATE", "ALLOWED", "REFUSED"], &rows));
+    }
+    Ok(out)
+}
+
+/// The usage lines `show` appends to a record listing; `today` is the current UTC date
+/// (`YYYY-MM-DD`), whose counts are zero when the server lists no such day.
+pub fn usage_summary(value: &Value, today: &str) -> Result<String, String> {
+    let (last_used, days) = usage_parts(value)?;
+    let (allowed, refused) = days.iter().find(|d| d.date == today).map_or((0, 0), |d| (d.allowed, d.refused));
+    let rows = [
+        ("last used".to_string(), last_used.unwrap_or_else(|| "never".into())),
+        ("today".to_string(), format!("{allowed} allowed, {refused} refused ({today} UTC)")),
+    ];
+    Ok(format!("\n{}", key_values(&rows)))
+}
+
 /// Human-readable output for a successful answer; `Err` describes an unexpected shape.
 pub fn human(expect: Expect, value: &Value) -> Result<String, String> {
     match expect {
@@ -208,6 +290,7 @@ pub fn human(expect: Expect, value: &Value) -> Result<String, String> {
         }
         Expect::Audit => audit_table(items(value)?),
         Expect::Secret => secret(value),
+        Expect::Usage => usage_report(value),
     }
 }
 
@@ -300,7 +383,10 @@ mod tests {
             "valid_from": null, "valid_to": "2027-01-01T00:00:00Z", "allowed_origins": null,
             "created_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:00:00Z",
             "revision": 1, "meta": {"team": "web"}, "hint": "kg_live_…a1B2",
-            "family": "key_abc", "rolled_from": null, "zeta": [1, 2]
+            "family": "key_abc", "rolled_from": null, "zeta": [1, 2],
+            "tier": "pro", "limits": [{"name": "burst", "limit": 50, "window_seconds": 1},
+                                      {"name": "minute", "limit": 600, "window_seconds": 60}],
+            "limit_mode": null
         })
     }
 
@@ -318,6 +404,9 @@ scopes           (none)
 valid_from       immediately
 valid_to         2027-01-01T00:00:00Z
 allowed_origins  any
+tier             pro
+limits           burst 50/1s, minute 600/60s
+limit_mode       default
 meta             team=web
 hint             kg_live_…a1B2
 revision         1
@@ -341,6 +430,19 @@ zeta             1, 2
             ("no role", json!({"id": "k", "role": null}), "role  -"),
             ("control chars", json!({"id": "k", "name": "a\u{1b}[31mb\nc"}), "name  a\\u{1b}[31mb\\u{a}c"),
             ("bidi override", json!({"id": "k", "name": "x\u{202e}y"}), "name  x\\u{202e}y"),
+            ("no tier", json!({"id": "k", "tier": null}), "tier  default"),
+            ("tier", json!({"id": "k", "tier": "free"}), "tier  free"),
+            ("limits from the tier", json!({"id": "k", "limits": null}), "limits  from tier"),
+            ("no limits at all", json!({"id": "k", "limits": []}), "limits  none (unlimited)"),
+            (
+                "one limit",
+                json!({"id": "k", "limits": [{"name": "daily", "limit": 100000, "window_seconds": 86400}]}),
+                "limits  daily 100000/86400s",
+            ),
+            ("odd limit entry", json!({"id": "k", "limits": [{"name": "x"}, 5]}), "limits  name=x, 5"),
+            ("limit name escaped", json!({"id": "k", "limits": [{"name": "a\u{1b}", "limit": 1, "window_seconds": 2}]}), "limits  a\\u{1b} 1/2s"),
+            ("default mode", json!({"id": "k", "limit_mode": null}), "limit_mode  default"),
+            ("exact mode", json!({"id": "k", "limit_mode": "exact"}), "limit_mode  exact"),
         ];
         for (what, value, line) in rows {
             let listing = record_listing(value.as_object().unwrap());
@@ -404,6 +506,81 @@ AT                    ACTION    REVISION  CHANGES
         assert_eq!(human(Expect::Audit, &value).unwrap(), expected);
         assert!(human(Expect::Audit, &json!({"items": ["x"]})).is_err());
         assert!(human(Expect::Audit, &json!(null)).is_err());
+    }
+
+    fn usage() -> Value {
+        json!({"key_id": "key_abc", "last_used_at": "2026-11-23T09:15:00Z", "days": [
+            {"date": "2026-11-23", "allowed": 1200, "refused": 3},
+            {"date": "2026-11-22", "allowed": 7, "refused": 0},
+        ]})
+    }
+
+    #[test]
+    fn usage_report_lists_days_in_server_order() {
+        let expected = "\
+last used: 2026-11-23T09:15:00Z
+DATE        ALLOWED  REFUSED
+2026-11-23  1200     3
+2026-11-22  7        0
+";
+        assert_eq!(human(Expect::Usage, &usage()).unwrap(), expected);
+        let rows: Vec<(&str, Value, &str)> = vec![
+            ("never used", json!({"key_id": "k", "last_used_at": null, "days": []}), "last used: never\nno requests recorded\n"),
+            ("no last_used_at field", json!({"key_id": "k", "days": []}), "last used: never\nno requests recorded\n"),
+            (
+                "escaped",
+                json!({"key_id": "k", "last_used_at": "x\u{1b}", "days": [{"date": "d\u{202e}", "allowed": 0, "refused": 1}]}),
+                "last used: x\\u{1b}\nDATE       ALLOWED  REFUSED\nd\\u{202e}  0        1\n",
+            ),
+        ];
+        for (what, value, expected) in rows {
+            assert_eq!(usage_report(&value).unwrap(), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn usage_of_an_unexpected_shape_is_an_error() {
+        let rows: Vec<(&str, Value)> = vec![
+            ("not an object", json!([1])),
+            ("no days", json!({"key_id": "k", "last_used_at": null})),
+            ("days not a list", json!({"key_id": "k", "last_used_at": null, "days": {}})),
+            ("numeric last_used_at", json!({"key_id": "k", "last_used_at": 5, "days": []})),
+            ("day without date", json!({"key_id": "k", "days": [{"allowed": 1, "refused": 0}]})),
+            ("negative count", json!({"key_id": "k", "days": [{"date": "2026-11-23", "allowed": -1, "refused": 0}]})),
+            ("string count", json!({"key_id": "k", "days": [{"date": "2026-11-23", "allowed": 1, "refused": "0"}]})),
+            ("day not an object", json!({"key_id": "k", "days": ["2026-11-23"]})),
+        ];
+        for (what, value) in rows {
+            assert!(human(Expect::Usage, &value).is_err(), "{what}");
+            assert!(usage_summary(&value, "2026-11-23").is_err(), "{what}");
+        }
+    }
+
+    #[test]
+    fn usage_summary_shows_today() {
+        let rows: Vec<(&str, Value, &str, &str)> = vec![
+            (
+                "today listed",
+                usage(),
+                "2026-11-23",
+                "\nlast used  2026-11-23T09:15:00Z\ntoday      1200 allowed, 3 refused (2026-11-23 UTC)\n",
+            ),
+            (
+                "today not listed yet",
+                usage(),
+                "2026-11-24",
+                "\nlast used  2026-11-23T09:15:00Z\ntoday      0 allowed, 0 refused (2026-11-24 UTC)\n",
+            ),
+            (
+                "never used",
+                json!({"key_id": "k", "last_used_at": null, "days": []}),
+                "2026-11-24",
+                "\nlast used  never\ntoday      0 allowed, 0 refused (2026-11-24 UTC)\n",
+            ),
+        ];
+        for (what, value, today, expected) in rows {
+            assert_eq!(usage_summary(&value, today).unwrap(), expected, "{what}");
+        }
     }
 
     #[test]

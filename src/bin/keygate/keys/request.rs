@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::cli::{CreateArgs, KeysCommand, ListArgs, UpdateArgs};
+use super::cli::{CreateArgs, KeysCommand, LimitArg, ListArgs, UpdateArgs};
 
 /// HTTP methods the admin API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub enum Expect {
     Page,
     /// `{"items": [AuditEntry]}`.
     Audit,
+    /// `{"key_id", "last_used_at", "days": [{"date", "allowed", "refused"}]}`.
+    Usage,
 }
 
 /// One admin API call.
@@ -74,7 +76,13 @@ pub fn build(command: &KeysCommand) -> Result<ApiRequest, String> {
             })
         }
         KeysCommand::Audit(arg) => Ok(get(format!("{}/audit", key_path(&arg.id)?), Expect::Audit)),
+        KeysCommand::Usage(arg) => usage(&arg.id),
     }
+}
+
+/// `GET /keys/<id>/usage` (the `usage` command, and the second request of `show`).
+pub fn usage(id: &str) -> Result<ApiRequest, String> {
+    Ok(get(format!("{}/usage", key_path(id)?), Expect::Usage))
 }
 
 fn get(path: String, expect: Expect) -> ApiRequest {
@@ -122,6 +130,15 @@ fn create(args: &CreateArgs) -> Result<ApiRequest, String> {
     if !args.meta.is_empty() {
         body.insert("meta".into(), meta_object(&args.meta)?);
     }
+    if let Some(tier) = &args.tier {
+        body.insert("tier".into(), Value::from(tier.as_str()));
+    }
+    if !args.limits.is_empty() {
+        body.insert("limits".into(), limits_list(&args.limits)?);
+    }
+    if let Some(mode) = args.limit_mode {
+        body.insert("limit_mode".into(), Value::from(mode.as_str()));
+    }
     Ok(ApiRequest { method: Method::Post, path: "/keys".into(), body: Some(Value::Object(body)), expect: Expect::Secret })
 }
 
@@ -158,9 +175,25 @@ fn update(args: &UpdateArgs) -> Result<ApiRequest, String> {
     if !args.meta.is_empty() {
         body.insert("meta".into(), meta_object(&args.meta)?);
     }
+    if let Some(tier) = &args.tier {
+        body.insert("tier".into(), Value::from(tier.as_str()));
+    } else if args.no_tier {
+        body.insert("tier".into(), Value::Null);
+    }
+    if !args.limits.is_empty() {
+        body.insert("limits".into(), limits_list(&args.limits)?);
+    } else if args.clear_limits {
+        body.insert("limits".into(), Value::Null);
+    }
+    if let Some(mode) = args.limit_mode {
+        body.insert("limit_mode".into(), Value::from(mode.as_str()));
+    } else if args.default_limit_mode {
+        body.insert("limit_mode".into(), Value::Null);
+    }
     if body.is_empty() {
         return Err("nothing to update: give at least one of --name, --role, --no-role, --scope, --clear-scopes, \
-                    --valid-from, --clear-valid-from, --valid-to, --lifetime, --allowed-origin, --any-origin, --meta"
+                    --valid-from, --clear-valid-from, --valid-to, --lifetime, --allowed-origin, --any-origin, --meta, \
+                    --tier, --no-tier, --limit, --clear-limits, --limit-mode, --default-limit-mode"
             .into());
     }
     Ok(ApiRequest { method: Method::Patch, path: key_path(&args.id)?, body: Some(Value::Object(body)), expect: Expect::Record })
@@ -185,6 +218,23 @@ fn meta_object(entries: &[(String, String)]) -> Result<Value, String> {
         }
     }
     Ok(Value::Object(object))
+}
+
+/// `--limit` entries as the `limits` list, in the order given; a name given twice is a usage
+/// error.
+fn limits_list(limits: &[LimitArg]) -> Result<Value, String> {
+    let mut out = Vec::with_capacity(limits.len());
+    for (i, limit) in limits.iter().enumerate() {
+        if limits[..i].iter().any(|l| l.name == limit.name) {
+            return Err(format!("--limit name '{}' given more than once", limit.name));
+        }
+        let mut spec = Map::new();
+        spec.insert("name".into(), Value::from(limit.name.as_str()));
+        spec.insert("limit".into(), Value::from(limit.limit));
+        spec.insert("window_seconds".into(), Value::from(limit.window_seconds));
+        out.push(Value::Object(spec));
+    }
+    Ok(Value::Array(out))
 }
 
 /// `/keys/<id>` with the id percent-encoded as one path segment.
@@ -310,12 +360,62 @@ mod tests {
                 Some(json!({"grace_seconds": 2_592_000})),
             ),
             ("audit", vec!["audit", "k"], Method::Get, "/keys/k/audit", None),
+            ("usage", vec!["usage", "k"], Method::Get, "/keys/k/usage", None),
+            ("usage encodes the id", vec!["usage", "a b/c"], Method::Get, "/keys/a%20b%2Fc/usage", None),
         ];
         for (what, args, method, path, body) in rows {
             let built = request(&args).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(built.method, method, "{what}");
             assert_eq!(built.path, path, "{what}");
             assert_eq!(built.body, body, "{what}");
+        }
+    }
+
+    #[test]
+    #[allow(clippy::type_complexity)] // table rows
+    fn limit_flags_map_to_the_body() {
+        let create = ["create", "--project", "p", "--name", "n"];
+        let rows: Vec<(&str, Vec<&str>, Value)> = vec![
+            ("create --tier", [&create[..], &["--tier", "pro"]].concat(), json!({"project": "p", "name": "n", "tier": "pro"})),
+            (
+                "create --limit (order kept)",
+                [&create[..], &["--limit", "minute=600/60", "--limit", "burst=50/1"]].concat(),
+                json!({"project": "p", "name": "n", "limits": [
+                    {"name": "minute", "limit": 600, "window_seconds": 60},
+                    {"name": "burst", "limit": 50, "window_seconds": 1},
+                ]}),
+            ),
+            ("create --limit-mode exact", [&create[..], &["--limit-mode", "exact"]].concat(), json!({"project": "p", "name": "n", "limit_mode": "exact"})),
+            (
+                "create all three",
+                [&create[..], &["--tier", "free", "--limit", "daily=1000/86400", "--limit-mode", "fast"]].concat(),
+                json!({"project": "p", "name": "n", "tier": "free",
+                       "limits": [{"name": "daily", "limit": 1000, "window_seconds": 86400}], "limit_mode": "fast"}),
+            ),
+            ("update --tier", vec!["update", "k", "--tier", "pro"], json!({"tier": "pro"})),
+            ("update --no-tier", vec!["update", "k", "--no-tier"], json!({"tier": null})),
+            (
+                "update --limit replaces the list",
+                vec!["update", "k", "--limit", "minute=600/60"],
+                json!({"limits": [{"name": "minute", "limit": 600, "window_seconds": 60}]}),
+            ),
+            ("update --clear-limits", vec!["update", "k", "--clear-limits"], json!({"limits": null})),
+            ("update --limit-mode fast", vec!["update", "k", "--limit-mode", "fast"], json!({"limit_mode": "fast"})),
+            ("update --default-limit-mode", vec!["update", "k", "--default-limit-mode"], json!({"limit_mode": null})),
+            (
+                "update all nulls",
+                vec!["update", "k", "--no-tier", "--clear-limits", "--default-limit-mode"],
+                json!({"tier": null, "limits": null, "limit_mode": null}),
+            ),
+            (
+                "update mixed with other fields",
+                vec!["update", "k", "--name", "x", "--tier", "pro", "--clear-limits", "--limit-mode", "exact"],
+                json!({"name": "x", "tier": "pro", "limits": null, "limit_mode": "exact"}),
+            ),
+        ];
+        for (what, args, body) in rows {
+            let built = request(&args).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(built.body, Some(body), "{what}");
         }
     }
 
@@ -329,6 +429,7 @@ mod tests {
             (vec!["show", "k"], Expect::Record),
             (vec!["revoke", "k"], Expect::Record),
             (vec!["enable", "k"], Expect::Record),
+            (vec!["usage", "k"], Expect::Usage),
         ];
         for (args, expect) in rows {
             assert_eq!(request(&args).unwrap().expect, expect, "{args:?}");
@@ -355,6 +456,19 @@ mod tests {
             ("grace too long", vec!["roll", "k", "--grace-seconds", "2592001"]),
             ("grace negative", vec!["roll", "k", "--grace-seconds", "-1"]),
             ("show without id", vec!["show"]),
+            ("usage without id", vec!["usage"]),
+            ("tier and no-tier", vec!["update", "k", "--tier", "pro", "--no-tier"]),
+            ("limit and clear-limits", vec!["update", "k", "--limit", "m=1/60", "--clear-limits"]),
+            ("limit-mode and default", vec!["update", "k", "--limit-mode", "fast", "--default-limit-mode"]),
+            ("bad limit-mode", vec!["update", "k", "--limit-mode", "slow"]),
+            ("bad limit-mode on create", vec!["create", "--project", "p", "--name", "n", "--limit-mode", "strict"]),
+            ("limit without =", vec!["create", "--project", "p", "--name", "n", "--limit", "600/60"]),
+            ("limit without /", vec!["update", "k", "--limit", "minute=600"]),
+            ("limit zero", vec!["update", "k", "--limit", "minute=0/60"]),
+            ("window zero", vec!["create", "--project", "p", "--name", "n", "--limit", "minute=600/0"]),
+            ("limit not a number", vec!["update", "k", "--limit", "minute=many/60"]),
+            ("no-tier takes no value", vec!["update", "k", "--no-tier=pro"]),
+            ("create has no --no-tier", vec!["create", "--project", "p", "--name", "n", "--no-tier"]),
         ];
         for (what, args) in rows {
             let error = parse(&args).expect_err(what);
@@ -369,7 +483,14 @@ mod tests {
             ("update without changes", vec!["update", "k"], "nothing to update"),
             ("duplicate meta key", vec!["update", "k", "--meta", "a=1", "--meta", "a=2"], "more than once"),
             ("duplicate meta key on create", vec!["create", "--project", "p", "--name", "n", "--meta", "a=1", "--meta", "a=2"], "more than once"),
+            ("duplicate limit name", vec!["update", "k", "--limit", "m=1/60", "--limit", "m=2/60"], "given more than once"),
+            (
+                "duplicate limit name on create",
+                vec!["create", "--project", "p", "--name", "n", "--limit", "m=1/60", "--limit", "m=2/60"],
+                "given more than once",
+            ),
             ("dot-dot id", vec!["show", ".."], "invalid key id"),
+            ("dot-dot id for usage", vec!["usage", ".."], "invalid key id"),
             ("empty id", vec!["revoke", ""], "invalid key id"),
         ];
         for (what, args, message) in rows {
