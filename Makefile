@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: setup build dev test unit integration clippy clean
+.PHONY: setup build dev test unit integration clippy clean fuzz bench
 
 ## Install pinned tools (idempotent; fast when already installed).
 setup:
@@ -25,6 +25,14 @@ test: build
 
 unit:
 	cargo test --lib --bins
+
+## Fuzz every target for FUZZ_SECONDS each (default 60); needs the nightly toolchain.
+fuzz:
+	@bash scripts/fuzz.sh
+
+## Benchmarks: load against a bare pass-through worker and keygate, plus native micro-benchmarks.
+bench:
+	@bash scripts/bench.sh
 
 clippy:
 	cargo clippy --all-targets -- -D warnings

@@ -145,8 +145,15 @@ pub struct Config {
     pub limit_mode: LimitMode,
     /// `RATE_LIMIT_FAILURE`: behaviour when the limiter is unreachable.
     pub rate_limit_failure: FailurePolicy,
-    /// `LIMITER_FAULT` (test builds only): makes every limiter call fail, to test the policy.
+    /// `LIMITER_FAULT` (test deployments only): every limiter call fails, to test the policy.
     pub limiter_fault: bool,
+    /// `KV_FAULT` (test deployments only): every KV read fails, to test failing closed.
+    pub kv_fault: bool,
+    /// `KEYGATE_TEST_MODE=yes-this-is-a-test-deployment`: allows the fault switches and the
+    /// `/__keygate/counters` endpoint. Never set in production.
+    pub test_mode: bool,
+    /// `ORIGIN_TIMEOUT_MS`: how long to wait for the origin's response headers (→ 504).
+    pub origin_timeout_ms: u64,
 }
 
 impl Config {
@@ -197,7 +204,8 @@ pub const SETTINGS: &[&str] = &[
     "ORIGIN_URL", "ORIGIN_URL_TEST", "ORIGIN_SIGNING_SECRET",
     "CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_METHODS", "CORS_ALLOWED_HEADERS", "CORS_MAX_AGE_SECONDS",
     "ADMIN_PREFIX", "ADMIN_MAX_BODY_BYTES", "ADMIN_TOKEN",
-    "TIERS", "DEFAULT_TIER", "LIMIT_MODE", "RATE_LIMIT_FAILURE", "LIMITER_FAULT", "KEYGATE_TEST_MODE",
+    "TIERS", "DEFAULT_TIER", "LIMIT_MODE", "RATE_LIMIT_FAILURE", "LIMITER_FAULT", "KEYGATE_TEST_MODE", "KV_FAULT",
+    "ORIGIN_TIMEOUT_MS",
 ];
 
 fn err(setting: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -335,13 +343,21 @@ impl Config {
             Some("closed") => FailurePolicy::Closed,
             Some(_) => return Err(err("RATE_LIMIT_FAILURE", "must be open or closed")),
         };
-        // A fault switch for tests. It is refused unless the deployment explicitly calls itself
-        // a test deployment, so a production config can never enable it by accident.
-        let limiter_fault = match (get("LIMITER_FAULT").as_deref(), get("KEYGATE_TEST_MODE").as_deref()) {
-            (None | Some("off"), _) => false,
-            (Some("on"), Some("yes-this-is-a-test-deployment")) => true,
-            (Some(_), _) => return Err(err("LIMITER_FAULT", "is a test-only switch")),
+        // Fault switches for tests. They are refused unless the deployment explicitly calls
+        // itself a test deployment, so a production config can never enable one by accident.
+        let test_mode = match get("KEYGATE_TEST_MODE").as_deref() {
+            None | Some("off") => false,
+            Some("yes-this-is-a-test-deployment") => true,
+            Some(_) => return Err(err("KEYGATE_TEST_MODE", "must be unset")),
         };
+        let switch = |name: &'static str| match get(name).as_deref() {
+            None | Some("off") => Ok(false),
+            Some("on") if test_mode => Ok(true),
+            Some(_) => Err(err(name, "is a test-only switch")),
+        };
+        let limiter_fault = switch("LIMITER_FAULT")?;
+        let kv_fault = switch("KV_FAULT")?;
+        let origin_timeout_ms = number("ORIGIN_TIMEOUT_MS", 15_000, 120_000)?.max(100);
 
         Ok(Config {
             tiers,
@@ -349,6 +365,9 @@ impl Config {
             limit_mode,
             rate_limit_failure,
             limiter_fault,
+            kv_fault,
+            test_mode,
+            origin_timeout_ms,
             admin_prefix,
             admin_max_body_bytes,
             admin_token,
@@ -469,6 +488,9 @@ mod tests {
             ("bad limit mode", "LIMIT_MODE", Some("strict")),
             ("bad failure policy", "RATE_LIMIT_FAILURE", Some("maybe")),
             ("fault switch outside test mode", "LIMITER_FAULT", Some("on")),
+            ("kv fault outside test mode", "KV_FAULT", Some("on")),
+            ("test mode with another value", "KEYGATE_TEST_MODE", Some("yes")),
+            ("origin timeout too long", "ORIGIN_TIMEOUT_MS", Some("999999")),
         ];
         for (what, setting, value) in rows {
             let mut vars = base();

@@ -47,6 +47,8 @@ pub enum GatewayError {
     StoreUnavailable,
     /// The origin could not be reached.
     OriginUnavailable,
+    /// The origin did not answer within `ORIGIN_TIMEOUT_MS`.
+    OriginTimeout,
     /// The worker's configuration is invalid (fail closed).
     ConfigInvalid {
         /// Which setting is wrong (never a secret value).
@@ -113,6 +115,7 @@ impl GatewayError {
             GatewayError::RouteNotFound => 404,
             GatewayError::ConfigInvalid { .. } => 500,
             GatewayError::OriginUnavailable => 502,
+            GatewayError::OriginTimeout => 504,
             GatewayError::StoreUnavailable => 503,
         }
     }
@@ -134,6 +137,7 @@ impl GatewayError {
             GatewayError::EnvironmentMismatch => "ENVIRONMENT_MISMATCH",
             GatewayError::StoreUnavailable => "STORE_UNAVAILABLE",
             GatewayError::OriginUnavailable => "ORIGIN_UNAVAILABLE",
+            GatewayError::OriginTimeout => "ORIGIN_TIMEOUT",
             GatewayError::ConfigInvalid { .. } => "CONFIG_INVALID",
             GatewayError::Unauthorized => "UNAUTHORIZED",
             GatewayError::NotFound => "NOT_FOUND",
@@ -169,6 +173,7 @@ impl GatewayError {
             }
             GatewayError::StoreUnavailable => "The key store is unavailable. Try again shortly.".into(),
             GatewayError::OriginUnavailable => "The origin could not be reached.".into(),
+            GatewayError::OriginTimeout => "The origin did not answer in time.".into(),
             GatewayError::ConfigInvalid { .. } => "The gateway is misconfigured.".into(),
             GatewayError::Unauthorized => "A valid admin token is required.".into(),
             GatewayError::NotFound => "Not found.".into(),
@@ -212,6 +217,7 @@ impl GatewayError {
             | GatewayError::EnvironmentMismatch
             | GatewayError::StoreUnavailable
             | GatewayError::OriginUnavailable
+            | GatewayError::OriginTimeout
             | GatewayError::Unauthorized
             | GatewayError::NotFound
             | GatewayError::UnsupportedMediaType => json!({}),
@@ -268,6 +274,7 @@ mod tests {
             GatewayError::EnvironmentMismatch,
             GatewayError::StoreUnavailable,
             GatewayError::OriginUnavailable,
+            GatewayError::OriginTimeout,
             GatewayError::ConfigInvalid { reason: "ROUTES".into() },
             GatewayError::Unauthorized,
             GatewayError::NotFound,
@@ -287,7 +294,7 @@ mod tests {
             (401, "INVALID_KEY"), (401, "INVALID_KEY"), (401, "KEY_REVOKED"), (401, "KEY_DISABLED"),
             (401, "KEY_NOT_YET_VALID"), (401, "KEY_EXPIRED"), (403, "INSUFFICIENT_SCOPE"),
             (403, "PROJECT_MISMATCH"), (403, "ORIGIN_NOT_ALLOWED"), (403, "ENVIRONMENT_MISMATCH"),
-            (503, "STORE_UNAVAILABLE"), (502, "ORIGIN_UNAVAILABLE"), (500, "CONFIG_INVALID"),
+            (503, "STORE_UNAVAILABLE"), (502, "ORIGIN_UNAVAILABLE"), (504, "ORIGIN_TIMEOUT"), (500, "CONFIG_INVALID"),
             (401, "UNAUTHORIZED"), (404, "NOT_FOUND"), (400, "VALIDATION_FAILED"), (409, "CONFLICT"),
             (413, "PAYLOAD_TOO_LARGE"), (415, "UNSUPPORTED_MEDIA_TYPE"),
             (429, "RATE_LIMIT_EXCEEDED"), (429, "QUOTA_EXCEEDED"),

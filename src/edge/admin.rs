@@ -180,6 +180,7 @@ async fn call_for_key(env: &Env, id: &str, op: Op) -> Result<Reply, GatewayError
 
 /// Sends `op` to the registry instance `name` and decodes its answer.
 async fn call(env: &Env, name: &str, op: &Op) -> Result<Reply, GatewayError> {
+    super::counters::do_call();
     let failed = |what: &str| {
         log_event("registry_unavailable", "-", &[("reason", what)]);
         GatewayError::StoreUnavailable

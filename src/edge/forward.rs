@@ -3,7 +3,11 @@
 
 use worker::wasm_bindgen::JsCast;
 use worker::web_sys;
-use worker::{Fetch, Request, Response};
+use std::pin::pin;
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use worker::{AbortController, Delay, Fetch, Request, Response};
 
 use crate::config::Config;
 use crate::error::GatewayError;
@@ -39,6 +43,20 @@ pub async fn send(incoming: &Incoming, config: &Config, plan: ForwardPlan) -> Re
     if let Some(body) = incoming.request.inner().body() {
         init.set_body(&body);
     }
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    init.set_signal(Some(&signal));
     let outbound = web_sys::Request::new_with_str_and_init(&plan.url, &init).map_err(|_| unavailable("bad origin request"))?;
-    Fetch::Request(Request::from(outbound)).send().await.map_err(|_| unavailable("fetch failed"))
+    let fetch = Fetch::Request(Request::from(outbound));
+    let sending = pin!(fetch.send());
+    let timeout = pin!(Delay::from(Duration::from_millis(config.origin_timeout_ms)));
+    // Bounds the wait for the origin's response headers; the body then streams through.
+    match select(sending, timeout).await {
+        Either::Left((result, _)) => result.map_err(|_| unavailable("fetch failed")),
+        Either::Right(((), _)) => {
+            controller.abort();
+            log_event("origin_timeout", &incoming.request_id, &[("timeout_ms", &config.origin_timeout_ms.to_string())]);
+            Err(GatewayError::OriginTimeout)
+        }
+    }
 }

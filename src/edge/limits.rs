@@ -194,6 +194,7 @@ pub async fn fresher(env: &Env, config: &Config, record: &KeyRecord) -> Option<K
 
 /// Sends one operation to the limiter of `family`.
 pub async fn call(env: &Env, family: &str, op: &LimiterOp) -> Result<LimiterReply, String> {
+    super::counters::do_call();
     let namespace = env.durable_object(LIMITER_BINDING).map_err(|_| "LIMITER binding missing".to_string())?;
     let stub = namespace.get_by_name(family).map_err(|e| format!("stub: {e}"))?;
     let body = serde_json::to_string(op).map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@
 
 mod admin;
 mod config;
+mod counters;
 mod forward;
 mod limiter;
 mod limits;
@@ -59,6 +60,10 @@ async fn fetch(request: Request, env: Env, ctx: Context) -> Result<Response> {
             return respond::error(&error, &incoming, None);
         }
     };
+    if config.test_mode && incoming.path() == counters::PATH {
+        return respond::json(200, counters::snapshot(), &incoming);
+    }
+    counters::request();
     if admin::is_admin_path(&config, incoming.path()) {
         return match admin::handle(&mut incoming, &env, &config).await {
             Ok((status, body)) => respond::json(status, body, &incoming),

@@ -55,6 +55,11 @@ pub async fn lookup(env: &Env, config: &Config, hash: &KeyHash, incoming: &Incom
         log_event("store_unavailable", &incoming.request_id, &[("reason", "KEYS binding missing")]);
         GatewayError::StoreUnavailable
     })?;
+    super::counters::kv_read();
+    if config.kv_fault {
+        log_event("store_unavailable", &incoming.request_id, &[("reason", "KV_FAULT test switch"), ("key_hash", &hash.short())]);
+        return Err(GatewayError::StoreUnavailable);
+    }
     let bytes = store
         .get(&hash.storage_key())
         .cache_ttl(config.kv_cache_ttl_seconds)

@@ -221,7 +221,7 @@ fn fixtures() -> (Keys, String) {
 /// echo and status routes (never shipped).
 fn test_routes(shipped: &toml::Value) -> toml::Value {
     let mut routes = shipped.as_array().cloned().unwrap_or_default();
-    for path in ["/__echo", "/__echo/*", "/__status/*"] {
+    for path in ["/__echo", "/__echo/*", "/__status/*", "/__slow/*"] {
         let mut route = toml::Table::new();
         route.insert("methods".into(), toml::Value::Array(vec!["*".into()]));
         route.insert("path".into(), path.into());

@@ -113,11 +113,17 @@ pub enum Route<'a> {
     Echo,
     /// Any method on `/__status/:code`, with the code clamped to 200–599.
     Status(u16),
+    /// Any method on `/__slow/:ms`: answers after `ms` milliseconds (at most 30 000), to test
+    /// the gateway's origin timeout.
+    Slow(u64),
     /// Nothing matches.
     NotFound,
 }
 
 /// Matches a method and a path (without query) to a [`Route`]. Pure.
+/// Longest delay `/__slow/:ms` will wait.
+pub const MAX_SLOW_MS: u64 = 30_000;
+
 pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
     let Some(rest) = path.strip_prefix('/') else {
         return Route::NotFound;
@@ -129,6 +135,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
         ["__health"] if read => Route::Health,
         ["__echo", ..] => Route::Echo,
         ["__status", code] => code.parse::<u64>().map_or(Route::NotFound, |c| Route::Status(clamp_status(c))),
+        ["__slow", ms] => ms.parse::<u64>().map_or(Route::NotFound, |ms| Route::Slow(ms.min(MAX_SLOW_MS))),
         ["v1", "public", "cms", kind, "items"] if read && named(kind) => Route::List { kind },
         ["v1", "public", "cms", kind, "items", id, ..] if read && named(kind) && named(id) => Route::Item { kind, id },
         ["v1", "projects", project, "public", "cms", kind, "items"] if read && named(project) && named(kind) => {
@@ -249,6 +256,7 @@ fn dispatch(request: &OriginRequest, label: &str, secret: &[u8], now_seconds: u6
         }
         Route::Echo => ok(200, echo(request, &identity)),
         Route::Status(code) => ok(code, json!({"status": code, "message": "status requested via /__status"})),
+        Route::Slow(ms) => ok(200, json!({"slept_ms": ms})),
         Route::NotFound => not_found("no such route on the demo origin"),
     }
 }
@@ -375,7 +383,14 @@ fn answer(mut request: tiny_http::Request, label: &str, secret: &[u8]) {
         Ok(n) if n as u64 > MAX_BODY_BYTES => {
             error(413, "PAYLOAD_TOO_LARGE", "request body too large", json!({"max_bytes": MAX_BODY_BYTES}))
         }
-        Ok(_) => handle(&origin_request, label, secret, unix_seconds()),
+        Ok(_) => {
+            let response = handle(&origin_request, label, secret, unix_seconds());
+            // Sleep only for a verified request: the delay is the point of the route.
+            if let (200, Route::Slow(ms)) = (response.status, route(&origin_request.method, origin_request.path())) {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+            response
+        }
     };
     let mut body = response.body;
     if let Value::Object(map) = &mut body {
@@ -461,6 +476,9 @@ mod tests {
             ("GET", "/__status/999", Status(599)),
             ("GET", "/__status/99999999999999999999999", NotFound),
             ("GET", "/__status/teapot", NotFound),
+            ("GET", "/__slow/250", Slow(250)),
+            ("POST", "/__slow/999999", Slow(MAX_SLOW_MS)),
+            ("GET", "/__slow/soon", NotFound),
             ("GET", "/", NotFound),
             ("GET", "", NotFound),
             ("GET", "*", NotFound),
