@@ -158,12 +158,21 @@ pub struct Config {
 
 impl Config {
     /// The limits that apply to `record`: its own, else its tier's, else the default tier's.
+    /// A tier that is no longer configured falls back to the default tier, so removing a tier
+    /// from `TIERS` never leaves its keys unlimited by accident.
     pub fn limits_for<'a>(&'a self, record: &'a KeyRecord) -> &'a [LimitSpec] {
         if let Some(limits) = &record.limits {
             return limits;
         }
-        let tier = record.tier.as_ref().or(self.default_tier.as_ref());
-        tier.and_then(|name| self.tiers.get(name)).map(|t| t.limits.as_slice()).unwrap_or(&[])
+        self.tier_of(record).map(|t| t.limits.as_slice()).unwrap_or(&[])
+    }
+
+    fn tier_of(&self, record: &KeyRecord) -> Option<&Tier> {
+        record
+            .tier
+            .as_ref()
+            .and_then(|name| self.tiers.get(name))
+            .or_else(|| self.default_tier.as_ref().and_then(|name| self.tiers.get(name)))
     }
 
     /// The fast-mode binding of `record`'s tier, when its limits come from that tier.
@@ -171,14 +180,12 @@ impl Config {
         if record.limits.is_some() {
             return None;
         }
-        let tier = record.tier.as_ref().or(self.default_tier.as_ref())?;
-        self.tiers.get(tier)?.fast_binding.as_ref()
+        self.tier_of(record)?.fast_binding.as_ref()
     }
 
     /// The enforcement mode for `record`: its own, else its tier's, else `LIMIT_MODE`.
     pub fn mode_for(&self, record: &KeyRecord) -> LimitMode {
-        let tier = record.tier.as_ref().or(self.default_tier.as_ref()).and_then(|name| self.tiers.get(name));
-        record.limit_mode.or(tier.and_then(|t| t.mode)).unwrap_or(self.limit_mode)
+        record.limit_mode.or(self.tier_of(record).and_then(|t| t.mode)).unwrap_or(self.limit_mode)
     }
 }
 
@@ -539,6 +546,8 @@ mod tests {
         record.tier = None;
         record.limit_mode = None;
         assert_eq!(config.limits_for(&record).len(), 3, "default tier applies");
+        record.tier = Some("retired".into());
+        assert_eq!(config.limits_for(&record).len(), 3, "an unconfigured tier falls back to the default tier");
         assert_eq!(config.mode_for(&record), LimitMode::Fast);
         assert!(config.limiter_fault);
     }

@@ -33,7 +33,12 @@ pub fn response_headers(cors: &CorsConfig, origin: Option<&str>) -> Vec<(&'stati
     match allow_origin(cors, origin) {
         Some(allowed) => vec![
             ("access-control-allow-origin", allowed),
-            ("access-control-expose-headers", "x-request-id, www-authenticate".to_string()),
+            (
+                "access-control-expose-headers",
+                "x-request-id, www-authenticate, retry-after, ratelimit, ratelimit-policy, x-ratelimit-limit, \
+                 x-ratelimit-remaining, x-ratelimit-reset"
+                    .to_string(),
+            ),
             ("vary", "Origin".to_string()),
         ],
         None => Vec::new(),

@@ -50,6 +50,9 @@ pub fn authorize(record: &KeyRecord, facts: &RequestFacts<'_>, roles: &Roles, no
     if record.valid_to.is_some_and(|to| now_ms >= to.millis()) {
         return Err(GatewayError::KeyExpired);
     }
+    if facts.route.envs.is_some_and(|envs| !envs.contains(&record.env)) {
+        return Err(GatewayError::EnvironmentMismatch);
+    }
     let scopes = effective_scopes(roles, record.role.as_deref(), &record.scopes);
     let missing = missing_scopes(&scopes, facts.route.scopes);
     if !missing.is_empty() {
@@ -101,7 +104,7 @@ mod tests {
 
     fn check(record: &KeyRecord, scopes: &[&str], project: Option<&str>, origin: Option<&str>) -> Result<Grant, GatewayError> {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        let route = RouteMatch { scopes: &scopes, project: project.map(String::from), pattern: "/x" };
+        let route = RouteMatch { scopes: &scopes, project: project.map(String::from), pattern: "/x", envs: None };
         let facts = RequestFacts { key_env: KeyEnv::Live, route: &route, origin };
         authorize(record, &facts, &Roles::builtin(), NOW)
     }
@@ -144,6 +147,20 @@ mod tests {
                 Err(code) => assert_eq!(got.unwrap_err().code(), code, "{what}"),
             }
         }
+    }
+
+    #[test]
+    fn test_key_on_a_live_only_route_is_an_environment_mismatch() {
+        let mut record = record();
+        record.env = KeyEnv::Test;
+        let scopes = vec!["content:read".to_string()];
+        let live_only = [KeyEnv::Live];
+        let route = RouteMatch { scopes: &scopes, project: None, pattern: "/x", envs: Some(&live_only) };
+        let facts = RequestFacts { key_env: KeyEnv::Test, route: &route, origin: None };
+        assert_eq!(authorize(&record, &facts, &Roles::builtin(), NOW).unwrap_err().code(), "ENVIRONMENT_MISMATCH");
+        let both = RouteMatch { envs: None, ..route.clone() };
+        let facts = RequestFacts { key_env: KeyEnv::Test, route: &both, origin: None };
+        assert!(authorize(&record, &facts, &Roles::builtin(), NOW).is_ok());
     }
 
     #[test]

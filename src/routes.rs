@@ -8,6 +8,7 @@
 
 use serde::Deserialize;
 
+use crate::key::KeyEnv;
 use crate::scope::is_valid_requirement;
 
 /// One route as written in config (`ROUTES`).
@@ -24,6 +25,9 @@ pub struct RouteSpec {
     /// Name of a path parameter that must equal the key's project.
     #[serde(default)]
     pub project_param: Option<String>,
+    /// Key environments allowed on this route (e.g. `["live"]`); absent = both.
+    #[serde(default)]
+    pub envs: Option<Vec<KeyEnv>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +48,8 @@ pub struct Route {
     pub scopes: Vec<String>,
     /// Path parameter holding the project, if any.
     pub project_param: Option<String>,
+    /// Allowed key environments (`None` = both).
+    pub envs: Option<Vec<KeyEnv>>,
 }
 
 /// A matched route with its captured parameters.
@@ -55,6 +61,8 @@ pub struct RouteMatch<'t> {
     pub project: Option<String>,
     /// The pattern that matched.
     pub pattern: &'t str,
+    /// Key environments allowed on the route (`None` = both).
+    pub envs: Option<&'t [KeyEnv]>,
 }
 
 /// The whole table; first match wins.
@@ -97,7 +105,7 @@ impl RouteTable {
             let project = route.project_param.as_ref().and_then(|name| {
                 params.iter().find(|(param, _)| param == name).map(|(_, value)| value.to_string())
             });
-            Some(RouteMatch { scopes: &route.scopes, project, pattern: &route.pattern })
+            Some(RouteMatch { scopes: &route.scopes, project, pattern: &route.pattern, envs: route.envs.as_deref() })
         })
     }
 }
@@ -142,7 +150,10 @@ fn compile_route(spec: RouteSpec) -> Result<Route, String> {
             return Err(format!("project_param {param:?} is not a parameter of {:?}", spec.path));
         }
     }
-    Ok(Route { methods, segments, pattern: spec.path, scopes: spec.scopes, project_param: spec.project_param })
+    if spec.envs.as_ref().is_some_and(Vec::is_empty) {
+        return Err("envs must name at least one environment (or be left out)".into());
+    }
+    Ok(Route { methods, segments, pattern: spec.path, scopes: spec.scopes, project_param: spec.project_param, envs: spec.envs })
 }
 
 fn match_segments<'p>(pattern: &[Segment], path: &[&'p str]) -> Option<Vec<(String, &'p str)>> {
@@ -238,6 +249,15 @@ mod tests {
         assert_eq!(found.project.as_deref(), Some("acme"));
         assert_eq!(found.scopes, ["content:read".to_string()]);
         assert_eq!(table.find("GET", "/v1/public/cms/articles/items").unwrap().project, None);
+    }
+
+    #[test]
+    fn env_restriction_is_carried_to_the_match() {
+        let table = RouteTable::from_json(r#"[{"methods":["GET"],"path":"/live/*","envs":["live"]},{"methods":["GET"],"path":"/any"}]"#).unwrap();
+        assert_eq!(table.find("GET", "/live/x").unwrap().envs, Some(&[KeyEnv::Live][..]));
+        assert_eq!(table.find("GET", "/any").unwrap().envs, None);
+        assert!(RouteTable::from_json(r#"[{"methods":["GET"],"path":"/x","envs":[]}]"#).is_err());
+        assert!(RouteTable::from_json(r#"[{"methods":["GET"],"path":"/x","envs":["prod"]}]"#).is_err());
     }
 
     #[test]

@@ -38,3 +38,15 @@ fn limiter_failure_fails_open_but_auth_still_holds() {
     g.request("GET", "/v1/public/cms/articles/items").send().assert_error(401, "MISSING_KEY");
     g.log_containing("limiter_unavailable");
 }
+
+#[test]
+fn revocation_does_not_wait_for_a_failing_limiter() {
+    let g = gateway();
+    let created = g.admin("POST", "/keys").json(&json!({"project":"open","name":"r","role":"read_only"})).send().json();
+    let key = created["key"].as_str().unwrap().to_string();
+    let id = created["record"]["id"].as_str().unwrap().to_string();
+    let revoked = g.admin("DELETE", &format!("/keys/{id}")).send();
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert_eq!(revoked.json()["status"], "revoked");
+    g.request("GET", "/v1/public/cms/articles/items").bearer(&key).send().assert_error(401, "KEY_REVOKED");
+}

@@ -117,11 +117,13 @@ fn newer_record(sql: &SqlStorage, key_id: &str, revision: u64) -> Result<Option<
     rows.first().map(|row| record::decode(row.record.as_bytes()).map_err(|e| worker::Error::RustError(e.0))).transpose()
 }
 
+/// Keeps the newest record; an equal revision replaces too, because the registry serialises
+/// changes and may retry one whose KV write failed after the limiter was told.
 fn remember_record(sql: &SqlStorage, record: &KeyRecord) -> Result<()> {
     sql.exec(
         "INSERT INTO key_record (key_id, revision, record) VALUES (?, ?, ?) \
          ON CONFLICT(key_id) DO UPDATE SET revision = excluded.revision, record = excluded.record \
-         WHERE excluded.revision > key_record.revision",
+         WHERE excluded.revision >= key_record.revision",
         vec![record.id.clone().into(), SqlStorageValue::Integer(record.revision as i64), record::encode(record).into()],
     )?;
     Ok(())

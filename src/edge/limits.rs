@@ -144,7 +144,7 @@ pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyReco
     if decision.allowed {
         return Ok(Enforced::Proceed(Verdict { headers: rendered }));
     }
-    let wait_ms = decision.refusal().map(|l| l.retry_after_seconds as i64 * 1000).unwrap_or(1000);
+    let wait_ms = decision.refusal().map(|l| l.retry_after_ms as i64).unwrap_or(1000).max(1);
     BLOCKED.with(|b| {
         let mut blocked = b.borrow_mut();
         if blocked.len() > 10_000 {

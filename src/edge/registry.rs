@@ -125,7 +125,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             let update = parse_update(body.as_bytes(), &rules)?;
             let (new, audit) = lifecycle::update(&old, &update, now)?;
             if let Some(audit) = audit {
-                mark_limiter(env, &new).await?;
+                mark_limiter(env, &new).await;
                 write_through(env, &hash, &new).await?;
                 replace(sql, &new)?;
                 append_audit(sql, &id, &audit)?;
@@ -136,7 +136,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             let (old, hash) = load(sql, &id)?;
             let (new, audit) = lifecycle::revoke(&old, now_ms());
             if let Some(audit) = audit {
-                mark_limiter(env, &new).await?;
+                mark_limiter(env, &new).await;
                 write_through(env, &hash, &new).await?;
                 replace(sql, &new)?;
                 append_audit(sql, &id, &audit)?;
@@ -150,7 +150,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             write_through(env, &new_hash, &rolled.new).await?;
             insert(sql, &new_hash, &rolled.new)?;
             append_audit(sql, &rolled.new.id, &rolled.new_audit)?;
-            mark_limiter(env, &rolled.old).await?;
+            mark_limiter(env, &rolled.old).await;
             write_through(env, &old_hash, &rolled.old).await?;
             replace(sql, &rolled.old)?;
             append_audit(sql, &id, &rolled.old_audit)?;
@@ -173,10 +173,15 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
 }
 
 /// Tells the key family's limiter the key's new record, before KV changes, so the very next
-/// request with the key sees it even where KV and caches are stale.
-async fn mark_limiter(env: &Env, record: &KeyRecord) -> std::result::Result<(), Failure> {
+/// request with the key sees it even where KV and caches are stale. If the limiter cannot be
+/// told, the change still goes ahead (a revocation must never wait for the limiter); it then
+/// takes effect as KV and the caches catch up, and the limiter never holds an older record
+/// than the worker's, so it cannot undo the change.
+async fn mark_limiter(env: &Env, record: &KeyRecord) {
     let op = LimiterOp::Mark { record: record.clone() };
-    super::limits::call(env, record.family_id(), &op).await.map(|_| ()).map_err(|reason| Failure::Store { reason: format!("limiter mark: {reason}") })
+    if let Err(reason) = super::limits::call(env, record.family_id(), &op).await {
+        super::respond::log_event("limiter_unavailable", "-", &[("reason", &format!("mark: {reason}")), ("key_id", &record.id)]);
+    }
 }
 
 async fn write_through(env: &Env, hash: &str, record: &KeyRecord) -> std::result::Result<(), Failure> {

@@ -92,8 +92,11 @@ pub struct LimitStatus {
     pub reset_seconds: u64,
     /// Whether this limit refused the request.
     pub refused: bool,
-    /// Seconds to wait before a retry can pass this limit (0 when it did not refuse).
+    /// Seconds to wait before a retry can pass this limit (0 when it did not refuse), rounded up.
     pub retry_after_seconds: u64,
+    /// The same wait in milliseconds, rounded up (what an isolate blocks for).
+    #[serde(default)]
+    pub retry_after_ms: u64,
     /// Whether this is a quota (fixed window).
     pub quota: bool,
 }
@@ -109,7 +112,7 @@ pub struct Decision {
 impl Decision {
     /// The refusing limit that asks for the longest wait (what a 429 reports).
     pub fn refusal(&self) -> Option<&LimitStatus> {
-        self.limits.iter().filter(|l| l.refused).max_by_key(|l| l.retry_after_seconds)
+        self.limits.iter().filter(|l| l.refused).max_by_key(|l| l.retry_after_ms)
     }
 
     /// The most restrictive limit (fewest remaining, then the longest reset), for `X-RateLimit-*`.
@@ -127,63 +130,95 @@ fn ceil_div(value: i64, divisor: i64) -> u64 {
 }
 
 /// Decides one request at `now_ms`, updating `states` (one per spec, same order) only if
-/// admitted. `states` shorter than `specs` is padded with fresh state.
+/// admitted. `states` shorter than `specs` is padded with fresh state. When refused, every
+/// limit reports its state as it stands (nothing was charged).
 pub fn decide(specs: &[LimitSpec], states: &mut Vec<LimitState>, now_ms: i64) -> Decision {
     states.resize(specs.len(), LimitState::default());
     let now_us = now_ms.saturating_mul(1000);
     let mut next = states.clone();
     let mut limits = Vec::with_capacity(specs.len());
     for (spec, state) in specs.iter().zip(next.iter_mut()) {
-        let window_ms = spec.window_seconds as i64 * 1000;
-        let status = if spec.is_quota() {
-            let start = now_ms.div_euclid(window_ms) * window_ms;
-            if state.mark != start {
-                *state = LimitState { mark: start, count: 0 };
-            }
-            let refused = state.count >= spec.limit;
-            if !refused {
-                state.count += 1;
-            }
-            let reset = ceil_div(start + window_ms - now_ms, 1000);
-            LimitStatus {
-                name: spec.name.clone(),
-                limit: spec.limit,
-                window_seconds: spec.window_seconds,
-                remaining: spec.limit.saturating_sub(state.count),
-                reset_seconds: reset,
-                refused,
-                retry_after_seconds: if refused { reset } else { 0 },
-                quota: true,
-            }
-        } else {
-            let window_us = window_ms * 1000;
-            let interval = (window_us / spec.limit as i64).max(1);
-            let tolerance = window_us - interval;
-            let tat = state.mark.max(now_us);
-            let refused = tat - now_us > tolerance;
-            let (new_tat, retry) = if refused { (tat, tat - now_us - tolerance) } else { (tat + interval, 0) };
-            if !refused {
-                state.mark = new_tat;
-            }
-            let remaining = ((now_us + window_us - new_tat).max(0) / interval) as u64;
-            LimitStatus {
-                name: spec.name.clone(),
-                limit: spec.limit,
-                window_seconds: spec.window_seconds,
-                remaining: remaining.min(spec.limit),
-                reset_seconds: ceil_div(new_tat - now_us, 1_000_000),
-                refused,
-                retry_after_seconds: if refused { ceil_div(retry, 1_000_000).max(1) } else { 0 },
-                quota: false,
-            }
-        };
+        let (status, charged) = charge(spec, *state, now_ms, now_us);
+        *state = charged;
         limits.push(status);
     }
     let allowed = limits.iter().all(|l| !l.refused);
     if allowed {
         *states = next;
+    } else {
+        for ((spec, state), status) in specs.iter().zip(states.iter()).zip(limits.iter_mut()) {
+            if !status.refused {
+                *status = peek(spec, *state, now_ms, now_us);
+            }
+        }
     }
     Decision { allowed, limits }
+}
+
+/// Tries to charge one request to one limit: its status and the state after charging (equal
+/// to the input when refused).
+fn charge(spec: &LimitSpec, state: LimitState, now_ms: i64, now_us: i64) -> (LimitStatus, LimitState) {
+    let window_ms = spec.window_seconds as i64 * 1000;
+    let base = |remaining: u64, reset_seconds: u64, wait_ms: Option<i64>| LimitStatus {
+        name: spec.name.clone(),
+        limit: spec.limit,
+        window_seconds: spec.window_seconds,
+        remaining: remaining.min(spec.limit),
+        reset_seconds,
+        refused: wait_ms.is_some(),
+        retry_after_seconds: wait_ms.map_or(0, |ms| ceil_div(ms, 1000).max(1)),
+        retry_after_ms: wait_ms.map_or(0, |ms| (ms.max(1)) as u64),
+        quota: spec.is_quota(),
+    };
+    if spec.is_quota() {
+        let start = now_ms.div_euclid(window_ms) * window_ms;
+        let mut state = if state.mark == start { state } else { LimitState { mark: start, count: 0 } };
+        let until_reset = start + window_ms - now_ms;
+        if state.count >= spec.limit {
+            return (base(0, ceil_div(until_reset, 1000), Some(until_reset)), state);
+        }
+        state.count += 1;
+        (base(spec.limit.saturating_sub(state.count), ceil_div(until_reset, 1000), None), state)
+    } else {
+        let window_us = window_ms * 1000;
+        let interval = (window_us / spec.limit as i64).max(1);
+        let tolerance = window_us - interval;
+        let tat = state.mark.max(now_us);
+        if tat - now_us > tolerance {
+            let wait_us = tat - now_us - tolerance;
+            let remaining = ((now_us + window_us - tat).max(0) / interval) as u64;
+            return (base(remaining, ceil_div(tat - now_us, 1_000_000), Some(ceil_div(wait_us, 1000) as i64)), state);
+        }
+        let new_tat = tat + interval;
+        let remaining = ((now_us + window_us - new_tat).max(0) / interval) as u64;
+        (base(remaining, ceil_div(new_tat - now_us, 1_000_000), None), LimitState { mark: new_tat, count: 0 })
+    }
+}
+
+/// A limit's status without charging (for limits that did not refuse a refused request).
+fn peek(spec: &LimitSpec, state: LimitState, now_ms: i64, now_us: i64) -> LimitStatus {
+    let window_ms = spec.window_seconds as i64 * 1000;
+    let (remaining, reset_seconds) = if spec.is_quota() {
+        let start = now_ms.div_euclid(window_ms) * window_ms;
+        let count = if state.mark == start { state.count } else { 0 };
+        (spec.limit.saturating_sub(count), ceil_div(start + window_ms - now_ms, 1000))
+    } else {
+        let window_us = window_ms * 1000;
+        let interval = (window_us / spec.limit as i64).max(1);
+        let tat = state.mark.max(now_us);
+        (((now_us + window_us - tat).max(0) / interval) as u64, ceil_div(tat - now_us, 1_000_000))
+    };
+    LimitStatus {
+        name: spec.name.clone(),
+        limit: spec.limit,
+        window_seconds: spec.window_seconds,
+        remaining: remaining.min(spec.limit),
+        reset_seconds,
+        refused: false,
+        retry_after_seconds: 0,
+        retry_after_ms: 0,
+        quota: spec.is_quota(),
+    }
 }
 
 #[cfg(test)]
@@ -294,6 +329,29 @@ mod tests {
         assert!(decide(&specs, &mut states, T0).allowed);
         assert!(!decide(&specs, &mut states, T0 + 999).allowed);
         assert!(decide(&specs, &mut states, T0 + 1_000).allowed);
+    }
+
+    #[test]
+    fn a_refused_request_reports_uncharged_values_for_the_other_limits() {
+        let specs = [spec("burst", 1, 1), spec("minute", 600, 60)];
+        let mut states = Vec::new();
+        let first = decide(&specs, &mut states, T0);
+        assert_eq!(first.limits[1].remaining, 599);
+        let refused = decide(&specs, &mut states, T0);
+        assert!(!refused.allowed);
+        assert_eq!(refused.limits[1].remaining, 599, "the minute limit was not charged for the refusal");
+        assert_eq!(refused.limits[0].retry_after_ms, 1_000);
+    }
+
+    #[test]
+    fn retry_after_is_precise_in_milliseconds() {
+        let specs = [spec("burst", 50, 1)];
+        let mut states = Vec::new();
+        assert_eq!(burst(&specs, &mut states, T0, 50), 50);
+        let refused = decide(&specs, &mut states, T0);
+        assert_eq!(refused.limits[0].retry_after_ms, 20, "one slot frees every 1000/50 ms");
+        assert_eq!(refused.limits[0].retry_after_seconds, 1, "headers round up to whole seconds");
+        assert!(decide(&specs, &mut states, T0 + 20).allowed);
     }
 
     #[test]

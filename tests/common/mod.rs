@@ -220,7 +220,15 @@ fn fixtures() -> (Keys, String) {
 /// Route table used in tests: the shipped table from wrangler.toml plus the demo origin's
 /// echo and status routes (never shipped).
 fn test_routes(shipped: &toml::Value) -> toml::Value {
-    let mut routes = shipped.as_array().cloned().unwrap_or_default();
+    let mut routes = Vec::new();
+    // A live-only route (before the generic echo routes: first match wins).
+    let mut live_only = toml::Table::new();
+    live_only.insert("methods".into(), toml::Value::Array(vec!["*".into()]));
+    live_only.insert("path".into(), "/__echo/live-only/*".into());
+    live_only.insert("scopes".into(), toml::Value::Array(vec!["content:read".into()]));
+    live_only.insert("envs".into(), toml::Value::Array(vec!["live".into()]));
+    routes.push(toml::Value::Table(live_only));
+    routes.extend(shipped.as_array().cloned().unwrap_or_default());
     for path in ["/__echo", "/__echo/*", "/__status/*", "/__slow/*"] {
         let mut route = toml::Table::new();
         route.insert("methods".into(), toml::Value::Array(vec!["*".into()]));
@@ -350,6 +358,27 @@ impl Gateway {
     /// A request to the admin API, authenticated with the test admin token.
     pub fn admin(&self, method: &str, path: &str) -> Req {
         self.request(method, &format!("/_keygate/v1{path}")).bearer(ADMIN_TOKEN)
+    }
+
+    /// Sends raw HTTP/1.0 request bytes (for what a well-behaved client library refuses to send:
+    /// repeated headers, unnormalised paths, non-ASCII header bytes) and reads the answer.
+    pub fn raw(&self, request: &[u8]) -> Resp {
+        use std::io::Write;
+        let address = self.url.trim_start_matches("http://").to_string();
+        let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        stream.write_all(request).expect("write");
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+        let mut lines = head.lines();
+        let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+            .collect();
+        Resp { status, headers, body: body.to_string() }
     }
 
     /// A request builder to the gateway.
