@@ -301,6 +301,7 @@ fn no_plaintext_key_or_admin_token_in_logs_kv_or_registry_storage() {
     secrets.push(key);
     secrets.push(second);
     secrets.push(ADMIN_TOKEN.to_string());
+    secrets.push(common::SIGNING_SECRET.to_string());
     let needles: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let log = g.log();
     for needle in &needles {
