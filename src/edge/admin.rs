@@ -98,7 +98,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
                 Ok(LimiterReply::Usage { usage }) => ok_json(200, &usage),
                 Ok(_) => Err(unexpected()),
                 Err(reason) => {
-                    log_event("limiter_unavailable", &incoming.request_id, &[("reason", &reason)]);
+                    log_event("limiter_unavailable", incoming.request_id(), &[("reason", &reason)]);
                     Err(GatewayError::StoreUnavailable)
                 }
             }
@@ -129,7 +129,7 @@ fn record_reply(status: u16, reply: Reply) -> AdminResult {
 
 fn authenticate(incoming: &Incoming, config: &Config) -> Result<(), GatewayError> {
     let Some(expected) = &config.admin_token else {
-        log_event("admin_disabled", &incoming.request_id, &[("reason", "ADMIN_TOKEN is not set")]);
+        log_event("admin_disabled", incoming.request_id(), &[("reason", "ADMIN_TOKEN is not set")]);
         return Err(GatewayError::Unauthorized);
     };
     let presented = incoming.header("authorization").unwrap_or_default();

@@ -18,7 +18,7 @@ use super::Incoming;
 
 pub async fn send(incoming: &Incoming, config: &Config, plan: ForwardPlan) -> Result<Response, GatewayError> {
     let unavailable = |reason: &str| {
-        log_event("origin_unavailable", &incoming.request_id, &[("reason", reason)]);
+        log_event("origin_unavailable", incoming.request_id(), &[("reason", reason)]);
         GatewayError::OriginUnavailable
     };
     let headers = web_sys::Headers::new().map_err(|_| unavailable("headers"))?;
@@ -55,7 +55,7 @@ pub async fn send(incoming: &Incoming, config: &Config, plan: ForwardPlan) -> Re
         Either::Left((result, _)) => result.map_err(|_| unavailable("fetch failed")),
         Either::Right(((), _)) => {
             controller.abort();
-            log_event("origin_timeout", &incoming.request_id, &[("timeout_ms", &config.origin_timeout_ms.to_string())]);
+            log_event("origin_timeout", incoming.request_id(), &[("timeout_ms", &config.origin_timeout_ms.to_string())]);
             Err(GatewayError::OriginTimeout)
         }
     }

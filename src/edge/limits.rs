@@ -157,7 +157,7 @@ pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyReco
 
 async fn ask_limiter(env: &Env, config: &Config, family: &str, record: &KeyRecord, specs: &[LimitSpec], incoming: &Incoming) -> Result<LimiterReply, ()> {
     let fail = |reason: &str| {
-        log_event("limiter_unavailable", &incoming.request_id, &[("reason", reason), ("key_id", &record.id)]);
+        log_event("limiter_unavailable", incoming.request_id(), &[("reason", reason), ("key_id", &record.id)]);
     };
     if config.limiter_fault {
         fail("LIMITER_FAULT test switch");
@@ -175,7 +175,7 @@ async fn binding_allows(env: &Env, config: &Config, name: &str, family: &str, in
         Ok(_) => Err("LIMITER_FAULT test switch".to_string()),
         Err(e) => Err(format!("binding {name}: {e}")),
     };
-    outcome.map_err(|reason| log_event("limiter_unavailable", &incoming.request_id, &[("reason", &reason)]))
+    outcome.map_err(|reason| log_event("limiter_unavailable", incoming.request_id(), &[("reason", &reason)]))
 }
 
 /// A newer record of an exact-mode key than `record`, if its limiter knows one. Asked before

@@ -30,7 +30,8 @@ struct Incoming {
     path_and_query: String,
     path_len: usize,
     origin: Option<String>,
-    request_id: String,
+    /// Made on first use: most requests succeed and never need one.
+    request_id: std::cell::OnceCell<String>,
     now_ms: i64,
 }
 
@@ -44,6 +45,13 @@ impl Incoming {
         self.path_and_query.get(self.path_len + 1..).unwrap_or("")
     }
 
+    /// The request id: the `cf-ray` header when present, else a random `req_…`.
+    fn request_id(&self) -> &str {
+        self.request_id.get_or_init(|| {
+            self.header("cf-ray").filter(|ray| !ray.is_empty() && ray.len() <= 64).unwrap_or_else(generate_request_id)
+        })
+    }
+
     fn header(&self, name: &str) -> Option<String> {
         self.request.headers().get(name).ok().flatten()
     }
@@ -55,7 +63,7 @@ async fn fetch(request: Request, env: Env, ctx: Context) -> Result<Response> {
     let config = match config::load(&env) {
         Ok(config) => config,
         Err(problem) => {
-            respond::log_event("config_invalid", &incoming.request_id, &[("setting", problem.setting)]);
+            respond::log_event("config_invalid", incoming.request_id(), &[("setting", problem.setting)]);
             let error = GatewayError::ConfigInvalid { reason: problem.to_string() };
             return respond::error(&error, &incoming, None);
         }
@@ -147,13 +155,7 @@ fn receive(request: Request) -> Incoming {
     let path_len = path_and_query.find('?').unwrap_or(path_and_query.len());
     let method = request.inner().method();
     let origin = request.headers().get("origin").ok().flatten();
-    let request_id = request
-        .headers()
-        .get("cf-ray")
-        .ok()
-        .flatten()
-        .filter(|ray| !ray.is_empty() && ray.len() <= 64)
-        .unwrap_or_else(generate_request_id);
+    let request_id = std::cell::OnceCell::new();
     let now_ms = Date::now().as_millis() as i64;
     Incoming { request, method, path_and_query, path_len, origin, request_id, now_ms }
 }

@@ -41,7 +41,7 @@ pub fn error_with(error: &GatewayError, incoming: &Incoming, config: Option<&Con
     let mut headers = vec![
         ("content-type", "application/json; charset=utf-8".to_string()),
         ("cache-control", "no-store".to_string()),
-        ("x-request-id", incoming.request_id.clone()),
+        ("x-request-id", incoming.request_id().to_string()),
     ];
     if let Some(challenge) = error.www_authenticate() {
         headers.push(("www-authenticate", challenge));
@@ -51,7 +51,7 @@ pub fn error_with(error: &GatewayError, incoming: &Incoming, config: Option<&Con
     }
     headers.extend(extra.iter().cloned());
     let builder = with_headers(Response::builder().with_status(error.status()), &headers);
-    let body = if incoming.method == "HEAD" { Vec::new() } else { error.body(&incoming.request_id, &timestamp).into_bytes() };
+    let body = if incoming.method == "HEAD" { Vec::new() } else { error.body(incoming.request_id(), &timestamp).into_bytes() };
     Ok(builder.fixed(body))
 }
 
@@ -60,7 +60,7 @@ pub fn json(status: u16, body: String, incoming: &Incoming) -> Result<Response> 
     let headers = [
         ("content-type", "application/json; charset=utf-8".to_string()),
         ("cache-control", "no-store".to_string()),
-        ("x-request-id", incoming.request_id.clone()),
+        ("x-request-id", incoming.request_id().to_string()),
     ];
     let body = if incoming.method == "HEAD" { Vec::new() } else { body.into_bytes() };
     Ok(with_headers(Response::builder().with_status(status), &headers).fixed(body))

@@ -52,12 +52,12 @@ pub async fn lookup(env: &Env, config: &Config, hash: &KeyHash, incoming: &Incom
         None => {}
     }
     let store = env.kv(KEYS_BINDING).map_err(|_| {
-        log_event("store_unavailable", &incoming.request_id, &[("reason", "KEYS binding missing")]);
+        log_event("store_unavailable", incoming.request_id(), &[("reason", "KEYS binding missing")]);
         GatewayError::StoreUnavailable
     })?;
     super::counters::kv_read();
     if config.kv_fault {
-        log_event("store_unavailable", &incoming.request_id, &[("reason", "KV_FAULT test switch"), ("key_hash", &hash.short())]);
+        log_event("store_unavailable", incoming.request_id(), &[("reason", "KV_FAULT test switch"), ("key_hash", &hash.short())]);
         return Err(GatewayError::StoreUnavailable);
     }
     let bytes = store
@@ -66,7 +66,7 @@ pub async fn lookup(env: &Env, config: &Config, hash: &KeyHash, incoming: &Incom
         .bytes()
         .await
         .map_err(|_| {
-            log_event("store_unavailable", &incoming.request_id, &[("reason", "kv get failed"), ("key_hash", &hash.short())]);
+            log_event("store_unavailable", incoming.request_id(), &[("reason", "kv get failed"), ("key_hash", &hash.short())]);
             GatewayError::StoreUnavailable
         })?;
     let Some(bytes) = bytes else {
@@ -74,7 +74,7 @@ pub async fn lookup(env: &Env, config: &Config, hash: &KeyHash, incoming: &Incom
         return Ok(None);
     };
     let record = record::decode(&bytes).map_err(|_| {
-        log_event("store_unavailable", &incoming.request_id, &[("reason", "corrupt record"), ("key_hash", &hash.short())]);
+        log_event("store_unavailable", incoming.request_id(), &[("reason", "corrupt record"), ("key_hash", &hash.short())]);
         GatewayError::StoreUnavailable
     })?;
     let record = Rc::new(record);
