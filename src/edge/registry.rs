@@ -4,8 +4,10 @@
 //!
 //! Every mutation runs under `blockConcurrencyWhile`, so reads, the KV write-through and the
 //! SQLite write of one change never interleave with another change: KV always ends with the
-//! latest revision. The KV write happens first; if it fails nothing is recorded and the admin
-//! gets `STORE_UNAVAILABLE` to retry. Revocation writes a tombstone, never a delete.
+//! latest revision. A change to an existing key first tells the key family's limiter (so the
+//! next request anywhere sees it; a limiter failure is logged, not fatal), then writes KV; if
+//! the KV write fails nothing is recorded in SQLite and the admin gets `STORE_UNAVAILABLE` to
+//! retry. Revocation writes a tombstone, never a delete.
 
 use serde::Deserialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
@@ -125,10 +127,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             let update = parse_update(body.as_bytes(), &rules)?;
             let (new, audit) = lifecycle::update(&old, &update, now)?;
             if let Some(audit) = audit {
-                mark_limiter(env, &new).await;
-                write_through(env, &hash, &new).await?;
-                replace(sql, &new)?;
-                append_audit(sql, &id, &audit)?;
+                commit_change(sql, env, &hash, &new, &audit).await?;
             }
             Ok(Reply::Record { record: new, hash })
         }
@@ -136,10 +135,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             let (old, hash) = load(sql, &id)?;
             let (new, audit) = lifecycle::revoke(&old, now_ms());
             if let Some(audit) = audit {
-                mark_limiter(env, &new).await;
-                write_through(env, &hash, &new).await?;
-                replace(sql, &new)?;
-                append_audit(sql, &id, &audit)?;
+                commit_change(sql, env, &hash, &new, &audit).await?;
             }
             Ok(Reply::Record { record: new, hash })
         }
@@ -150,10 +146,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             write_through(env, &new_hash, &rolled.new).await?;
             insert(sql, &new_hash, &rolled.new)?;
             append_audit(sql, &rolled.new.id, &rolled.new_audit)?;
-            mark_limiter(env, &rolled.old).await;
-            write_through(env, &old_hash, &rolled.old).await?;
-            replace(sql, &rolled.old)?;
-            append_audit(sql, &id, &rolled.old_audit)?;
+            commit_change(sql, env, &old_hash, &rolled.old, &rolled.old_audit).await?;
             Ok(Reply::Rolled { record: rolled.new, previous: rolled.old, previous_hash: old_hash })
         }
         Op::Audit { id } => {
@@ -170,6 +163,15 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             Ok(Reply::Audit { items })
         }
     }
+}
+
+/// Commits a change to an existing key, in the order the module docs give: limiter, KV,
+/// SQLite record, audit entry.
+async fn commit_change(sql: &SqlStorage, env: &Env, hash: &str, record: &KeyRecord, audit: &AuditEntry) -> std::result::Result<(), Failure> {
+    mark_limiter(env, record).await;
+    write_through(env, hash, record).await?;
+    replace(sql, record)?;
+    append_audit(sql, &record.id, audit)
 }
 
 /// Tells the key family's limiter the key's new record, before KV changes, so the very next
