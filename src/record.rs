@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::key::KeyEnv;
-use crate::limit::algorithm::LimitSpec;
+use crate::limit::algorithm::{validate_specs, LimitSpec};
 use crate::timestamp::Timestamp;
 
 /// Lifecycle state of a key.
@@ -116,7 +116,13 @@ pub fn decode(bytes: &[u8]) -> Result<KeyRecord, CorruptRecord> {
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(CorruptRecord(format!("record is {} bytes", bytes.len())));
     }
-    serde_json::from_slice(bytes).map_err(|e| CorruptRecord(e.to_string()))
+    let record: KeyRecord = serde_json::from_slice(bytes).map_err(|e| CorruptRecord(e.to_string()))?;
+    // Inline limits go straight to the limiter and into response headers: hold them to the
+    // rules the admin API and TIERS enforce, so a hand-edited record fails closed.
+    if let Some(limits) = &record.limits {
+        validate_specs(limits).map_err(|e| CorruptRecord(format!("limits: {e}")))?;
+    }
+    Ok(record)
 }
 
 /// Encodes a record as stored in KV.
@@ -175,6 +181,25 @@ mod tests {
         ];
         for (what, bytes) in rows {
             assert!(decode(&bytes).is_err(), "{what}");
+        }
+    }
+
+    #[test]
+    fn rejects_records_with_limits_the_limiter_cannot_use() {
+        // Found by fuzzing (fuzz/fuzz_targets/record_decode.rs): a record with a zero window
+        // decoded fine and then made the limiter divide by zero on the hot path.
+        let with_limits = |limits: &str| sample_json().replacen("\"revision\":1", &format!("\"revision\":1,\"limits\":{limits}"), 1);
+        assert!(decode(with_limits(r#"[{"name":"minute","limit":5,"window_seconds":60}]"#).as_bytes()).is_ok());
+        assert!(decode(with_limits("null").as_bytes()).is_ok());
+        for limits in [
+            r#"[{"name":"m","limit":5,"window_seconds":0}]"#,
+            r#"[{"name":"m","limit":0,"window_seconds":60}]"#,
+            r#"[{"name":"m","limit":5,"window_seconds":18446744073709551615}]"#,
+            r#"[{"name":"m\"; x","limit":5,"window_seconds":60}]"#,
+            r#"[{"name":"m","limit":5,"window_seconds":60},{"name":"m","limit":9,"window_seconds":1}]"#,
+        ] {
+            let error = decode(with_limits(limits).as_bytes()).unwrap_err();
+            assert!(error.0.starts_with("limits: "), "{limits}: {error:?}");
         }
     }
 }

@@ -152,7 +152,12 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
     // A leap second is folded into the next second, as most systems do.
     let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
         - offset_minutes * 60;
-    Some(seconds * 1000 + millis)
+    // The instant itself must lie in years 0000–9999 (UTC), or it could not be written back:
+    // `0000-01-01T00:00:00+01:00` is in year -1, `9999-12-31T23:59:59-01:00` in year 10000.
+    let millis = seconds * 1000 + millis;
+    let first = days_from_civil(MIN_YEAR, 1, 1) * 86_400_000;
+    let last = days_from_civil(MAX_YEAR + 1, 1, 1) * 86_400_000 - 1;
+    (first..=last).contains(&millis).then_some(millis)
 }
 
 fn format_rfc3339(millis: i64) -> String {
@@ -223,6 +228,26 @@ mod tests {
         }
         assert_eq!(Timestamp(1_779_796_800_000).to_rfc3339(), "2026-05-26T12:00:00Z");
         assert_eq!(Timestamp(1_250).to_rfc3339(), "1970-01-01T00:00:01.250Z");
+    }
+
+    #[test]
+    fn offsets_and_leap_seconds_cannot_leave_years_0000_to_9999() {
+        // Found by fuzzing (fuzz/fuzz_targets/admin_bodies.rs): a PATCH with valid_from
+        // `0000-01-01T00:00:59+01:00` was accepted, stored as `-001-12-31T23:00:59Z`, and the
+        // record then failed to decode on every read (the key answered 503 from then on).
+        for text in [
+            "0000-01-01T00:00:00+01:00",
+            "0000-01-01T00:00:00.999+00:01",
+            "9999-12-31T23:59:59-00:01",
+            "9999-12-31T23:59:59-23:59",
+            "9999-12-31T23:59:60Z",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(text), None, "{text}");
+        }
+        for text in ["0000-01-01T00:00:00Z", "0000-01-01T01:00:00+01:00", "9999-12-31T23:59:59.999Z", "9999-12-31T22:59:59-01:00"] {
+            let parsed = Timestamp::parse_rfc3339(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(Timestamp::parse_rfc3339(&parsed.to_rfc3339()), Some(parsed), "{text} round-trips");
+        }
     }
 
     #[test]

@@ -463,7 +463,7 @@ fn percent_decode(text: &str) -> Option<String> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = text.get(i + 1..i + 3)?;
+                let hex = text.get(i + 1..i + 3).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;
             }
@@ -665,6 +665,7 @@ mod tests {
             ("project=acme&sort=name", &["sort"]),
             ("project=acme&project=globex", &["project"]),
             ("project=%zz", &["project", "query"]),
+            ("project=%+f", &["project", "query"]),
         ];
         for (query, expected) in rows {
             let got = parse_list(query).unwrap_err();

@@ -6,10 +6,12 @@
 //!   W/N as capacity refills: N concurrent clients on a fresh key get exactly N successes, the
 //!   sustained rate never exceeds N/W, and over any span of length L at most N + L·N/W requests
 //!   pass (so at most 2N−1 within one W right after a full burst — use a separate short `burst`
-//!   limit to bound spikes, as the shipped tiers do). Compared with a sliding log (exact per
-//!   window but N timestamps of state) it keeps one number per limit, the theoretical arrival
-//!   time, so the Durable Object stores and persists almost nothing; compared with fixed windows
-//!   it has no 2N spike at each window boundary.
+//!   limit to bound spikes, as the shipped tiers do). State is whole microseconds, so when W/N
+//!   is not a whole number of µs the refill interval is rounded *up* (the sustained rate stays
+//!   at or under N/W), and N is capped at one request per µs of W. Compared with a sliding log
+//!   (exact per window but N timestamps of state) it keeps one number per limit, the
+//!   theoretical arrival time, so the Durable Object stores and persists almost nothing;
+//!   compared with fixed windows it has no 2N spike at each window boundary.
 //! - **Fixed calendar windows** for quotas (windows of a day or more): "5,000 per day" is a
 //!   budget that resets at a known instant (UTC midnight for 86400 s), which is what a daily
 //!   maximum promises and what `X-RateLimit-Reset` can state truthfully.
@@ -21,6 +23,8 @@ use serde::{Deserialize, Serialize};
 
 /// Windows at least this long are quotas (fixed windows, `QUOTA_EXCEEDED`).
 pub const QUOTA_WINDOW_SECONDS: u64 = 86_400;
+/// Longest window a limit may have: 31 days.
+pub const MAX_WINDOW_SECONDS: u64 = 31 * 86_400;
 
 /// One limit as configured: at most `limit` requests per `window_seconds`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +54,7 @@ impl LimitSpec {
         if !(1..=1_000_000_000).contains(&self.limit) {
             return Err(format!("limit {:?}: limit must be 1..1000000000", self.name));
         }
-        if !(1..=31 * 86_400).contains(&self.window_seconds) {
+        if !(1..=MAX_WINDOW_SECONDS).contains(&self.window_seconds) {
             return Err(format!("limit {:?}: window_seconds must be 1..2678400", self.name));
         }
         Ok(())
@@ -121,6 +125,25 @@ impl Decision {
     }
 }
 
+/// The window in ms. `validate_specs` keeps specs in range wherever they enter; clamping anyway
+/// means no spec (say, from a hand-edited record) can make the math divide by zero or overflow.
+fn window_ms(spec: &LimitSpec) -> i64 {
+    spec.window_seconds.clamp(1, MAX_WINDOW_SECONDS) as i64 * 1000
+}
+
+/// GCRA parameters of a rate limit, in µs: `(interval, tolerance, slack)`.
+///
+/// At most one request per µs (the state's resolution). The interval is W/N rounded up, so the
+/// sustained rate never exceeds N/W; the tolerance admits a burst of exactly N at one instant
+/// (`W − interval` would admit ⌊W/interval⌋, more than N when W/N is not whole). `slack` is what
+/// rounding up adds to a full refill (< N µs): resets are reported against the nominal window.
+fn gcra(spec: &LimitSpec) -> (i64, i64, i64) {
+    let window_us = window_ms(spec) * 1000;
+    let limit = spec.limit.clamp(1, window_us as u64) as i64;
+    let interval = (window_us + limit - 1) / limit;
+    (interval, interval * (limit - 1), interval * limit - window_us)
+}
+
 fn ceil_div(value: i64, divisor: i64) -> u64 {
     if value <= 0 {
         0
@@ -158,7 +181,7 @@ pub fn decide(specs: &[LimitSpec], states: &mut Vec<LimitState>, now_ms: i64) ->
 /// Tries to charge one request to one limit: its status and the state after charging (equal
 /// to the input when refused).
 fn charge(spec: &LimitSpec, state: LimitState, now_ms: i64, now_us: i64) -> (LimitStatus, LimitState) {
-    let window_ms = spec.window_seconds as i64 * 1000;
+    let window_ms = window_ms(spec);
     let base = |remaining: u64, reset_seconds: u64, wait_ms: Option<i64>| LimitStatus {
         name: spec.name.clone(),
         limit: spec.limit,
@@ -174,39 +197,36 @@ fn charge(spec: &LimitSpec, state: LimitState, now_ms: i64, now_us: i64) -> (Lim
         let start = now_ms.div_euclid(window_ms) * window_ms;
         let mut state = if state.mark == start { state } else { LimitState { mark: start, count: 0 } };
         let until_reset = start + window_ms - now_ms;
-        if state.count >= spec.limit {
+        if state.count >= spec.limit.max(1) {
             return (base(0, ceil_div(until_reset, 1000), Some(until_reset)), state);
         }
         state.count += 1;
         (base(spec.limit.saturating_sub(state.count), ceil_div(until_reset, 1000), None), state)
     } else {
-        let window_us = window_ms * 1000;
-        let interval = (window_us / spec.limit as i64).max(1);
-        let tolerance = window_us - interval;
+        let (interval, tolerance, slack) = gcra(spec);
         let tat = state.mark.max(now_us);
         if tat - now_us > tolerance {
             let wait_us = tat - now_us - tolerance;
-            let remaining = ((now_us + window_us - tat).max(0) / interval) as u64;
-            return (base(remaining, ceil_div(tat - now_us, 1_000_000), Some(ceil_div(wait_us, 1000) as i64)), state);
+            let remaining = ((now_us + tolerance + interval - tat).max(0) / interval) as u64;
+            return (base(remaining, ceil_div(tat - now_us - slack, 1_000_000), Some(ceil_div(wait_us, 1000) as i64)), state);
         }
         let new_tat = tat + interval;
-        let remaining = ((now_us + window_us - new_tat).max(0) / interval) as u64;
-        (base(remaining, ceil_div(new_tat - now_us, 1_000_000), None), LimitState { mark: new_tat, count: 0 })
+        let remaining = ((now_us + tolerance + interval - new_tat).max(0) / interval) as u64;
+        (base(remaining, ceil_div(new_tat - now_us - slack, 1_000_000), None), LimitState { mark: new_tat, count: 0 })
     }
 }
 
 /// A limit's status without charging (for limits that did not refuse a refused request).
 fn peek(spec: &LimitSpec, state: LimitState, now_ms: i64, now_us: i64) -> LimitStatus {
-    let window_ms = spec.window_seconds as i64 * 1000;
+    let window_ms = window_ms(spec);
     let (remaining, reset_seconds) = if spec.is_quota() {
         let start = now_ms.div_euclid(window_ms) * window_ms;
         let count = if state.mark == start { state.count } else { 0 };
         (spec.limit.saturating_sub(count), ceil_div(start + window_ms - now_ms, 1000))
     } else {
-        let window_us = window_ms * 1000;
-        let interval = (window_us / spec.limit as i64).max(1);
+        let (interval, tolerance, slack) = gcra(spec);
         let tat = state.mark.max(now_us);
-        (((now_us + window_us - tat).max(0) / interval) as u64, ceil_div(tat - now_us, 1_000_000))
+        (((now_us + tolerance + interval - tat).max(0) / interval) as u64, ceil_div(tat - now_us - slack, 1_000_000))
     };
     LimitStatus {
         name: spec.name.clone(),
@@ -352,6 +372,47 @@ mod tests {
         assert_eq!(refused.limits[0].retry_after_ms, 20, "one slot frees every 1000/50 ms");
         assert_eq!(refused.limits[0].retry_after_seconds, 1, "headers round up to whole seconds");
         assert!(decide(&specs, &mut states, T0 + 20).allowed);
+    }
+
+    #[test]
+    fn gcra_burst_is_at_most_n_when_the_window_does_not_divide_evenly() {
+        // Found by fuzzing (fuzz/fuzz_targets/limiter.rs): with the interval W/N rounded down
+        // and a tolerance of W − interval, one instant admitted ⌊W/interval⌋ > N requests
+        // (1,501 for 1,500 per second) and the first answer promised N more.
+        for (limit, window) in [(1_500, 1), (3, 1), (7, 60), (7_001, 60)] {
+            let specs = [spec("rate", limit, window)];
+            let mut states = Vec::new();
+            let first = decide(&specs, &mut states, T0);
+            assert_eq!(first.limits[0].remaining, limit - 1, "{limit}/{window}s");
+            assert!(first.limits[0].reset_seconds <= window, "{limit}/{window}s");
+            let admitted = 1 + burst(&specs, &mut states, T0, limit as usize + 10);
+            assert_eq!(admitted as u64, limit, "{limit}/{window}s: one instant admits exactly N");
+        }
+        let huge = decide(&[spec("rate", 232_631_298, 48_257)], &mut Vec::new(), T0);
+        assert_eq!(huge.limits[0].remaining, 232_631_298 - 1);
+        // The sustained rate stays at or under N/W: 3 per second over 10 s of flooding.
+        let specs = [spec("rate", 3, 1)];
+        let mut states = Vec::new();
+        let admitted = (0..10_000).filter(|ms| decide(&specs, &mut states, T0 + ms).allowed).count();
+        assert!(admitted <= 3 + 10 * 3, "{admitted} admitted in 10 s at 3/s");
+        // More than one request per µs of the window is capped at one per µs.
+        let fast = decide(&[spec("rate", 1_000_000_000, 1)], &mut Vec::new(), T0);
+        assert_eq!(fast.limits[0].remaining, 999_999);
+    }
+
+    #[test]
+    fn decide_never_panics_on_specs_that_skipped_validation() {
+        // Found by fuzzing (fuzz/fuzz_targets/record_decode.rs): a KV record whose inline limits
+        // had a zero window reached decide() and divided by zero. Records are now validated on
+        // decode; decide() also clamps, so no spec can crash the limiter.
+        for (limit, window) in [(0, 60), (5, 0), (0, 0), (u64::MAX, 1), (1, u64::MAX), (u64::MAX, u64::MAX), (0, 86_400)] {
+            let specs = [spec("x", limit, window)];
+            let mut states = Vec::new();
+            let admitted = burst(&specs, &mut states, T0, 3);
+            assert!(admitted >= 1, "{limit}/{window}s: treated as at least 1 per window");
+            let decision = decide(&specs, &mut states, T0 + 1);
+            assert!(decision.limits[0].remaining <= limit, "{limit}/{window}s");
+        }
     }
 
     #[test]
