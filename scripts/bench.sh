@@ -81,7 +81,7 @@ if [ "${BENCH_SKIP_BUILD:-}" != 1 ]; then
   log "building keygate (release, scripts/build.sh)"
   sh scripts/build.sh
   log "building the pass-through worker (release, the same scripts/build.sh)"
-  CARGO_TARGET_DIR="$PWD/target/bench/passthrough-target" \
+  CARGO_TARGET_DIR="$PWD/target/bench/passthrough-target" WASM_OUT=target/bench/passthrough-build/index_bg.wasm \
     sh scripts/build.sh benches/passthrough --out-dir ../../target/bench/passthrough-build
 fi
 mkdir -p target/bench

@@ -7,4 +7,9 @@ export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$HOME/.cargo/bin/wasm-bindgen}"
 export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
-exec worker-build --release "$@"
+worker-build --release "$@"
+# The function-name section is only for debugging; dropping it saves ~170 KB raw (~33 KB
+# gzipped). No optimisation pass runs here, so the code itself is unchanged. WASM_OUT names the
+# module when building something other than keygate into build/.
+wasm="${WASM_OUT:-build/index_bg.wasm}"
+"$WASM_OPT_BIN" "$wasm" --all-features --strip-debug --strip-producers -o "$wasm"
