@@ -181,45 +181,37 @@ pub fn decide(specs: &[LimitSpec], states: &mut Vec<LimitState>, now_ms: i64) ->
 /// Tries to charge one request to one limit: its status and the state after charging (equal
 /// to the input when refused).
 fn charge(spec: &LimitSpec, state: LimitState, now_ms: i64, now_us: i64) -> (LimitStatus, LimitState) {
-    let window_ms = window_ms(spec);
-    let base = |remaining: u64, reset_seconds: u64, wait_ms: Option<i64>| LimitStatus {
-        name: spec.name.clone(),
-        limit: spec.limit,
-        window_seconds: spec.window_seconds,
-        remaining: remaining.min(spec.limit),
-        reset_seconds,
-        refused: wait_ms.is_some(),
-        retry_after_seconds: wait_ms.map_or(0, |ms| ceil_div(ms, 1000).max(1)),
-        retry_after_ms: wait_ms.map_or(0, |ms| (ms.max(1)) as u64),
-        quota: spec.is_quota(),
-    };
     if spec.is_quota() {
+        let window_ms = window_ms(spec);
         let start = now_ms.div_euclid(window_ms) * window_ms;
-        let mut state = if state.mark == start { state } else { LimitState { mark: start, count: 0 } };
-        let until_reset = start + window_ms - now_ms;
+        let state = if state.mark == start { state } else { LimitState { mark: start, count: 0 } };
         if state.count >= spec.limit.max(1) {
-            return (base(0, ceil_div(until_reset, 1000), Some(until_reset)), state);
+            let wait_ms = start + window_ms - now_ms;
+            return (status_of(spec, state, now_ms, now_us, Some(wait_ms)), state);
         }
-        state.count += 1;
-        (base(spec.limit.saturating_sub(state.count), ceil_div(until_reset, 1000), None), state)
+        let charged = LimitState { count: state.count + 1, ..state };
+        (status_of(spec, charged, now_ms, now_us, None), charged)
     } else {
-        let (interval, tolerance, slack) = gcra(spec);
+        let (interval, tolerance, _) = gcra(spec);
         let tat = state.mark.max(now_us);
         if tat - now_us > tolerance {
-            let wait_us = tat - now_us - tolerance;
-            let remaining = ((now_us + tolerance + interval - tat).max(0) / interval) as u64;
-            return (base(remaining, ceil_div(tat - now_us - slack, 1_000_000), Some(ceil_div(wait_us, 1000) as i64)), state);
+            let wait_ms = ceil_div(tat - now_us - tolerance, 1000) as i64;
+            return (status_of(spec, state, now_ms, now_us, Some(wait_ms)), state);
         }
-        let new_tat = tat + interval;
-        let remaining = ((now_us + tolerance + interval - new_tat).max(0) / interval) as u64;
-        (base(remaining, ceil_div(new_tat - now_us - slack, 1_000_000), None), LimitState { mark: new_tat, count: 0 })
+        let charged = LimitState { mark: tat + interval, count: 0 };
+        (status_of(spec, charged, now_ms, now_us, None), charged)
     }
 }
 
 /// A limit's status without charging (for limits that did not refuse a refused request).
 fn peek(spec: &LimitSpec, state: LimitState, now_ms: i64, now_us: i64) -> LimitStatus {
-    let window_ms = window_ms(spec);
+    status_of(spec, state, now_ms, now_us, None)
+}
+
+/// How a limit stands in `state` at `now`; `wait_ms` is `Some` when it refused the request.
+fn status_of(spec: &LimitSpec, state: LimitState, now_ms: i64, now_us: i64, wait_ms: Option<i64>) -> LimitStatus {
     let (remaining, reset_seconds) = if spec.is_quota() {
+        let window_ms = window_ms(spec);
         let start = now_ms.div_euclid(window_ms) * window_ms;
         let count = if state.mark == start { state.count } else { 0 };
         (spec.limit.saturating_sub(count), ceil_div(start + window_ms - now_ms, 1000))
@@ -234,9 +226,9 @@ fn peek(spec: &LimitSpec, state: LimitState, now_ms: i64, now_us: i64) -> LimitS
         window_seconds: spec.window_seconds,
         remaining: remaining.min(spec.limit),
         reset_seconds,
-        refused: false,
-        retry_after_seconds: 0,
-        retry_after_ms: 0,
+        refused: wait_ms.is_some(),
+        retry_after_seconds: wait_ms.map_or(0, |ms| ceil_div(ms, 1000).max(1)),
+        retry_after_ms: wait_ms.map_or(0, |ms| ms.max(1) as u64),
         quota: spec.is_quota(),
     }
 }
