@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use worker::{Env, Method, Request, RequestInit};
+use worker::Env;
 
 use crate::admin::protocol::{Failure, Op, Reply};
 use crate::admin::request::{parse_create, parse_list, parse_roll, parse_update, Rules};
@@ -180,19 +180,10 @@ async fn call_for_key(env: &Env, id: &str, op: Op) -> Result<Reply, GatewayError
 
 /// Sends `op` to the registry instance `name` and decodes its answer.
 async fn call(env: &Env, name: &str, op: &Op) -> Result<Reply, GatewayError> {
-    super::counters::do_call();
-    let failed = |what: &str| {
-        log_event("registry_unavailable", "-", &[("reason", what)]);
+    let outcome: Result<Reply, Failure> = super::durable::call(env, REGISTRY_BINDING, name, op).await.map_err(|reason| {
+        log_event("registry_unavailable", "-", &[("reason", &reason)]);
         GatewayError::StoreUnavailable
-    };
-    let namespace = env.durable_object(REGISTRY_BINDING).map_err(|_| failed("REGISTRY binding missing"))?;
-    let stub = namespace.get_by_name(name).map_err(|_| failed("stub"))?;
-    let body = serde_json::to_string(op).map_err(|_| failed("encode"))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let request = Request::new_with_init("https://registry.keygate.internal/op", &init).map_err(|_| failed("request"))?;
-    let mut response = stub.fetch_with_request(request).await.map_err(|_| failed("fetch"))?;
-    let outcome: Result<Reply, Failure> = response.json().await.map_err(|_| failed("decode"))?;
+    })?;
     outcome.map_err(|failure| {
         if let Failure::Store { reason } = &failure {
             log_event("registry_unavailable", "-", &[("reason", reason)]);

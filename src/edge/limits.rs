@@ -16,7 +16,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use worker::{Context, Env, Method, Request, RequestInit};
+use worker::{Context, Env};
 
 use crate::config::{Config, FailurePolicy};
 use crate::error::GatewayError;
@@ -85,12 +85,12 @@ pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyReco
 
     if !specs.is_empty() {
         let blocked = BLOCKED.with(|b| {
-            b.borrow().get(&family).filter(|entry| now_ms < entry.until_ms).map(|entry| entry.decision.clone())
+            b.borrow().get(&family).filter(|entry| now_ms < entry.until_ms).map(|entry| (entry.until_ms, entry.decision.clone()))
         });
-        if let Some(mut decision) = blocked {
+        if let Some((until_ms, mut decision)) = blocked {
+            let left_seconds = ((until_ms - now_ms + 999) / 1000).max(1) as u64;
             for limit in decision.limits.iter_mut().filter(|l| l.refused) {
-                let left = (BLOCKED.with(|b| b.borrow().get(&family).map(|e| e.until_ms)).unwrap_or(now_ms) - now_ms + 999) / 1000;
-                limit.retry_after_seconds = left.max(1) as u64;
+                limit.retry_after_seconds = left_seconds;
             }
             if mode == LimitMode::Exact {
                 count_refused_later(env, ctx, &family, &record.id);
@@ -194,18 +194,7 @@ pub async fn fresher(env: &Env, config: &Config, record: &KeyRecord) -> Option<K
 
 /// Sends one operation to the limiter of `family`.
 pub async fn call(env: &Env, family: &str, op: &LimiterOp) -> Result<LimiterReply, String> {
-    super::counters::do_call();
-    let namespace = env.durable_object(LIMITER_BINDING).map_err(|_| "LIMITER binding missing".to_string())?;
-    let stub = namespace.get_by_name(family).map_err(|e| format!("stub: {e}"))?;
-    let body = serde_json::to_string(op).map_err(|e| e.to_string())?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let request = Request::new_with_init("https://limiter.keygate.internal/op", &init).map_err(|e| e.to_string())?;
-    let mut response = stub.fetch_with_request(request).await.map_err(|e| format!("fetch: {e}"))?;
-    if response.status_code() != 200 {
-        return Err(format!("status {}", response.status_code()));
-    }
-    response.json().await.map_err(|e| format!("decode: {e}"))
+    super::durable::call(env, LIMITER_BINDING, family, op).await
 }
 
 /// Counts a refusal made in this isolate; a batched flush runs after the response.

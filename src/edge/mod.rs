@@ -6,6 +6,7 @@
 mod admin;
 mod config;
 mod counters;
+mod durable;
 mod forward;
 mod limiter;
 mod limits;
