@@ -38,11 +38,7 @@ pub fn error(error: &GatewayError, incoming: &Incoming, config: Option<&Config>)
 /// The JSON error answer with extra headers (rate-limit headers of a refused request).
 pub fn error_with(error: &GatewayError, incoming: &Incoming, config: Option<&Config>, extra: &[(&'static str, String)]) -> Result<Response> {
     let timestamp = Timestamp(incoming.now_ms).to_rfc3339();
-    let mut headers = vec![
-        ("content-type", "application/json; charset=utf-8".to_string()),
-        ("cache-control", "no-store".to_string()),
-        ("x-request-id", incoming.request_id().to_string()),
-    ];
+    let mut headers = Vec::new();
     if let Some(challenge) = error.www_authenticate() {
         headers.push(("www-authenticate", challenge));
     }
@@ -50,18 +46,22 @@ pub fn error_with(error: &GatewayError, incoming: &Incoming, config: Option<&Con
         headers.extend(cors::response_headers(&config.cors, incoming.origin.as_deref()));
     }
     headers.extend(extra.iter().cloned());
-    let builder = with_headers(Response::builder().with_status(error.status()), &headers);
-    let body = if incoming.method == "HEAD" { Vec::new() } else { error.body(incoming.request_id(), &timestamp).into_bytes() };
-    Ok(builder.fixed(body))
+    json_with(error.status(), error.body(incoming.request_id(), &timestamp), incoming, &headers)
 }
 
 /// A JSON answer produced by keygate itself (admin API).
 pub fn json(status: u16, body: String, incoming: &Incoming) -> Result<Response> {
-    let headers = [
+    json_with(status, body, incoming, &[])
+}
+
+/// Every JSON answer keygate produces: no-store, the request id, no body for `HEAD`.
+fn json_with(status: u16, body: String, incoming: &Incoming, extra: &[(&'static str, String)]) -> Result<Response> {
+    let mut headers = vec![
         ("content-type", "application/json; charset=utf-8".to_string()),
         ("cache-control", "no-store".to_string()),
         ("x-request-id", incoming.request_id().to_string()),
     ];
+    headers.extend(extra.iter().cloned());
     let body = if incoming.method == "HEAD" { Vec::new() } else { body.into_bytes() };
     Ok(with_headers(Response::builder().with_status(status), &headers).fixed(body))
 }
