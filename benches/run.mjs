@@ -159,6 +159,18 @@ function passthroughWorker() {
   };
 }
 
+/**
+ * The pass-through with every binding keygate has (its vars, KV, the two Durable Object
+ * namespaces, the rate-limit bindings), none of them used: what merely having them costs a
+ * request on this runtime, so (a) vs (ae) separates that from keygate's own work.
+ */
+function passthroughWithBindingsWorker() {
+  const durableObjects = Object.fromEntries(
+    Object.entries(fromWrangler.durableObjects ?? {}).map(([name, d]) => [name, { ...(typeof d === "string" ? { className: d } : d), scriptName: "keygate" }]),
+  );
+  return { ...passthroughWorker(), ...keygateWorker(), name: "passthrough-env", ...modulesOf(PASSTHROUGH_BUILD), durableObjects, bindings: { ...KEYGATE_VARS, ORIGIN_URL } };
+}
+
 // Worker console output (keygate's structured log lines), counted per scenario, kept out of the terminal.
 let logLines = 0;
 const logSamples = [];
@@ -269,6 +281,14 @@ function listeningInode(port) {
     }
   }
   return null;
+}
+
+// CPU seconds (user + system, all threads) a process has used so far: /proc/<pid>/stat fields 14
+// and 15, in clock ticks (USER_HZ, 100 on Linux).
+function cpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function parentOf(pid) {
@@ -439,7 +459,7 @@ function summariseProfile(profile) {
   };
 }
 
-async function profileUnderLoad(makeWorker, wrkEnv) {
+async function profileUnderLoad(id, makeWorker, wrkEnv) {
   const worker = { ...makeWorker(), unsafeInspectorProxy: true };
   const mf = startMiniflare([worker], { inspectorPort: 0 });
   try {
@@ -456,6 +476,8 @@ async function profileUnderLoad(makeWorker, wrkEnv) {
       await session.send("Profiler.start");
       const w = await runWrk(url, PROFILE_SECONDS, wrkEnv);
       const { profile } = await session.send("Profiler.stop");
+      // The whole profile, for Chrome DevTools / speedscope (names need an unstripped build).
+      fs.writeFileSync(path.join(path.dirname(OUT), `profile-${id}.cpuprofile`), JSON.stringify(profile));
       return { rps_while_profiling: round(w.requests / (w.duration_us / 1e6), 1), sampling_interval_us: 200, ...summariseProfile(profile) };
     } finally {
       session.close();
@@ -555,17 +577,19 @@ async function main() {
 
   // 3. Load: both workers in one workerd process, each on its own socket.
   logLines = 0;
-  const mf = startMiniflare([keygateWorker(), passthroughWorker(), jsFloorWorker()]);
+  const mf = startMiniflare([keygateWorker(), passthroughWorker(), jsFloorWorker(), passthroughWithBindingsWorker()]);
   const report = { generated_at: started.toISOString() };
   try {
     const entryUrl = (await mf.ready).href;
     const keygateUrl = (await mf.unsafeGetDirectURL("keygate")).href;
     const passthroughUrl = (await mf.unsafeGetDirectURL("passthrough")).href;
     const jsFloorUrl = (await mf.unsafeGetDirectURL("jsfloor")).href;
+    const passthroughEnvUrl = (await mf.unsafeGetDirectURL("passthrough-env")).href;
     const sockets = { keygate: socketOwner(keygateUrl), passthrough: socketOwner(passthroughUrl), jsfloor: socketOwner(jsFloorUrl), miniflare_entry: socketOwner(entryUrl) };
     for (const [name, owner] of Object.entries(sockets)) {
       if (!owner.is_workerd || !owner.child_of_driver) throw new Error(`${name} socket is not workerd's own: ${JSON.stringify(owner)}`);
     }
+    const workerdPid = sockets.keygate.pid;
     log(`keygate ${keygateUrl} and passthrough ${passthroughUrl}: listening sockets of workerd pid ${sockets.keygate.pid} (${sockets.keygate.exe}), a child of this driver (pid ${process.pid})`);
 
     const rotating = Array.from({ length: ROTATING_KEYS }, unknownKey);
@@ -581,6 +605,7 @@ async function main() {
       { id: "e", name: "exact limits", base: keygateUrl, expect: 200, wrk: { KG_AUTH: bearer(keys.exact) }, what: "exact-mode key, inline limits far above the load: one KeyLimiter Durable Object call per request" },
       { id: "f", name: "fast limits", base: keygateUrl, expect: 200, wrk: { KG_AUTH: bearer(keys.fast) }, what: "fast-mode key, the same inline limits: per-isolate decision, RateLimit headers" },
       { id: "a2", name: "pass-through (again)", base: passthroughUrl, expect: 200, wrk: {}, what: "(a) once more at the end: drift of the machine during the run" },
+      { id: "ae", name: "pass-through + bindings", base: passthroughEnvUrl, expect: 200, wrk: {}, what: "(a) with all of keygate's bindings (vars, KV, Durable Object namespaces, rate limiters) attached and unused" },
       { id: "a1", name: "pass-through, 1 connection", base: passthroughUrl, expect: 200, connections: 1, wrk: {}, what: "(a) with a single connection: latency without queueing" },
       { id: "b1", name: "hot key, 1 connection", base: keygateUrl, expect: 200, connections: 1, wrk: { KG_AUTH: bearer(keys.hot) }, what: "(b) with a single connection: latency without queueing; compare with (a1)" },
     ];
@@ -610,11 +635,13 @@ async function main() {
         const before = s.isKeygate ? await counters(s.base) : null;
         const logsBefore = logLines;
         log(`${tag}: measuring ${ROUND_SECONDS}s`);
+        const cpuBefore = cpuSeconds(workerdPid);
         const w = await runWrk(s.url, ROUND_SECONDS, s.wrk, s.connections);
+        const cpuUsed = cpuSeconds(workerdPid) - cpuBefore;
         await sleep(300); // let in-flight requests and log lines land before reading the counters
         const after = s.isKeygate ? await counters(s.base) : null;
         const delta = (field) => (s.isKeygate ? after[field] - before[field] : 0);
-        s.rounds.push({ wrk: w, requests: delta("requests"), kv_reads: delta("kv_reads"), do_calls: delta("do_calls"), log_lines: logLines - logsBefore });
+        s.rounds.push({ wrk: w, workerd_cpu_s: cpuUsed, requests: delta("requests"), kv_reads: delta("kv_reads"), do_calls: delta("do_calls"), log_lines: logLines - logsBefore });
       }
     }
 
@@ -646,6 +673,10 @@ async function main() {
         duration_s: round(durationS, 3),
         rps: round(sent / durationS, 1),
         rps_by_round: ws.map((w) => round(w.requests / (w.duration_us / 1e6), 1)),
+        // workerd's own CPU time (all its threads) per request wrk completed: far less sensitive
+        // to the shared machine's noise than req/s, since a stolen or idle core costs no CPU.
+        workerd_cpu_us_per_request: round((1e6 * sum(s.rounds.map((r) => r.workerd_cpu_s))) / Math.max(sent, 1), 1),
+        workerd_cpu_us_per_request_by_round: s.rounds.map((r) => round((1e6 * r.workerd_cpu_s) / Math.max(r.wrk.requests, 1), 1)),
         latency_ms: {
           p50: latency("p50"),
           p90: latency("p90"),
@@ -670,6 +701,10 @@ async function main() {
     for (const r of results) {
       r.ratio_rps_vs_a = a ? round(r.rps / a.rps, 3) : null;
       r.ratio_rps_vs_a_by_round = a ? r.rps_by_round.map((x, i) => round(x / a.rps_by_round[i], 3)) : null;
+      // Each round's (a) and (x) ran back to back, so their ratio is a paired sample; the median
+      // of those pairs resists the bursts of a shared machine that swing single rounds by ±20%.
+      r.ratio_rps_vs_a_median_of_rounds = a ? round(median(r.ratio_rps_vs_a_by_round), 3) : null;
+      r.ratio_cpu_per_request_a_over_x = a ? round(a.workerd_cpu_us_per_request / Math.max(r.workerd_cpu_us_per_request, 0.001), 3) : null;
       r.p50_added_ms_vs_a = a ? round(r.latency_ms.p50 - a.latency_ms.p50, 3) : null;
       r.p99_added_ms_vs_a = a ? round(r.latency_ms.p99 - a.latency_ms.p99, 3) : null;
     }
@@ -697,6 +732,8 @@ async function main() {
     const has = (id) => by[id] !== undefined;
     const targets = [
       target("(b) req/s vs (a)", ">= 0.9", by.b?.ratio_rps_vs_a, by.b?.ratio_rps_vs_a >= 0.9),
+      target("(b) req/s vs (a), median of the paired rounds", ">= 0.9", by.b?.ratio_rps_vs_a_median_of_rounds, by.b?.ratio_rps_vs_a_median_of_rounds >= 0.9),
+      target("(b) workerd CPU per request, (a)/(b)", "(>= 0.9: the same target as CPU cost)", by.b?.ratio_cpu_per_request_a_over_x, by.b?.ratio_cpu_per_request_a_over_x >= 0.9),
       target("(b) p99 added vs (a), ms", "<= 0.5", by.b?.p99_added_ms_vs_a, by.b?.p99_added_ms_vs_a <= 0.5, P99_NOTE),
       target("(b) KV reads per request (hot key)", `0 (a record refresh per CACHE_TTL_SECONDS=${CACHE_TTL_S}: <= ${refreshBound} reads)`, has("b") ? `${by.b.kv_reads_per_request} (${by.b.kv_reads} reads / ${by.b.worker_requests} requests)` : null, by.b?.kv_reads <= refreshBound),
       target("(d) KV reads per request (malformed)", "0", has("d") ? `${by.d.kv_reads_per_request} (${by.d.kv_reads} reads / ${by.d.worker_requests} requests)` : null, by.d?.kv_reads === 0),
@@ -749,7 +786,7 @@ async function main() {
       ["b", keygateWorker, { KG_AUTH: `Bearer ${keys.hot}` }],
     ]) {
       log(`(${id}) CPU profile under load: ${PROFILE_SECONDS}s`);
-      report.profiles[id] = await profileUnderLoad(worker, headers);
+      report.profiles[id] = await profileUnderLoad(id, worker, headers);
     }
   }
 
@@ -767,7 +804,7 @@ function printSummary(report) {
   const fmt = (value, digits = 2) => (value === null || value === undefined ? "–" : Number(value).toFixed(digits));
   console.log(`\nkeygate load benchmark: ${report.settings.seconds}s per scenario (${report.settings.rounds} interleaved round(s) of ${report.settings.seconds_per_round}s) after ${report.settings.warmup_seconds}s warm-up, ${report.settings.connections} connections, wrk ${report.settings.wrk_threads} thread(s), ${report.machine.cpus} CPU(s)`);
   console.log(`workerd ${report.versions.workerd} via Miniflare ${report.versions.miniflare} (direct sockets), origin ${report.versions.origin ?? "?"}\n`);
-  const header = [pad("scenario", 30), pad("req/s", 9, true), pad("p50 ms", 8, true), pad("p99 ms", 8, true), pad("× (a)", 7, true), pad("p99 +ms", 8, true), pad("KV/req", 8, true), pad("DO/req", 8, true), pad("logs/req", 9, true), pad("bad", 5, true)];
+  const header = [pad("scenario", 30), pad("req/s", 9, true), pad("p50 ms", 8, true), pad("p99 ms", 8, true), pad("× (a)", 7, true), pad("med ×", 7, true), pad("cpu µs", 8, true), pad("p99 +ms", 8, true), pad("KV/req", 8, true), pad("DO/req", 8, true), pad("logs/req", 9, true), pad("bad", 5, true)];
   console.log(header.join(" "));
   console.log("-".repeat(header.join(" ").length));
   for (const r of report.scenarios) {
@@ -778,6 +815,8 @@ function printSummary(report) {
         pad(fmt(r.latency_ms.p50, 2), 8, true),
         pad(fmt(r.latency_ms.p99, 2), 8, true),
         pad(fmt(r.ratio_rps_vs_a, 2), 7, true),
+        pad(fmt(r.ratio_rps_vs_a_median_of_rounds, 2), 7, true),
+        pad(fmt(r.workerd_cpu_us_per_request, 0), 8, true),
         pad(fmt(r.p99_added_ms_vs_a, 2), 8, true),
         pad(fmt(r.kv_reads_per_request, 3), 8, true),
         pad(fmt(r.do_calls_per_request, 3), 8, true),
@@ -786,6 +825,7 @@ function printSummary(report) {
       ].join(" "),
     );
   }
+  console.log("× (a): req/s over all rounds / (a)'s; med ×: median of the per-round ratios (each round's (a) ran just before); cpu µs: workerd CPU time per request");
   const w = report.wasm;
   console.log(`\nwasm: keygate ${w.keygate.raw_bytes} B raw, ${w.keygate.gzip_bytes} B gzipped (${fmt(w.keygate.gzip_bytes / 1024, 1)} KB); pass-through ${w.passthrough.raw_bytes} B raw, ${w.passthrough.gzip_bytes} B gzipped`);
   const s = report.startup;

@@ -31,6 +31,9 @@ struct Incoming {
     path_and_query: String,
     path_len: usize,
     origin: Option<String>,
+    /// The `AUTH_HEADER` and `API_KEY_HEADER` values, read with the rest in [`receive`].
+    authorization: Option<String>,
+    api_key: Option<String>,
     /// Made on first use: most requests succeed and never need one.
     request_id: std::cell::OnceCell<String>,
     now_ms: i64,
@@ -60,8 +63,13 @@ impl Incoming {
 
 #[event(fetch)]
 async fn fetch(request: Request, env: Env, ctx: Context) -> Result<Response> {
-    let mut incoming = receive(request);
-    let config = match config::load(&env) {
+    let loaded = config::load(&env);
+    let (auth_header, api_key_header) = match &loaded {
+        Ok(config) => (config.auth_header.as_str(), config.api_key_header.as_str()),
+        Err(_) => ("authorization", "x-api-key"),
+    };
+    let mut incoming = receive(request, auth_header, api_key_header);
+    let config = match loaded {
         Ok(config) => config,
         Err(problem) => {
             respond::log_event("config_invalid", incoming.request_id(), &[("setting", problem.setting)]);
@@ -96,9 +104,7 @@ async fn gate(
     config: &crate::config::Config,
 ) -> std::result::Result<(Response, Vec<(&'static str, String)>), Refusal> {
     // extract
-    let authorization = incoming.header(&config.auth_header);
-    let api_key = incoming.header(&config.api_key_header);
-    let Credential(presented) = credential::extract(authorization.as_deref(), api_key.as_deref())?;
+    let Credential(presented) = credential::extract(incoming.authorization.as_deref(), incoming.api_key.as_deref())?;
 
     // route
     check_canonical(incoming.path()).map_err(|reason| GatewayError::BadRequest { reason: reason.into() })?;
@@ -115,6 +121,7 @@ async fn gate(
     // check, then limit (only after every other check: quota is never spent on a refusal). The
     // limiter may know a newer record than KV and the cache (the admin API tells it first):
     // then check again with that one.
+    let signer = config::signer(config);
     let facts = RequestFacts { key_env: parsed.env, route: &route, origin: incoming.origin.as_deref() };
     let mut attempts = 0;
     let (plan, verdict) = loop {
@@ -134,7 +141,7 @@ async fn gate(
             }
             Err(error) => return Err(error.into()),
         };
-        let plan = crate::forward::plan(config, &grant, &incoming.method, &incoming.path_and_query, (incoming.now_ms / 1000) as u64)?;
+        let plan = crate::forward::plan(config, &signer, &grant, &incoming.method, &incoming.path_and_query, (incoming.now_ms / 1000) as u64)?;
         match limits::enforce(env, ctx, config, &record, incoming).await? {
             limits::Enforced::Proceed(verdict) => break (plan, verdict),
             limits::Enforced::Stale(newer) if attempts < 2 => {
@@ -150,15 +157,36 @@ async fn gate(
     Ok((response, verdict.headers))
 }
 
-fn receive(request: Request) -> Incoming {
-    let url = request.inner().url();
-    let path_and_query = path_and_query_of(&url).to_string();
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function requestFacts(request, authHeader, apiKeyHeader) {
+  const headers = request.headers;
+  const value = (name) => { const v = headers.get(name); return v === null ? "\0" : v; };
+  return request.method + "\n" + request.url + "\n" + value(authHeader) + "\n" + value(apiKeyHeader) + "\n" + value("origin");
+}
+"#)]
+extern "C" {
+    /// `method\nurl\n<auth>\n<api key>\n<origin>` in one crossing of the wasm/JS boundary, an
+    /// absent header as `\0`. Neither header values nor a parsed URL can hold `\n` or NUL, and a
+    /// method is a token, so the fields split unambiguously.
+    #[wasm_bindgen(js_name = requestFacts)]
+    fn request_facts(request: &worker::web_sys::Request, auth_header: &str, api_key_header: &str) -> String;
+}
+
+fn receive(request: Request, auth_header: &str, api_key_header: &str) -> Incoming {
+    let facts = request_facts(request.inner(), auth_header, api_key_header);
+    let mut fields = facts.split('\n');
+    let mut next = || fields.next().unwrap_or("");
+    let header = |value: &str| (value != "\0").then(|| value.to_string());
+    let method = next().to_string();
+    let path_and_query = path_and_query_of(next()).to_string();
+    let authorization = header(next());
+    let api_key = header(next());
+    let origin = header(next());
     let path_len = path_and_query.find('?').unwrap_or(path_and_query.len());
-    let method = request.inner().method();
-    let origin = request.headers().get("origin").ok().flatten();
     let request_id = std::cell::OnceCell::new();
-    let now_ms = Date::now().as_millis() as i64;
-    Incoming { request, method, path_and_query, path_len, origin, request_id, now_ms }
+    // `Date.now()` itself: `worker::Date::now()` would allocate a JS `Date` per request.
+    let now_ms = js_sys::Date::now() as i64;
+    Incoming { request, method, path_and_query, path_len, origin, authorization, api_key, request_id, now_ms }
 }
 
 /// `https://host:port/p?q` → `/p?q` (fragments never reach a server).

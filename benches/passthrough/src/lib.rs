@@ -1,8 +1,10 @@
-//! Baseline for `make bench`: forwards every request to `ORIGIN_URL` unchanged, along the same
-//! code path shape as keygate's `src/edge/forward.rs` (copy the incoming headers into a new
-//! `Headers` minus `host`, a new request with method / headers / body / manual redirects / an
-//! abort signal, `fetch` raced against the origin timeout, the response returned as is). It does
-//! no key handling, no KV, no Durable Objects: whatever keygate adds on top is the gateway's cost.
+//! Baseline for `make bench`: forwards every request to `ORIGIN_URL` unchanged, the cheapest way
+//! a Rust worker can, in the same shape as keygate's `src/edge/forward.rs`: one JavaScript call
+//! builds the outbound request (one pass over the incoming headers minus `host`, handed to the
+//! runtime as a list; method, body, manual redirects, an abort signal), then `fetch` raced against the
+//! origin timeout, the response returned as is. It does no key handling, no KV, no Durable
+//! Objects: whatever keygate adds on top (reading the credential, the checks, stripping and
+//! signing headers) is the gateway's cost.
 //! `GET /__bench/floor` answers a fixed body without any subrequest: the cost of invoking a Rust
 //! wasm worker at all on this runtime.
 #![cfg(target_arch = "wasm32")]
@@ -11,8 +13,20 @@ use std::pin::pin;
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use worker::wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 use worker::{event, web_sys, AbortController, Context, Delay, Env, Fetch, Request, Response, Result};
+
+#[wasm_bindgen(inline_js = r#"
+export function outbound(request, url, signal) {
+  const list = [];
+  for (const pair of request.headers) if (pair[0] !== "host") list.push(pair);
+  return new Request(url, { method: request.method, headers: list, body: request.body, redirect: "manual", signal });
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(catch)]
+    fn outbound(request: &web_sys::Request, url: &str, signal: &web_sys::AbortSignal) -> std::result::Result<web_sys::Request, JsValue>;
+}
 
 /// keygate's default `ORIGIN_TIMEOUT_MS`.
 const ORIGIN_TIMEOUT_MS: u64 = 15_000;
@@ -34,28 +48,9 @@ async fn fetch(request: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
     let target = format!("{}{}", origin.trim_end_matches('/'), path_and_query);
 
-    let headers = web_sys::Headers::new()?;
-    let original = request.inner().headers();
-    for entry in js_sys::try_iter(&original).ok().flatten().into_iter().flatten() {
-        let Ok(pair) = entry else { continue };
-        let pair: js_sys::Array = pair.unchecked_into();
-        let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else { continue };
-        if name == "host" {
-            continue;
-        }
-        let _ = headers.append(&name, &value);
-    }
-    let init = web_sys::RequestInit::new();
-    init.set_method(&request.inner().method());
-    init.set_headers(&headers);
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    if let Some(body) = request.inner().body() {
-        init.set_body(&body);
-    }
     let controller = AbortController::default();
     let signal = controller.signal();
-    init.set_signal(Some(&signal));
-    let outbound = web_sys::Request::new_with_str_and_init(&target, &init)?;
+    let outbound = outbound(request.inner(), &target, &signal).map_err(worker::Error::from)?;
     let fetch = Fetch::Request(Request::from(outbound));
     let sending = pin!(fetch.send());
     let timeout = pin!(Delay::from(Duration::from_millis(ORIGIN_TIMEOUT_MS)));
