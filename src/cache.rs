@@ -35,7 +35,12 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
 
     /// The entry for `key` if it has not expired at `now_ms`.
     pub fn get(&self, key: &K, now_ms: i64) -> Option<Cached<V>> {
-        self.entries.get(key).filter(|(expires, _)| now_ms < *expires).map(|(_, v)| v.clone())
+        self.get_with_expiry(key, now_ms).map(|(value, _)| value)
+    }
+
+    /// The entry for `key` if it has not expired at `now_ms`, with the time it expires.
+    pub fn get_with_expiry(&self, key: &K, now_ms: i64) -> Option<(Cached<V>, i64)> {
+        self.entries.get(key).filter(|(expires, _)| now_ms < *expires).map(|(expires, v)| (v.clone(), *expires))
     }
 
     /// Stores `value` for `ttl_ms` from `now_ms`. A zero TTL stores nothing.
@@ -95,6 +100,14 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     }
 }
 
+/// Whether a found entry that expires at `expires_ms` should be re-read now, in the background,
+/// while it is still served: in the last fifth of its `ttl_ms`. A key in steady use then never
+/// expires, so no request waits for the store and no burst of them reads it at once; how stale
+/// an answer can be stays bounded by the TTL as before.
+pub fn refresh_due(expires_ms: i64, now_ms: i64, ttl_ms: i64) -> bool {
+    expires_ms - now_ms <= ttl_ms / 5
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +119,18 @@ mod tests {
         assert_eq!(cache.get(&1, 1_000), Some(Cached::Found("a")));
         assert_eq!(cache.get(&1, 30_999), Some(Cached::Found("a")));
         assert_eq!(cache.get(&1, 31_000), None);
+    }
+
+    #[test]
+    fn refresh_is_due_in_the_last_fifth_of_the_ttl() {
+        let mut cache = TtlCache::new(10);
+        cache.put(1, Cached::Found("a"), 0, 30_000);
+        let (_, expires) = cache.get_with_expiry(&1, 0).unwrap();
+        assert_eq!(expires, 30_000);
+        assert!(!refresh_due(expires, 23_999, 30_000));
+        assert!(refresh_due(expires, 24_000, 30_000));
+        assert!(refresh_due(expires, 29_999, 30_000));
+        assert_eq!(cache.get_with_expiry(&1, 30_000), None, "expired entries are not offered for refresh");
     }
 
     #[test]

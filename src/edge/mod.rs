@@ -116,7 +116,7 @@ async fn gate(
     let hash = parsed.key.hash();
 
     // lookup
-    let mut record = store::lookup(env, config, &hash, incoming).await?.ok_or(GatewayError::InvalidKey { reason: None })?;
+    let mut record = store::lookup(env, ctx, config, &hash, incoming).await?.ok_or(GatewayError::InvalidKey { reason: None })?;
 
     // check, then limit (only after every other check: quota is never spent on a refusal). The
     // limiter may know a newer record than KV and the cache (the admin API tells it first):
