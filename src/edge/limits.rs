@@ -58,6 +58,9 @@ impl From<GatewayError> for Refusal {
 struct Blocked {
     until_ms: i64,
     decision: Decision,
+    /// The limits the refusal was decided under: a record with other limits (an admin raised
+    /// them, and this isolate's cache has refreshed) is not held to it.
+    specs: Vec<LimitSpec>,
 }
 
 thread_local! {
@@ -89,7 +92,7 @@ pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyReco
 
     if !specs.is_empty() {
         let blocked = BLOCKED.with(|b| {
-            b.borrow().get(&family).filter(|entry| now_ms < entry.until_ms).map(|entry| (entry.until_ms, entry.decision.clone()))
+            b.borrow().get(&family).filter(|entry| now_ms < entry.until_ms && entry.specs == specs).map(|entry| (entry.until_ms, entry.decision.clone()))
         });
         if let Some((until_ms, mut decision)) = blocked {
             let left_seconds = ((until_ms - now_ms + 999) / 1000).max(1) as u64;
@@ -154,7 +157,7 @@ pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyReco
         if blocked.len() > 10_000 {
             blocked.retain(|_, entry| entry.until_ms > now_ms);
         }
-        blocked.insert(family, Blocked { until_ms: now_ms + wait_ms, decision: decision.clone() });
+        blocked.insert(family, Blocked { until_ms: now_ms + wait_ms, decision: decision.clone(), specs: specs.to_vec() });
     });
     Err(Refusal { error: refusal_error(&decision), headers: rendered })
 }
