@@ -132,7 +132,7 @@ pub fn encode(record: &KeyRecord) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample_json() -> &'static str {
