@@ -4,7 +4,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use worker::{Env, Method, Request, RequestInit, SqlCursor, SqlStorageValue};
+use worker::{web_sys, Env, Request, SqlCursor, SqlStorageValue};
 
 /// POSTs `message` as JSON to instance `name` of the Durable Object `binding` and decodes the
 /// JSON answer. `Err` describes what failed (for logs; never key material).
@@ -13,10 +13,14 @@ pub async fn call<M: Serialize, R: DeserializeOwned>(env: &Env, binding: &str, n
     let namespace = env.durable_object(binding).map_err(|_| format!("{binding} binding missing"))?;
     let stub = namespace.get_by_name(name).map_err(|e| format!("stub: {e}"))?;
     let body = serde_json::to_string(message).map_err(|e| format!("encode: {e}"))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let request = Request::new_with_init("https://durable-object.keygate.internal/op", &init).map_err(|e| e.to_string())?;
-    let mut response = stub.fetch_with_request(request).await.map_err(|e| format!("fetch: {e}"))?;
+    // A plain web_sys request: worker's `RequestInit` would bring along code for every
+    // Cloudflare `cf` option, none of which a Durable Object call uses.
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&body.into());
+    let request = web_sys::Request::new_with_str_and_init("https://durable-object.keygate.internal/op", &init)
+        .map_err(|e| e.as_string().unwrap_or_else(|| "invalid URL or options for Request".into()))?;
+    let mut response = stub.fetch_with_request(Request::from(request)).await.map_err(|e| format!("fetch: {e}"))?;
     if response.status_code() != 200 {
         return Err(format!("status {}", response.status_code()));
     }
