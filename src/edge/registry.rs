@@ -244,8 +244,8 @@ fn list(sql: &SqlStorage, status: Option<crate::record::Status>, cursor: Option<
         SqlStorageValue::Integer(limit as i64 + 1),
     ];
     let records = texts(sql.exec(
-            "SELECT record FROM keys WHERE (? IS NULL OR status = ?) AND (created_at > ? OR (created_at = ? AND id > ?)) \
-             ORDER BY created_at, id LIMIT ?",
+        "SELECT record FROM keys WHERE (? IS NULL OR status = ?) AND (created_at > ? OR (created_at = ? AND id > ?)) \
+         ORDER BY created_at, id LIMIT ?",
         values,
     ))
     .map_err(store_failure("list"))?;
