@@ -10,6 +10,7 @@
 //! [`PlaintextKey`], whose `Debug`/`Display` print a redacted hint; storage sees [`KeyHash`].
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -227,7 +228,50 @@ pub fn parse(input: &str, prefix: &str) -> Result<ParsedKey, KeyFormatError> {
 
 /// CRC32 of `text` as 6 base62 characters.
 pub fn checksum(text: &str) -> String {
-    encode_base62_fixed(u64::from(crc32fast::hash(text.as_bytes())), CHECKSUM_LEN)
+    encode_base62_fixed(u64::from(crc32(text.as_bytes())), CHECKSUM_LEN)
+}
+
+/// CRC-32 (IEEE 802.3, as zlib and `crc32fast` compute it), slice-by-16 like `crc32fast`'s
+/// portable path. The 16 KB of tables are built on first use instead of being compiled in:
+/// as data they would be 16 KB of incompressible bytes in the gzipped wasm.
+fn crc32(bytes: &[u8]) -> u32 {
+    static TABLES: OnceLock<Box<[[u32; 256]; 16]>> = OnceLock::new();
+    let t = TABLES.get_or_init(|| {
+        let mut t = Box::new([[0u32; 256]; 16]);
+        for i in 0..256 {
+            t[0][i] = (0..8).fold(i as u32, |crc, _| if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 });
+        }
+        for k in 1..16 {
+            for i in 0..256 {
+                let previous = t[k - 1][i];
+                t[k][i] = (previous >> 8) ^ t[0][(previous & 0xFF) as usize];
+            }
+        }
+        t
+    });
+    let mut crc = !0u32;
+    let mut chunks = bytes.chunks_exact(16);
+    for chunk in &mut chunks {
+        let b: &[u8; 16] = chunk.try_into().unwrap_or(&[0; 16]);
+        let c = crc.to_le_bytes();
+        crc = t[0][b[15] as usize]
+            ^ t[1][b[14] as usize]
+            ^ t[2][b[13] as usize]
+            ^ t[3][b[12] as usize]
+            ^ t[4][b[11] as usize]
+            ^ t[5][b[10] as usize]
+            ^ t[6][b[9] as usize]
+            ^ t[7][b[8] as usize]
+            ^ t[8][b[7] as usize]
+            ^ t[9][b[6] as usize]
+            ^ t[10][b[5] as usize]
+            ^ t[11][b[4] as usize]
+            ^ t[12][(b[3] ^ c[3]) as usize]
+            ^ t[13][(b[2] ^ c[2]) as usize]
+            ^ t[14][(b[1] ^ c[1]) as usize]
+            ^ t[15][(b[0] ^ c[0]) as usize];
+    }
+    !chunks.remainder().iter().fold(crc, |crc, &b| t[0][((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8))
 }
 
 fn encode_base62_fixed(mut value: u64, width: usize) -> String {
@@ -352,6 +396,17 @@ mod tests {
         assert!(parse(&tricky, "kg").is_err());
         let env_split = format!("kg_liv\u{e9}{}", &good["kg_live_".len()..]);
         assert!(parse(&env_split, "kg").is_err());
+    }
+
+    #[test]
+    fn crc32_is_the_ieee_crc() {
+        assert_eq!(crc32(b""), 0);
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        let mut text = Vec::new();
+        for i in 0..300u32 {
+            assert_eq!(crc32(&text), crc32fast::hash(&text), "{} bytes", text.len());
+            text.push((i.wrapping_mul(2_654_435_761) >> 13) as u8);
+        }
     }
 
     #[test]

@@ -116,7 +116,10 @@ pub fn decode(bytes: &[u8]) -> Result<KeyRecord, CorruptRecord> {
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(CorruptRecord(format!("record is {} bytes", bytes.len())));
     }
-    let record: KeyRecord = serde_json::from_slice(bytes).map_err(|e| CorruptRecord(e.to_string()))?;
+    // Decoded from `&str` like every other JSON keygate reads, so the wasm holds one record
+    // decoder, not one per input type. Invalid UTF-8 is refused either way.
+    let text = std::str::from_utf8(bytes).map_err(|e| CorruptRecord(e.to_string()))?;
+    let record: KeyRecord = serde_json::from_str(text).map_err(|e| CorruptRecord(e.to_string()))?;
     // Inline limits go straight to the limiter and into response headers: hold them to the
     // rules the admin API and TIERS enforce, so a hand-edited record fails closed.
     if let Some(limits) = &record.limits {
@@ -132,7 +135,7 @@ pub fn encode(record: &KeyRecord) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample_json() -> &'static str {

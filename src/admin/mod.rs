@@ -9,8 +9,9 @@ pub mod protocol;
 pub mod request;
 pub mod router;
 
-/// The OpenAPI 3.1 document of the admin API, served at `<ADMIN_PREFIX>/openapi.json`.
-pub const OPENAPI: &str = include_str!("openapi.json");
+/// The OpenAPI 3.1 document of the admin API, served at `<ADMIN_PREFIX>/openapi.json`: the
+/// pretty-printed `openapi.json` next to this file, minified by `build.rs`.
+pub const OPENAPI: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.min.json"));
 
 #[cfg(test)]
 mod tests {
@@ -42,6 +43,13 @@ mod tests {
             Value::Array(items) => items.iter().for_each(|item| collect_refs(item, out)),
             _ => {}
         }
+    }
+
+    #[test]
+    fn served_document_is_the_source_minified() {
+        let source: Value = serde_json::from_str(include_str!("openapi.json")).unwrap();
+        assert_eq!(document(), source);
+        assert!(!OPENAPI.contains('\n') && OPENAPI.len() < include_str!("openapi.json").len());
     }
 
     #[test]

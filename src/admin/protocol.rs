@@ -5,17 +5,65 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::admin::lifecycle::AuditEntry;
 use crate::error::GatewayError;
 use crate::record::{KeyRecord, Status};
 
+/// Implements `Deserialize` for an internally tagged enum (`#[serde(tag = ...)]`, whose
+/// `Serialize` stays derived) without serde's buffering of the whole message: the tag must be
+/// the message's first field, which it always is in what the derived `Serialize` writes. The
+/// other fields of the chosen variant are then read straight from the input (unknown fields
+/// are ignored, a missing `Option` field is `None`, as with the derive). Serde's own internally
+/// tagged decoding buffers the message into `Content` first, which costs a second copy of every
+/// nested type's decoder in the wasm.
+macro_rules! tagged_deserialize {
+    ($enum:ident, $tag:literal, { $($name:literal => $variant:ident { $($field:ident: $ty:ty),* $(,)? }),+ $(,)? }) => {
+        impl<'de> serde::Deserialize<'de> for $enum {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Visitor;
+                impl<'de> serde::de::Visitor<'de> for Visitor {
+                    type Value = $enum;
+
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str(concat!("a ", stringify!($enum), " object whose first field is `", $tag, "`"))
+                    }
+
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$enum, A::Error> {
+                        let variant = $crate::admin::protocol::read_tag(&mut map, $tag)?;
+                        let rest = serde::de::value::MapAccessDeserializer::new(map);
+                        match variant.as_str() {
+                            $($name => {
+                                #[derive(serde::Deserialize)]
+                                struct Fields { $($field: $ty),* }
+                                let Fields { $($field),* } = serde::Deserialize::deserialize(rest)?;
+                                Ok($enum::$variant { $($field),* })
+                            })+
+                            other => Err(serde::de::Error::unknown_variant(other, &[$($name),+])),
+                        }
+                    }
+                }
+                deserializer.deserialize_map(Visitor)
+            }
+        }
+    };
+}
+pub(crate) use tagged_deserialize;
+
+/// Reads the first key of a tagged message, which must be `tag`, and returns its value.
+pub(crate) fn read_tag<'de, A: serde::de::MapAccess<'de>>(map: &mut A, tag: &'static str) -> Result<String, A::Error> {
+    match map.next_key::<String>()? {
+        Some(key) if key == tag => map.next_value(),
+        _ => Err(serde::de::Error::missing_field(tag)),
+    }
+}
+
 // Messages are built once per admin call and moved straight into JSON: boxing the large
 // variants would buy nothing.
 #[allow(clippy::large_enum_variant)]
 /// An operation on one project's registry (or, for `Register`/`Resolve`, the id directory).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// Store a new key.
@@ -40,7 +88,7 @@ pub enum Op {
 
 #[allow(clippy::large_enum_variant)]
 /// A successful answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
     /// A record and the hash it is stored under (so the worker can drop its cache entry).
@@ -58,7 +106,7 @@ pub enum Reply {
 }
 
 /// A refusal or failure inside the registry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "failure", rename_all = "snake_case")]
 pub enum Failure {
     NotFound,
@@ -66,6 +114,34 @@ pub enum Failure {
     Validation { fields: BTreeMap<String, String> },
     Store { reason: String },
 }
+
+tagged_deserialize!(Op, "op", {
+    "create" => Create { record: KeyRecord, hash: String },
+    "list" => List { status: Option<Status>, cursor: Option<String>, limit: usize },
+    "get" => Get { id: String },
+    "update" => Update { id: String, body: String },
+    "revoke" => Revoke { id: String },
+    "roll" => Roll { id: String, new_id: String, new_hash: String, new_hint: String, grace_seconds: u64 },
+    "audit" => Audit { id: String },
+    "register" => Register { id: String, project: String },
+    "resolve" => Resolve { id: String },
+});
+
+tagged_deserialize!(Reply, "reply", {
+    "record" => Record { record: KeyRecord, hash: String },
+    "rolled" => Rolled { record: KeyRecord, previous: KeyRecord, previous_hash: String },
+    "page" => Page { items: Vec<KeyRecord>, cursor: Option<String> },
+    "audit" => Audit { items: Vec<AuditEntry> },
+    "project" => Project { project: String },
+    "done" => Done {},
+});
+
+tagged_deserialize!(Failure, "failure", {
+    "not_found" => NotFound {},
+    "conflict" => Conflict { reason: String },
+    "validation" => Validation { fields: BTreeMap<String, String> },
+    "store" => Store { reason: String },
+});
 
 impl From<GatewayError> for Failure {
     fn from(error: GatewayError) -> Failure {
@@ -123,6 +199,67 @@ mod tests {
             assert_eq!(GatewayError::from(Failure::from(error.clone())), error);
         }
         assert_eq!(GatewayError::from(Failure::Store { reason: "kv".into() }), GatewayError::StoreUnavailable);
+    }
+
+    /// Every message decodes back to itself, with the tag anywhere the encoder puts it (first).
+    #[test]
+    fn messages_round_trip() {
+        let record: KeyRecord = serde_json::from_str(crate::record::tests::sample_json()).unwrap();
+        let entry: AuditEntry =
+            serde_json::from_str(r#"{"at":"2026-01-01T00:00:00Z","action":"updated","revision":2,"changes":{"name":{"from":"a","to":"b"}}}"#).unwrap();
+        let ops = [
+            Op::Create { record: record.clone(), hash: "ab".into() },
+            Op::List { status: Some(Status::Inactive), cursor: Some("1.key_a".into()), limit: 7 },
+            Op::List { status: None, cursor: None, limit: 100 },
+            Op::Get { id: "key_a".into() },
+            Op::Update { id: "key_a".into(), body: r#"{"name":"x"}"#.into() },
+            Op::Revoke { id: "key_a".into() },
+            Op::Roll { id: "key_a".into(), new_id: "key_b".into(), new_hash: "cd".into(), new_hint: "h".into(), grace_seconds: 60 },
+            Op::Audit { id: "key_a".into() },
+            Op::Register { id: "key_a".into(), project: "acme".into() },
+            Op::Resolve { id: "key_a".into() },
+        ];
+        for op in ops {
+            let json = serde_json::to_string(&op).unwrap();
+            assert_eq!(serde_json::to_string(&serde_json::from_str::<Op>(&json).unwrap()).unwrap(), json);
+        }
+        let replies = [
+            Reply::Record { record: record.clone(), hash: "ab".into() },
+            Reply::Rolled { record: record.clone(), previous: record.clone(), previous_hash: "cd".into() },
+            Reply::Page { items: vec![record.clone(), record], cursor: Some("1.key_a".into()) },
+            Reply::Page { items: vec![], cursor: None },
+            Reply::Audit { items: vec![entry] },
+            Reply::Project { project: "acme".into() },
+            Reply::Done,
+        ];
+        for reply in replies {
+            let ok: Result<Reply, Failure> = Ok(reply);
+            let json = serde_json::to_string(&ok).unwrap();
+            assert_eq!(serde_json::to_string(&serde_json::from_str::<Result<Reply, Failure>>(&json).unwrap()).unwrap(), json);
+        }
+        let failures = [
+            Failure::NotFound,
+            Failure::Conflict { reason: "revoked".into() },
+            Failure::Validation { fields: [("name".into(), "bad".into())].into() },
+            Failure::Store { reason: "kv put".into() },
+        ];
+        for failure in failures {
+            let err: Result<Reply, Failure> = Err(failure.clone());
+            let json = serde_json::to_string(&err).unwrap();
+            assert_eq!(serde_json::from_str::<Result<Reply, Failure>>(&json).unwrap().unwrap_err(), failure);
+        }
+    }
+
+    #[test]
+    fn messages_ignore_unknown_fields_and_reject_unknown_or_missing_tags() {
+        let op: Op = serde_json::from_str(r#"{"op":"get","extra":[1,{"a":null}],"id":"key_a"}"#).unwrap();
+        assert!(matches!(op, Op::Get { id } if id == "key_a"));
+        let reply: Reply = serde_json::from_str(r#"{"reply":"done","x":1}"#).unwrap();
+        assert!(matches!(reply, Reply::Done));
+        assert!(serde_json::from_str::<Op>(r#"{"op":"explode","id":"key_a"}"#).is_err());
+        assert!(serde_json::from_str::<Op>(r#"{"id":"key_a"}"#).is_err());
+        assert!(serde_json::from_str::<Op>(r#"{"op":"get"}"#).is_err());
+        assert!(serde_json::from_str::<Op>(r#"["get","key_a"]"#).is_err());
     }
 
     #[test]

@@ -8,13 +8,14 @@
 //! `await` in between, so concurrent requests are serialised by the object and limits are
 //! exact under any concurrency.
 
-use serde::Deserialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
 use crate::limit::algorithm::{decide, LimitSpec, LimitState};
 use crate::limit::protocol::{day_of, DayUsage, LimiterOp, LimiterReply, Usage};
 use crate::record::{self, KeyRecord};
 use crate::timestamp::Timestamp;
+
+use super::durable::{read_json, rows, Row};
 
 /// Durable Object binding name.
 pub const LIMITER_BINDING: &str = "LIMITER";
@@ -41,7 +42,7 @@ impl DurableObject for KeyLimiter {
     }
 
     async fn fetch(&self, mut request: Request) -> Result<Response> {
-        let op: LimiterOp = request.json().await?;
+        let op: LimiterOp = read_json(&mut request).await?;
         let sql = self.state.storage().sql();
         let now = worker::Date::now().as_millis() as i64;
         let reply = match op {
@@ -64,23 +65,20 @@ impl DurableObject for KeyLimiter {
     }
 }
 
-#[derive(Deserialize)]
 struct StateRow {
     name: String,
     mark: i64,
     count: i64,
 }
 
-#[derive(Deserialize)]
-struct RecordRow {
-    record: String,
-}
-
 fn hit(sql: &SqlStorage, key_id: &str, revision: u64, limits: &[LimitSpec], now: i64) -> Result<LimiterReply> {
     if let Some(record) = newer_record(sql, key_id, revision)? {
         return Ok(LimiterReply::Stale { record });
     }
-    let rows: Vec<StateRow> = sql.exec("SELECT name, mark, count FROM limit_state", None)?.to_array()?;
+    let rows = rows(sql.exec("SELECT name, mark, count FROM limit_state", None)?)?
+        .into_iter()
+        .map(|mut row| Ok(StateRow { name: row.text(0)?, mark: row.int(1)?, count: row.int(2)? }))
+        .collect::<Result<Vec<_>>>()?;
     let mut states: Vec<LimitState> = limits
         .iter()
         .map(|spec| {
@@ -111,10 +109,11 @@ fn hit(sql: &SqlStorage, key_id: &str, revision: u64, limits: &[LimitSpec], now:
 }
 
 fn newer_record(sql: &SqlStorage, key_id: &str, revision: u64) -> Result<Option<KeyRecord>> {
-    let rows: Vec<RecordRow> = sql
-        .exec("SELECT record FROM key_record WHERE key_id = ? AND revision > ?", vec![key_id.into(), SqlStorageValue::Integer(revision as i64)])?
-        .to_array()?;
-    rows.first().map(|row| record::decode(row.record.as_bytes()).map_err(|e| worker::Error::RustError(e.0))).transpose()
+    let rows = rows(
+        sql.exec("SELECT record FROM key_record WHERE key_id = ? AND revision > ?", vec![key_id.into(), SqlStorageValue::Integer(revision as i64)])?,
+    )?;
+    let Some(mut row) = rows.into_iter().next() else { return Ok(None) };
+    record::decode(row.text(0)?.as_bytes()).map(Some).map_err(|e| worker::Error::RustError(e.0))
 }
 
 /// Keeps the newest record; an equal revision replaces too, because the registry serialises
@@ -139,26 +138,14 @@ fn count_usage(sql: &SqlStorage, key_id: &str, now: i64, allowed: u64, refused: 
 }
 
 fn usage(sql: &SqlStorage, key_id: &str) -> Result<Usage> {
-    #[derive(Deserialize)]
-    struct DayRow {
-        day: String,
-        allowed: i64,
-        refused: i64,
-    }
-    #[derive(Deserialize)]
-    struct AtRow {
-        at: i64,
-    }
-    let days: Vec<DayRow> = sql
-        .exec("SELECT day, allowed, refused FROM usage WHERE key_id = ? ORDER BY day DESC LIMIT 90", vec![key_id.into()])?
-        .to_array()?;
-    let last: Vec<AtRow> = sql.exec("SELECT at FROM last_used WHERE key_id = ?", vec![key_id.into()])?.to_array()?;
-    Ok(Usage {
-        key_id: key_id.to_string(),
-        last_used_at: last.first().map(|row| Timestamp(row.at)),
-        days: days
-            .into_iter()
-            .map(|d| DayUsage { date: d.day, allowed: d.allowed.max(0) as u64, refused: d.refused.max(0) as u64 })
-            .collect(),
-    })
+    let days = rows(sql.exec("SELECT day, allowed, refused FROM usage WHERE key_id = ? ORDER BY day DESC LIMIT 90", vec![key_id.into()])?)?
+        .into_iter()
+        .map(|mut row: Row| Ok(DayUsage { date: row.text(0)?, allowed: row.int(1)?.max(0) as u64, refused: row.int(2)?.max(0) as u64 }))
+        .collect::<Result<Vec<_>>>()?;
+    let last = rows(sql.exec("SELECT at FROM last_used WHERE key_id = ?", vec![key_id.into()])?)?;
+    let last_used_at = match last.first() {
+        Some(row) => Some(Timestamp(row.int(0)?)),
+        None => None,
+    };
+    Ok(Usage { key_id: key_id.to_string(), last_used_at, days })
 }

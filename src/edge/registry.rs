@@ -9,7 +9,6 @@
 //! the KV write fails nothing is recorded in SQLite and the admin gets `STORE_UNAVAILABLE` to
 //! retry. Revocation writes a tombstone, never a delete.
 
-use serde::Deserialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
 use crate::admin::lifecycle::{self, AuditEntry};
@@ -18,6 +17,7 @@ use crate::admin::request::{parse_update, Rules};
 use crate::limit::protocol::LimiterOp;
 use crate::record::{self, KeyRecord};
 
+use super::durable::{read_json, rows};
 use super::store::KEYS_BINDING;
 
 /// Durable Object binding name.
@@ -57,7 +57,7 @@ impl DurableObject for KeyRegistry {
     }
 
     async fn fetch(&self, mut request: Request) -> Result<Response> {
-        let outcome: std::result::Result<Reply, Failure> = match request.json::<Op>().await {
+        let outcome: std::result::Result<Reply, Failure> = match read_json::<Op>(&mut request).await {
             Err(_) => Err(Failure::Store { reason: "undecodable registry request".into() }),
             Ok(op) => {
                 let sql = self.state.storage().sql();
@@ -81,15 +81,9 @@ fn now_ms() -> i64 {
     worker::Date::now().as_millis() as i64
 }
 
-#[derive(Deserialize)]
-struct RecordRow {
-    hash: String,
-    record: String,
-}
-
-#[derive(Deserialize)]
-struct TextRow {
-    value: String,
+/// The first column of every row, as text.
+fn texts(cursor: Result<worker::SqlCursor>) -> Result<Vec<String>> {
+    rows(cursor?)?.into_iter().map(|mut row| row.text(0)).collect()
 }
 
 async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, Failure> {
@@ -101,11 +95,9 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             Ok(Reply::Done)
         }
         Op::Resolve { id } => {
-            let rows: Vec<TextRow> = sql
-                .exec("SELECT project AS value FROM directory WHERE id = ?", vec![id.into()])
-                .and_then(|c| c.to_array())
+            let projects = texts(sql.exec("SELECT project AS value FROM directory WHERE id = ?", vec![id.into()]))
                 .map_err(store_failure("directory read"))?;
-            rows.into_iter().next().map(|row| Reply::Project { project: row.value }).ok_or(Failure::NotFound)
+            projects.into_iter().next().map(|project| Reply::Project { project }).ok_or(Failure::NotFound)
         }
         Op::Create { record, hash } => {
             write_through(env, &hash, &record).await?;
@@ -151,13 +143,11 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
         }
         Op::Audit { id } => {
             load(sql, &id)?;
-            let rows: Vec<TextRow> = sql
-                .exec("SELECT entry AS value FROM audit WHERE key_id = ? ORDER BY seq", vec![id.into()])
-                .and_then(|c| c.to_array())
+            let entries = texts(sql.exec("SELECT entry AS value FROM audit WHERE key_id = ? ORDER BY seq", vec![id.into()]))
                 .map_err(store_failure("audit read"))?;
-            let items = rows
+            let items = entries
                 .iter()
-                .map(|row| serde_json::from_str::<AuditEntry>(&row.value))
+                .map(|entry| serde_json::from_str::<AuditEntry>(entry))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| Failure::Store { reason: format!("audit decode: {e}") })?;
             Ok(Reply::Audit { items })
@@ -226,13 +216,14 @@ fn append_audit(sql: &SqlStorage, id: &str, entry: &AuditEntry) -> std::result::
 }
 
 fn load(sql: &SqlStorage, id: &str) -> std::result::Result<(KeyRecord, String), Failure> {
-    let rows: Vec<RecordRow> = sql
+    let row = sql
         .exec("SELECT hash, record FROM keys WHERE id = ?", vec![id.to_string().into()])
-        .and_then(|c| c.to_array())
+        .and_then(rows)
+        .and_then(|rows| rows.into_iter().next().map(|mut row| Ok((row.text(0)?, row.text(1)?))).transpose())
         .map_err(store_failure("read"))?;
-    let row = rows.into_iter().next().ok_or(Failure::NotFound)?;
-    let record = record::decode(row.record.as_bytes()).map_err(|e| Failure::Store { reason: format!("record decode: {}", e.0) })?;
-    Ok((record, row.hash))
+    let (hash, text) = row.ok_or(Failure::NotFound)?;
+    let record = record::decode(text.as_bytes()).map_err(|e| Failure::Store { reason: format!("record decode: {}", e.0) })?;
+    Ok((record, hash))
 }
 
 fn list(sql: &SqlStorage, status: Option<crate::record::Status>, cursor: Option<String>, limit: usize) -> std::result::Result<Reply, Failure> {
@@ -252,21 +243,15 @@ fn list(sql: &SqlStorage, status: Option<crate::record::Status>, cursor: Option<
         after_id.into(),
         SqlStorageValue::Integer(limit as i64 + 1),
     ];
-    #[derive(Deserialize)]
-    struct Row {
-        record: String,
-    }
-    let rows: Vec<Row> = sql
-        .exec(
-            "SELECT record FROM keys WHERE (? IS NULL OR status = ?) AND (created_at > ? OR (created_at = ? AND id > ?)) \
-             ORDER BY created_at, id LIMIT ?",
-            values,
-        )
-        .and_then(|c| c.to_array())
-        .map_err(store_failure("list"))?;
-    let mut items = rows
+    let records = texts(sql.exec(
+        "SELECT record FROM keys WHERE (? IS NULL OR status = ?) AND (created_at > ? OR (created_at = ? AND id > ?)) \
+         ORDER BY created_at, id LIMIT ?",
+        values,
+    ))
+    .map_err(store_failure("list"))?;
+    let mut items = records
         .iter()
-        .map(|row| record::decode(row.record.as_bytes()))
+        .map(|text| record::decode(text.as_bytes()))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Failure::Store { reason: format!("record decode: {}", e.0) })?;
     let cursor = if items.len() > limit {

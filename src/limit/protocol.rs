@@ -3,13 +3,14 @@
 use serde::{Deserialize, Serialize};
 
 use super::algorithm::{Decision, LimitSpec};
+use crate::admin::protocol::tagged_deserialize;
 use crate::record::KeyRecord;
 use crate::timestamp::Timestamp;
 
 /// A request to a limiter.
 // Messages are built once per call and moved straight into JSON: boxing would buy nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum LimiterOp {
     /// Decide one request of `key_id` (whose cached record has `revision`) against `limits`.
@@ -27,7 +28,7 @@ pub enum LimiterOp {
 
 /// The limiter's answer.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum LimiterReply {
     /// The worker's copy of the record is older than this one: check again with it.
@@ -39,6 +40,22 @@ pub enum LimiterReply {
     /// Nothing to return.
     Done,
 }
+
+// Decoded without serde's buffering: see `tagged_deserialize`.
+tagged_deserialize!(LimiterOp, "op", {
+    "hit" => Hit { key_id: String, revision: u64, limits: Vec<LimitSpec> },
+    "fresh" => Fresh { key_id: String, revision: u64 },
+    "mark" => Mark { record: KeyRecord },
+    "add_refused" => AddRefused { key_id: String, count: u64 },
+    "usage" => Usage { key_id: String },
+});
+
+tagged_deserialize!(LimiterReply, "reply", {
+    "stale" => Stale { record: KeyRecord },
+    "decided" => Decided { decision: Decision },
+    "usage" => Usage { usage: Usage },
+    "done" => Done {},
+});
 
 /// Per-day request counts of one key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +83,41 @@ pub fn day_of(now_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let record: KeyRecord = serde_json::from_str(crate::record::tests::sample_json()).unwrap();
+        let spec = LimitSpec { name: "minute".into(), limit: 60, window_seconds: 60 };
+        let ops = [
+            LimiterOp::Hit { key_id: "key_a".into(), revision: 3, limits: vec![spec.clone(), spec] },
+            LimiterOp::Fresh { key_id: "key_a".into(), revision: 3 },
+            LimiterOp::Mark { record: record.clone() },
+            LimiterOp::AddRefused { key_id: "key_a".into(), count: 9 },
+            LimiterOp::Usage { key_id: "key_a".into() },
+        ];
+        for op in ops {
+            let json = serde_json::to_string(&op).unwrap();
+            assert_eq!(serde_json::to_string(&serde_json::from_str::<LimiterOp>(&json).unwrap()).unwrap(), json);
+        }
+        let mut states = vec![Default::default()];
+        let decision = crate::limit::algorithm::decide(&[LimitSpec { name: "m".into(), limit: 1, window_seconds: 60 }], &mut states, 1_000);
+        let usage = Usage {
+            key_id: "key_a".into(),
+            last_used_at: Some(Timestamp(1_000)),
+            days: vec![DayUsage { date: "1970-01-01".into(), allowed: 1, refused: 2 }],
+        };
+        let replies = [
+            LimiterReply::Stale { record },
+            LimiterReply::Decided { decision },
+            LimiterReply::Usage { usage },
+            LimiterReply::Done,
+        ];
+        for reply in replies {
+            let json = serde_json::to_string(&reply).unwrap();
+            assert_eq!(serde_json::to_string(&serde_json::from_str::<LimiterReply>(&json).unwrap()).unwrap(), json);
+        }
+        assert!(serde_json::from_str::<LimiterOp>(r#"{"key_id":"key_a","op":"usage"}"#).is_err(), "the tag comes first");
+    }
 
     #[test]
     fn day_is_utc_date() {
