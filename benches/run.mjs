@@ -714,6 +714,12 @@ async function main() {
       keygate: { ...fileSizes(path.join(KEYGATE_BUILD, "index_bg.wasm")), js_bytes: fs.statSync(path.join(KEYGATE_BUILD, "index.js")).size },
       passthrough: { ...fileSizes(path.join(PASSTHROUGH_BUILD, "index_bg.wasm")), js_bytes: fs.statSync(path.join(PASSTHROUGH_BUILD, "index.js")).size },
     };
+    let outbound = null;
+    try {
+      outbound = JSON.parse(fs.readFileSync(path.join(path.dirname(CORE_JSON), "outbound.json"), "utf8"));
+    } catch {
+      outbound = null;
+    }
     let core = null;
     try {
       core = JSON.parse(fs.readFileSync(CORE_JSON, "utf8"));
@@ -769,6 +775,7 @@ async function main() {
       startup,
       scenarios: results,
       core,
+      outbound_construction: outbound,
       targets,
       warnings,
       worker_log_samples: logSamples,
@@ -833,6 +840,10 @@ function printSummary(report) {
   if (report.core) {
     console.log("\nnative core (ns/op, median):");
     for (const c of report.core) console.log(`  ${pad(c.name, 18)} ${pad(fmt(c.median_ns, 1), 9, true)}`);
+  }
+  if (report.outbound_construction) {
+    console.log("\noutbound request construction inside workerd (µs/request, benches/outbound.mjs):");
+    for (const [name, r] of Object.entries(report.outbound_construction.results)) console.log(`  ${pad(name, 18)} ${pad(fmt(r.us_per_request, 2), 9, true)}`);
   }
   console.log("\ntargets (benchmarks, not pass/fail):");
   for (const t of report.targets) console.log(`  ${t.met === true ? "met    " : t.met === false ? "MISSED " : "n/a    "} ${pad(t.name, 42)} ${pad(t.target, 34)} measured ${t.measured ?? "–"}${t.note ? "  (noise-dominated, see report note)" : ""}`);

@@ -6,7 +6,8 @@
 #  2. release builds: keygate (scripts/build.sh → build/) and benches/passthrough (the same
 #     scripts/build.sh, so the same worker-build, wasm-bindgen, wasm-opt, esbuild and profile,
 #     → target/bench/passthrough-build/);
-#  3. native micro-benchmarks: cargo bench --bench core (→ target/bench/core.json);
+#  3. native micro-benchmarks: cargo bench --bench core (→ target/bench/core.json), and the
+#     outbound request construction inside workerd: benches/outbound.mjs (→ outbound.json);
 #  4. an nginx origin on a free 127.0.0.1 port, configured in a temporary directory;
 #  5. benches/run.mjs: both workers in one workerd process through Miniflare's Node API, each on
 #     its own workerd socket; keys seeded through the admin API; startup; wrk per scenario;
@@ -91,6 +92,9 @@ if [ "${BENCH_SKIP_CORE:-}" != 1 ]; then
   log "native micro-benchmarks (cargo bench --bench core)"
   rm -f target/bench/core.json
   KEYGATE_BENCH_JSON="$PWD/target/bench/core.json" cargo bench --quiet --bench core
+  log "outbound request construction inside workerd (benches/outbound.mjs)"
+  rm -f target/bench/outbound.json
+  "$NODE" benches/outbound.mjs target/bench/outbound.json
 fi
 
 # --- 4. the origin: nginx on a free loopback port ----------------------------------------------

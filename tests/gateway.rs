@@ -188,6 +188,9 @@ fn origin_receives_signed_identity_and_no_credential() {
         .header("X-Keygate-Project", "globex")
         .header("X-Keygate-Signature", "v1=forged")
         .header("X-Custom", "kept")
+        // Header names that are special words in JavaScript objects are ordinary headers here.
+        .header("__proto__", "proto-kept")
+        .header("Constructor", "constructor-kept")
         .header("Content-Type", "text/plain")
         .body("exact body bytes\nline two")
         .send();
@@ -200,6 +203,8 @@ fn origin_receives_signed_identity_and_no_credential() {
     assert!(headers.get("authorization").is_none(), "credential reached the origin");
     assert!(headers.get("x-api-key").is_none());
     assert_eq!(headers["x-custom"], "kept");
+    assert_eq!(headers["__proto__"], "proto-kept");
+    assert_eq!(headers["constructor"], "constructor-kept");
     assert_eq!(headers["x-keygate-project"], "acme", "client-sent X-Keygate-* must be replaced");
     assert_eq!(headers["x-keygate-env"], "live");
     assert!(headers["x-keygate-key-id"].as_str().unwrap().starts_with("key_"));

@@ -3,11 +3,14 @@
 //!
 //! The outbound request is built by one small JavaScript function (`outbound` below): copying,
 //! filtering and adding headers from Rust would cross the wasm/JS boundary several times per
-//! header, each crossing re-encoding a string, and every `Headers.set` is a call into the
-//! runtime. Here one pass over the incoming headers keeps what may go, the signed headers are
-//! appended, and the runtime builds the outbound `Headers` from that list in one go. Rust
-//! passes only what it decided: the names to strip and one string with the signed headers. The rules themselves stay in Rust ([`crate::forward::strips_header`] is the
-//! reference the JS must agree with; `tests/gateway.rs` checks both on the wire).
+//! header, each crossing re-encoding a string. Rust passes only what it decided: the names to
+//! strip and one string with the signed headers. The JS keeps the headers that may go in a
+//! plain object (no prototype, so no header name is special), adds the signed ones, and hands that object to `new Request`. Measured on this
+//! workerd (`benches/outbound.mjs`), per request: a plain object 14 µs, a list of `[name, value]`
+//! pairs 33 µs (each pair goes through the iterator protocol), copying the `Headers` and then
+//! deleting and setting 18 µs; the pass-through's bare copy is 8.5 µs. The rules stay in Rust
+//! ([`crate::forward::strips_header`] is the reference the JS agrees with; `tests/gateway.rs`
+//! and `tests/bad_input.rs` check what reaches the origin).
 
 use std::pin::pin;
 use std::time::Duration;
@@ -26,14 +29,14 @@ use super::Incoming;
 
 #[wasm_bindgen(inline_js = r#"
 export function outbound(request, url, authHeader, apiKeyHeader, prefix, added, signal) {
-  const list = [];
+  const headers = Object.create(null);
   for (const pair of request.headers) {
     const name = pair[0];
-    if (name !== "host" && name !== authHeader && name !== apiKeyHeader && !name.startsWith(prefix)) list.push(pair);
+    if (name !== "host" && name !== authHeader && name !== apiKeyHeader && !name.startsWith(prefix)) headers[name] = pair[1];
   }
   const parts = added.split("\n");
-  for (let i = 0; i + 1 < parts.length; i += 2) list.push([parts[i], parts[i + 1]]);
-  return new Request(url, { method: request.method, headers: list, body: request.body, redirect: "manual", signal });
+  for (let i = 0; i + 1 < parts.length; i += 2) headers[parts[i]] = parts[i + 1];
+  return new Request(url, { method: request.method, headers, body: request.body, redirect: "manual", signal });
 }
 "#)]
 extern "C" {

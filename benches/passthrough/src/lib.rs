@@ -1,7 +1,7 @@
 //! Baseline for `make bench`: forwards every request to `ORIGIN_URL` unchanged, the cheapest way
 //! a Rust worker can, in the same shape as keygate's `src/edge/forward.rs`: one JavaScript call
-//! builds the outbound request (one pass over the incoming headers minus `host`, handed to the
-//! runtime as a list; method, body, manual redirects, an abort signal), then `fetch` raced against the
+//! builds the outbound request (the runtime copies the incoming `Headers` natively, minus
+//! `host`: of the ways tried, the cheapest on workerd; method, body, manual redirects, an abort signal), then `fetch` raced against the
 //! origin timeout, the response returned as is. It does no key handling, no KV, no Durable
 //! Objects: whatever keygate adds on top (reading the credential, the checks, stripping and
 //! signing headers) is the gateway's cost.
@@ -18,9 +18,9 @@ use worker::{event, web_sys, AbortController, Context, Delay, Env, Fetch, Reques
 
 #[wasm_bindgen(inline_js = r#"
 export function outbound(request, url, signal) {
-  const list = [];
-  for (const pair of request.headers) if (pair[0] !== "host") list.push(pair);
-  return new Request(url, { method: request.method, headers: list, body: request.body, redirect: "manual", signal });
+  const headers = new Headers(request.headers);
+  headers.delete("host");
+  return new Request(url, { method: request.method, headers, body: request.body, redirect: "manual", signal });
 }
 "#)]
 extern "C" {
