@@ -17,6 +17,7 @@
 //                       runs every scenario in turn; the report sums the counts of all rounds and
 //                       takes the median of each latency percentile over the rounds
 //   BENCH_STARTUP_RUNS  cold starts timed per worker (3)
+//   BENCH_PIN           0: do not pin workerd and the load side to separate CPUs (default: pin)
 //   BENCH_PROFILE_SECONDS  seconds of V8 CPU profile of (a) and (b) under load (5; 0: none)
 //   BENCH_TMP           scratch directory (state, config copy); required, removed by the caller
 //   BENCH_OUT           report path (target/bench/report.json)
@@ -59,7 +60,7 @@ const TMP = env.BENCH_TMP;
 const OUT = path.resolve(ROOT, env.BENCH_OUT ?? "target/bench/report.json");
 const CORE_JSON = path.resolve(ROOT, env.BENCH_CORE_JSON ?? "target/bench/core.json");
 const WRK = env.WRK ?? "wrk";
-const KEYGATE_BUILD = path.join(ROOT, "build");
+const KEYGATE_BUILD = path.resolve(ROOT, env.BENCH_KEYGATE_BUILD ?? "build"); // another build of keygate, e.g. an older commit, to compare
 const PASSTHROUGH_BUILD = path.join(ROOT, "target/bench/passthrough-build");
 const LUA = path.join(ROOT, "benches/wrk/scenario.lua");
 const PATH = "/v1/public/cms/articles/items";
@@ -343,10 +344,33 @@ function socketOwner(url) {
 // ---------------------------------------------------------------------------------------------
 // wrk
 
+// CPU pinning (BENCH_PIN, on by default with 2+ CPUs and taskset): the load side (wrk, and
+// nginx, started by scripts/bench.sh) on CPU 0, the measured workerd on the last CPU. On a
+// 2-core machine the three otherwise fight over both cores, and the req/s of a round swings by
+// ±20% with the scheduler's choices; pinned, workerd is the bottleneck and its CPU cost per
+// request is what req/s measures.
+const PIN = env.BENCH_PIN !== "0" && os.cpus().length >= 2 && commandExists("taskset");
+const LOAD_CPU = 0;
+const WORKERD_CPU = os.cpus().length - 1;
+
+function commandExists(name) {
+  return (env.PATH ?? "").split(":").some((dir) => dir && fs.existsSync(path.join(dir, name)));
+}
+
+function pinProcess(pid, cpu) {
+  if (!PIN) return false;
+  return new Promise((resolve) => {
+    const child = spawn("taskset", ["-a", "-p", "-c", String(cpu), String(pid)], { stdio: "ignore" });
+    child.on("close", (code) => resolve(code === 0));
+    child.on("error", () => resolve(false));
+  });
+}
+
 function runWrk(url, seconds, envExtra, connections = CONNECTIONS) {
   return new Promise((resolve, reject) => {
     const args = [`-t${Math.min(THREADS, connections)}`, `-c${connections}`, `-d${seconds}s`, "--timeout", "5s", "-s", LUA, url];
-    const child = spawn(WRK, args, { env: { ...env, ...envExtra }, stdio: ["ignore", "pipe", "pipe"] });
+    const [command, commandArgs] = PIN ? ["taskset", ["-c", String(LOAD_CPU), WRK, ...args]] : [WRK, args];
+    const child = spawn(command, commandArgs, { env: { ...env, ...envExtra }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk) => (stdout += chunk));
@@ -590,6 +614,9 @@ async function main() {
       if (!owner.is_workerd || !owner.child_of_driver) throw new Error(`${name} socket is not workerd's own: ${JSON.stringify(owner)}`);
     }
     const workerdPid = sockets.keygate.pid;
+    const pinned = PIN ? await pinProcess(workerdPid, WORKERD_CPU) : false;
+    if (PIN && !pinned) throw new Error(`could not pin workerd (pid ${workerdPid}) to CPU ${WORKERD_CPU}`);
+    log(pinned ? `pinned: workerd on CPU ${WORKERD_CPU}, wrk and nginx on CPU ${LOAD_CPU}` : "not pinned (BENCH_PIN=0 or 1 CPU)");
     log(`keygate ${keygateUrl} and passthrough ${passthroughUrl}: listening sockets of workerd pid ${sockets.keygate.pid} (${sockets.keygate.exe}), a child of this driver (pid ${process.pid})`);
 
     const rotating = Array.from({ length: ROTATING_KEYS }, unknownKey);
@@ -605,6 +632,8 @@ async function main() {
       { id: "e", name: "exact limits", base: keygateUrl, expect: 200, wrk: { KG_AUTH: bearer(keys.exact) }, what: "exact-mode key, inline limits far above the load: one KeyLimiter Durable Object call per request" },
       { id: "f", name: "fast limits", base: keygateUrl, expect: 200, wrk: { KG_AUTH: bearer(keys.fast) }, what: "fast-mode key, the same inline limits: per-isolate decision, RateLimit headers" },
       { id: "a2", name: "pass-through (again)", base: passthroughUrl, expect: 200, wrk: {}, what: "(a) once more at the end: drift of the machine during the run" },
+      { id: "a6", name: "pass-through + 6 headers", base: passthroughUrl, path: `/__bench/identity${PATH}`, expect: 200, wrk: {}, what: "(a) adding six constant headers the size of keygate's signed identity headers (which issue #2 requires): what sending them costs on this runtime, without any key handling" },
+      { id: "a6e", name: "pass-through + 6 hdrs + bindings", base: passthroughEnvUrl, path: `/__bench/identity${PATH}`, expect: 200, wrk: {}, what: "(a6) and (ae) together: the least a gateway shaped like keygate pays on this runtime before any key handling" },
       { id: "ae", name: "pass-through + bindings", base: passthroughEnvUrl, expect: 200, wrk: {}, what: "(a) with all of keygate's bindings (vars, KV, Durable Object namespaces, rate limiters) attached and unused" },
       { id: "a1", name: "pass-through, 1 connection", base: passthroughUrl, expect: 200, connections: 1, wrk: {}, what: "(a) with a single connection: latency without queueing" },
       { id: "b1", name: "hot key, 1 connection", base: keygateUrl, expect: 200, connections: 1, wrk: { KG_AUTH: bearer(keys.hot) }, what: "(b) with a single connection: latency without queueing; compare with (a1)" },
@@ -739,6 +768,14 @@ async function main() {
     const targets = [
       target("(b) req/s vs (a)", ">= 0.9", by.b?.ratio_rps_vs_a, by.b?.ratio_rps_vs_a >= 0.9),
       target("(b) req/s vs (a), median of the paired rounds", ">= 0.9", by.b?.ratio_rps_vs_a_median_of_rounds, by.b?.ratio_rps_vs_a_median_of_rounds >= 0.9),
+      ...["a6", "a6e"].map((id) =>
+        target(
+          `(b) req/s vs (${id}), median of paired rounds`,
+          `(context: keygate's cost beyond ${id === "a6" ? "the six headers issue #2 requires" : "those headers and its bindings"})`,
+          has(id) && has("b") ? round(median(by.b.ratio_rps_vs_a_by_round.map((r, i) => r / by[id].ratio_rps_vs_a_by_round[i])), 3) : null,
+          has(id) && has("b") ? median(by.b.ratio_rps_vs_a_by_round.map((r, i) => r / by[id].ratio_rps_vs_a_by_round[i])) >= 0.9 : null,
+        ),
+      ),
       target("(b) workerd CPU per request, (a)/(b)", "(>= 0.9: the same target as CPU cost)", by.b?.ratio_cpu_per_request_a_over_x, by.b?.ratio_cpu_per_request_a_over_x >= 0.9),
       target("(b) p99 added vs (a), ms", "<= 0.5", by.b?.p99_added_ms_vs_a, by.b?.p99_added_ms_vs_a <= 0.5, P99_NOTE),
       target("(b) KV reads per request (hot key)", `0 (a record refresh per CACHE_TTL_SECONDS=${CACHE_TTL_S}: <= ${refreshBound} reads)`, has("b") ? `${by.b.kv_reads_per_request} (${by.b.kv_reads} reads / ${by.b.worker_requests} requests)` : null, by.b?.kv_reads <= refreshBound),
@@ -760,7 +797,7 @@ async function main() {
     for (const warning of warnings) log(`WARNING: ${warning}`);
 
     Object.assign(report, {
-      settings: { seconds: SECONDS, rounds: ROUNDS, seconds_per_round: ROUND_SECONDS, warmup_seconds: WARMUP, connections: CONNECTIONS, wrk_threads: THREADS, path: PATH, load_generator: "wrk + benches/wrk/scenario.lua" },
+      settings: { pinning: PIN ? { workerd_cpu: WORKERD_CPU, wrk_and_nginx_cpu: LOAD_CPU } : null, seconds: SECONDS, rounds: ROUNDS, seconds_per_round: ROUND_SECONDS, warmup_seconds: WARMUP, connections: CONNECTIONS, wrk_threads: THREADS, path: PATH, load_generator: "wrk + benches/wrk/scenario.lua" },
       machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? null, kernel: os.release(), memory_gib: round(os.totalmem() / 2 ** 30, 1) },
       versions: versions(),
       runtime: {
@@ -846,7 +883,7 @@ function printSummary(report) {
     for (const [name, r] of Object.entries(report.outbound_construction.results)) console.log(`  ${pad(name, 18)} ${pad(fmt(r.us_per_request, 2), 9, true)}`);
   }
   console.log("\ntargets (benchmarks, not pass/fail):");
-  for (const t of report.targets) console.log(`  ${t.met === true ? "met    " : t.met === false ? "MISSED " : "n/a    "} ${pad(t.name, 42)} ${pad(t.target, 34)} measured ${t.measured ?? "–"}${t.note ? "  (noise-dominated, see report note)" : ""}`);
+  for (const t of report.targets) console.log(`  ${t.met === true ? "met    " : t.met === false ? "MISSED " : "n/a    "} ${pad(t.name, 50)} ${pad(t.target, 34)} measured ${t.measured ?? "–"}${t.note ? "  (noise-dominated, see report note)" : ""}`);
 }
 
 let stopping = false;

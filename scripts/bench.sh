@@ -124,7 +124,13 @@ http {
   }
 }
 CONF
-"$NGINX" -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
+# With 2+ CPUs the load side (nginx, wrk) runs on CPU 0 and workerd on the last CPU (run.mjs
+# pins them; BENCH_PIN=0 turns this off), so the gateway never competes with its own load.
+PIN_LOAD=""
+if [ "${BENCH_PIN:-1}" != 0 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+  PIN_LOAD="taskset -c 0"
+fi
+$PIN_LOAD "$NGINX" -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
 nginx_pid=$!
 origin_up() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 for _ in $(seq 100); do origin_up && break; kill -0 "$nginx_pid" 2>/dev/null || break; sleep 0.1; done
