@@ -13,6 +13,7 @@ use crate::limit::algorithm::{validate_specs, LimitSpec};
 use crate::record::{KeyRecord, LimitMode};
 use crate::routes::RouteTable;
 use crate::scope::{is_valid_grant, Roles, DEFAULT_SCOPES};
+use crate::signature::Signer;
 
 /// The route table used when `ROUTES` is unset: the three CMS routes of the demo. (The
 /// shipped `wrangler.toml` sets `ROUTES` explicitly and adds a project-scoped route.)
@@ -129,6 +130,8 @@ pub struct Config {
     pub origin_test: Option<String>,
     /// `ORIGIN_SIGNING_SECRET`.
     pub signing_secret: SigningSecret,
+    /// Signs forwarded requests with `signing_secret`; keyed once, when the config is parsed.
+    pub signer: Signer,
     /// `CORS_*`.
     pub cors: CorsConfig,
     /// `ADMIN_PREFIX`: where the admin API lives (no trailing slash).
@@ -390,6 +393,7 @@ impl Config {
             kv_cache_ttl_seconds,
             origin_live,
             origin_test,
+            signer: Signer::new(secret.as_bytes()),
             signing_secret: SigningSecret(secret.into_bytes()),
             cors,
         })

@@ -9,7 +9,7 @@ use crate::error::GatewayError;
 use crate::key::KeyEnv;
 use crate::policy::Grant;
 use crate::signature::{
-    SignedIdentity, Signer, HEADER_ENV, HEADER_KEY_ID, HEADER_PREFIX, HEADER_PROJECT, HEADER_SCOPES, HEADER_SIGNATURE,
+    SignedIdentity, HEADER_ENV, HEADER_KEY_ID, HEADER_PREFIX, HEADER_PROJECT, HEADER_SCOPES, HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
 };
 
@@ -35,9 +35,8 @@ fn base_path(origin: &str) -> &str {
     origin[after_scheme..].find('/').map(|i| &origin[after_scheme + i..]).unwrap_or("")
 }
 
-/// Builds the plan for `grant` at `now_seconds`, signed by `signer` (keyed with
-/// `config.signing_secret`).
-pub fn plan(config: &Config, signer: &Signer, grant: &Grant, method: &str, path_and_query: &str, now_seconds: u64) -> Result<ForwardPlan, GatewayError> {
+/// Builds the plan for `grant` at `now_seconds`.
+pub fn plan(config: &Config, grant: &Grant, method: &str, path_and_query: &str, now_seconds: u64) -> Result<ForwardPlan, GatewayError> {
     let base = match grant.env {
         KeyEnv::Live => config.origin_live.as_str(),
         KeyEnv::Test => config.origin_test.as_deref().ok_or(GatewayError::EnvironmentMismatch)?,
@@ -53,7 +52,7 @@ pub fn plan(config: &Config, signer: &Signer, grant: &Grant, method: &str, path_
         env: grant.env.as_str().to_string(),
         scopes: grant.scopes.join(" "),
     };
-    let signature = signer.sign(&identity);
+    let signature = config.signer.sign(&identity);
     Ok(ForwardPlan {
         url: format!("{base}{path_and_query}"),
         add_headers: vec![
@@ -82,10 +81,6 @@ mod tests {
         .unwrap()
     }
 
-    fn signer(config: &Config) -> Signer {
-        Signer::new(config.signing_secret.expose())
-    }
-
     fn grant(env: KeyEnv) -> Grant {
         Grant { key_id: "key_1".into(), project: "acme".into(), env, scopes: vec!["content:read".into()] }
     }
@@ -93,16 +88,16 @@ mod tests {
     #[test]
     fn live_and_test_keys_go_to_their_origins() {
         let config = config(Some("http://127.0.0.1:9001/sandbox"));
-        let live = plan(&config, &signer(&config), &grant(KeyEnv::Live), "GET", "/v1/x?a=1", 10).unwrap();
+        let live = plan(&config, &grant(KeyEnv::Live), "GET", "/v1/x?a=1", 10).unwrap();
         assert_eq!(live.url, "http://127.0.0.1:9000/v1/x?a=1");
-        let test = plan(&config, &signer(&config), &grant(KeyEnv::Test), "GET", "/v1/x", 10).unwrap();
+        let test = plan(&config, &grant(KeyEnv::Test), "GET", "/v1/x", 10).unwrap();
         assert_eq!(test.url, "http://127.0.0.1:9001/sandbox/v1/x");
     }
 
     #[test]
     fn signature_covers_the_path_the_origin_receives() {
         let config = config(Some("http://127.0.0.1:9001/sandbox"));
-        let plan = plan(&config, &signer(&config), &grant(KeyEnv::Test), "GET", "/v1/x?a=1", 50).unwrap();
+        let plan = plan(&config, &grant(KeyEnv::Test), "GET", "/v1/x?a=1", 50).unwrap();
         let lookup = |name: &str| plan.add_headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
         let received = "/sandbox/v1/x?a=1";
         assert!(plan.url.ends_with(received));
@@ -112,14 +107,14 @@ mod tests {
 
     #[test]
     fn test_key_without_test_origin_is_refused() {
-        let error = plan(&config(None), &signer(&config(None)), &grant(KeyEnv::Test), "GET", "/v1/x", 10).unwrap_err();
+        let error = plan(&config(None), &grant(KeyEnv::Test), "GET", "/v1/x", 10).unwrap_err();
         assert_eq!(error, GatewayError::EnvironmentMismatch);
     }
 
     #[test]
     fn added_headers_verify_with_the_public_verifier() {
         let config = config(None);
-        let plan = plan(&config, &signer(&config), &grant(KeyEnv::Live), "POST", "/v1/cms/a/items?x=1", 1_000).unwrap();
+        let plan = plan(&config, &grant(KeyEnv::Live), "POST", "/v1/cms/a/items?x=1", 1_000).unwrap();
         let lookup = |name: &str| plan.add_headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
         let identity = verify(b"a-very-secret-signing-key", "POST", "/v1/cms/a/items?x=1", lookup, 1_000, DEFAULT_TOLERANCE_SECONDS).unwrap();
         assert_eq!(identity.key_id, "key_1");

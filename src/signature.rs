@@ -83,6 +83,13 @@ impl SignedIdentity {
 #[derive(Clone)]
 pub struct Signer(Hmac<Sha256>);
 
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keyed state is derived from the secret: never printed either.
+        f.write_str("Signer(<redacted>)")
+    }
+}
+
 impl Signer {
     /// A signer for `secret`.
     pub fn new(secret: &[u8]) -> Signer {

@@ -6,16 +6,9 @@ use worker::wasm_bindgen::JsValue;
 use worker::Env;
 
 use crate::config::{Config, ConfigError, SETTINGS};
-use crate::signature::Signer;
 
 thread_local! {
     static LOADED: std::cell::OnceCell<Result<Rc<Config>, ConfigError>> = const { std::cell::OnceCell::new() };
-    static SIGNER: std::cell::OnceCell<Rc<Signer>> = const { std::cell::OnceCell::new() };
-}
-
-/// The origin signer, keyed once per isolate with the (isolate-constant) signing secret.
-pub fn signer(config: &Config) -> Rc<Signer> {
-    SIGNER.with(|cell| cell.get_or_init(|| Rc::new(Signer::new(config.signing_secret.expose()))).clone())
 }
 
 /// The parsed config (parsed on first use; vars cannot change within an isolate).

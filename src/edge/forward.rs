@@ -5,12 +5,12 @@
 //! filtering and adding headers from Rust would cross the wasm/JS boundary several times per
 //! header, each crossing re-encoding a string. Rust passes only what it decided: the names to
 //! strip and one string with the signed headers. The JS keeps the headers that may go in a
-//! plain object (no prototype, so no header name is special), adds the signed ones, and hands that object to `new Request`. Measured on this
-//! workerd (`benches/outbound.mjs`), per request: a plain object 14 µs, a list of `[name, value]`
+//! plain object (no prototype, so no header name is special), adds the signed ones, and hands
+//! that object to `new Request`. Measured on this workerd (`benches/outbound.mjs`), per request: a plain object 14 µs, a list of `[name, value]`
 //! pairs 33 µs (each pair goes through the iterator protocol), copying the `Headers` and then
 //! deleting and setting 18 µs; the pass-through's bare copy is 8.5 µs. The rules stay in Rust
-//! ([`crate::forward::strips_header`] is the reference the JS agrees with; `tests/gateway.rs`
-//! and `tests/bad_input.rs` check what reaches the origin).
+//! ([`crate::forward::strips_header`] states the stripping rule natively; the JS applies the same
+//! rule, and `tests/gateway.rs` and `tests/bad_input.rs` check on the wire what reaches the origin).
 
 use std::pin::pin;
 use std::time::Duration;
@@ -67,38 +67,19 @@ fn encode_added(plan: &ForwardPlan) -> String {
     added
 }
 
-pub async fn send(
-    incoming: &Incoming,
-    config: &Config,
-    plan: ForwardPlan,
-) -> Result<Response, GatewayError> {
+pub async fn send(incoming: &Incoming, config: &Config, plan: ForwardPlan) -> Result<Response, GatewayError> {
     let unavailable = |reason: &str| {
-        log_event(
-            "origin_unavailable",
-            incoming.request_id(),
-            &[("reason", reason)],
-        );
+        log_event("origin_unavailable", incoming.request_id(), &[("reason", reason)]);
         GatewayError::OriginUnavailable
     };
-    if plan
-        .add_headers
-        .iter()
-        .any(|(_, value)| value.contains(['\n', '\r']))
-    {
+    if plan.add_headers.iter().any(|(_, value)| value.contains(['\n', '\r'])) {
         return Err(unavailable("identity header"));
     }
     let controller = AbortController::default();
     let signal = controller.signal();
-    let outbound = outbound(
-        incoming.request.inner(),
-        &plan.url,
-        &config.auth_header,
-        &config.api_key_header,
-        HEADER_PREFIX,
-        &encode_added(&plan),
-        &signal,
-    )
-    .map_err(|_| unavailable("bad origin request"))?;
+    let added = encode_added(&plan);
+    let outbound = outbound(incoming.request.inner(), &plan.url, &config.auth_header, &config.api_key_header, HEADER_PREFIX, &added, &signal)
+        .map_err(|_| unavailable("bad origin request"))?;
     let fetch = Fetch::Request(Request::from(outbound));
     let sending = pin!(fetch.send());
     let timeout = pin!(Delay::from(Duration::from_millis(config.origin_timeout_ms)));
@@ -107,11 +88,7 @@ pub async fn send(
         Either::Left((result, _)) => result.map_err(|_| unavailable("fetch failed")),
         Either::Right(((), _)) => {
             controller.abort();
-            log_event(
-                "origin_timeout",
-                incoming.request_id(),
-                &[("timeout_ms", &config.origin_timeout_ms.to_string())],
-            );
+            log_event("origin_timeout", incoming.request_id(), &[("timeout_ms", &config.origin_timeout_ms.to_string())]);
             Err(GatewayError::OriginTimeout)
         }
     }

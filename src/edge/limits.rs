@@ -108,9 +108,6 @@ pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyReco
 
     let decision = match mode {
         LimitMode::Fast => {
-            if specs.is_empty() {
-                return Ok(Enforced::Proceed(Verdict { headers: Vec::new() }));
-            }
             let mut decision = FAST_STATE.with(|s| {
                 let mut states = s.borrow_mut();
                 let entry = states.entry(family.clone()).or_default();

@@ -121,7 +121,6 @@ async fn gate(
     // check, then limit (only after every other check: quota is never spent on a refusal). The
     // limiter may know a newer record than KV and the cache (the admin API tells it first):
     // then check again with that one.
-    let signer = config::signer(config);
     let facts = RequestFacts { key_env: parsed.env, route: &route, origin: incoming.origin.as_deref() };
     let mut attempts = 0;
     let (plan, verdict) = loop {
@@ -141,7 +140,7 @@ async fn gate(
             }
             Err(error) => return Err(error.into()),
         };
-        let plan = crate::forward::plan(config, &signer, &grant, &incoming.method, &incoming.path_and_query, (incoming.now_ms / 1000) as u64)?;
+        let plan = crate::forward::plan(config, &grant, &incoming.method, &incoming.path_and_query, (incoming.now_ms / 1000) as u64)?;
         match limits::enforce(env, ctx, config, &record, incoming).await? {
             limits::Enforced::Proceed(verdict) => break (plan, verdict),
             limits::Enforced::Stale(newer) if attempts < 2 => {
