@@ -169,7 +169,7 @@ function passthroughWithBindingsWorker() {
   const durableObjects = Object.fromEntries(
     Object.entries(fromWrangler.durableObjects ?? {}).map(([name, d]) => [name, { ...(typeof d === "string" ? { className: d } : d), scriptName: "keygate" }]),
   );
-  return { ...passthroughWorker(), ...keygateWorker(), name: "passthrough-env", ...modulesOf(PASSTHROUGH_BUILD), durableObjects, bindings: { ...KEYGATE_VARS, ORIGIN_URL } };
+  return { ...keygateWorker(), name: "passthrough-env", ...modulesOf(PASSTHROUGH_BUILD), durableObjects, bindings: { ...KEYGATE_VARS, ORIGIN_URL } };
 }
 
 // Worker console output (keygate's structured log lines), counted per scenario, kept out of the terminal.
