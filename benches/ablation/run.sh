@@ -25,9 +25,8 @@ cleanup() { git -C "$root" worktree remove --force "$tree" >/dev/null 2>&1 || rm
 trap cleanup EXIT INT TERM
 git worktree add --detach "$tree" HEAD >/dev/null
 git -C "$tree" apply "$root/benches/ablation/cuts.patch"
-
-export PATH="$HOME/.cargo/bin:$root/node_modules/.bin:$PATH"
-export WASM_BINDGEN_BIN="$HOME/.cargo/bin/wasm-bindgen" WASM_OPT_BIN="$root/node_modules/.bin/wasm-opt" ESBUILD_BIN="$root/node_modules/.bin/esbuild"
+# scripts/build.sh finds the pinned wasm-opt and esbuild under the tree's node_modules.
+ln -s "$root/node_modules" "$tree/node_modules"
 # One target directory across runs and cuts: after the first build, each cut recompiles keygate only.
 export CARGO_TARGET_DIR="$root/target/ablation-target"
 for cut in $cuts; do
@@ -51,13 +50,13 @@ done
 node - "$out" $cuts <<'EOF'
 const fs = require("fs");
 const [out, ...cuts] = process.argv.slice(2);
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const n = s.length; return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2; };
 const quartile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(q * (s.length - 1))]; };
 const rows = cuts.map((cut) => {
   const report = JSON.parse(fs.readFileSync(`${out}/${cut}.json`, "utf8"));
   const by = Object.fromEntries(report.scenarios.map((s) => [s.id, s]));
-  const ratios = by.b.rps_by_round.map((b, i) => b / by.a.rps_by_round[i]);
-  return { cut, rounds: ratios.length, a_rps: by.a.rps, b_rps: by.b.rps, median: median(ratios), q1: quartile(ratios, 0.25), q3: quartile(ratios, 0.75),
+  // run.mjs's paired per-round ratios and their median; only the quartiles are added here.
+  const ratios = by.b.ratio_rps_vs_a_by_round;
+  return { cut, rounds: ratios.length, a_rps: by.a.rps, b_rps: by.b.rps, median: by.b.ratio_rps_vs_a_median_of_rounds, q1: quartile(ratios, 0.25), q3: quartile(ratios, 0.75),
     a_cpu_us: by.a.workerd_cpu_us_per_request, b_cpu_us: by.b.workerd_cpu_us_per_request };
 });
 console.log("cut        rounds  (a) req/s  (b) req/s  (b)/(a) median  IQR            cpu µs (a)  (b)");
