@@ -16,6 +16,7 @@ use crate::record::{self, KeyRecord};
 use crate::timestamp::Timestamp;
 
 use super::durable::{read_json, rows, Row};
+use super::now_ms;
 
 /// Durable Object binding name.
 pub const LIMITER_BINDING: &str = "LIMITER";
@@ -44,7 +45,7 @@ impl DurableObject for KeyLimiter {
     async fn fetch(&self, mut request: Request) -> Result<Response> {
         let op: LimiterOp = read_json(&mut request).await?;
         let sql = self.state.storage().sql();
-        let now = worker::Date::now().as_millis() as i64;
+        let now = now_ms();
         let reply = match op {
             LimiterOp::Hit { key_id, revision, limits } => hit(&sql, &key_id, revision, &limits, now)?,
             LimiterOp::Fresh { key_id, revision } => match newer_record(&sql, &key_id, revision)? {

@@ -14,7 +14,7 @@ mod registry;
 mod respond;
 mod store;
 
-use worker::{event, Context, Date, Env, Request, Response, Result};
+use worker::{event, Context, Env, Request, Response, Result};
 
 use crate::credential::{self, Credential};
 use crate::error::GatewayError;
@@ -183,9 +183,14 @@ fn receive(request: Request, auth_header: &str, api_key_header: &str) -> Incomin
     let origin = header(next());
     let path_len = path_and_query.find('?').unwrap_or(path_and_query.len());
     let request_id = std::cell::OnceCell::new();
-    // `Date.now()` itself: `worker::Date::now()` would allocate a JS `Date` per request.
-    let now_ms = js_sys::Date::now() as i64;
+    let now_ms = now_ms();
     Incoming { request, method, path_and_query, path_len, origin, authorization, api_key, request_id, now_ms }
+}
+
+/// The clock, in unix milliseconds, for the worker and both Durable Objects: `Date.now()`
+/// itself, because `worker::Date::now()` would allocate a JS `Date` on every call.
+pub(crate) fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
 }
 
 /// `https://host:port/p?q` → `/p?q` (fragments never reach a server).
@@ -201,7 +206,7 @@ fn generate_request_id() -> String {
     let mut bytes = [0u8; 8];
     match getrandom::getrandom(&mut bytes) {
         Ok(()) => format!("req_{}", hex::encode(bytes)),
-        Err(_) => format!("req_{:x}", Date::now().as_millis()),
+        Err(_) => format!("req_{:x}", now_ms()),
     }
 }
 

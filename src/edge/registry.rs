@@ -18,6 +18,7 @@ use crate::limit::protocol::LimiterOp;
 use crate::record::{self, KeyRecord};
 
 use super::durable::{read_json, rows};
+use super::now_ms;
 use super::store::KEYS_BINDING;
 
 /// Durable Object binding name.
@@ -75,10 +76,6 @@ impl DurableObject for KeyRegistry {
 
 fn store_failure(context: &str) -> impl Fn(worker::Error) -> Failure + '_ {
     move |e| Failure::Store { reason: format!("{context}: {e}") }
-}
-
-fn now_ms() -> i64 {
-    worker::Date::now().as_millis() as i64
 }
 
 /// The first column of every row, as text.
