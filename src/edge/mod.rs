@@ -152,8 +152,10 @@ async fn gate(
     };
 
     // forward
-    let response = forward::send(incoming, config, plan).await.map_err(|error| Refusal { error, headers: verdict.headers.clone() })?;
-    Ok((response, verdict.headers))
+    match forward::send(incoming, config, plan).await {
+        Ok(response) => Ok((response, verdict.headers)),
+        Err(error) => Err(Refusal { error, headers: verdict.headers }),
+    }
 }
 
 #[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
