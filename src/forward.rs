@@ -29,10 +29,16 @@ pub fn strips_header(config: &Config, lowercase_name: &str) -> bool {
         || lowercase_name.starts_with(HEADER_PREFIX)
 }
 
+/// What follows the authority of an absolute URL (`http://h:1/p?q` → `/p?q`), `None` when
+/// nothing does (`http://h:1`).
+pub fn after_authority(url: &str) -> Option<&str> {
+    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+    url[after_scheme..].find('/').map(|i| &url[after_scheme + i..])
+}
+
 /// The path part of an origin URL (`http://h:1/base` → `/base`, `http://h:1` → ``).
 fn base_path(origin: &str) -> &str {
-    let after_scheme = origin.find("://").map(|i| i + 3).unwrap_or(0);
-    origin[after_scheme..].find('/').map(|i| &origin[after_scheme + i..]).unwrap_or("")
+    after_authority(origin).unwrap_or("")
 }
 
 /// Builds the plan for `grant` at `now_seconds`.
@@ -103,6 +109,14 @@ mod tests {
         assert!(plan.url.ends_with(received));
         assert!(verify(b"a-very-secret-signing-key", "GET", received, lookup, 50, DEFAULT_TOLERANCE_SECONDS).is_ok());
         assert!(verify(b"a-very-secret-signing-key", "GET", "/v1/x?a=1", lookup, 50, DEFAULT_TOLERANCE_SECONDS).is_err());
+    }
+
+    #[test]
+    fn after_authority_is_everything_after_host_and_port() {
+        assert_eq!(after_authority("https://h.example:8787/p/q?a=1&b=/c"), Some("/p/q?a=1&b=/c"));
+        assert_eq!(after_authority("http://127.0.0.1:9001/sandbox"), Some("/sandbox"));
+        assert_eq!(after_authority("http://127.0.0.1:9001/"), Some("/"));
+        assert_eq!(after_authority("http://127.0.0.1:9001"), None);
     }
 
     #[test]

@@ -197,11 +197,7 @@ pub(crate) fn now_ms() -> i64 {
 
 /// `https://host:port/p?q` → `/p?q` (fragments never reach a server).
 fn path_and_query_of(url: &str) -> &str {
-    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
-    match url[after_scheme..].find('/') {
-        Some(i) => &url[after_scheme + i..],
-        None => "/",
-    }
+    crate::forward::after_authority(url).unwrap_or("/")
 }
 
 fn generate_request_id() -> String {
