@@ -33,9 +33,11 @@ if [ "$(installed_version wasm-bindgen)" != "$WASM_BINDGEN_VERSION" ]; then
     || cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 
-# Node tooling (wrangler, node 22, esbuild, binaryen) is pinned in package-lock.json.
+# Node tooling (wrangler, node 22, esbuild, binaryen) is pinned in package-lock.json. `npm ci`
+# installs exactly the lock file and never rewrites it (`npm install` would, on a newer npm), so a
+# checkout stays clean after setup.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "npm install (versions pinned by package-lock.json)"
-  npm install --no-audit --no-fund --loglevel=error
+  log "npm ci (versions pinned by package-lock.json)"
+  npm ci --no-audit --no-fund --loglevel=error
 fi
 log "tools ready"
