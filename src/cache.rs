@@ -108,9 +108,108 @@ pub fn refresh_due(expires_ms: i64, now_ms: i64, ttl_ms: i64) -> bool {
     expires_ms - now_ms <= ttl_ms / 5
 }
 
+/// Whether a cached record of revision `held` stays when a store read answers `read` (its
+/// revision, or `None` for "no such key"): a read never replaces a newer revision, and a key
+/// known to exist is not forgotten because an eventually consistent read has not seen it yet.
+pub fn keep_held(held: u64, read: Option<u64>) -> bool {
+    read.is_none_or(|read| read < held)
+}
+
+/// Which background jobs (a record re-read, a usage flush) are running, by key: data only,
+/// never the job's I/O.
+///
+/// workerd forbids awaiting or resolving an I/O object (a KV read's promise) in another
+/// request's context than the one that created it, so such work is never shared between
+/// requests. What is shared is the fact that a job is running, so that concurrent requests
+/// start one, not one each. A marker older than `abandon_after_ms` is treated as gone: the
+/// request whose `wait_until` ran the job may have been cancelled before it could clear it.
+#[derive(Debug)]
+pub struct InFlight<K> {
+    started: HashMap<K, i64>,
+    abandon_after_ms: i64,
+    capacity: usize,
+}
+
+impl<K: Eq + Hash + Clone> InFlight<K> {
+    /// Markers held for at most `abandon_after_ms`; at most `capacity` at once.
+    pub fn new(abandon_after_ms: i64, capacity: usize) -> Self {
+        InFlight { started: HashMap::new(), abandon_after_ms, capacity: capacity.max(1) }
+    }
+
+    /// Marks the job `key` as started at `now_ms`; `false` (and nothing changes) when one
+    /// is already running, or when too many are running to track another.
+    pub fn try_start(&mut self, key: &K, now_ms: i64) -> bool {
+        let abandon_after_ms = self.abandon_after_ms;
+        let live = |started: i64| now_ms.saturating_sub(started) < abandon_after_ms;
+        if self.started.get(key).is_some_and(|started| live(*started)) {
+            return false;
+        }
+        if self.started.len() >= self.capacity {
+            self.started.retain(|_, started| live(*started));
+            if self.started.len() >= self.capacity {
+                return false;
+            }
+        }
+        self.started.insert(key.clone(), now_ms);
+        true
+    }
+
+    /// The job `key` finished (or failed).
+    pub fn finish(&mut self, key: &K) {
+        self.started.remove(key);
+    }
+
+    /// Number of markers held.
+    pub fn len(&self) -> usize {
+        self.started.len()
+    }
+
+    /// Whether no marker is held.
+    pub fn is_empty(&self) -> bool {
+        self.started.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_read_never_replaces_a_newer_cached_revision() {
+        let rows = [
+            ("older read keeps the held record", 5, Some(4), true),
+            ("same revision is adopted (refreshes the TTL)", 5, Some(5), false),
+            ("newer read is adopted", 5, Some(6), false),
+            ("a miss does not forget a key known to exist", 5, None, true),
+        ];
+        for (what, held, read, keep) in rows {
+            assert_eq!(keep_held(held, read), keep, "{what}");
+        }
+    }
+
+    #[test]
+    fn one_refresh_per_key_at_a_time_and_abandoned_markers_expire() {
+        let mut in_flight = InFlight::new(10_000, 100);
+        assert!(in_flight.try_start(&"k", 0), "first request in the window starts the re-read");
+        assert!(!in_flight.try_start(&"k", 1), "a second request does not start another");
+        assert!(in_flight.try_start(&"j", 1), "other keys are independent");
+        in_flight.finish(&"k");
+        assert!(in_flight.try_start(&"k", 2), "after it finished, the next window may start one");
+        assert!(!in_flight.try_start(&"k", 10_001));
+        assert!(in_flight.try_start(&"k", 10_002), "a marker never cleared (cancelled request) is abandoned");
+    }
+
+    #[test]
+    fn refresh_markers_stay_bounded() {
+        let mut in_flight = InFlight::new(10_000, 3);
+        for k in 0..3 {
+            assert!(in_flight.try_start(&k, 0));
+        }
+        assert!(!in_flight.try_start(&3, 1), "full of live markers: no new one (the cache entry is still served)");
+        assert_eq!(in_flight.len(), 3);
+        assert!(in_flight.try_start(&3, 10_000), "abandoned markers make room");
+        assert_eq!(in_flight.len(), 1);
+    }
 
     #[test]
     fn hit_until_ttl_then_miss() {

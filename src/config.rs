@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::key::is_valid_prefix;
-use crate::limit::algorithm::{validate_specs, LimitSpec};
+use crate::limit::algorithm::{validate_new_specs, LimitSpec};
 use crate::record::{KeyRecord, LimitMode};
 use crate::routes::RouteTable;
 use crate::scope::{is_valid_grant, Roles, DEFAULT_SCOPES};
@@ -326,7 +326,7 @@ impl Config {
             if !(1..=32).contains(&name.len()) || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
                 return Err(err("TIERS", format!("tier name {name:?} must be 1-32 chars of a-z, 0-9, _ or -")));
             }
-            validate_specs(&tier.limits).map_err(|e| err("TIERS", format!("tier {name:?}: {e}")))?;
+            validate_new_specs(&tier.limits).map_err(|e| err("TIERS", format!("tier {name:?}: {e}")))?;
             if let Some(fast) = &tier.fast_binding {
                 let limit = tier.limits.iter().find(|l| l.name == fast.limit);
                 if !limit.is_some_and(|l| l.window_seconds == 10 || l.window_seconds == 60) {

@@ -205,9 +205,34 @@ pub fn check_canonical(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Refuses a `GET` or `HEAD` request that carries a body: the Fetch standard (and so the
+/// runtime) cannot forward one, and it is the client's mistake, not an origin outage. Returns
+/// the reason for a `BAD_REQUEST`.
+pub fn check_body(method: &str, has_body: bool) -> Result<(), &'static str> {
+    match method {
+        "GET" | "HEAD" if has_body => Err("a GET or HEAD request cannot have a body"),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn get_and_head_cannot_carry_a_body() {
+        let rows = [
+            ("GET with body", "GET", true, false),
+            ("HEAD with body", "HEAD", true, false),
+            ("GET without body", "GET", false, true),
+            ("POST with body", "POST", true, true),
+            ("DELETE with body", "DELETE", true, true),
+            ("OPTIONS with body", "OPTIONS", true, true),
+        ];
+        for (what, method, has_body, allowed) in rows {
+            assert_eq!(check_body(method, has_body).is_ok(), allowed, "{what}");
+        }
+    }
 
     const SHIPPED: &str = r#"[
         {"methods":["GET","HEAD"],"path":"/v1/public/cms/:type/items","scopes":["content:read"]},

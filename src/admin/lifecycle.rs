@@ -198,17 +198,28 @@ pub struct Rolled {
     pub old_audit: AuditEntry,
 }
 
-/// Rolls `old`: a new key with the same project, env, role, scopes, origins and meta in the
-/// same family; the old key's `valid_to` becomes `now + grace` (or stays, if earlier).
+/// Rolls `old`: a new key with the same project, env, role, scopes, origins, end of validity
+/// and meta in the same family; the old key's `valid_to` becomes `now + grace` (or stays, if
+/// earlier).
+///
+/// - A revoked key, or one whose `valid_to` has passed, cannot be rolled (`CONFLICT`): its
+///   replacement would be dead on arrival, or would bring back what was ended on purpose.
+/// - A disabled key can be rolled: the roll is how a disabled (say, leaked) key is replaced.
+///   The new key is active; the old key stays disabled and also ends at the grace end.
+/// - A key not yet valid passes its `valid_from` on to the new key: a roll never starts access
+///   earlier than the key it replaces.
 pub fn roll(old: &KeyRecord, new_id: String, new_hint: String, grace_seconds: u64, now_ms: i64) -> Result<Rolled, GatewayError> {
     if old.status == Status::Revoked {
         return Err(revoked_conflict());
+    }
+    if old.valid_to.is_some_and(|to| to.0 <= now_ms) {
+        return Err(GatewayError::Conflict { reason: "the key has expired (valid_to has passed), so its replacement would be expired too; create a new key instead".into() });
     }
     let family = old.family_id().to_string();
     let new = KeyRecord {
         id: new_id,
         status: Status::Active,
-        valid_from: None,
+        valid_from: old.valid_from.filter(|from| from.0 > now_ms),
         created_at: Timestamp(now_ms),
         updated_at: Timestamp(now_ms),
         revision: 1,
@@ -369,6 +380,32 @@ mod tests {
         assert_eq!(rolled.old.valid_to, Some(Timestamp(NOW + 10)));
         let (revoked, _) = revoke(&record, NOW);
         assert_eq!(roll(&revoked, "key_3".into(), "h".into(), 0, NOW).unwrap_err().code(), "CONFLICT");
+    }
+
+    #[test]
+    fn roll_refuses_expired_keys_and_never_starts_access_earlier() {
+        let mut expired = created();
+        expired.valid_to = Some(Timestamp(NOW));
+        let error = roll(&expired, "key_2".into(), "h".into(), 60, NOW).unwrap_err();
+        assert_eq!(error.code(), "CONFLICT");
+        assert!(error.message().contains("expired"), "{}", error.message());
+
+        let mut later = created();
+        later.valid_from = Some(Timestamp(NOW + 60_000));
+        assert_eq!(roll(&later, "key_2".into(), "h".into(), 0, NOW).unwrap().new.valid_from, Some(Timestamp(NOW + 60_000)));
+        let mut started = created();
+        started.valid_from = Some(Timestamp(NOW - 60_000));
+        assert_eq!(roll(&started, "key_2".into(), "h".into(), 0, NOW).unwrap().new.valid_from, None);
+    }
+
+    #[test]
+    fn rolling_a_disabled_key_replaces_it_with_an_active_one_and_keeps_the_old_disabled() {
+        let mut disabled = created();
+        disabled.status = Status::Inactive;
+        let rolled = roll(&disabled, "key_2".into(), "h".into(), 3600, NOW).unwrap();
+        assert_eq!(rolled.new.status, Status::Active);
+        assert_eq!(rolled.old.status, Status::Inactive);
+        assert_eq!(rolled.old.valid_to, Some(Timestamp(NOW + 3_600_000)));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::error::GatewayError;
 use crate::config::Tier;
 use crate::key::KeyEnv;
-use crate::limit::algorithm::{validate_specs, LimitSpec};
+use crate::limit::algorithm::{validate_new_specs, LimitSpec};
 use crate::record::{LimitMode, Status};
 use crate::scope::Roles;
 use crate::timestamp::Timestamp;
@@ -292,7 +292,7 @@ fn limits(value: &Value, problems: &mut Problems) -> Option<Vec<LimitSpec>> {
         return None;
     }
     match serde_json::from_value::<Vec<LimitSpec>>(value.clone()) {
-        Ok(specs) => match validate_specs(&specs) {
+        Ok(specs) => match validate_new_specs(&specs) {
             Ok(()) => Some(specs),
             Err(problem) => {
                 problems.add("limits", problem);

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 use worker::{Context, Env};
 
+use crate::cache::InFlight;
 use crate::config::{Config, FailurePolicy};
 use crate::error::GatewayError;
 use crate::limit::algorithm::{decide, Decision, LimitSpec, LimitState};
@@ -63,11 +64,23 @@ struct Blocked {
     specs: Vec<LimitSpec>,
 }
 
+/// A usage flush still running after this long is taken as abandoned (its request's
+/// `wait_until` was cancelled): the next refusal starts another.
+const FLUSH_ABANDONED_MS: i64 = 30_000;
+/// At most this many batches per flush, so one request's `wait_until` stays short under a
+/// sustained 429 flood; what arrives later is flushed by the next refusal's request.
+const FLUSH_ROUNDS: usize = 4;
+/// At most this many (family, key) refusal counters wait for a flush; beyond that, refusals of
+/// new keys are not counted in usage until a flush has run (memory stays bounded).
+const MAX_PENDING_REFUSED: usize = 10_000;
+
 thread_local! {
     static BLOCKED: RefCell<HashMap<String, Blocked>> = RefCell::new(HashMap::new());
     static FAST_STATE: RefCell<HashMap<String, Vec<LimitState>>> = RefCell::new(HashMap::new());
+    /// Refusals counted here and not yet sent to their limiters (numbers only: each flush makes
+    /// and awaits its own Durable Object calls in its own request's `wait_until`).
     static PENDING_REFUSED: RefCell<HashMap<(String, String), u64>> = RefCell::new(HashMap::new());
-    static FLUSHING: RefCell<bool> = const { RefCell::new(false) };
+    static FLUSHING: RefCell<InFlight<()>> = RefCell::new(InFlight::new(FLUSH_ABANDONED_MS, 1));
 }
 
 fn refusal_error(decision: &Decision) -> GatewayError {
@@ -100,7 +113,7 @@ pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyReco
                 limit.retry_after_seconds = left_seconds;
             }
             if mode == LimitMode::Exact {
-                count_refused_later(env, ctx, &family, &record.id);
+                count_refused_later(env, ctx, &family, &record.id, now_ms);
             }
             return Err(Refusal { error: refusal_error(&decision), headers: headers::render(specs, &decision, now_seconds) });
         }
@@ -201,15 +214,24 @@ pub async fn call(env: &Env, family: &str, op: &LimiterOp) -> Result<LimiterRepl
     super::durable::call(env, LIMITER_BINDING, family, op).await
 }
 
-/// Counts a refusal made in this isolate; a batched flush runs after the response.
-fn count_refused_later(env: &Env, ctx: &Context, family: &str, key_id: &str) {
-    PENDING_REFUSED.with(|p| *p.borrow_mut().entry((family.to_string(), key_id.to_string())).or_default() += 1);
-    if FLUSHING.with(|f| f.replace(true)) {
+/// Counts a refusal made in this isolate; a batched flush runs after the response, inside this
+/// request's `wait_until` unless another request's flush is running.
+fn count_refused_later(env: &Env, ctx: &Context, family: &str, key_id: &str, now_ms: i64) {
+    PENDING_REFUSED.with(|p| {
+        let mut pending = p.borrow_mut();
+        let slot = (family.to_string(), key_id.to_string());
+        if let Some(count) = pending.get_mut(&slot) {
+            *count += 1;
+        } else if pending.len() < MAX_PENDING_REFUSED {
+            pending.insert(slot, 1);
+        }
+    });
+    if !FLUSHING.with(|f| f.borrow_mut().try_start(&(), now_ms)) {
         return;
     }
     let env = env.clone();
     ctx.wait_until(async move {
-        loop {
+        for _ in 0..FLUSH_ROUNDS {
             let batch: Vec<((String, String), u64)> = PENDING_REFUSED.with(|p| p.borrow_mut().drain().collect());
             if batch.is_empty() {
                 break;
@@ -218,6 +240,6 @@ fn count_refused_later(env: &Env, ctx: &Context, family: &str, key_id: &str) {
                 let _ = call(&env, &family, &LimiterOp::AddRefused { key_id, count }).await;
             }
         }
-        FLUSHING.with(|f| f.replace(false));
+        FLUSHING.with(|f| f.borrow_mut().finish(&()));
     });
 }

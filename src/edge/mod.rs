@@ -20,7 +20,7 @@ use crate::credential::{self, Credential};
 use crate::error::GatewayError;
 use crate::key;
 use crate::policy::{self, RequestFacts};
-use crate::routes::check_canonical;
+use crate::routes::{check_body, check_canonical};
 use limits::Refusal;
 
 /// Everything about the incoming request that the phases share.
@@ -34,6 +34,8 @@ struct Incoming {
     /// The `AUTH_HEADER` and `API_KEY_HEADER` values, read with the rest in [`receive`].
     authorization: Option<String>,
     api_key: Option<String>,
+    /// Whether the request has a body stream (`request.body !== null`).
+    has_body: bool,
     /// Made on first use: most requests succeed and never need one.
     request_id: std::cell::OnceCell<String>,
     now_ms: i64,
@@ -108,6 +110,7 @@ async fn gate(
 
     // route
     check_canonical(incoming.path()).map_err(|reason| GatewayError::BadRequest { reason: reason.into() })?;
+    check_body(&incoming.method, incoming.has_body).map_err(|reason| GatewayError::BadRequest { reason: reason.into() })?;
     let route = config.routes.find(&incoming.method, incoming.path()).ok_or(GatewayError::RouteNotFound)?;
 
     // parse (no I/O)
@@ -162,11 +165,11 @@ async fn gate(
 export function requestFacts(request, authHeader, apiKeyHeader) {
   const headers = request.headers;
   const value = (name) => { const v = headers.get(name); return v === null ? "\0" : v; };
-  return request.method + "\n" + request.url + "\n" + value(authHeader) + "\n" + value(apiKeyHeader) + "\n" + value("origin");
+  return request.method + "\n" + request.url + "\n" + value(authHeader) + "\n" + value(apiKeyHeader) + "\n" + value("origin") + "\n" + (request.body === null ? "0" : "1");
 }
 "#)]
 extern "C" {
-    /// `method\nurl\n<auth>\n<api key>\n<origin>` in one crossing of the wasm/JS boundary, an
+    /// `method\nurl\n<auth>\n<api key>\n<origin>\n<body: 0 or 1>` in one crossing of the wasm/JS boundary, an
     /// absent header as `\0`. Neither header values nor a parsed URL can hold `\n` or NUL, and a
     /// method is a token, so the fields split unambiguously.
     #[wasm_bindgen(js_name = requestFacts)]
@@ -183,10 +186,11 @@ fn receive(request: Request, auth_header: &str, api_key_header: &str) -> Incomin
     let authorization = header(next());
     let api_key = header(next());
     let origin = header(next());
+    let has_body = next() == "1";
     let path_len = path_and_query.find('?').unwrap_or(path_and_query.len());
     let request_id = std::cell::OnceCell::new();
     let now_ms = now_ms();
-    Incoming { request, method, path_and_query, path_len, origin, authorization, api_key, request_id, now_ms }
+    Incoming { request, method, path_and_query, path_len, origin, authorization, api_key, has_body, request_id, now_ms }
 }
 
 /// The clock, in unix milliseconds, for the worker and both Durable Objects: `Date.now()`

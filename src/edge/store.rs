@@ -1,22 +1,28 @@
 //! Record lookup: isolate cache first, then Workers KV (with KV's own edge cache TTL).
 //!
-//! - **One read per hash at a time.** A KV read in flight is shared: requests for the same hash
-//!   that arrive meanwhile await the same promise instead of issuing their own read, so when a
-//!   record expires under load, one read refills the cache, not one per concurrent request.
+//! - **No I/O shared between requests.** workerd forbids awaiting or resolving a promise (or any
+//!   I/O object) in another request's context than the one that created it: under load such a
+//!   continuation is cancelled. So every KV read is made and awaited by one request only; what
+//!   the isolate shares is data: decoded records in the cache, and which hashes have a
+//!   background re-read running ([`crate::cache::InFlight`]).
 //! - **Refresh ahead.** A found record in the last fifth of its TTL
-//!   ([`crate::cache::refresh_due`]) is re-read in the background (`wait_until`) while the
-//!   requests go on being served from the cache. A key in steady use never expires, so none of
-//!   its requests waits for KV. An answer is never older than the TTL, as before.
+//!   ([`crate::cache::refresh_due`]) is re-read in the background, inside the `wait_until` of
+//!   the request that noticed it, while every request goes on being served from the cache. One
+//!   re-read per hash at a time. A key in steady use never expires, so none of its requests
+//!   waits for KV, and no burst of them reads it at once. An answer is never older than the TTL.
+//! - A request that misses the cache reads KV itself (a cold or expired key under concurrent
+//!   load costs one read per concurrent miss; refresh-ahead keeps that rare).
+//! - A re-read never replaces a cached record with an older revision (KV is eventually
+//!   consistent; the limiter may already have handed this isolate a newer one).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 use js_sys::futures::JsFuture;
 use worker::{Context, Env};
 
-use crate::cache::{refresh_due, Cached, TtlCache};
+use crate::cache::{keep_held, refresh_due, Cached, InFlight, TtlCache};
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::key::KeyHash;
@@ -53,10 +59,17 @@ impl Ttls {
     }
 }
 
+/// A background re-read not finished after this long is taken as abandoned (its request was
+/// cancelled before it could say so): the next request in the refresh window starts another.
+const REFRESH_ABANDONED_MS: i64 = 10_000;
+/// At most this many background re-reads tracked at once per isolate.
+const MAX_REFRESHES: usize = 1_000;
+
 thread_local! {
     static CACHE: RefCell<Option<TtlCache<KeyHash, Rc<KeyRecord>>>> = const { RefCell::new(None) };
-    /// KV reads in flight, by hash: later requests for the hash await the same promise.
-    static IN_FLIGHT: RefCell<HashMap<KeyHash, js_sys::Promise>> = RefCell::new(HashMap::new());
+    /// Hashes with a background re-read running (data only: the reads themselves are never
+    /// shared between requests).
+    static REFRESHING: RefCell<InFlight<KeyHash>> = RefCell::new(InFlight::new(REFRESH_ABANDONED_MS, MAX_REFRESHES));
 }
 
 fn cached(hash: &KeyHash, now_ms: i64) -> Option<(Cached<Rc<KeyRecord>>, i64)> {
@@ -69,6 +82,24 @@ fn remember(ttls: Ttls, hash: KeyHash, value: Cached<Rc<KeyRecord>>, now_ms: i64
         Cached::Missing => ttls.missing_ms,
     };
     CACHE.with(|cell| cell.borrow_mut().get_or_insert_with(|| TtlCache::new(ttls.max_entries)).put(hash, value, now_ms, ttl));
+}
+
+/// Caches what a KV read found, unless the cache holds a newer revision (KV is eventually
+/// consistent; the limiter may have handed this isolate a newer record); returns the answer to
+/// decide with.
+fn remember_read(ttls: Ttls, hash: KeyHash, read: Option<KeyRecord>, now_ms: i64) -> Option<Rc<KeyRecord>> {
+    if let Some((Cached::Found(held), _)) = cached(&hash, now_ms) {
+        if keep_held(held.revision, read.as_ref().map(|r| r.revision)) {
+            return Some(held);
+        }
+    }
+    let Some(record) = read else {
+        remember(ttls, hash, Cached::Missing, now_ms);
+        return None;
+    };
+    let record = Rc::new(record);
+    remember(ttls, hash, Cached::Found(record.clone()), now_ms);
+    Some(record)
 }
 
 /// Replaces the cached record for `hash` with a newer one (from the limiter) and returns it.
@@ -90,35 +121,37 @@ pub async fn lookup(env: &Env, ctx: &Context, config: &Config, hash: &KeyHash, i
         Some((Cached::Missing, _)) => return Ok(None),
         None => {}
     }
-    let (promise, _) = read(env, config, hash, incoming)?;
-    let bytes = JsFuture::from(promise.clone()).await;
-    settle(Ttls::of(config), *hash, &promise, bytes, incoming.now_ms, &|reason| {
+    let promise = read(env, config, hash, incoming)?;
+    let bytes = JsFuture::from(promise).await;
+    settle(Ttls::of(config), *hash, bytes, incoming.now_ms, &|reason| {
         log_event("store_unavailable", incoming.request_id(), &[("reason", reason), ("key_hash", &hash.short())]);
     })
 }
 
-/// Starts a background re-read of `hash` unless one is already in flight.
+/// Re-reads `hash` inside this request's `wait_until`, unless a re-read of it is running.
 fn refresh_in_background(env: &Env, ctx: &Context, config: &Config, hash: KeyHash, incoming: &Incoming) {
-    let Ok((promise, started)) = read(env, config, &hash, incoming) else { return };
-    if !started {
+    let now_ms = incoming.now_ms;
+    if !REFRESHING.with(|r| r.borrow_mut().try_start(&hash, now_ms)) {
         return;
     }
+    let Ok(promise) = read(env, config, &hash, incoming) else {
+        REFRESHING.with(|r| r.borrow_mut().finish(&hash));
+        return;
+    };
     let ttls = Ttls::of(config);
-    let now_ms = incoming.now_ms;
     ctx.wait_until(async move {
-        let bytes = JsFuture::from(promise.clone()).await;
+        // This request created the read and this request awaits it: nothing crosses contexts.
+        let bytes = JsFuture::from(promise).await;
+        REFRESHING.with(|r| r.borrow_mut().finish(&hash));
         // A failed refresh leaves the cached record to expire at its time; the next read retries.
-        let _ = settle(ttls, hash, &promise, bytes, now_ms, &|reason| {
+        let _ = settle(ttls, hash, bytes, now_ms, &|reason| {
             log_event("store_refresh_failed", "background", &[("reason", reason), ("key_hash", &hash.short())]);
         });
     });
 }
 
-/// The KV read for `hash`: the one in flight if there is one (`false`), else a new one (`true`).
-fn read(env: &Env, config: &Config, hash: &KeyHash, incoming: &Incoming) -> Result<(js_sys::Promise, bool), GatewayError> {
-    if let Some(promise) = IN_FLIGHT.with(|m| m.borrow().get(hash).cloned()) {
-        return Ok((promise, false));
-    }
+/// Starts a KV read of `hash`, owned by the calling request.
+fn read(env: &Env, config: &Config, hash: &KeyHash, incoming: &Incoming) -> Result<js_sys::Promise, GatewayError> {
     let fail = |reason: &str| {
         log_event("store_unavailable", incoming.request_id(), &[("reason", reason), ("key_hash", &hash.short())]);
         GatewayError::StoreUnavailable
@@ -131,41 +164,22 @@ fn read(env: &Env, config: &Config, hash: &KeyHash, incoming: &Incoming) -> Resu
     if config.kv_fault {
         return Err(fail("KV_FAULT test switch"));
     }
-    let promise = kv_get_bytes(&namespace, &hash.storage_key(), config.kv_cache_ttl_seconds as f64).map_err(|_| fail("kv get failed"))?;
-    IN_FLIGHT.with(|m| m.borrow_mut().insert(*hash, promise.clone()));
-    Ok((promise, true))
+    kv_get_bytes(&namespace, &hash.storage_key(), config.kv_cache_ttl_seconds as f64).map_err(|_| fail("kv get failed"))
 }
 
-/// Turns a finished KV read into the cache entry and the answer; the read stops being in flight.
-fn settle(
-    ttls: Ttls,
-    hash: KeyHash,
-    promise: &js_sys::Promise,
-    bytes: Result<JsValue, JsValue>,
-    now_ms: i64,
-    log_failure: &dyn Fn(&str),
-) -> Result<Option<Rc<KeyRecord>>, GatewayError> {
-    IN_FLIGHT.with(|m| {
-        let mut in_flight = m.borrow_mut();
-        // Only this read's entry: a newer read for the hash may have started since.
-        if in_flight.get(&hash).is_some_and(|current| js_sys::Object::is(current, promise)) {
-            in_flight.remove(&hash);
-        }
-    });
+/// Turns a finished KV read into the cache entry and the answer.
+fn settle(ttls: Ttls, hash: KeyHash, bytes: Result<JsValue, JsValue>, now_ms: i64, log_failure: &dyn Fn(&str)) -> Result<Option<Rc<KeyRecord>>, GatewayError> {
     let bytes = bytes.map_err(|_| {
         log_failure("kv get failed");
         GatewayError::StoreUnavailable
     })?;
     if bytes.is_null() || bytes.is_undefined() {
-        remember(ttls, hash, Cached::Missing, now_ms);
-        return Ok(None);
+        return Ok(remember_read(ttls, hash, None, now_ms));
     }
     let bytes = js_sys::Uint8Array::new(&bytes).to_vec();
     let record = record::decode(&bytes).map_err(|_| {
         log_failure("corrupt record");
         GatewayError::StoreUnavailable
     })?;
-    let record = Rc::new(record);
-    remember(ttls, hash, Cached::Found(record.clone()), now_ms);
-    Ok(Some(record))
+    Ok(remember_read(ttls, hash, Some(record), now_ms))
 }

@@ -8,7 +8,8 @@
 //!   pass (so at most 2N−1 within one W right after a full burst — use a separate short `burst`
 //!   limit to bound spikes, as the shipped tiers do). State is whole microseconds, so when W/N
 //!   is not a whole number of µs the refill interval is rounded *up* (the sustained rate stays
-//!   at or under N/W), and N is capped at one request per µs of W. Compared with a sliding log
+//!   at or under N/W); validation refuses more than one request per µs of W (decide() also caps
+//!   it there, for specs that skipped validation). Compared with a sliding log
 //!   (exact per window but N timestamps of state) it keeps one number per limit, the
 //!   theoretical arrival time, so the Durable Object stores and persists almost nothing;
 //!   compared with fixed windows it has no 2N spike at each window boundary.
@@ -59,15 +60,38 @@ impl LimitSpec {
         }
         Ok(())
     }
+
+    /// What a new limit must also meet: a rate is held to the microsecond, so more than one
+    /// request per µs of its window could not be held as stated (the headers would advertise
+    /// more than is admitted). Stored records are not held to this (they keep decoding, and
+    /// [`decide`] caps such a rate), so a rule added later never locks out an existing key.
+    pub fn validate_new(&self) -> Result<(), String> {
+        self.validate()?;
+        let most = self.window_seconds.saturating_mul(1_000_000);
+        if !self.is_quota() && self.limit > most {
+            return Err(format!("limit {:?}: a rate of more than 1000000 per second cannot be held exactly; use at most {most} per {} s", self.name, self.window_seconds));
+        }
+        Ok(())
+    }
 }
 
-/// Validates a whole list: each spec, unique names, at most 8.
+/// Validates a whole stored list: each spec, unique names, at most 8.
 pub fn validate_specs(specs: &[LimitSpec]) -> Result<(), String> {
+    validate_list(specs, LimitSpec::validate)
+}
+
+/// Validates a whole list about to be configured or stored: [`validate_specs`] plus
+/// [`LimitSpec::validate_new`] for each spec.
+pub fn validate_new_specs(specs: &[LimitSpec]) -> Result<(), String> {
+    validate_list(specs, LimitSpec::validate_new)
+}
+
+fn validate_list(specs: &[LimitSpec], check: fn(&LimitSpec) -> Result<(), String>) -> Result<(), String> {
     if specs.len() > 8 {
         return Err("at most 8 limits".into());
     }
     for (i, spec) in specs.iter().enumerate() {
-        spec.validate()?;
+        check(spec)?;
         if specs[..i].iter().any(|s| s.name == spec.name) {
             return Err(format!("limit name {:?} is used twice", spec.name));
         }
@@ -390,6 +414,22 @@ mod tests {
         // More than one request per µs of the window is capped at one per µs.
         let fast = decide(&[spec("rate", 1_000_000_000, 1)], &mut Vec::new(), T0);
         assert_eq!(fast.limits[0].remaining, 999_999);
+    }
+
+    #[test]
+    fn validation_refuses_rates_that_could_not_be_held_as_advertised() {
+        let rows = [
+            ("1e9 per second", 1_000_000_000, 1, false),
+            ("one per microsecond", 1_000_000, 1, true),
+            ("just over one per microsecond", 60_000_001, 60, false),
+            ("1e9 per 1000 s", 1_000_000_000, 1000, true),
+            ("1e9 per day is a quota, not a rate", 1_000_000_000, 86_400, true),
+        ];
+        for (what, limit, window, valid) in rows {
+            assert_eq!(spec("rate", limit, window).validate_new().is_ok(), valid, "{what}");
+            assert_eq!(validate_new_specs(&[spec("rate", limit, window)]).is_ok(), valid, "{what}");
+            assert!(validate_specs(&[spec("rate", limit, window)]).is_ok(), "{what}: a stored record keeps decoding");
+        }
     }
 
     #[test]
