@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: setup build dev test unit integration clippy clean fuzz bench
+.PHONY: setup build dev test unit integration clippy doc clean fuzz bench
 
 ## Install pinned tools (idempotent; fast when already installed).
 setup:
@@ -18,10 +18,16 @@ build: setup
 dev: build
 	@bash scripts/dev.sh
 
-## Native unit tests, then integration tests against the real worker under wrangler dev.
-test: build
+## API docs with warnings denied (broken intra-doc links fail), native unit tests, then
+## integration tests against the real worker under wrangler dev.
+test: build doc
 	cargo test --lib --bins
 	cargo test --test '*' -- --test-threads=8
+
+## API docs of the library, native and wasm32 (the Workers glue), warnings denied.
+doc:
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet --target wasm32-unknown-unknown
 
 unit:
 	cargo test --lib --bins

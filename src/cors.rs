@@ -82,4 +82,16 @@ mod tests {
         let refused = preflight_headers(&cors(&["https://a.example"]), Some("https://evil.example"));
         assert!(refused.iter().all(|(n, _)| !n.starts_with("access-control")));
     }
+
+    #[test]
+    fn allowed_browsers_can_read_request_id_challenge_and_every_rate_limit_header() {
+        let headers = response_headers(&cors(&["https://a.example"]), Some("https://a.example"));
+        let exposed = headers.iter().find(|(n, _)| *n == "access-control-expose-headers").map(|(_, v)| v.as_str()).unwrap_or("");
+        let exposed: Vec<&str> = exposed.split(',').map(str::trim).collect();
+        let names = crate::limit::headers::NAMES;
+        for name in ["x-request-id", "www-authenticate"].iter().chain(names.iter()) {
+            assert!(exposed.contains(name), "{name} is not exposed: {exposed:?}");
+        }
+        assert!(response_headers(&cors(&["https://a.example"]), Some("https://evil.example")).is_empty());
+    }
 }

@@ -23,7 +23,8 @@ impl Timestamp {
         parse_rfc3339(text).map(Timestamp)
     }
 
-    /// Formats as `YYYY-MM-DDTHH:MM:SS.mmmZ` (milliseconds dropped when zero).
+    /// Formats as `YYYY-MM-DDTHH:MM:SS.mmmZ`: always milliseconds, so every timestamp keygate
+    /// writes has the same width (24 characters) and sorts as text.
     pub fn to_rfc3339(self) -> String {
         format_rfc3339(self.0)
     }
@@ -167,11 +168,7 @@ fn format_rfc3339(millis: i64) -> String {
     let in_day = seconds.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
     let (hour, minute, second) = (in_day / 3600, in_day % 3600 / 60, in_day % 60);
-    if ms == 0 {
-        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
-    } else {
-        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{ms:03}Z")
-    }
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{ms:03}Z")
 }
 
 #[cfg(test)]
@@ -226,8 +223,10 @@ mod tests {
             assert_eq!(Timestamp::parse_rfc3339(&text), Some(Timestamp(millis)), "{text}");
             millis += 86_400_000 * 97 + 3_600_007;
         }
-        assert_eq!(Timestamp(1_779_796_800_000).to_rfc3339(), "2026-05-26T12:00:00Z");
+        assert_eq!(Timestamp(1_779_796_800_000).to_rfc3339(), "2026-05-26T12:00:00.000Z", "milliseconds even when zero");
         assert_eq!(Timestamp(1_250).to_rfc3339(), "1970-01-01T00:00:01.250Z");
+        assert_eq!(Timestamp(-62_135_596_800_000).to_rfc3339(), "0001-01-01T00:00:00.000Z");
+        assert_eq!(Timestamp(253_402_300_799_999).to_rfc3339().len(), 24, "one fixed width");
     }
 
     #[test]
@@ -253,7 +252,7 @@ mod tests {
     #[test]
     fn serde_uses_rfc3339_strings() {
         let json = serde_json::to_string(&Timestamp(0)).unwrap();
-        assert_eq!(json, "\"1970-01-01T00:00:00Z\"");
+        assert_eq!(json, "\"1970-01-01T00:00:00.000Z\"");
         let back: Timestamp = serde_json::from_str(&json).unwrap();
         assert_eq!(back, Timestamp(0));
         assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());

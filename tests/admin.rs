@@ -133,7 +133,7 @@ fn lifecycle_end_to_end_through_the_gateway() {
     assert_eq!(read_status(g, &key), (200, None), "enable → works");
 
     let dated = patch(g, &id, json!({"valid_to":"2099-01-01T00:00:00Z"}));
-    assert_eq!(dated["valid_to"], "2099-01-01T00:00:00Z");
+    assert_eq!(dated["valid_to"], "2099-01-01T00:00:00.000Z", "timestamps are written in one fixed format");
     assert_eq!(read_status(g, &key), (200, None));
     let lifetime = patch(g, &id, json!({"valid_to":null}));
     assert!(lifetime["valid_to"].is_null(), "date → lifetime");

@@ -382,7 +382,7 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
 }
 
 /// Validates an update body (field by field; the window is checked against the stored record
-/// in [`crate::admin::lifecycle::apply_update`]).
+/// in [`crate::admin::lifecycle::update`]).
 pub fn parse_update(body: &[u8], rules: &Rules<'_>) -> Result<UpdateKey, GatewayError> {
     let map = object(body)?;
     let mut problems = Problems::default();

@@ -9,6 +9,9 @@
 
 use super::algorithm::{Decision, LimitSpec};
 
+/// Every header [`render`] can add (lowercase), for CORS to expose to browsers.
+pub const NAMES: [&str; 6] = ["ratelimit-policy", "ratelimit", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"];
+
 /// `RateLimit-Policy` value.
 pub fn policy(specs: &[LimitSpec]) -> String {
     specs.iter().map(|s| format!("\"{}\";q={};w={}", s.name, s.limit, s.window_seconds)).collect::<Vec<_>>().join(", ")
@@ -72,6 +75,7 @@ mod tests {
         let headers = render(&specs, &refused, 0);
         assert!(headers.contains(&("retry-after", "60".to_string())));
         assert!(headers.contains(&("x-ratelimit-remaining", "0".to_string())));
+        assert!(headers.iter().all(|(name, _)| NAMES.contains(name)), "NAMES lists every rendered header: {headers:?}");
     }
 
     #[test]
