@@ -30,7 +30,7 @@ const N = 50_000;
 const script = `
 const url = "http://127.0.0.1:9/v1/public/cms/articles/items";
 const added = ${JSON.stringify(
-  "x-keygate-key-id\nkey_01HZX3V9Q7ABCDEFGH\nx-keygate-project\nbench\nx-keygate-env\nlive\nx-keygate-scopes\ncontent:read media:read\nx-keygate-timestamp\n1800000000\nx-keygate-signature\nv1=" + "0123456789abcdef".repeat(4) + "\n",
+  "x-keygate-key-id\nkey_01HZX3V9Q7ABCDEFGH\nx-keygate-project\nbench\nx-keygate-env\nlive\nx-keygate-scopes\ncontent:read media:read\nx-keygate-timestamp\n1800000000\nx-keygate-signature\nv2=" + "0123456789abcdef".repeat(4) + "\n",
 )};
 const strip = (n) => n === "host" || n === "authorization" || n === "x-api-key" || n.startsWith("x-keygate-");
 const keygate = ${keygate};

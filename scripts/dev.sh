@@ -4,7 +4,7 @@
 # Ctrl-C stops everything; so does any one of the three processes exiting.
 # Ports: PORT (gateway, 8787), ORIGIN_PORT (live origin, 8788), ORIGIN_TEST_PORT (test origin, 8789).
 # STATE_DIR (default .wrangler/state) holds the local KV and Durable Object data; .dev.vars the
-# local secrets (ORIGIN_SIGNING_SECRET, ADMIN_TOKEN).
+# local secrets (ORIGIN_SIGNING_SECRET, ADMIN_TOKEN, optionally ORIGIN_SIGNING_SECRET_TEST).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
@@ -59,6 +59,13 @@ ensure_var ORIGIN_SIGNING_SECRET "signing secret"
 ensure_var ADMIN_TOKEN "admin API token"
 ORIGIN_SIGNING_SECRET="$(read_var ORIGIN_SIGNING_SECRET)"
 export ORIGIN_SIGNING_SECRET
+# The gateway signs for the test origin with ORIGIN_SIGNING_SECRET_TEST when .dev.vars sets one,
+# else with ORIGIN_SIGNING_SECRET; the test demo origin verifies with the same.
+TEST_ORIGIN_SECRET="$(read_var ORIGIN_SIGNING_SECRET_TEST)"
+if [ -n "$TEST_ORIGIN_SECRET" ] && [ "${#TEST_ORIGIN_SECRET}" -lt 16 ]; then
+  die "ORIGIN_SIGNING_SECRET_TEST in .dev.vars must be at least 16 characters"
+fi
+TEST_ORIGIN_SECRET="${TEST_ORIGIN_SECRET:-$ORIGIN_SIGNING_SECRET}"
 # Where wrangler.toml puts the admin API (ADMIN_PREFIX), for `keygate demo-keys --prefix`.
 ADMIN_PREFIX="$(sed -n -E 's/^ADMIN_PREFIX[[:space:]]*=[[:space:]]*"([^"]*)".*$/\1/p' wrangler.toml | tail -n1)"
 ADMIN_PREFIX="${ADMIN_PREFIX:-/_keygate/v1}"
@@ -106,7 +113,8 @@ wait_for_port() { # $1 = port, $2 = what, $3 = seconds
 }
 
 start "demo origin (live)" "$KEYGATE" demo-origin --host 127.0.0.1 --port "$ORIGIN_PORT" --label live
-start "demo origin (test)" "$KEYGATE" demo-origin --host 127.0.0.1 --port "$ORIGIN_TEST_PORT" --label test
+# (A variable set before a function call is exported to what the function starts.)
+ORIGIN_SIGNING_SECRET="$TEST_ORIGIN_SECRET" start "demo origin (test)" "$KEYGATE" demo-origin --host 127.0.0.1 --port "$ORIGIN_TEST_PORT" --label test
 wait_for_port "$ORIGIN_PORT" "the live demo origin" 15
 wait_for_port "$ORIGIN_TEST_PORT" "the test demo origin" 15
 

@@ -13,7 +13,7 @@ use crate::limit::algorithm::{validate_new_specs, LimitSpec};
 use crate::record::{KeyRecord, LimitMode};
 use crate::routes::RouteTable;
 use crate::scope::{is_valid_grant, Roles, DEFAULT_SCOPES};
-use crate::signature::Signer;
+use crate::signature::{Audience, Signer};
 
 /// The route table used when `ROUTES` is unset: the three CMS routes of the demo. (The
 /// shipped `wrangler.toml` sets `ROUTES` explicitly and adds a project-scoped route.)
@@ -71,7 +71,8 @@ pub enum FailurePolicy {
     Closed,
 }
 
-/// The HMAC secret for origin signatures. Never printed.
+/// A secret held as text (the `ADMIN_TOKEN`). Never printed. (The origin signing secrets are held
+/// only as keyed [`Signer`]s, which are never printed either.)
 #[derive(Clone)]
 pub struct SigningSecret(Vec<u8>);
 
@@ -86,6 +87,17 @@ impl fmt::Debug for SigningSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SigningSecret(<redacted>)")
     }
+}
+
+/// One origin keygate forwards to, with the signer for requests to it.
+#[derive(Debug, Clone)]
+pub struct OriginTarget {
+    /// The URL as configured, trailing `/` removed: `http(s)://host[:port][/base]`.
+    pub url: String,
+    /// The audience signatures for this origin are bound to ([`Audience::from_url`] of `url`).
+    pub audience: Audience,
+    /// Signs requests to this origin; keyed once, when the config is parsed.
+    pub signer: Signer,
 }
 
 /// Which browser origins get CORS answers.
@@ -124,14 +136,11 @@ pub struct Config {
     pub cache_max_entries: usize,
     /// `KV_CACHE_TTL_SECONDS`: KV's own edge cache for reads (Cloudflare minimum 30).
     pub kv_cache_ttl_seconds: u64,
-    /// `ORIGIN_URL` (no trailing slash).
-    pub origin_live: String,
-    /// `ORIGIN_URL_TEST`, if test keys are served.
-    pub origin_test: Option<String>,
-    /// `ORIGIN_SIGNING_SECRET`.
-    pub signing_secret: SigningSecret,
-    /// Signs forwarded requests with `signing_secret`; keyed once, when the config is parsed.
-    pub signer: Signer,
+    /// `ORIGIN_URL`, signed with `ORIGIN_SIGNING_SECRET`.
+    pub origin_live: OriginTarget,
+    /// `ORIGIN_URL_TEST`, if test keys are served, signed with `ORIGIN_SIGNING_SECRET_TEST` (or,
+    /// when that is unset, `ORIGIN_SIGNING_SECRET`).
+    pub origin_test: Option<OriginTarget>,
     /// `CORS_*`.
     pub cors: CorsConfig,
     /// `ADMIN_PREFIX`: where the admin API lives (no trailing slash).
@@ -211,7 +220,7 @@ impl fmt::Display for ConfigError {
 pub const SETTINGS: &[&str] = &[
     "KEY_PREFIX", "AUTH_HEADER", "API_KEY_HEADER", "ROUTES", "ROLES", "SCOPES",
     "CACHE_TTL_SECONDS", "NEGATIVE_CACHE_TTL_SECONDS", "CACHE_MAX_ENTRIES", "KV_CACHE_TTL_SECONDS",
-    "ORIGIN_URL", "ORIGIN_URL_TEST", "ORIGIN_SIGNING_SECRET",
+    "ORIGIN_URL", "ORIGIN_URL_TEST", "ORIGIN_SIGNING_SECRET", "ORIGIN_SIGNING_SECRET_TEST",
     "CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_METHODS", "CORS_ALLOWED_HEADERS", "CORS_MAX_AGE_SECONDS",
     "ADMIN_PREFIX", "ADMIN_MAX_BODY_BYTES", "ADMIN_TOKEN",
     "TIERS", "DEFAULT_TIER", "LIMIT_MODE", "RATE_LIMIT_FAILURE", "LIMITER_FAULT", "KEYGATE_TEST_MODE", "KV_FAULT",
@@ -282,14 +291,24 @@ impl Config {
         let cache_max_entries = number("CACHE_MAX_ENTRIES", 10_000, 1_000_000)? as usize;
         let kv_cache_ttl_seconds = number("KV_CACHE_TTL_SECONDS", 60, 86_400)?.max(30);
 
-        let origin_live = origin_url("ORIGIN_URL", get("ORIGIN_URL"))?
-            .ok_or_else(|| err("ORIGIN_URL", "is required"))?;
-        let origin_test = origin_url("ORIGIN_URL_TEST", get("ORIGIN_URL_TEST"))?;
-
-        let secret = get("ORIGIN_SIGNING_SECRET").ok_or_else(|| err("ORIGIN_SIGNING_SECRET", "is required (wrangler secret put)"))?;
-        if secret.len() < 16 {
-            return Err(err("ORIGIN_SIGNING_SECRET", "must be at least 16 characters"));
-        }
+        let (live_url, live_audience) = origin_url("ORIGIN_URL", get("ORIGIN_URL"))?.ok_or_else(|| err("ORIGIN_URL", "is required"))?;
+        let test_url = origin_url("ORIGIN_URL_TEST", get("ORIGIN_URL_TEST"))?;
+        let secret = |name: &'static str| -> Result<Option<String>, ConfigError> {
+            match get(name) {
+                Some(secret) if secret.len() < 16 => Err(err(name, "must be at least 16 characters")),
+                secret => Ok(secret),
+            }
+        };
+        let live_secret = secret("ORIGIN_SIGNING_SECRET")?.ok_or_else(|| err("ORIGIN_SIGNING_SECRET", "is required (wrangler secret put)"))?;
+        // Checked even while ORIGIN_URL_TEST is unset, so a short secret is never left lying around.
+        let test_secret = secret("ORIGIN_SIGNING_SECRET_TEST")?;
+        let origin_live = OriginTarget { url: live_url, audience: live_audience, signer: Signer::new(live_secret.as_bytes()) };
+        let origin_test = test_url.map(|(url, audience)| {
+            // Without its own secret the test origin shares the live one; the audience still
+            // separates the two, but one leaked secret then opens both.
+            let secret = test_secret.as_deref().unwrap_or(&live_secret);
+            OriginTarget { url, audience, signer: Signer::new(secret.as_bytes()) }
+        });
 
         let cors = CorsConfig {
             allowed_origins: match get("CORS_ALLOWED_ORIGINS") {
@@ -393,25 +412,25 @@ impl Config {
             kv_cache_ttl_seconds,
             origin_live,
             origin_test,
-            signer: Signer::new(secret.as_bytes()),
-            signing_secret: SigningSecret(secret.into_bytes()),
             cors,
         })
     }
 }
 
-/// `http(s)://host[:port][/base]`, no query or fragment; trailing `/` removed.
-fn origin_url(setting: &'static str, value: Option<String>) -> Result<Option<String>, ConfigError> {
+/// `http(s)://host[:port][/base]`, no query or fragment; trailing `/` removed. Returned with its
+/// audience (a host or port that has none is refused).
+fn origin_url(setting: &'static str, value: Option<String>) -> Result<Option<(String, Audience)>, ConfigError> {
     let Some(url) = value else { return Ok(None) };
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     let ok = rest.is_some_and(|r| {
         let host = r.split('/').next().unwrap_or("");
         !host.is_empty() && !r.contains(['?', '#', ' ']) && !host.contains('@')
     });
-    if !ok {
-        return Err(err(setting, "must be an http(s) URL without query, fragment or credentials"));
-    }
-    Ok(Some(url.trim_end_matches('/').to_string()))
+    let audience = Audience::from_url(&url).filter(|_| ok);
+    let Some(audience) = audience else {
+        return Err(err(setting, "must be an http(s) URL without query, fragment or credentials, with an ASCII host and a valid port"));
+    };
+    Ok(Some((url.trim_end_matches('/').to_string(), audience)))
 }
 
 #[cfg(test)]
@@ -439,8 +458,9 @@ mod tests {
         assert_eq!(config.routes.len(), 3);
         assert_eq!(config.cache_ttl_ms, 30_000);
         assert!(config.negative_cache_ttl_ms < config.cache_ttl_ms);
-        assert_eq!(config.origin_live, "http://127.0.0.1:8788");
-        assert_eq!(config.origin_test, None);
+        assert_eq!(config.origin_live.url, "http://127.0.0.1:8788");
+        assert_eq!(config.origin_live.audience.as_str(), "http://127.0.0.1:8788");
+        assert!(config.origin_test.is_none());
         assert!(config.cors.allowed_origins.is_empty());
         assert!(config.scopes.contains(&"content:read".to_string()));
         assert!(config.roles.scopes_of("read_only").is_some());
@@ -462,7 +482,9 @@ mod tests {
         assert_eq!(config.key_prefix, "acme");
         assert_eq!(config.api_key_header, "x-acme-key");
         assert_eq!(config.cache_ttl_ms, 5_000);
-        assert_eq!(config.origin_test.as_deref(), Some("https://sandbox.example/api"));
+        let origin_test = config.origin_test.as_ref().unwrap();
+        assert_eq!(origin_test.url, "https://sandbox.example/api");
+        assert_eq!(origin_test.audience.as_str(), "https://sandbox.example");
         assert!(config.roles.scopes_of("bot").is_some());
         assert_eq!(config.cors.allowed_origins, vec!["https://acme.example".to_string()]);
     }
@@ -483,9 +505,12 @@ mod tests {
             ("origin not http", "ORIGIN_URL", Some("ftp://x")),
             ("origin with query", "ORIGIN_URL", Some("http://x/?a=1")),
             ("origin with credentials", "ORIGIN_URL", Some("http://user:pw@x")),
+            ("origin with a bad port", "ORIGIN_URL", Some("http://x:99999")),
+            ("origin with a non-ascii host", "ORIGIN_URL", Some("https://bücher.example")),
             ("test origin bad", "ORIGIN_URL_TEST", Some("localhost:1")),
             ("secret missing", "ORIGIN_SIGNING_SECRET", None),
             ("secret short", "ORIGIN_SIGNING_SECRET", Some("short")),
+            ("test secret short", "ORIGIN_SIGNING_SECRET_TEST", Some("short")),
             ("cors not a list", "CORS_ALLOWED_ORIGINS", Some("https://x")),
             ("admin prefix relative", "ADMIN_PREFIX", Some("admin")),
             ("admin prefix dot segment", "ADMIN_PREFIX", Some("/a/../b")),
@@ -558,10 +583,69 @@ mod tests {
 
     #[test]
     fn secret_is_never_printed() {
-        let config = parse(&base()).unwrap();
+        let mut vars = base();
+        vars.insert("ORIGIN_URL_TEST", "http://127.0.0.1:8789".into());
+        vars.insert("ORIGIN_SIGNING_SECRET_TEST", "test-secret-9876543210".into());
+        vars.insert("ADMIN_TOKEN", "admin-token-5555555555".into());
+        let config = parse(&vars).unwrap();
         let printed = format!("{config:?}");
-        assert!(!printed.contains("0123456789abcdef0123"));
+        for secret in ["0123456789abcdef0123", "test-secret-9876543210", "admin-token-5555555555"] {
+            assert!(!printed.contains(secret), "{secret}");
+        }
         assert!(printed.contains("<redacted>"));
+    }
+
+    #[test]
+    fn each_origin_is_signed_with_its_own_secret_and_audience() {
+        use crate::signature::{verify, SignedIdentity, DEFAULT_TOLERANCE_SECONDS};
+        let identity = |audience: &Audience| SignedIdentity {
+            audience: audience.as_str().to_string(),
+            timestamp: 1_000,
+            method: "GET".into(),
+            path_and_query: "/x".into(),
+            key_id: "key_1".into(),
+            project: "acme".into(),
+            env: "test".into(),
+            scopes: "content:read".into(),
+        };
+        // Whether `target`'s signer signs with `secret` for its own audience.
+        let signs_with = |target: &OriginTarget, secret: &str| {
+            let id = identity(&target.audience);
+            let signature = target.signer.sign(&id);
+            let header = |name: &str| match name {
+                "x-keygate-signature" => Some(signature.clone()),
+                "x-keygate-timestamp" => Some("1000".to_string()),
+                "x-keygate-key-id" => Some(id.key_id.clone()),
+                "x-keygate-project" => Some(id.project.clone()),
+                "x-keygate-env" => Some(id.env.clone()),
+                "x-keygate-scopes" => Some(id.scopes.clone()),
+                _ => None,
+            };
+            verify(secret.as_bytes(), &target.audience, "GET", "/x", header, 1_000, DEFAULT_TOLERANCE_SECONDS).is_ok()
+        };
+        let live_secret = "0123456789abcdef0123";
+        let test_secret = "test-secret-9876543210";
+        let mut vars = base();
+        vars.insert("ORIGIN_URL_TEST", "http://127.0.0.1:8789/sandbox".into());
+
+        let shared = parse(&vars).unwrap();
+        let test = shared.origin_test.as_ref().unwrap();
+        assert_eq!(test.audience.as_str(), "http://127.0.0.1:8789");
+        assert_ne!(test.audience, shared.origin_live.audience);
+        assert!(signs_with(&shared.origin_live, live_secret));
+        assert!(signs_with(test, live_secret), "without ORIGIN_SIGNING_SECRET_TEST the live secret signs for the test origin");
+
+        vars.insert("ORIGIN_SIGNING_SECRET_TEST", test_secret.into());
+        let separate = parse(&vars).unwrap();
+        let test = separate.origin_test.as_ref().unwrap();
+        assert!(signs_with(&separate.origin_live, live_secret));
+        assert!(!signs_with(&separate.origin_live, test_secret));
+        assert!(signs_with(test, test_secret));
+        assert!(!signs_with(test, live_secret));
+
+        // A test secret without a test origin is allowed (and unused).
+        vars.remove("ORIGIN_URL_TEST");
+        assert!(parse(&vars).unwrap().origin_test.is_none());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Live keys go to `ORIGIN_URL`, test keys to `ORIGIN_URL_TEST` (absent → `ENVIRONMENT_MISMATCH`).
 //! Method, path, query and body are kept. The credential headers and every client-sent
-//! `X-Keygate-*` header are removed; keygate's signed identity headers are added.
+//! `X-Keygate-*` header are removed; keygate's signed identity headers are added, signed with
+//! the chosen origin's signer for the chosen origin's audience.
 
 use crate::config::Config;
 use crate::error::GatewayError;
@@ -43,13 +44,14 @@ fn base_path(origin: &str) -> &str {
 
 /// Builds the plan for `grant` at `now_seconds`.
 pub fn plan(config: &Config, grant: &Grant, method: &str, path_and_query: &str, now_seconds: u64) -> Result<ForwardPlan, GatewayError> {
-    let base = match grant.env {
-        KeyEnv::Live => config.origin_live.as_str(),
-        KeyEnv::Test => config.origin_test.as_deref().ok_or(GatewayError::EnvironmentMismatch)?,
+    let target = match grant.env {
+        KeyEnv::Live => &config.origin_live,
+        KeyEnv::Test => config.origin_test.as_ref().ok_or(GatewayError::EnvironmentMismatch)?,
     };
     // Sign exactly what the origin will see: its base path (if ORIGIN_URL has one) + the path.
-    let forwarded = format!("{}{path_and_query}", base_path(base));
+    let forwarded = format!("{}{path_and_query}", base_path(&target.url));
     let identity = SignedIdentity {
+        audience: target.audience.as_str().to_string(),
         timestamp: now_seconds,
         method: method.to_string(),
         path_and_query: forwarded,
@@ -58,9 +60,9 @@ pub fn plan(config: &Config, grant: &Grant, method: &str, path_and_query: &str, 
         env: grant.env.as_str().to_string(),
         scopes: grant.scopes.join(" "),
     };
-    let signature = config.signer.sign(&identity);
+    let signature = target.signer.sign(&identity);
     Ok(ForwardPlan {
-        url: format!("{base}{path_and_query}"),
+        url: format!("{}{path_and_query}", target.url),
         add_headers: vec![
             (HEADER_KEY_ID, identity.key_id),
             (HEADER_PROJECT, identity.project),
@@ -75,7 +77,9 @@ pub fn plan(config: &Config, grant: &Grant, method: &str, path_and_query: &str, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signature::{verify, DEFAULT_TOLERANCE_SECONDS};
+    use crate::signature::{verify, Audience, VerifyError, DEFAULT_TOLERANCE_SECONDS};
+
+    const SECRET: &[u8] = b"a-very-secret-signing-key";
 
     fn config(test_origin: Option<&str>) -> Config {
         Config::from_lookup(|name| match name {
@@ -85,6 +89,10 @@ mod tests {
             _ => None,
         })
         .unwrap()
+    }
+
+    fn audience(url: &str) -> Audience {
+        Audience::from_url(url).unwrap()
     }
 
     fn grant(env: KeyEnv) -> Grant {
@@ -107,8 +115,22 @@ mod tests {
         let lookup = |name: &str| plan.add_headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
         let received = "/sandbox/v1/x?a=1";
         assert!(plan.url.ends_with(received));
-        assert!(verify(b"a-very-secret-signing-key", "GET", received, lookup, 50, DEFAULT_TOLERANCE_SECONDS).is_ok());
-        assert!(verify(b"a-very-secret-signing-key", "GET", "/v1/x?a=1", lookup, 50, DEFAULT_TOLERANCE_SECONDS).is_err());
+        let test_origin = audience("http://127.0.0.1:9001");
+        assert!(verify(SECRET, &test_origin, "GET", received, lookup, 50, DEFAULT_TOLERANCE_SECONDS).is_ok());
+        assert!(verify(SECRET, &test_origin, "GET", "/v1/x?a=1", lookup, 50, DEFAULT_TOLERANCE_SECONDS).is_err());
+    }
+
+    #[test]
+    fn a_test_key_signature_does_not_verify_at_the_live_origin() {
+        let config = config(Some("http://127.0.0.1:9001"));
+        let plan = plan(&config, &grant(KeyEnv::Test), "GET", "/v1/x", 50).unwrap();
+        let lookup = |name: &str| plan.add_headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+        // Both origins share the secret here (no ORIGIN_SIGNING_SECRET_TEST): only the audience differs.
+        assert!(verify(SECRET, &audience("http://127.0.0.1:9001"), "GET", "/v1/x", lookup, 50, DEFAULT_TOLERANCE_SECONDS).is_ok());
+        assert_eq!(
+            verify(SECRET, &audience("http://127.0.0.1:9000"), "GET", "/v1/x", lookup, 50, DEFAULT_TOLERANCE_SECONDS),
+            Err(VerifyError::Mismatch)
+        );
     }
 
     #[test]
@@ -130,7 +152,7 @@ mod tests {
         let config = config(None);
         let plan = plan(&config, &grant(KeyEnv::Live), "POST", "/v1/cms/a/items?x=1", 1_000).unwrap();
         let lookup = |name: &str| plan.add_headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
-        let identity = verify(b"a-very-secret-signing-key", "POST", "/v1/cms/a/items?x=1", lookup, 1_000, DEFAULT_TOLERANCE_SECONDS).unwrap();
+        let identity = verify(SECRET, &audience("http://127.0.0.1:9000"), "POST", "/v1/cms/a/items?x=1", lookup, 1_000, DEFAULT_TOLERANCE_SECONDS).unwrap();
         assert_eq!(identity.key_id, "key_1");
         assert_eq!(identity.project, "acme");
         assert_eq!(identity.scopes, "content:read");

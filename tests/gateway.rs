@@ -6,7 +6,7 @@ mod common;
 use std::sync::OnceLock;
 
 use common::{Gateway, Options, CORS_ORIGIN, LOCKED_ORIGIN, SIGNING_SECRET};
-use keygate::signature::{verify, DEFAULT_TOLERANCE_SECONDS};
+use keygate::signature::{verify, Audience, DEFAULT_TOLERANCE_SECONDS};
 
 fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
@@ -186,7 +186,7 @@ fn origin_receives_signed_identity_and_no_credential() {
         .request("POST", path)
         .bearer(&g.keys.read_only)
         .header("X-Keygate-Project", "globex")
-        .header("X-Keygate-Signature", "v1=forged")
+        .header("X-Keygate-Signature", "v2=forged")
         .header("X-Custom", "kept")
         // Header names that are special words in JavaScript objects are ordinary headers here.
         .header("__proto__", "proto-kept")
@@ -211,8 +211,10 @@ fn origin_receives_signed_identity_and_no_credential() {
     assert!(headers["x-keygate-scopes"].as_str().unwrap().split(' ').any(|s| s == "content:read"));
     let lookup = |name: &str| headers.get(name).and_then(|v| v.as_str()).map(String::from);
     let timestamp: u64 = lookup("x-keygate-timestamp").unwrap().parse().unwrap();
-    let identity = verify(SIGNING_SECRET.as_bytes(), "POST", path, lookup, timestamp, DEFAULT_TOLERANCE_SECONDS)
+    let live_origin = Audience::from_url(&g.live_origin_url).expect("live origin audience");
+    let identity = verify(SIGNING_SECRET.as_bytes(), &live_origin, "POST", path, lookup, timestamp, DEFAULT_TOLERANCE_SECONDS)
         .expect("signature verifies with the public verifier");
+    assert_eq!(identity.audience, g.live_origin_url, "the demo origin's URL is already in normal form");
     assert_eq!(identity.project, "acme");
     for (name, value) in headers {
         let value = value.as_str().unwrap_or("");
@@ -239,6 +241,22 @@ fn test_key_reaches_the_test_origin() {
     assert_eq!(response.json()["origin"], "test");
     let echo = g.request("GET", "/__echo/t").bearer(&g.keys.test_env).send().json();
     assert_eq!(echo["headers"]["x-keygate-env"], "test");
+}
+
+#[test]
+fn test_key_identity_replayed_at_the_live_origin_is_refused_under_a_shared_secret() {
+    // This gateway has no ORIGIN_SIGNING_SECRET_TEST: both origins verify with SIGNING_SECRET,
+    // so only the audience in the signature tells them apart.
+    let g = gateway();
+    let (_, at_test, at_live) = g.replay_test_key_request("/__echo/replay?x=1");
+    // The captured headers are still good where they were meant to go: the refusal below is the
+    // audience's doing, not a broken replay.
+    assert_eq!((at_test.status, at_test.json()["origin"].as_str()), (200, Some("test")), "{}", at_test.body);
+    assert_eq!(at_live.status, 401, "{}", at_live.body);
+    let body = at_live.json();
+    assert_eq!(body["origin"], "live");
+    assert_eq!(body["error"]["code"], "ORIGIN_SIGNATURE_INVALID");
+    assert_eq!(body["error"]["details"]["reason"], "mismatch");
 }
 
 #[test]

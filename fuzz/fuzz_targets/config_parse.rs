@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use arbitrary::{Arbitrary, Unstructured};
 use keygate::config::{Config, DEFAULT_ROUTES, DEFAULT_TIERS, SETTINGS};
 use keygate::key::{self, KeyEnv};
+use keygate::signature::Audience;
 use keygate::limit::algorithm::{decide, validate_specs};
 use keygate::limit::headers;
 use libfuzzer_sys::fuzz_target;
@@ -137,8 +138,11 @@ fn check(vars: &BTreeMap<&'static str, String>) {
     assert_ne!(config.auth_header, config.api_key_header);
     assert!(config.admin_prefix.starts_with('/') && !config.admin_prefix.ends_with('/'));
     assert!(config.routes.find("GET", &config.admin_prefix).is_none(), "admin prefix overlaps a route");
-    assert!(config.signing_secret.expose().len() >= 16);
-    assert!(config.origin_live.starts_with("http://") || config.origin_live.starts_with("https://"));
+    assert!(config.origin_live.url.starts_with("http://") || config.origin_live.url.starts_with("https://"));
+    for origin in std::iter::once(&config.origin_live).chain(&config.origin_test) {
+        // The audience is already normalised: normalising it again changes nothing.
+        assert_eq!(Audience::from_url(origin.audience.as_str()).as_ref(), Some(&origin.audience), "{:?}", origin.url);
+    }
     if let Some(tier) = &config.default_tier {
         assert!(config.tiers.contains_key(tier), "DEFAULT_TIER {tier:?} is not a tier");
     }
@@ -161,7 +165,7 @@ fn check(vars: &BTreeMap<&'static str, String>) {
     // The secrets are never printed: the same settings with other secrets of the same length
     // print exactly the same.
     let mut masked = vars.clone();
-    for secret_name in ["ORIGIN_SIGNING_SECRET", "ADMIN_TOKEN"] {
+    for secret_name in ["ORIGIN_SIGNING_SECRET", "ORIGIN_SIGNING_SECRET_TEST", "ADMIN_TOKEN"] {
         if let Some(value) = masked.get_mut(secret_name) {
             *value = "#".repeat(value.trim().len());
         }

@@ -19,8 +19,11 @@ use keygate::key::{self, KeyEnv, PlaintextKey};
 use keygate::record::{self, KeyRecord, Status};
 use keygate::timestamp::Timestamp;
 
-/// Signing secret shared by the test gateway and the demo origins (test-only value).
+/// Signing secret shared by the test gateway and the demo origins (test-only value). It signs
+/// for the test origin too unless [`Options::test_signing_secret`] is set.
 pub const SIGNING_SECRET: &str = "integration-test-signing-secret-0123456789";
+/// A separate secret for the test origin, for [`Options::test_signing_secret`] (test-only value).
+pub const TEST_SIGNING_SECRET: &str = "integration-test-sandbox-signing-secret-987654";
 /// Admin token of the test gateway (test-only value).
 pub const ADMIN_TOKEN: &str = "integration-test-admin-token-0123456789";
 /// A browser origin the test config allows for CORS.
@@ -63,13 +66,16 @@ pub struct Options {
     pub test_origin: bool,
     /// Configure ORIGIN_SIGNING_SECRET (false: the gateway must refuse to serve).
     pub signing_secret: bool,
+    /// Configure ORIGIN_SIGNING_SECRET_TEST with this value, and start the test origin with it
+    /// (`None`: both origins use ORIGIN_SIGNING_SECRET, the documented fallback).
+    pub test_signing_secret: Option<&'static str>,
     /// Extra `[vars]` for this gateway.
     pub vars: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { live_origin: true, test_origin: true, signing_secret: true, vars: Vec::new() }
+        Options { live_origin: true, test_origin: true, signing_secret: true, test_signing_secret: None, vars: Vec::new() }
     }
 }
 
@@ -80,6 +86,8 @@ pub struct Gateway {
     pub state_dir: PathBuf,
     pub wrangler_log: PathBuf,
     pub live_origin_url: String,
+    /// The test origin's URL, when [`Options::test_origin`] started one.
+    pub test_origin_url: Option<String>,
     guards: Vec<ChildStdin>,
     children: Vec<Child>,
 }
@@ -145,10 +153,12 @@ fn wait_for_log(log: &Path, needle: &str, limit: Duration) -> String {
     }
 }
 
-fn start_origin(label: &str, dir: &Path) -> (String, Child, ChildStdin) {
+/// Starts a demo origin that verifies with `secret` for its default audience, its own URL (which
+/// the gateway is then configured to forward to).
+fn start_origin(label: &str, secret: &str, dir: &Path) -> (String, Child, ChildStdin) {
     let log = dir.join(format!("origin-{label}.log"));
     let args = ["demo-origin", "--host", "127.0.0.1", "--port", "0", "--label", label].map(String::from);
-    let (child, guard) = spawn_guarded(env!("CARGO_BIN_EXE_keygate"), &args, &log, &[("ORIGIN_SIGNING_SECRET", SIGNING_SECRET)], None);
+    let (child, guard) = spawn_guarded(env!("CARGO_BIN_EXE_keygate"), &args, &log, &[("ORIGIN_SIGNING_SECRET", secret)], None);
     let text = wait_for_log(&log, "listening on http://", Duration::from_secs(30));
     let url = text
         .split("listening on ")
@@ -253,7 +263,7 @@ impl Gateway {
         let mut children = Vec::new();
 
         let live_origin_url = if options.live_origin {
-            let (url, child, guard) = start_origin("live", &dir);
+            let (url, child, guard) = start_origin("live", SIGNING_SECRET, &dir);
             children.push(child);
             guards.push(guard);
             url
@@ -261,7 +271,7 @@ impl Gateway {
             format!("http://127.0.0.1:{}", free_port())
         };
         let test_origin_url = options.test_origin.then(|| {
-            let (url, child, guard) = start_origin("test", &dir);
+            let (url, child, guard) = start_origin("test", options.test_signing_secret.unwrap_or(SIGNING_SECRET), &dir);
             children.push(child);
             guards.push(guard);
             url
@@ -281,6 +291,9 @@ impl Gateway {
         let mut dev_vars = format!("ADMIN_TOKEN=\"{ADMIN_TOKEN}\"\n");
         if options.signing_secret {
             dev_vars.push_str(&format!("ORIGIN_SIGNING_SECRET=\"{SIGNING_SECRET}\"\n"));
+        }
+        if let Some(secret) = options.test_signing_secret {
+            dev_vars.push_str(&format!("ORIGIN_SIGNING_SECRET_TEST=\"{secret}\"\n"));
         }
         fs::write(dir.join(".dev.vars"), dev_vars).expect("write .dev.vars");
         vars.insert("CORS_ALLOWED_ORIGINS".into(), toml::Value::Array(vec![CORS_ORIGIN.into()]));
@@ -328,7 +341,7 @@ impl Gateway {
         guards.push(guard);
         wait_for_log(&wrangler_log, "Ready on", Duration::from_secs(180));
         let url = format!("http://127.0.0.1:{port}");
-        let gateway = Gateway { url, keys, state_dir, wrangler_log, live_origin_url, guards, children };
+        let gateway = Gateway { url, keys, state_dir, wrangler_log, live_origin_url, test_origin_url, guards, children };
         gateway.wait_until_answering();
         gateway
     }
@@ -383,7 +396,30 @@ impl Gateway {
 
     /// A request builder to the gateway.
     pub fn request(&self, method: &str, path: &str) -> Req {
-        Req { method: method.to_string(), url: format!("{}{path}", self.url), headers: Vec::new(), body: None }
+        Req::to(&self.url, method, path)
+    }
+
+    /// The replay of issue "a request signed for a test key is accepted by the live origin":
+    /// sends `GET path` (an echo route) with the test key through the gateway, then sends the
+    /// `X-Keygate-*` headers the test origin received, unchanged and at once, directly to the test
+    /// origin and to the live origin. Returns (through the gateway, replayed at the test origin,
+    /// replayed at the live origin).
+    pub fn replay_test_key_request(&self, path: &str) -> (Resp, Resp, Resp) {
+        let test_origin = self.test_origin_url.as_deref().expect("a test origin");
+        let delivered = self.request("GET", path).bearer(&self.keys.test_env).send();
+        assert_eq!(delivered.status, 200, "{}", delivered.body);
+        let echo = delivered.json();
+        assert_eq!(echo["origin"], "test");
+        let captured: Vec<(String, String)> = echo["headers"]
+            .as_object()
+            .expect("echoed headers")
+            .iter()
+            .filter(|(name, _)| name.starts_with("x-keygate-"))
+            .map(|(name, value)| (name.clone(), value.as_str().unwrap_or_default().to_string()))
+            .collect();
+        assert_eq!(captured.len(), 6, "all identity headers captured: {captured:?}");
+        let replay = |base: &str| captured.iter().fold(Req::to(base, "GET", path), |r, (n, v)| r.header(n, v)).send();
+        (delivered, replay(test_origin), replay(&self.live_origin_url))
     }
 }
 
@@ -432,6 +468,11 @@ impl Resp {
 }
 
 impl Req {
+    /// A request to `base` (e.g. a demo origin, bypassing the gateway) + `path`.
+    pub fn to(base: &str, method: &str, path: &str) -> Req {
+        Req { method: method.to_string(), url: format!("{base}{path}"), headers: Vec::new(), body: None }
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Req {
         self.headers.push((name.to_string(), value.to_string()));
         self

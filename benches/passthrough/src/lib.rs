@@ -27,7 +27,7 @@ export function outbound(request, url, signal, identity) {
     headers.set("x-keygate-env", "live");
     headers.set("x-keygate-scopes", "content:read");
     headers.set("x-keygate-timestamp", "1800000000");
-    headers.set("x-keygate-signature", "v1=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    headers.set("x-keygate-signature", "v2=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
   }
   return new Request(url, { method: request.method, headers, body: request.body, redirect: "manual", signal });
 }

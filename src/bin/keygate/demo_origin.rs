@@ -1,8 +1,11 @@
 //! `keygate demo-origin`: a loopback stand-in for the CMS origin behind keygate.
 //!
-//! Every request except `GET /__health` must carry a valid keygate signature
-//! ([`keygate::signature::verify`]); anything else gets `401 ORIGIN_SIGNATURE_INVALID`. The
-//! project of a request is the project of its verified identity. Routes:
+//! Every request except `GET /__health` must carry a valid keygate signature made for this
+//! origin's audience ([`keygate::signature::verify`]); anything else gets
+//! `401 ORIGIN_SIGNATURE_INVALID`. The audience is the origin's own URL: by default
+//! `http://<address it listens on>` as it prints it, or the `--audience` URL (needed when the
+//! gateway reaches it under another name, e.g. behind a proxy). The project of a request is the
+//! project of its verified identity. Routes:
 //!
 //! | method        | path                                            | answer                              |
 //! |---------------|-------------------------------------------------|-------------------------------------|
@@ -25,7 +28,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use keygate::signature::{self, SignedIdentity, VerifyError};
+use keygate::signature::{self, Audience, SignedIdentity, VerifyError};
 use serde_json::{json, Map, Value};
 
 /// Largest request body the demo origin reads.
@@ -42,8 +45,12 @@ pub struct Options {
     pub port: u16,
     /// Label put in every response.
     pub label: String,
-    /// The gateway's `ORIGIN_SIGNING_SECRET`.
+    /// The gateway's secret for this origin: `ORIGIN_SIGNING_SECRET` for the live origin,
+    /// `ORIGIN_SIGNING_SECRET_TEST` (if set) for the test origin.
     pub secret: Vec<u8>,
+    /// The URL the gateway forwards to (its `ORIGIN_URL` / `ORIGIN_URL_TEST`), whose audience
+    /// signatures must be made for. `None`: `http://<listening address>`.
+    pub audience: Option<String>,
 }
 
 /// A request as the origin received it, independent of the HTTP library.
@@ -208,16 +215,17 @@ pub fn published_items<'a>(project: &'a str, kind: &'a str) -> impl Iterator<Ite
         .filter(move |i| i.project == project && i.kind == kind && i.status == "published")
 }
 
-/// Answers one request at `now_seconds`. Pure: no I/O, no clock.
-pub fn handle(request: &OriginRequest, label: &str, secret: &[u8], now_seconds: u64) -> OriginResponse {
-    let mut response = dispatch(request, label, secret, now_seconds);
+/// Answers one request at `now_seconds`, accepting signatures made with `secret` for `audience`.
+/// Pure: no I/O, no clock.
+pub fn handle(request: &OriginRequest, label: &str, secret: &[u8], audience: &Audience, now_seconds: u64) -> OriginResponse {
+    let mut response = dispatch(request, label, secret, audience, now_seconds);
     if let Value::Object(map) = &mut response.body {
         map.insert("origin".into(), Value::String(label.to_string()));
     }
     response
 }
 
-fn dispatch(request: &OriginRequest, label: &str, secret: &[u8], now_seconds: u64) -> OriginResponse {
+fn dispatch(request: &OriginRequest, label: &str, secret: &[u8], audience: &Audience, now_seconds: u64) -> OriginResponse {
     let route = route(&request.method, request.path());
     if route == Route::Health {
         return ok(200, json!({"ok": true, "label": label}));
@@ -225,6 +233,7 @@ fn dispatch(request: &OriginRequest, label: &str, secret: &[u8], now_seconds: u6
     let header = |name: &str| request.headers.get(name).cloned();
     let identity = match signature::verify(
         secret,
+        audience,
         &request.method,
         &request.path_and_query,
         header,
@@ -283,6 +292,7 @@ fn echo(request: &OriginRequest, identity: &SignedIdentity) -> Value {
         "headers": headers,
         "body": String::from_utf8_lossy(&request.body),
         "identity": {
+            "audience": identity.audience,
             "key_id": identity.key_id,
             "project": identity.project,
             "env": identity.env,
@@ -297,7 +307,9 @@ fn signature_error(e: VerifyError) -> OriginResponse {
         VerifyError::MissingHeader(name) => ("missing_header", format!("missing header {name}")),
         VerifyError::Malformed => ("malformed", "signature or timestamp is malformed".to_string()),
         VerifyError::Stale => ("stale", "signature timestamp is outside the accepted window".to_string()),
-        VerifyError::Mismatch => ("mismatch", "signature does not match the request".to_string()),
+        VerifyError::Mismatch => {
+            ("mismatch", "signature does not match the request, or was made for another origin or with another secret".to_string())
+        }
     };
     let mut details = json!({"reason": reason});
     if let (VerifyError::MissingHeader(name), Value::Object(map)) = (e, &mut details) {
@@ -324,6 +336,15 @@ pub fn is_valid_label(label: &str) -> bool {
         && label.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// The audience signatures must be made for: the `--audience` URL if given, else this origin's
+/// own URL, `http://<listening address>` (as printed at startup).
+pub fn audience(flag: Option<&str>, listening: &str) -> Result<Audience, String> {
+    match flag {
+        Some(url) => Audience::from_url(url).ok_or_else(|| format!("--audience {url:?} must be an http(s) URL with an ASCII host and a valid port")),
+        None => Audience::from_url(&format!("http://{listening}")).ok_or_else(|| format!("listening address {listening:?} has no audience; pass --audience")),
+    }
+}
+
 /// Listens on `options.host:options.port` and answers requests until the process is stopped.
 pub fn serve(options: &Options) -> Result<(), String> {
     if !is_valid_label(&options.label) {
@@ -335,19 +356,22 @@ pub fn serve(options: &Options) -> Result<(), String> {
         .server_addr()
         .to_ip()
         .map_or_else(|| format!("{}:{}", options.host, options.port), |a| a.to_string());
+    let audience = audience(options.audience.as_deref(), &address)?;
     let server = Arc::new(server);
     let workers: Vec<_> = (0..WORKERS)
         .map(|_| {
             let server = Arc::clone(&server);
             let label = options.label.clone();
             let secret = options.secret.clone();
+            let audience = audience.clone();
             std::thread::spawn(move || {
                 for request in server.incoming_requests() {
-                    answer(request, &label, &secret);
+                    answer(request, &label, &secret, &audience);
                 }
             })
         })
         .collect();
+    eprintln!("demo origin ({}) accepts signatures for audience {}", options.label, audience.as_str());
     eprintln!("demo origin ({}) listening on http://{address}", options.label);
     for worker in workers {
         if worker.join().is_err() {
@@ -357,7 +381,7 @@ pub fn serve(options: &Options) -> Result<(), String> {
     Ok(())
 }
 
-fn answer(mut request: tiny_http::Request, label: &str, secret: &[u8]) {
+fn answer(mut request: tiny_http::Request, label: &str, secret: &[u8], audience: &Audience) {
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for h in request.headers() {
         let name = h.field.as_str().as_str().to_ascii_lowercase();
@@ -384,7 +408,7 @@ fn answer(mut request: tiny_http::Request, label: &str, secret: &[u8]) {
             error(413, "PAYLOAD_TOO_LARGE", "request body too large", json!({"max_bytes": MAX_BODY_BYTES}))
         }
         Ok(_) => {
-            let response = handle(&origin_request, label, secret, unix_seconds());
+            let response = handle(&origin_request, label, secret, audience, unix_seconds());
             // Sleep only for a verified request: the delay is the point of the route.
             if let (200, Route::Slow(ms)) = (response.status, route(&origin_request.method, origin_request.path())) {
                 std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -420,9 +444,19 @@ mod tests {
 
     const SECRET: &[u8] = b"0123456789abcdef0123";
     const NOW: u64 = 1_800_000_000;
+    const AUDIENCE: &str = "http://127.0.0.1:8788";
+
+    fn own_audience() -> Audience {
+        Audience::from_url(AUDIENCE).unwrap()
+    }
 
     fn signed(method: &str, path_and_query: &str, project: &str, body: &[u8]) -> OriginRequest {
+        signed_for(AUDIENCE, method, path_and_query, project, body)
+    }
+
+    fn signed_for(audience: &str, method: &str, path_and_query: &str, project: &str, body: &[u8]) -> OriginRequest {
         let identity = SignedIdentity {
+            audience: audience.into(),
             timestamp: NOW,
             method: method.into(),
             path_and_query: path_and_query.into(),
@@ -444,7 +478,7 @@ mod tests {
     }
 
     fn run(request: &OriginRequest) -> OriginResponse {
-        handle(request, "live", SECRET, NOW + 5)
+        handle(request, "live", SECRET, &own_audience(), NOW + 5)
     }
 
     #[test]
@@ -547,21 +581,25 @@ mod tests {
             ..Default::default()
         };
         let mut bad_sig = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
-        bad_sig.headers.insert(HEADER_SIGNATURE.into(), "v1=zz".into());
+        bad_sig.headers.insert(HEADER_SIGNATURE.into(), "v2=zz".into());
         let mut other_project = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
         other_project.headers.insert(HEADER_PROJECT.into(), "globex".into());
         let mut other_query = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
         other_query.path_and_query.push_str("?limit=100");
+        let mut padded_timestamp = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
+        padded_timestamp.headers.insert(HEADER_TIMESTAMP.into(), format!("0{NOW}"));
         let rows = [
             ("unsigned", unsigned, NOW, "missing_header"),
             ("malformed", bad_sig, NOW, "malformed"),
             ("tampered project", other_project, NOW, "mismatch"),
             ("tampered query", other_query, NOW, "mismatch"),
+            ("signed for the test origin", signed_for("http://127.0.0.1:8789", "GET", "/v1/public/cms/articles/items", "acme", b""), NOW, "mismatch"),
+            ("timestamp not in its canonical spelling", padded_timestamp, NOW, "malformed"),
             ("stale", signed("GET", "/__echo", "acme", b""), NOW + 301, "stale"),
             ("unsigned 404", OriginRequest { method: "GET".into(), path_and_query: "/nope".into(), ..Default::default() }, NOW, "missing_header"),
         ];
         for (what, request, now, reason) in rows {
-            let response = handle(&request, "live", SECRET, now);
+            let response = handle(&request, "live", SECRET, &own_audience(), now);
             assert_eq!(response.status, 401, "{what}");
             assert_eq!(response.body["error"]["code"], "ORIGIN_SIGNATURE_INVALID", "{what}");
             assert_eq!(response.body["error"]["details"]["reason"], reason, "{what}");
@@ -571,7 +609,7 @@ mod tests {
 
     #[test]
     fn echo_reports_exactly_what_arrived() {
-        let response = handle(&signed("PUT", "/__echo/x?a=1&b=2", "acme", b"hi \xff"), "test", SECRET, NOW);
+        let response = handle(&signed("PUT", "/__echo/x?a=1&b=2", "acme", b"hi \xff"), "test", SECRET, &own_audience(), NOW);
         let body = &response.body;
         assert_eq!(response.status, 200);
         assert_eq!(body["origin"], "test");
@@ -583,6 +621,7 @@ mod tests {
         assert_eq!(body["body"], "hi \u{fffd}");
         assert_eq!(body["identity"]["project"], "acme");
         assert_eq!(body["identity"]["timestamp"], NOW);
+        assert_eq!(body["identity"]["audience"], AUDIENCE);
     }
 
     #[test]
@@ -596,6 +635,25 @@ mod tests {
         assert_eq!(run(&signed("GET", "/__status/418", "acme", b"")).status, 418);
         let missing = run(&signed("GET", "/v1/other", "acme", b""));
         assert_eq!((missing.status, missing.body["error"]["code"].clone()), (404, json!("NOT_FOUND")));
+    }
+
+    #[test]
+    fn audience_is_the_listening_url_unless_overridden() {
+        let rows: [(Option<&str>, &str, Result<&str, &str>); 6] = [
+            (None, "127.0.0.1:8788", Ok("http://127.0.0.1:8788")),
+            (None, "[::1]:8788", Ok("http://[::1]:8788")),
+            (Some("https://API.example:443/base"), "127.0.0.1:8788", Ok("https://api.example")),
+            (Some("http://127.0.0.1:9000"), "0.0.0.0:8788", Ok("http://127.0.0.1:9000")),
+            (Some("api.example"), "127.0.0.1:8788", Err("--audience")),
+            (Some("http://user@api.example"), "127.0.0.1:8788", Err("--audience")),
+        ];
+        for (flag, listening, expected) in rows {
+            match (audience(flag, listening), expected) {
+                (Ok(audience), Ok(expected)) => assert_eq!(audience.as_str(), expected, "{flag:?} {listening}"),
+                (Err(message), Err(expected)) => assert!(message.starts_with(expected), "{flag:?}: {message}"),
+                (got, expected) => panic!("{flag:?} {listening}: got {got:?}, expected {expected:?}"),
+            }
+        }
     }
 
     #[test]

@@ -46,7 +46,9 @@ mod native {
     enum Command {
         /// Run a loopback demo CMS origin that only answers keygate-signed requests.
         ///
-        /// The signing secret is read from the ORIGIN_SIGNING_SECRET environment variable.
+        /// The signing secret is read from the ORIGIN_SIGNING_SECRET environment variable: the
+        /// gateway's ORIGIN_SIGNING_SECRET for the live origin, its ORIGIN_SIGNING_SECRET_TEST
+        /// (if set) for the test origin. Signatures must be made for this origin's audience.
         DemoOrigin {
             /// Address to listen on.
             #[arg(long, default_value = "127.0.0.1")]
@@ -57,6 +59,11 @@ mod native {
             /// Label put in every response (`"origin"` field and `x-origin-label` header).
             #[arg(long, default_value = "live")]
             label: String,
+            /// The URL the gateway forwards to (its ORIGIN_URL or ORIGIN_URL_TEST); signatures
+            /// must be made for its audience (lowercase scheme://host[:port]). Default:
+            /// http://<host>:<port> as printed at startup.
+            #[arg(long, value_name = "URL")]
+            audience: Option<String>,
         },
         /// Seed demo keys into a running gateway through its admin API and print them once.
         ///
@@ -81,7 +88,7 @@ mod native {
     /// Parses the command line and runs the chosen subcommand.
     pub fn main() -> ExitCode {
         let result = match Cli::parse().command {
-            Command::DemoOrigin { host, port, label } => run_demo_origin(host, port, label),
+            Command::DemoOrigin { host, port, label, audience } => run_demo_origin(host, port, label, audience),
             Command::DemoKeys { url, prefix, project } => run_demo_keys(url, prefix, project),
             // Has its own exit codes (1 API error, 2 usage, 3 unreachable) and messages.
             Command::Keys(args) => return keys::main(&args),
@@ -110,7 +117,7 @@ mod native {
         demo_keys::run(&demo_keys::Options { url, prefix, project, token })
     }
 
-    fn run_demo_origin(host: String, port: u16, label: String) -> Result<(), String> {
+    fn run_demo_origin(host: String, port: u16, label: String, audience: Option<String>) -> Result<(), String> {
         let secret = match std::env::var("ORIGIN_SIGNING_SECRET") {
             Ok(secret) if secret.len() >= 16 => secret,
             Ok(_) => return Err("ORIGIN_SIGNING_SECRET must be at least 16 characters (same rule as the gateway)".into()),
@@ -120,6 +127,6 @@ mod native {
                     .into())
             }
         };
-        demo_origin::serve(&demo_origin::Options { host, port, label, secret: secret.into_bytes() })
+        demo_origin::serve(&demo_origin::Options { host, port, label, secret: secret.into_bytes(), audience })
     }
 }
