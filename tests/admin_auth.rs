@@ -90,6 +90,19 @@ fn wrong_tokens_from_one_address_are_throttled_while_other_addresses_keep_workin
 }
 
 #[test]
+fn concurrent_wrong_tokens_from_one_address_get_exactly_the_limit_of_401s() {
+    let g = gateway();
+    let address = "203.0.113.50";
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16).map(|_| scope.spawn(|| attempt(g, Some(address), WRONG).status)).collect();
+        handles.into_iter().map(|h| h.join().expect("request thread")).collect()
+    });
+    let judged = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((judged, throttled), (3, 13), "one serialised counter for the address: {statuses:?}");
+}
+
+#[test]
 fn successes_do_not_spend_the_failure_budget() {
     let g = gateway();
     let operator = "203.0.113.20";
