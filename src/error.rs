@@ -57,7 +57,7 @@ pub enum GatewayError {
     /// Admin API: missing or wrong admin token.
     Unauthorized,
     /// Admin API: too many failed authentications from this address (or from everyone); the
-    /// token was not looked at.
+    /// answer does not depend on the token.
     AdminAuthThrottled {
         /// Which failure limit refused: `address` or `global`.
         scope: &'static str,
