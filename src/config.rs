@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::admin::auth_limit::AdminAuthLimits;
 use crate::key::is_valid_prefix;
 use crate::limit::algorithm::{validate_new_specs, LimitSpec};
 use crate::record::{KeyRecord, LimitMode};
@@ -149,6 +150,8 @@ pub struct Config {
     pub admin_max_body_bytes: usize,
     /// `ADMIN_TOKEN` (secret). `None` = admin API refuses everyone.
     pub admin_token: Option<SigningSecret>,
+    /// `ADMIN_AUTH_*`: how many failed admin authentications are allowed, per address and overall.
+    pub admin_auth: AdminAuthLimits,
     /// `TIERS`: named limit bundles.
     pub tiers: BTreeMap<String, Tier>,
     /// `DEFAULT_TIER`: tier of keys that name neither a tier nor limits (`None` = unlimited).
@@ -223,6 +226,7 @@ pub const SETTINGS: &[&str] = &[
     "ORIGIN_URL", "ORIGIN_URL_TEST", "ORIGIN_SIGNING_SECRET", "ORIGIN_SIGNING_SECRET_TEST",
     "CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_METHODS", "CORS_ALLOWED_HEADERS", "CORS_MAX_AGE_SECONDS",
     "ADMIN_PREFIX", "ADMIN_MAX_BODY_BYTES", "ADMIN_TOKEN",
+    "ADMIN_AUTH_FAILURES_PER_ADDRESS", "ADMIN_AUTH_FAILURES_GLOBAL", "ADMIN_AUTH_WINDOW_SECONDS",
     "TIERS", "DEFAULT_TIER", "LIMIT_MODE", "RATE_LIMIT_FAILURE", "LIMITER_FAULT", "KEYGATE_TEST_MODE", "KV_FAULT",
     "ORIGIN_TIMEOUT_MS",
 ];
@@ -335,9 +339,27 @@ impl Config {
         let admin_max_body_bytes = number("ADMIN_MAX_BODY_BYTES", 16_384, 1_048_576)? as usize;
         let admin_token = match get("ADMIN_TOKEN") {
             None => None,
+            // Read with the gateway's Bearer parser, which ends a token at a space, tab or comma.
+            Some(token) if token.contains([' ', '\t', ',']) => return Err(err("ADMIN_TOKEN", "must not contain spaces, tabs or commas")),
             Some(token) if token.len() >= 16 => Some(SigningSecret(token.into_bytes())),
             Some(_) => return Err(err("ADMIN_TOKEN", "must be at least 16 characters")),
         };
+        let at_least_one = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
+            match number(name, default, max)? {
+                0 => Err(err(name, format!("must be an integer from 1 to {max}"))),
+                n => Ok(n),
+            }
+        };
+        let defaults = AdminAuthLimits::default();
+        let admin_auth = AdminAuthLimits {
+            per_address: at_least_one("ADMIN_AUTH_FAILURES_PER_ADDRESS", defaults.per_address, 1_000_000)?,
+            global: at_least_one("ADMIN_AUTH_FAILURES_GLOBAL", defaults.global, 1_000_000)?,
+            // Below a day, so both limits are rates (GCRA) that refill steadily.
+            window_seconds: at_least_one("ADMIN_AUTH_WINDOW_SECONDS", defaults.window_seconds, 86_399)?,
+        };
+        if admin_auth.global < admin_auth.per_address {
+            return Err(err("ADMIN_AUTH_FAILURES_GLOBAL", "must be at least ADMIN_AUTH_FAILURES_PER_ADDRESS"));
+        }
 
         let tiers: BTreeMap<String, Tier> = serde_json::from_str(&get("TIERS").unwrap_or_else(|| DEFAULT_TIERS.into()))
             .map_err(|e| err("TIERS", e.to_string()))?;
@@ -400,6 +422,7 @@ impl Config {
             admin_prefix,
             admin_max_body_bytes,
             admin_token,
+            admin_auth,
             key_prefix,
             auth_header,
             api_key_header,
@@ -467,6 +490,7 @@ mod tests {
         assert_eq!(config.admin_prefix, "/_keygate/v1");
         assert_eq!(config.admin_max_body_bytes, 16_384);
         assert!(config.admin_token.is_none());
+        assert_eq!(config.admin_auth, AdminAuthLimits { per_address: 10, global: 1000, window_seconds: 60 });
     }
 
     #[test]
@@ -478,7 +502,11 @@ mod tests {
         vars.insert("ORIGIN_URL_TEST", "https://sandbox.example/api".into());
         vars.insert("ROLES", r#"{"bot":["content:read"]}"#.into());
         vars.insert("CORS_ALLOWED_ORIGINS", r#"["https://acme.example"]"#.into());
+        vars.insert("ADMIN_AUTH_FAILURES_PER_ADDRESS", "3".into());
+        vars.insert("ADMIN_AUTH_FAILURES_GLOBAL", "30".into());
+        vars.insert("ADMIN_AUTH_WINDOW_SECONDS", "900".into());
         let config = parse(&vars).unwrap();
+        assert_eq!(config.admin_auth, AdminAuthLimits { per_address: 3, global: 30, window_seconds: 900 });
         assert_eq!(config.key_prefix, "acme");
         assert_eq!(config.api_key_header, "x-acme-key");
         assert_eq!(config.cache_ttl_ms, 5_000);
@@ -516,6 +544,14 @@ mod tests {
             ("admin prefix dot segment", "ADMIN_PREFIX", Some("/a/../b")),
             ("admin body limit too large", "ADMIN_MAX_BODY_BYTES", Some("99999999")),
             ("admin token short", "ADMIN_TOKEN", Some("short")),
+            ("admin token with a space", "ADMIN_TOKEN", Some("0123456789 abcdef0123")),
+            ("admin token with a comma", "ADMIN_TOKEN", Some("0123456789,abcdef0123")),
+            ("admin auth limit zero", "ADMIN_AUTH_FAILURES_PER_ADDRESS", Some("0")),
+            ("admin auth limit not a number", "ADMIN_AUTH_FAILURES_PER_ADDRESS", Some("ten")),
+            ("admin auth global zero", "ADMIN_AUTH_FAILURES_GLOBAL", Some("0")),
+            ("admin auth global below per address", "ADMIN_AUTH_FAILURES_GLOBAL", Some("5")),
+            ("admin auth window of a day", "ADMIN_AUTH_WINDOW_SECONDS", Some("86400")),
+            ("admin auth window zero", "ADMIN_AUTH_WINDOW_SECONDS", Some("0")),
             ("tiers not json", "TIERS", Some("free")),
             ("tier with bad limit", "TIERS", Some(r#"{"x":{"limits":[{"name":"m","limit":0,"window_seconds":60}]}}"#)),
             ("fast binding for an unknown limit", "TIERS", Some(r#"{"x":{"limits":[{"name":"m","limit":5,"window_seconds":60}],"fast_binding":{"binding":"RL","limit":"hour"}}}"#)),

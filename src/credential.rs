@@ -1,7 +1,7 @@
 //! Credential extraction: where the key comes from in a request.
 //!
-//! Accepted: `Authorization: Bearer <key>` (scheme case-insensitive, RFC 7235) or
-//! `<X-Api-Key>: <key>` (both header names configurable). Rules:
+//! Accepted: `Authorization: Bearer <key>` (scheme case-insensitive, RFC 7235; spaces or tabs
+//! after it) or `<X-Api-Key>: <key>` (both header names configurable). Rules:
 //! - neither present (or only empty values, or `Bearer` with no token) → `MISSING_KEY`;
 //! - a non-Bearer `Authorization` scheme is not a keygate credential and is ignored as a source
 //!   (it is still stripped before forwarding);
@@ -9,7 +9,10 @@
 //! - a value that holds more than one token (repeated headers are joined with `,` by the
 //!   runtime) → `BAD_REQUEST`.
 
+use subtle::ConstantTimeEq;
+
 use crate::error::GatewayError;
+use crate::key::KeyHash;
 
 /// The raw credential, not yet format-checked.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,8 +34,10 @@ fn bad(reason: &str) -> GatewayError {
     GatewayError::BadRequest { reason: reason.to_string() }
 }
 
-/// `Some(token)` for a Bearer credential, `None` when the header holds no Bearer token.
-fn bearer_token(value: &str) -> Result<Option<&str>, GatewayError> {
+/// `Some(token)` for a Bearer credential, `None` when the header holds no Bearer token. The
+/// scheme is separated from the token by spaces or tabs. The admin API reads its token with this
+/// parser too, so both accept exactly the same `Authorization` values.
+pub fn bearer_token(value: &str) -> Result<Option<&str>, GatewayError> {
     let value = value.trim();
     if value.contains(',') {
         return Err(bad("more than one Authorization value"));
@@ -46,6 +51,16 @@ fn bearer_token(value: &str) -> Result<Option<&str>, GatewayError> {
         return Ok(None);
     }
     single_token(token).map(Some)
+}
+
+/// Whether the `Authorization` value carries `expected` as its Bearer token (read by
+/// [`bearer_token`], the gateway's own parser). Compares fixed-length SHA-256 digests in constant
+/// time, so neither content nor length leaks through timing; an empty token never matches.
+pub fn bearer_matches(authorization: Option<&str>, expected: &[u8]) -> bool {
+    let token = authorization.and_then(|value| bearer_token(value).ok().flatten()).unwrap_or("");
+    let given = KeyHash::of(token);
+    let wanted = KeyHash::of(std::str::from_utf8(expected).unwrap_or_default());
+    !token.is_empty() && bool::from(given.as_bytes().ct_eq(wanted.as_bytes()))
 }
 
 fn single_token(value: &str) -> Result<&str, GatewayError> {
@@ -69,6 +84,8 @@ mod tests {
             ("lowercase scheme", Some("bearer kg_live_abc"), None, Ok(K)),
             ("shouting scheme", Some("BEARER kg_live_abc"), None, Ok(K)),
             ("extra spaces", Some("  Bearer    kg_live_abc  "), None, Ok(K)),
+            ("tab after the scheme", Some("Bearer\tkg_live_abc"), None, Ok(K)),
+            ("tabs and spaces", Some("Bearer \t kg_live_abc\t"), None, Ok(K)),
             ("api key header", None, Some("kg_live_abc"), Ok(K)),
             ("api key padded", None, Some(" kg_live_abc "), Ok(K)),
             ("both equal", Some("Bearer kg_live_abc"), Some("kg_live_abc"), Ok(K)),
@@ -94,5 +111,29 @@ mod tests {
             }
         }
         assert_eq!(extract(None, None), missing);
+    }
+
+    #[test]
+    fn bearer_matching_table() {
+        const TOKEN: &str = "admin-token-0123456789";
+        let rows: [(&str, Option<&str>, bool); 13] = [
+            ("space", Some("Bearer admin-token-0123456789"), true),
+            ("tab", Some("Bearer\tadmin-token-0123456789"), true),
+            ("lowercase scheme, padded", Some("  bearer   admin-token-0123456789 "), true),
+            ("wrong token", Some("Bearer admin-token-0123456788"), false),
+            ("prefix of the token", Some("Bearer admin-token"), false),
+            ("token with more after it", Some("Bearer admin-token-0123456789x"), false),
+            ("no scheme", Some("admin-token-0123456789"), false),
+            ("other scheme", Some("Basic admin-token-0123456789"), false),
+            ("two tokens", Some("Bearer admin-token-0123456789 admin-token-0123456789"), false),
+            ("two headers joined", Some("Bearer admin-token-0123456789, Bearer x"), false),
+            ("scheme only", Some("Bearer"), false),
+            ("empty", Some(""), false),
+            ("absent", None, false),
+        ];
+        for (what, authorization, expected) in rows {
+            assert_eq!(bearer_matches(authorization, TOKEN.as_bytes()), expected, "{what}");
+        }
+        assert!(!bearer_matches(Some("Bearer "), b""), "an empty expected token never matches");
     }
 }

@@ -56,6 +56,14 @@ pub enum GatewayError {
     },
     /// Admin API: missing or wrong admin token.
     Unauthorized,
+    /// Admin API: too many failed authentications from this address (or from everyone); the
+    /// answer does not depend on the token.
+    AdminAuthThrottled {
+        /// Which failure limit refused: `address` or `global`.
+        scope: &'static str,
+        /// Seconds until an attempt can pass.
+        retry_after: u64,
+    },
     /// Admin API: unknown key id or admin path.
     NotFound,
     /// Admin API: the body or query failed validation.
@@ -101,7 +109,7 @@ impl GatewayError {
             GatewayError::Conflict { .. } => 409,
             GatewayError::PayloadTooLarge { .. } => 413,
             GatewayError::UnsupportedMediaType => 415,
-            GatewayError::RateLimitExceeded { .. } | GatewayError::QuotaExceeded { .. } => 429,
+            GatewayError::RateLimitExceeded { .. } | GatewayError::QuotaExceeded { .. } | GatewayError::AdminAuthThrottled { .. } => 429,
             GatewayError::MissingKey
             | GatewayError::InvalidKey { .. }
             | GatewayError::KeyRevoked
@@ -140,6 +148,7 @@ impl GatewayError {
             GatewayError::OriginTimeout => "ORIGIN_TIMEOUT",
             GatewayError::ConfigInvalid { .. } => "CONFIG_INVALID",
             GatewayError::Unauthorized => "UNAUTHORIZED",
+            GatewayError::AdminAuthThrottled { .. } => "ADMIN_AUTH_THROTTLED",
             GatewayError::NotFound => "NOT_FOUND",
             GatewayError::ValidationFailed { .. } => "VALIDATION_FAILED",
             GatewayError::Conflict { .. } => "CONFLICT",
@@ -176,6 +185,9 @@ impl GatewayError {
             GatewayError::OriginTimeout => "The origin did not answer in time.".into(),
             GatewayError::ConfigInvalid { .. } => "The gateway is misconfigured.".into(),
             GatewayError::Unauthorized => "A valid admin token is required.".into(),
+            GatewayError::AdminAuthThrottled { retry_after, .. } => {
+                format!("Too many failed admin authentications. Try again in {retry_after} seconds.")
+            }
             GatewayError::NotFound => "Not found.".into(),
             GatewayError::ValidationFailed { fields } => {
                 let names: Vec<&str> = fields.keys().map(String::as_str).collect();
@@ -202,6 +214,7 @@ impl GatewayError {
             GatewayError::ConfigInvalid { reason } | GatewayError::Conflict { reason } => json!({ "reason": reason }),
             GatewayError::ValidationFailed { fields } => json!({ "fields": fields }),
             GatewayError::PayloadTooLarge { limit } => json!({ "limitBytes": limit }),
+            GatewayError::AdminAuthThrottled { scope, retry_after } => json!({ "retryAfter": retry_after, "scope": scope }),
             GatewayError::RateLimitExceeded { limit, retry_after } | GatewayError::QuotaExceeded { limit, retry_after } => {
                 json!({ "retryAfter": retry_after, "limit": limit })
             }
@@ -221,6 +234,14 @@ impl GatewayError {
             | GatewayError::Unauthorized
             | GatewayError::NotFound
             | GatewayError::UnsupportedMediaType => json!({}),
+        }
+    }
+
+    /// `Retry-After` seconds for refusals that carry no rate-limit headers of their own.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            GatewayError::AdminAuthThrottled { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 
@@ -277,6 +298,7 @@ mod tests {
             GatewayError::OriginTimeout,
             GatewayError::ConfigInvalid { reason: "ROUTES".into() },
             GatewayError::Unauthorized,
+            GatewayError::AdminAuthThrottled { scope: "address", retry_after: 6 },
             GatewayError::NotFound,
             GatewayError::ValidationFailed { fields: [("name".to_string(), "required".to_string())].into() },
             GatewayError::Conflict { reason: "revoked".into() },
@@ -295,7 +317,7 @@ mod tests {
             (401, "KEY_NOT_YET_VALID"), (401, "KEY_EXPIRED"), (403, "INSUFFICIENT_SCOPE"),
             (403, "PROJECT_MISMATCH"), (403, "ORIGIN_NOT_ALLOWED"), (403, "ENVIRONMENT_MISMATCH"),
             (503, "STORE_UNAVAILABLE"), (502, "ORIGIN_UNAVAILABLE"), (504, "ORIGIN_TIMEOUT"), (500, "CONFIG_INVALID"),
-            (401, "UNAUTHORIZED"), (404, "NOT_FOUND"), (400, "VALIDATION_FAILED"), (409, "CONFLICT"),
+            (401, "UNAUTHORIZED"), (429, "ADMIN_AUTH_THROTTLED"), (404, "NOT_FOUND"), (400, "VALIDATION_FAILED"), (409, "CONFLICT"),
             (413, "PAYLOAD_TOO_LARGE"), (415, "UNSUPPORTED_MEDIA_TYPE"),
             (429, "RATE_LIMIT_EXCEEDED"), (429, "QUOTA_EXCEEDED"),
         ];

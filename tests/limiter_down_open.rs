@@ -50,3 +50,22 @@ fn revocation_does_not_wait_for_a_failing_limiter() {
     assert_eq!(revoked.json()["status"], "revoked");
     g.request("GET", "/v1/public/cms/articles/items").bearer(&key).send().assert_error(401, "KEY_REVOKED");
 }
+
+#[test]
+fn admin_auth_failures_are_still_limited_when_the_limiter_fails() {
+    // The admin-auth limiter is unreachable too: this isolate counts failures itself (wrangler
+    // dev runs one isolate, so the default 10 per address per minute holds exactly here).
+    let g = gateway();
+    let attempt = |address: &str, token: &str| {
+        g.request("GET", "/_keygate/v1/keys?project=open").bearer(token).header("CF-Connecting-IP", address).send()
+    };
+    for _ in 0..10 {
+        attempt("203.0.113.60", "wrong-admin-token-guess-000000000060").assert_error(401, "UNAUTHORIZED");
+    }
+    let throttled = attempt("203.0.113.60", common::ADMIN_TOKEN);
+    throttled.assert_error(429, "ADMIN_AUTH_THROTTLED");
+    assert!(throttled.header("retry-after").is_some());
+    let elsewhere = attempt("203.0.113.61", common::ADMIN_TOKEN);
+    assert_eq!(elsewhere.status, 200, "{}", elsewhere.body);
+    assert!(g.log_containing("\"scope\":\"admin_auth\"").contains("limiter_unavailable"));
+}

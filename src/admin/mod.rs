@@ -4,6 +4,7 @@
 //! registry Durable Object what these functions decide. Contract: `docs/admin-api.md` and the
 //! OpenAPI document served at `/openapi.json` ([`OPENAPI`]).
 
+pub mod auth_limit;
 pub mod lifecycle;
 pub mod protocol;
 pub mod request;
@@ -109,6 +110,7 @@ mod tests {
             .collect();
         let admin_errors = [
             GatewayError::Unauthorized,
+            GatewayError::AdminAuthThrottled { scope: "address", retry_after: 1 },
             GatewayError::NotFound,
             GatewayError::ValidationFailed { fields: Default::default() },
             GatewayError::Conflict { reason: String::new() },

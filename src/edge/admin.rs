@@ -1,9 +1,8 @@
-//! Admin API glue: authenticate, bound and validate the request, generate key material, and
+//! Admin API glue: authenticate (with failure limits, [`super::admin_auth`]), bound and validate the request, generate key material, and
 //! call the registry Durable Objects. Contract: `docs/admin-api.md`.
 
 use serde::Serialize;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 use worker::Env;
 
 use crate::admin::protocol::{Failure, Op, Reply};
@@ -12,7 +11,7 @@ use crate::admin::router::{route, AdminRoute};
 use crate::admin::{lifecycle, OPENAPI};
 use crate::config::Config;
 use crate::error::GatewayError;
-use crate::key::{self, KeyHash};
+use crate::key;
 use crate::limit::protocol::{LimiterOp, LimiterReply};
 
 use super::registry::{DIRECTORY, REGISTRY_BINDING};
@@ -28,7 +27,7 @@ pub fn is_admin_path(config: &Config, path: &str) -> bool {
 
 /// Handles one admin request; the answer is (status, JSON body).
 pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> AdminResult {
-    authenticate(incoming, config)?;
+    super::admin_auth::authenticate(incoming, env, config).await?;
     let relative = incoming.path()[config.admin_prefix.len()..].to_string();
     let operation = route(&incoming.method, &relative).ok_or(GatewayError::NotFound)?;
     let rules = Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, now_ms: incoming.now_ms };
@@ -125,27 +124,6 @@ fn record_reply(status: u16, reply: Reply) -> AdminResult {
         Reply::Record { record, .. } => ok_json(status, &record),
         _ => Err(unexpected()),
     }
-}
-
-fn authenticate(incoming: &Incoming, config: &Config) -> Result<(), GatewayError> {
-    let Some(expected) = &config.admin_token else {
-        log_event("admin_disabled", incoming.request_id(), &[("reason", "ADMIN_TOKEN is not set")]);
-        return Err(GatewayError::Unauthorized);
-    };
-    let presented = incoming.header("authorization").unwrap_or_default();
-    let token = presented
-        .trim()
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .unwrap_or("");
-    // Compare fixed-length digests so neither content nor length leaks through timing.
-    let given = KeyHash::of(token);
-    let wanted = KeyHash::of(std::str::from_utf8(expected.expose()).unwrap_or_default());
-    if token.is_empty() || !bool::from(given.as_bytes().ct_eq(wanted.as_bytes())) {
-        return Err(GatewayError::Unauthorized);
-    }
-    Ok(())
 }
 
 async fn read_body(incoming: &mut Incoming, config: &Config, required: bool) -> Result<Vec<u8>, GatewayError> {

@@ -4,6 +4,10 @@
 //! roll or any other change applies to the very next request even while KV and isolate caches
 //! are stale, and counts usage per key and day.
 //!
+//! One more instance, `ADMIN_AUTH_INSTANCE` (`admin-auth`), counts failed admin authentications per client
+//! address and overall (`LimiterOp::AdminAuth`); its `limit_state` rows are `address:<bucket>`
+//! and `global`.
+//!
 //! A decision reads state, decides and writes state with synchronous SQLite calls and no
 //! `await` in between, so concurrent requests are serialised by the object and limits are
 //! exact under any concurrency.
@@ -11,6 +15,7 @@
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
 use crate::limit::algorithm::{decide, LimitSpec, LimitState};
+use crate::admin::auth_limit;
 use crate::limit::protocol::{day_of, DayUsage, LimiterOp, LimiterReply, Usage};
 use crate::record::{self, KeyRecord};
 use crate::timestamp::Timestamp;
@@ -61,6 +66,7 @@ impl DurableObject for KeyLimiter {
                 LimiterReply::Done
             }
             LimiterOp::Usage { key_id } => LimiterReply::Usage { usage: usage(&sql, &key_id)? },
+            LimiterOp::AdminAuth { address, failed, limits } => admin_auth(&sql, &address, failed, &limits, now)?,
         };
         Response::from_json(&reply)
     }
@@ -105,6 +111,35 @@ fn hit(sql: &SqlStorage, key_id: &str, revision: u64, limits: &[LimitSpec], now:
         count_usage(sql, key_id, now, 1, 0)?;
     } else {
         count_usage(sql, key_id, now, 0, 1)?;
+    }
+    Ok(LimiterReply::Decided { decision })
+}
+
+/// Judges one admin authentication attempt: reads the address's and the global state, decides,
+/// and writes them back when a failure was charged. Fully refilled address rows are deleted
+/// then, so the table holds only addresses that failed within the last window.
+fn admin_auth(sql: &SqlStorage, address: &str, failed: bool, limits: &[LimitSpec], now: i64) -> Result<LimiterReply> {
+    let names = [format!("address:{address}"), "global".to_string()];
+    let mut states = Vec::with_capacity(names.len());
+    for name in &names {
+        let row = rows(sql.exec("SELECT mark, count FROM limit_state WHERE name = ?", vec![name.clone().into()])?)?;
+        states.push(match row.first() {
+            Some(row) => LimitState { mark: row.int(0)?, count: row.int(1)?.max(0) as u64 },
+            None => LimitState::default(),
+        });
+    }
+    let before = states.clone();
+    let decision = auth_limit::judge(limits, &mut states, failed, now);
+    if states != before {
+        for (name, state) in names.iter().zip(&states) {
+            sql.exec(
+                "INSERT INTO limit_state (name, mark, count) VALUES (?, ?, ?) \
+                 ON CONFLICT(name) DO UPDATE SET mark = excluded.mark, count = excluded.count",
+                vec![name.clone().into(), SqlStorageValue::Integer(state.mark), SqlStorageValue::Integer(state.count as i64)],
+            )?;
+        }
+        // GCRA state is a theoretical arrival time in µs: at or before now, the limit is full.
+        sql.exec("DELETE FROM limit_state WHERE name LIKE 'address:%' AND mark <= ?", vec![SqlStorageValue::Integer(now.saturating_mul(1000))])?;
     }
     Ok(LimiterReply::Decided { decision })
 }

@@ -4,6 +4,7 @@
 //! calls into the pure core and does what the returned decision says.
 
 mod admin;
+mod admin_auth;
 mod config;
 mod counters;
 mod durable;
@@ -86,7 +87,10 @@ async fn fetch(request: Request, env: Env, ctx: Context) -> Result<Response> {
     if admin::is_admin_path(&config, incoming.path()) {
         return match admin::handle(&mut incoming, &env, &config).await {
             Ok((status, body)) => respond::json(status, body, &incoming),
-            Err(error) => respond::error(&error, &incoming, None),
+            Err(error) => {
+                let retry_after: Vec<(&'static str, String)> = error.retry_after().map(|s| ("retry-after", s.to_string())).into_iter().collect();
+                respond::error_with(&error, &incoming, None, &retry_after)
+            }
         };
     }
     if is_preflight(&incoming) {

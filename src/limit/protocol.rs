@@ -24,7 +24,15 @@ pub enum LimiterOp {
     AddRefused { key_id: String, count: u64 },
     /// A key's usage.
     Usage { key_id: String },
+    /// One admin authentication attempt from address bucket `address`, judged against `limits`
+    /// (`[address, global]`, see [`crate::admin::auth_limit`]); only a `failed` one is charged.
+    /// Sent only to the reserved instance [`ADMIN_AUTH_INSTANCE`]. Answered with `Decided`.
+    AdminAuth { address: String, failed: bool, limits: Vec<LimitSpec> },
 }
+
+/// The limiter instance that counts failed admin authentications. Other instances are named by
+/// key ids (`key_` + base62), which never contain `-`, so this name cannot be a key family.
+pub const ADMIN_AUTH_INSTANCE: &str = "admin-auth";
 
 /// The limiter's answer.
 #[allow(clippy::large_enum_variant)]
@@ -48,6 +56,7 @@ tagged_deserialize!(LimiterOp, "op", {
     "mark" => Mark { record: KeyRecord },
     "add_refused" => AddRefused { key_id: String, count: u64 },
     "usage" => Usage { key_id: String },
+    "admin_auth" => AdminAuth { address: String, failed: bool, limits: Vec<LimitSpec> },
 });
 
 tagged_deserialize!(LimiterReply, "reply", {
@@ -94,6 +103,7 @@ mod tests {
             LimiterOp::Mark { record: record.clone() },
             LimiterOp::AddRefused { key_id: "key_a".into(), count: 9 },
             LimiterOp::Usage { key_id: "key_a".into() },
+            LimiterOp::AdminAuth { address: "203.0.113.7".into(), failed: true, limits: crate::admin::auth_limit::AdminAuthLimits::default().specs() },
         ];
         for op in ops {
             let json = serde_json::to_string(&op).unwrap();
