@@ -34,9 +34,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
 
+import { modulesOf, ratelimitsOf, startMiniflare as startWorkers, unknownKey as unknownKeyWith, wranglerWorkerOptions } from "./workers.mjs";
+
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(path.join(ROOT, "package.json"));
-const { Miniflare, Log, LogLevel, convertV4MiniflareOptions } = require("miniflare");
 
 const env = process.env;
 const num = (name, fallback) => {
@@ -87,18 +88,7 @@ const SIGNING_SECRET = randomBytes(24).toString("hex");
 // ---------------------------------------------------------------------------------------------
 // Worker options: wrangler.toml as wrangler itself reads it, minus everything dev-only.
 
-/** keygate's bindings exactly as wrangler derives them from wrangler.toml (vars, KV, Durable
- * Objects with useSQLite from the migrations, ratelimits). The config is read from a copy in the
- * scratch directory so that no `.dev.vars` of the checkout is picked up. */
-function wranglerWorkerOptions() {
-  const copy = path.join(TMP, "wrangler.toml");
-  fs.copyFileSync(path.join(ROOT, "wrangler.toml"), copy);
-  const wrangler = require("wrangler");
-  const { workerOptions } = wrangler.unstable_getMiniflareWorkerOptions(copy);
-  return workerOptions;
-}
-
-const fromWrangler = wranglerWorkerOptions();
+const fromWrangler = wranglerWorkerOptions(TMP);
 const KEYGATE_VARS = {
   ...fromWrangler.bindings,
   ORIGIN_URL,
@@ -111,16 +101,6 @@ const NEGATIVE_TTL_S = Number(KEYGATE_VARS.NEGATIVE_CACHE_TTL_SECONDS ?? 10);
 const ADMIN_PREFIX = KEYGATE_VARS.ADMIN_PREFIX ?? "/_keygate/v1";
 const KEY_PREFIX = KEYGATE_VARS.KEY_PREFIX ?? "kg";
 
-function modulesOf(dir) {
-  return {
-    modulesRoot: dir,
-    modules: [
-      { type: "ESModule", path: path.join(dir, "index.js") },
-      { type: "CompiledWasm", path: path.join(dir, "index_bg.wasm") },
-    ],
-  };
-}
-
 const directSocket = () => [{ host: "127.0.0.1", port: 0 }];
 
 function keygateWorker() {
@@ -132,9 +112,7 @@ function keygateWorker() {
     bindings: KEYGATE_VARS,
     kvNamespaces: fromWrangler.kvNamespaces,
     durableObjects: fromWrangler.durableObjects,
-    ratelimits: Object.fromEntries(
-      Object.entries(fromWrangler.ratelimits ?? {}).map(([name, rl]) => [name, { namespace_id: String(rl.namespace_id), simple: rl.simple }]),
-    ),
+    ratelimits: ratelimitsOf(fromWrangler),
     unsafeDirectSockets: directSocket(),
   };
 }
@@ -179,21 +157,14 @@ let logLines = 0;
 const logSamples = [];
 
 function startMiniflare(workers, shared = {}) {
-  return new Miniflare(
-    convertV4MiniflareOptions({
-      ...shared,
-      host: "127.0.0.1",
-      port: 0,
-      cf: false, // placeholder `request.cf`: never fetched from the network
-      log: new Log(LogLevel.WARN),
-      handleStructuredLogs: (entry) => {
-        logLines += 1;
-        if (logSamples.length < 5) logSamples.push(String(entry.message).slice(0, 300));
-      },
-      resourcePersistencePath: path.join(TMP, "state"),
-      telemetry: { enabled: false },
-      workers,
-    }),
+  return startWorkers(
+    workers,
+    TMP,
+    (entry) => {
+      logLines += 1;
+      if (logSamples.length < 5) logSamples.push(String(entry.message).slice(0, 300));
+    },
+    shared,
   );
 }
 
@@ -225,23 +196,8 @@ async function admin(base, method, suffix, body) {
 // ---------------------------------------------------------------------------------------------
 // Keys
 
-const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-function base62Fixed(value, width) {
-  let out = "";
-  for (let i = 0; i < width; i++) {
-    out = BASE62[value % 62] + out;
-    value = Math.floor(value / 62);
-  }
-  return out;
-}
 /** A well-formed key (valid checksum) that is never stored: keygate must look it up. */
-function unknownKey() {
-  const bytes = randomBytes(64);
-  let body = "";
-  for (const byte of bytes) if (byte < 248 && body.length < 32) body += BASE62[byte % 62];
-  const head = `${KEY_PREFIX}_live_${body}`;
-  return head + base62Fixed(zlib.crc32(head), 6);
-}
+const unknownKey = () => unknownKeyWith(KEY_PREFIX);
 /** Right length, prefix, env and alphabet, wrong checksum: the most work `key::parse` does before refusing. */
 function malformedKey() {
   const good = unknownKey();

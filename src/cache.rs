@@ -43,6 +43,11 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         self.entries.get(key).filter(|(expires, _)| now_ms < *expires).map(|(expires, v)| (v.clone(), *expires))
     }
 
+    /// The entry for `key`, expired or not (until it is evicted).
+    pub fn peek(&self, key: &K) -> Option<&Cached<V>> {
+        self.entries.get(key).map(|(_, value)| value)
+    }
+
     /// Stores `value` for `ttl_ms` from `now_ms`. A zero TTL stores nothing.
     pub fn put(&mut self, key: K, value: Cached<V>, now_ms: i64, ttl_ms: i64) {
         if ttl_ms <= 0 {
@@ -238,6 +243,8 @@ mod tests {
         cache.put(7, Cached::Missing, 0, 5_000);
         assert_eq!(cache.get(&7, 4_999), Some(Cached::Missing));
         assert_eq!(cache.get(&7, 5_000), None);
+        assert_eq!(cache.peek(&7), Some(&Cached::Missing), "an expired entry can still be looked at until evicted");
+        assert_eq!(cache.peek(&8), None);
     }
 
     #[test]

@@ -10,8 +10,11 @@
 //!   the request that noticed it, while every request goes on being served from the cache. One
 //!   re-read per hash at a time. A key in steady use never expires, so none of its requests
 //!   waits for KV, and no burst of them reads it at once. An answer is never older than the TTL.
-//! - A request that misses the cache reads KV itself (a cold or expired key under concurrent
-//!   load costs one read per concurrent miss; refresh-ahead keeps that rare).
+//! - A request that misses the cache reads KV itself: a cold or expired key under concurrent
+//!   load costs one read per concurrent miss (refresh-ahead keeps that rare for keys in use).
+//!   For an unknown key, while one request re-reads it, the others keep the just-expired
+//!   "unknown" answer (a refusal, never an admission), so a flood of one made-up key still costs
+//!   about one read per negative TTL.
 //! - A re-read never replaces a cached record with an older revision (KV is eventually
 //!   consistent; the limiter may already have handed this isolate a newer one).
 
@@ -70,6 +73,8 @@ thread_local! {
     /// Hashes with a background re-read running (data only: the reads themselves are never
     /// shared between requests).
     static REFRESHING: RefCell<InFlight<KeyHash>> = RefCell::new(InFlight::new(REFRESH_ABANDONED_MS, MAX_REFRESHES));
+    /// Hashes a request is reading after a cache miss (data only, like `REFRESHING`).
+    static READING: RefCell<InFlight<KeyHash>> = RefCell::new(InFlight::new(REFRESH_ABANDONED_MS, MAX_REFRESHES));
 }
 
 fn cached(hash: &KeyHash, now_ms: i64) -> Option<(Cached<Rc<KeyRecord>>, i64)> {
@@ -121,11 +126,31 @@ pub async fn lookup(env: &Env, ctx: &Context, config: &Config, hash: &KeyHash, i
         Some((Cached::Missing, _)) => return Ok(None),
         None => {}
     }
-    let promise = read(env, config, hash, incoming)?;
-    let bytes = JsFuture::from(promise).await;
-    settle(Ttls::of(config), *hash, bytes, incoming.now_ms, &|reason| {
-        log_event("store_unavailable", incoming.request_id(), &[("reason", reason), ("key_hash", &hash.short())]);
-    })
+    // Expired or never seen: this request reads KV itself. While another request's read of the
+    // hash is running, a just-expired "unknown" answer stands (a refusal, never an admission),
+    // so a flood of one unknown key still costs about one read per negative TTL.
+    let reading = READING.with(|r| r.borrow_mut().try_start(hash, incoming.now_ms));
+    if !reading && expired_missing(hash) {
+        return Ok(None);
+    }
+    let answer = match read(env, config, hash, incoming) {
+        Ok(promise) => {
+            let bytes = JsFuture::from(promise).await;
+            settle(Ttls::of(config), *hash, bytes, incoming.now_ms, &|reason| {
+                log_event("store_unavailable", incoming.request_id(), &[("reason", reason), ("key_hash", &hash.short())]);
+            })
+        }
+        Err(error) => Err(error),
+    };
+    if reading {
+        READING.with(|r| r.borrow_mut().finish(hash));
+    }
+    answer
+}
+
+/// Whether the cache holds an expired "unknown" entry for `hash`.
+fn expired_missing(hash: &KeyHash) -> bool {
+    CACHE.with(|cell| cell.borrow().as_ref().is_some_and(|cache| matches!(cache.peek(hash), Some(Cached::Missing))))
 }
 
 /// Re-reads `hash` inside this request's `wait_until`, unless a re-read of it is running.

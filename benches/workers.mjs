@@ -1,0 +1,80 @@
+// What the benchmark (benches/run.mjs) and the load test (tests/load/drive.mjs) share: keygate's
+// worker options as wrangler derives them from wrangler.toml, a Miniflare that gives each worker
+// its own workerd socket, and well-formed keys that were never stored.
+
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import zlib from "node:zlib";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const require = createRequire(path.join(ROOT, "package.json"));
+const { Miniflare, Log, LogLevel, convertV4MiniflareOptions } = require("miniflare");
+
+/** keygate's bindings exactly as wrangler derives them from wrangler.toml (vars, KV, Durable
+ * Objects with useSQLite from the migrations, ratelimits). The config is read from a copy in the
+ * scratch directory `tmp` so that no `.dev.vars` of the checkout is picked up. */
+export function wranglerWorkerOptions(tmp) {
+  const copy = path.join(tmp, "wrangler.toml");
+  fs.copyFileSync(path.join(ROOT, "wrangler.toml"), copy);
+  const wrangler = require("wrangler");
+  const { workerOptions } = wrangler.unstable_getMiniflareWorkerOptions(copy);
+  return workerOptions;
+}
+
+/** Rate Limiting bindings of `workerOptions` in the shape Miniflare takes. */
+export function ratelimitsOf(workerOptions) {
+  return Object.fromEntries(
+    Object.entries(workerOptions.ratelimits ?? {}).map(([name, rl]) => [name, { namespace_id: String(rl.namespace_id), simple: rl.simple }]),
+  );
+}
+
+/** The modules of a worker build directory (index.js + index_bg.wasm). */
+export function modulesOf(dir) {
+  return {
+    modulesRoot: dir,
+    modules: [
+      { type: "ESModule", path: path.join(dir, "index.js") },
+      { type: "CompiledWasm", path: path.join(dir, "index_bg.wasm") },
+    ],
+  };
+}
+
+/** One workerd process running `workers`, state under `tmp`/state, worker console output to
+ * `onLog(entry)`; `shared` adds Miniflare options (e.g. `inspectorPort`). */
+export function startMiniflare(workers, tmp, onLog, shared = {}) {
+  return new Miniflare(
+    convertV4MiniflareOptions({
+      ...shared,
+      host: "127.0.0.1",
+      port: 0,
+      cf: false, // placeholder `request.cf`: never fetched from the network
+      log: new Log(LogLevel.WARN),
+      handleStructuredLogs: onLog,
+      resourcePersistencePath: path.join(tmp, "state"),
+      telemetry: { enabled: false },
+      workers,
+    }),
+  );
+}
+
+const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+function base62Fixed(value, width) {
+  let out = "";
+  for (let i = 0; i < width; i++) {
+    out = BASE62[value % 62] + out;
+    value = Math.floor(value / 62);
+  }
+  return out;
+}
+
+/** A well-formed live key (valid checksum) with `prefix` that is never stored: keygate must look it up. */
+export function unknownKey(prefix) {
+  const bytes = randomBytes(64);
+  let body = "";
+  for (const byte of bytes) if (byte < 248 && body.length < 32) body += BASE62[byte % 62];
+  const head = `${prefix}_live_${body}`;
+  return head + base62Fixed(zlib.crc32(head), 6);
+}
