@@ -554,6 +554,7 @@ mod tests {
             ("admin auth window zero", "ADMIN_AUTH_WINDOW_SECONDS", Some("0")),
             ("tiers not json", "TIERS", Some("free")),
             ("tier with bad limit", "TIERS", Some(r#"{"x":{"limits":[{"name":"m","limit":0,"window_seconds":60}]}}"#)),
+            ("tier with a rate above one per microsecond", "TIERS", Some(r#"{"x":{"limits":[{"name":"s","limit":1000001,"window_seconds":1}]}}"#)),
             ("fast binding for an unknown limit", "TIERS", Some(r#"{"x":{"limits":[{"name":"m","limit":5,"window_seconds":60}],"fast_binding":{"binding":"RL","limit":"hour"}}}"#)),
             ("fast binding on a 30 s window", "TIERS", Some(r#"{"x":{"limits":[{"name":"m","limit":5,"window_seconds":30}],"fast_binding":{"binding":"RL","limit":"m"}}}"#)),
             ("unknown default tier", "DEFAULT_TIER", Some("platinum")),

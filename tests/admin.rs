@@ -119,6 +119,29 @@ fn list_pages_with_cursor_and_filters_by_status() {
 }
 
 #[test]
+fn rolling_an_expired_key_is_refused_and_rolling_a_disabled_key_replaces_it() {
+    let g = gateway();
+    let (key, record) = create(g, json!({"project":"acme","name":"expired roll","role":"read_only"}));
+    let id = record["id"].as_str().unwrap().to_string();
+    patch(g, &id, json!({"valid_to":"2020-01-01T00:00:00Z"}));
+    let refused = g.admin("POST", &format!("/keys/{id}/roll")).json(&json!({"grace_seconds":60})).send();
+    let body = refused.assert_error(409, "CONFLICT");
+    assert!(body["error"]["details"]["reason"].as_str().unwrap_or("").contains("expired"), "{body}");
+    assert_eq!(read_status(g, &key), (401, Some("KEY_EXPIRED".into())), "the refused roll changed nothing");
+
+    let (old, record) = create(g, json!({"project":"acme","name":"disabled roll","role":"read_only"}));
+    let id = record["id"].as_str().unwrap().to_string();
+    patch(g, &id, json!({"status":"inactive"}));
+    let rolled = g.admin("POST", &format!("/keys/{id}/roll")).json(&json!({"grace_seconds":3600})).send();
+    assert_eq!(rolled.status, 201, "{}", rolled.body);
+    let rolled = rolled.json();
+    assert_eq!(rolled["record"]["status"], "active", "the replacement of a disabled key is active");
+    assert_eq!(rolled["previous"]["status"], "inactive", "the disabled key stays disabled");
+    assert_eq!(read_status(g, &old), (401, Some("KEY_DISABLED".into())));
+    assert_eq!(read_status(g, rolled["key"].as_str().unwrap()), (200, None));
+}
+
+#[test]
 fn lifecycle_end_to_end_through_the_gateway() {
     let g = gateway();
     let (key, record) = create(g, json!({"project":"acme","name":"lifecycle","role":"read_only"}));

@@ -108,6 +108,9 @@ fn rows(g: &Gateway) -> Vec<Row> {
         // Environments, scopes, projects.
         row("test key on a live-only route", http("GET", "/__echo/live-only/x", &[("X-Api-Key", &g.keys.test_env)]), 403, Some("ENVIRONMENT_MISMATCH")),
         row("live key on the live-only route", http("GET", "/__echo/live-only/x", &[("X-Api-Key", &key)]), 200, None),
+        row("GET with a body (a client error, not an origin outage)", raw(&[&format!("GET {LIST} HTTP/1.0"), &host, &format!("X-Api-Key: {key}"), "Content-Length: 2", "", "{}"]), 400, Some("BAD_REQUEST")),
+        row("HEAD with a body", raw(&[&format!("HEAD {LIST} HTTP/1.0"), &host, &format!("X-Api-Key: {key}"), "Content-Length: 2", "", "{}"]), 400, None),
+        row("GET with Content-Length: 0 is a GET without a body", raw(&[&format!("GET {LIST} HTTP/1.0"), &host, &format!("X-Api-Key: {key}"), "Content-Length: 0"]), 200, None),
         row("read key writing", with_body("POST", "/v1/cms/articles/items", &[("X-Api-Key", &key), json], "{}".into()), 403, Some("INSUFFICIENT_SCOPE")),
         row("other project's path", http("GET", "/v1/projects/globex/public/cms/articles/items", &[("X-Api-Key", &key)]), 403, Some("PROJECT_MISMATCH")),
         // Paths.

@@ -53,6 +53,22 @@ fn usage(g: &Gateway, id: &str) -> Value {
 }
 
 #[test]
+fn a_get_with_a_body_is_refused_before_any_limit_is_spent() {
+    let g = gateway();
+    let (key, id) = limited(g, "body", json!([{"name":"hour","limit":1,"window_seconds":3600}]));
+    let host = g.url.trim_start_matches("http://").to_string();
+    let request = format!("GET {LIST} HTTP/1.0\r\nHost: {host}\r\nX-Api-Key: {key}\r\nContent-Length: 2\r\n\r\n{{}}");
+    for _ in 0..3 {
+        g.raw(request.as_bytes()).assert_error(400, "BAD_REQUEST");
+    }
+    assert_eq!(get(g, &key).status, 200, "the one request of the hour is still there");
+    assert_eq!(get(g, &key).status, 429);
+    assert!(!g.log().contains("origin_unavailable"), "a client's GET body is not logged as an origin outage");
+    let today = &usage(g, &id)["days"][0];
+    assert_eq!((today["allowed"].as_u64(), today["refused"].as_u64()), (Some(1), Some(1)), "{today}");
+}
+
+#[test]
 fn exactly_n_of_50_concurrent_requests_pass() {
     let g = gateway();
     let (key, id) = limited(g, "conc", json!([{"name":"hour","limit":10,"window_seconds":3600}]));

@@ -608,6 +608,7 @@ mod tests {
             ("unknown tier", r#"{"project":"acme","name":"n","role":"writer","tier":"platinum"}"#, &["tier"]),
             ("limits not a list", r#"{"project":"acme","name":"n","role":"writer","limits":{"minute":5}}"#, &["limits"]),
             ("limit of zero", r#"{"project":"acme","name":"n","role":"writer","limits":[{"name":"m","limit":0,"window_seconds":60}]}"#, &["limits"]),
+            ("a rate that could not be held as advertised", r#"{"project":"acme","name":"n","role":"writer","limits":[{"name":"s","limit":1000000000,"window_seconds":1}]}"#, &["limits"]),
             ("limit with unknown field", r#"{"project":"acme","name":"n","role":"writer","limits":[{"name":"m","limit":1,"window_seconds":60,"burst":3}]}"#, &["limits"]),
             ("bad limit mode", r#"{"project":"acme","name":"n","role":"writer","limit_mode":"strict"}"#, &["limit_mode"]),
         ];
