@@ -110,6 +110,13 @@ fn list_pages_with_cursor_and_filters_by_status() {
         assert!(seen.len() <= 3, "pagination does not terminate");
     }
     assert_eq!(seen, ids, "all keys, in creation order, each once");
+    // No runtime warning on this normal path (the first page's lower bound once was i64::MIN,
+    // which the runtime warned about converting to a JS number). A marker line logged after the
+    // listing shows the log has caught up.
+    let marker = g.request("GET", "/_keygate/v1/keys").bearer("not-the-admin-token").header("CF-Connecting-IP", "203.0.113.91").send();
+    assert_eq!(marker.status, 401);
+    let log = g.log_containing("203.0.113.91");
+    assert!(!log.contains("safe-integer"), "a runtime warning on the list path:\n{log}");
     let inactive = g.admin("GET", &format!("/keys?project={project}&status=inactive")).send().json();
     let inactive: Vec<&str> = inactive["items"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(inactive, vec![ids[1].as_str()]);

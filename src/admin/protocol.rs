@@ -174,8 +174,19 @@ pub fn encode_cursor(created_at_ms: i64, id: &str) -> String {
 pub fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
     let (at, id) = cursor.split_once('.')?;
     crate::admin::router::is_key_id(id).then_some(())?;
-    Some((at.parse().ok()?, id.to_string()))
+    let at: i64 = at.parse().ok()?;
+    // A cursor of this API holds a timestamp, which JavaScript's numbers (and so SQLite
+    // parameters from a Durable Object) hold exactly: anything larger is not one of ours.
+    (at.unsigned_abs() <= MAX_SAFE_INTEGER as u64).then_some((at, id.to_string()))
 }
+
+/// Largest integer a JavaScript number holds exactly (`Number.MAX_SAFE_INTEGER`, 2^53 − 1).
+pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
+/// The position before every key: the first page's lower bound in the list query. A safe
+/// integer (integers passed to SQLite from a Durable Object go through a JavaScript number),
+/// below every timestamp keygate can store (year 0000).
+pub const FIRST_PAGE_AFTER: i64 = -MAX_SAFE_INTEGER;
 
 #[cfg(test)]
 mod tests {
@@ -184,7 +195,8 @@ mod tests {
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
         assert_eq!(decode_cursor(&encode_cursor(1_800_000_000_000, "key_abc")), Some((1_800_000_000_000, "key_abc".into())));
-        for bad in ["", "abc", "12.", ".key_a", "x.key_a", "12.notakey", "12.key_a'; DROP TABLE keys"] {
+        assert!(FIRST_PAGE_AFTER < crate::timestamp::Timestamp::parse_rfc3339("0000-01-01T00:00:00Z").unwrap().millis());
+        for bad in ["", "abc", "12.", ".key_a", "x.key_a", "12.notakey", "12.key_a'; DROP TABLE keys", "-9223372036854775808.key_a", "9007199254740992.key_a"] {
             assert_eq!(decode_cursor(bad), None, "{bad}");
         }
     }

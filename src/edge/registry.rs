@@ -12,7 +12,7 @@
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
 use crate::admin::lifecycle::{self, AuditEntry};
-use crate::admin::protocol::{decode_cursor, encode_cursor, Failure, Op, Reply};
+use crate::admin::protocol::{decode_cursor, encode_cursor, Failure, Op, Reply, FIRST_PAGE_AFTER};
 use crate::admin::request::{parse_update, Rules};
 use crate::limit::protocol::LimiterOp;
 use crate::record::{self, KeyRecord};
@@ -225,7 +225,7 @@ fn load(sql: &SqlStorage, id: &str) -> std::result::Result<(KeyRecord, String), 
 
 fn list(sql: &SqlStorage, status: Option<crate::record::Status>, cursor: Option<String>, limit: usize) -> std::result::Result<Reply, Failure> {
     let (after_at, after_id) = match cursor {
-        None => (i64::MIN, String::new()),
+        None => (FIRST_PAGE_AFTER, String::new()),
         Some(text) => decode_cursor(&text).ok_or_else(|| Failure::Validation {
             fields: [("cursor".to_string(), "is not a cursor from this API".to_string())].into(),
         })?,
