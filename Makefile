@@ -14,8 +14,10 @@ build: setup
 	@sh scripts/build.sh
 	@cargo build --quiet --bin keygate
 
-## Run keygate locally: demo origins, wrangler dev with local KV, demo keys printed.
-dev: build
+## Run keygate locally: demo origins, wrangler dev with local KV, demo keys printed. wrangler
+## dev builds the worker itself (wrangler.toml [build]), so only the native binary is built here.
+dev: setup
+	@cargo build --quiet --bin keygate
 	@bash scripts/dev.sh
 
 ## API docs with warnings denied (broken intra-doc links fail), native unit tests, then

@@ -118,6 +118,11 @@ ORIGIN_SIGNING_SECRET="$TEST_ORIGIN_SECRET" start "demo origin (test)" "$KEYGATE
 wait_for_port "$ORIGIN_PORT" "the live demo origin" 15
 wait_for_port "$ORIGIN_TEST_PORT" "the test demo origin" 15
 
+# The local runtime keeps a trace of every request, full URL included, under STATE_DIR
+# (v3/observability): a key or token someone sends in a URL would be written to disk there.
+# keygate refuses such requests, but the trace is written first, so it stays off unless asked for
+# (X_LOCAL_OBSERVABILITY=true make dev).
+export X_LOCAL_OBSERVABILITY="${X_LOCAL_OBSERVABILITY:-false}"
 start "wrangler dev" wrangler dev --ip 127.0.0.1 --port "$PORT" --persist-to "$STATE_DIR" \
   --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" --var "ORIGIN_URL_TEST:http://127.0.0.1:$ORIGIN_TEST_PORT" \
   --show-interactive-dev-session=false

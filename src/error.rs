@@ -184,7 +184,7 @@ impl GatewayError {
             GatewayError::OriginUnavailable => "The origin could not be reached.".into(),
             GatewayError::OriginTimeout => "The origin did not answer in time.".into(),
             GatewayError::ConfigInvalid { .. } => "The gateway is misconfigured.".into(),
-            GatewayError::Unauthorized => "A valid admin token is required.".into(),
+            GatewayError::Unauthorized => "A valid admin token is required in 'Authorization: Bearer <token>' (never in the URL).".into(),
             GatewayError::AdminAuthThrottled { retry_after, .. } => {
                 format!("Too many failed admin authentications. Try again in {retry_after} seconds.")
             }

@@ -337,6 +337,15 @@ fn no_plaintext_key_or_admin_token_in_logs_kv_or_registry_storage() {
     for needle in &needles {
         assert!(!log.contains(needle), "secret found in wrangler log");
     }
+    // Secrets sent where they do not belong, in URLs: refused, and not persisted anywhere under
+    // the state directory either (the local runtime's trace store keeps full URLs; it is off).
+    let url_key = &secrets[1];
+    g.request("GET", &format!("/v1/public/cms/articles/items?api_key={url_key}")).send().assert_error(400, "BAD_REQUEST");
+    g.request("GET", &format!("/_keygate/v1/keys?project=hygiene&token={ADMIN_TOKEN}")).send().assert_error(401, "UNAUTHORIZED");
+    let log = g.log_containing("admin_auth_failed");
+    for needle in &needles {
+        assert!(!log.contains(needle), "secret found in wrangler log");
+    }
     let leaks = common::find_in_tree(&g.state_dir, &needles);
     assert!(leaks.is_empty(), "secrets found in KV / Durable Object storage: {leaks:?}");
     // The state directory really holds the registry and KV data we scanned.

@@ -102,7 +102,9 @@ fn rows(g: &Gateway) -> Vec<Row> {
         row("wrong prefix", http("GET", LIST, &[("Authorization", &bearer.replacen("kg_", "zz_", 1))]), 401, Some("INVALID_KEY")),
         row("wrong environment segment", http("GET", LIST, &[("Authorization", &bearer.replacen("_live_", "_prod_", 1))]), 401, Some("INVALID_KEY")),
         row("well-formed unknown key", http("GET", LIST, &[("X-Api-Key", &g.keys.unknown)]), 401, Some("INVALID_KEY")),
-        row("key in the query string is ignored", http("GET", &format!("{LIST}?api_key={key}"), &[]), 401, Some("MISSING_KEY")),
+        row("key in the query string is refused, naming the headers", http("GET", &format!("{LIST}?api_key={key}"), &[]), 400, Some("BAD_REQUEST")),
+        row("key in the query string is refused even with a key in the header", http("GET", &format!("{LIST}?limit=2&api_key={key}"), &[("X-Api-Key", &key)]), 400, Some("BAD_REQUEST")),
+        row("another query parameter starting like a key passes", http("GET", &format!("{LIST}?q=kg_live_news"), &[("X-Api-Key", &key)]), 200, None),
         row("admin token used as an API key", http("GET", LIST, &[("Authorization", &admin)]), 401, Some("INVALID_KEY")),
         row("revoked key", http("GET", LIST, &[("X-Api-Key", &g.keys.revoked)]), 401, Some("KEY_REVOKED")),
         // Environments, scopes, projects.

@@ -109,7 +109,8 @@ async fn gate(
     ctx: &Context,
     config: &crate::config::Config,
 ) -> std::result::Result<(Response, Vec<(&'static str, String)>), Refusal> {
-    // extract
+    // extract (a key in the URL is refused whatever the headers say: it has leaked)
+    credential::refuse_key_in_query(incoming.query(), &config.key_prefix)?;
     let Credential(presented) = credential::extract(incoming.authorization.as_deref(), incoming.api_key.as_deref())?;
 
     // route

@@ -336,7 +336,8 @@ impl Gateway {
             "--persist-to".into(), state_dir.display().to_string(),
             "--show-interactive-dev-session=false".into(),
         ];
-        let (child, guard) = spawn_guarded(&wrangler.display().to_string(), &args, &wrangler_log, &[], Some(&dir));
+        // As `make dev` runs it: no local trace store (it persists full URLs, see scripts/dev.sh).
+        let (child, guard) = spawn_guarded(&wrangler.display().to_string(), &args, &wrangler_log, &[("X_LOCAL_OBSERVABILITY", "false")], Some(&dir));
         children.push(child);
         guards.push(guard);
         wait_for_log(&wrangler_log, "Ready on", Duration::from_secs(180));
