@@ -96,7 +96,7 @@ mod tests {
         let rows = [
             ("api_key parameter", format!("api_key={key}"), false),
             ("any parameter name", format!("limit=2&x={key}&y=1"), false),
-            ("a bare value", format!("{key}"), false),
+            ("a bare value", key.to_string(), false),
             ("no query", String::new(), true),
             ("ordinary parameters", "limit=2&sort=title".to_string(), true),
             ("a prefix-looking value that is no key", "q=kg_live_not-a-key".to_string(), true),
