@@ -221,7 +221,7 @@ impl fmt::Display for ConfigError {
 
 /// Every variable name keygate reads (the glue uses this to collect them).
 pub const SETTINGS: &[&str] = &[
-    "KEY_PREFIX", "AUTH_HEADER", "API_KEY_HEADER", "ROUTES", "ROLES", "SCOPES",
+    "KEY_PREFIX", "AUTH_HEADER", "API_KEY_HEADER", "ROUTES", "ROLES", "BUILTIN_ROLES", "SCOPES",
     "CACHE_TTL_SECONDS", "NEGATIVE_CACHE_TTL_SECONDS", "CACHE_MAX_ENTRIES", "KV_CACHE_TTL_SECONDS",
     "ORIGIN_URL", "ORIGIN_URL_TEST", "ORIGIN_SIGNING_SECRET", "ORIGIN_SIGNING_SECRET_TEST",
     "CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_METHODS", "CORS_ALLOWED_HEADERS", "CORS_MAX_AGE_SECONDS",
@@ -230,6 +230,24 @@ pub const SETTINGS: &[&str] = &[
     "TIERS", "DEFAULT_TIER", "LIMIT_MODE", "RATE_LIMIT_FAILURE", "LIMITER_FAULT", "KEYGATE_TEST_MODE", "KV_FAULT",
     "ORIGIN_TIMEOUT_MS",
 ];
+
+/// Every scope a route requires, and every concrete scope a role grants, must be in the scope
+/// catalogue (`SCOPES`): a typo there would otherwise make a route unreachable or a role grant
+/// nothing, silently. Wildcard grants (`content:*`, `*`) are patterns over the catalogue.
+fn check_against_catalogue(routes: &RouteTable, roles: &Roles, catalogue: &[String]) -> Result<(), ConfigError> {
+    let known = |scope: &String| catalogue.iter().any(|c| c == scope);
+    for (pattern, required) in routes.required_scopes() {
+        if let Some(unknown) = required.iter().find(|s| !known(s)) {
+            return Err(err("ROUTES", format!("route {pattern:?} requires {unknown:?}, which is not in SCOPES")));
+        }
+    }
+    for (role, grants) in roles.grants() {
+        if let Some(unknown) = grants.iter().find(|s| !s.contains('*') && !known(s)) {
+            return Err(err("ROLES", format!("role {role:?} grants {unknown:?}, which is not in SCOPES")));
+        }
+    }
+    Ok(())
+}
 
 fn err(setting: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError { setting, problem: problem.into() }
@@ -262,12 +280,19 @@ impl Config {
         if routes.is_empty() {
             return Err(err("ROUTES", "must contain at least one route"));
         }
+        let builtin_roles = match get("BUILTIN_ROLES").as_deref().map(|v| v.trim_matches('"')) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(_) => return Err(err("BUILTIN_ROLES", "must be \"on\" (the seven built-in roles, ROLES adds or replaces) or \"off\" (exactly ROLES)")),
+        };
         let roles = match get("ROLES") {
-            None => Roles::builtin(),
+            None if builtin_roles => Roles::builtin(),
+            None => Roles::only(BTreeMap::new()).map_err(|e| err("ROLES", e))?,
             Some(text) => {
-                let overrides: BTreeMap<String, Vec<String>> =
+                let listed: BTreeMap<String, Vec<String>> =
                     serde_json::from_str(&text).map_err(|e| err("ROLES", e.to_string()))?;
-                Roles::with_overrides(overrides).map_err(|e| err("ROLES", e))?
+                let roles = if builtin_roles { Roles::with_overrides(listed) } else { Roles::only(listed) };
+                roles.map_err(|e| err("ROLES", e))?
             }
         };
         let scopes = match get("SCOPES") {
@@ -280,6 +305,7 @@ impl Config {
                 list
             }
         };
+        check_against_catalogue(&routes, &roles, &scopes)?;
 
         let number = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
             match get(name) {
@@ -518,6 +544,24 @@ mod tests {
     }
 
     #[test]
+    fn a_product_can_replace_the_whole_role_set_and_its_scope_catalogue() {
+        let mut vars = base();
+        vars.insert("BUILTIN_ROLES", "off".into());
+        vars.insert("SCOPES", r#"["posts:read","posts:write"]"#.into());
+        vars.insert("ROLES", r#"{"poster":["posts:*"]}"#.into());
+        vars.insert("ROUTES", r#"[{"methods":["GET"],"path":"/v1/posts","scopes":["posts:read"]}]"#.into());
+        let config = parse(&vars).unwrap();
+        let names: Vec<&str> = config.roles.names().collect();
+        assert_eq!(names, ["poster"], "no built-in role is left over (no super_admin to mint)");
+        vars.insert("BUILTIN_ROLES", "on".into());
+        let error = parse(&vars).unwrap_err();
+        assert_eq!(error.setting, "ROLES", "the built-ins grant scopes outside this catalogue: {error}");
+        vars.remove("ROLES");
+        vars.insert("BUILTIN_ROLES", "off".into());
+        assert_eq!(parse(&vars).unwrap().roles.names().count(), 0, "scopes only, no roles (OptimoCMS)");
+    }
+
+    #[test]
     fn invalid_settings_name_the_setting() {
         let rows: Vec<(&str, &'static str, Option<&str>)> = vec![
             ("bad prefix", "KEY_PREFIX", Some("K_G")),
@@ -526,6 +570,9 @@ mod tests {
             ("routes not json", "ROUTES", Some("GET /x")),
             ("routes empty", "ROUTES", Some("[]")),
             ("roles bad scope", "ROLES", Some(r#"{"x":["BAD"]}"#)),
+            ("role granting a scope outside the catalogue", "ROLES", Some(r#"{"x":["contnet:read"]}"#)),
+            ("route requiring a scope outside the catalogue", "ROUTES", Some(r#"[{"methods":["GET"],"path":"/x","scopes":["content:raed"]}]"#)),
+            ("builtin roles neither on nor off", "BUILTIN_ROLES", Some("maybe")),
             ("scopes with wildcard", "SCOPES", Some(r#"["content:*"]"#)),
             ("ttl not a number", "CACHE_TTL_SECONDS", Some("soon")),
             ("ttl too large", "CACHE_TTL_SECONDS", Some("99999")),

@@ -94,6 +94,11 @@ impl RouteTable {
         self.routes.is_empty()
     }
 
+    /// Every route with the scopes it requires, in table order.
+    pub fn required_scopes(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.routes.iter().map(|route| (route.pattern.as_str(), route.scopes.as_slice()))
+    }
+
     /// Finds the first route matching `method` and `path` (the path must already be canonical).
     pub fn find(&self, method: &str, path: &str) -> Option<RouteMatch<'_>> {
         let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();

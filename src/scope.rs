@@ -110,7 +110,20 @@ impl Roles {
 
     /// Built-ins with `overrides` replacing or adding roles.
     pub fn with_overrides(overrides: BTreeMap<String, Vec<String>>) -> Result<Roles, String> {
-        let mut roles = Roles::builtin();
+        Roles::builtin().extended(overrides)
+    }
+
+    /// Exactly `roles`, no built-in left over (a product with its own role set).
+    pub fn only(roles: BTreeMap<String, Vec<String>>) -> Result<Roles, String> {
+        Roles { by_name: BTreeMap::new() }.extended(roles)
+    }
+
+    /// Every role with the grants it carries.
+    pub fn grants(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.by_name.iter().map(|(name, scopes)| (name.as_str(), scopes.as_slice()))
+    }
+
+    fn extended(mut self, overrides: BTreeMap<String, Vec<String>>) -> Result<Roles, String> {
         for (name, scopes) in overrides {
             if !is_valid_part(&name) {
                 return Err(format!("role name {name:?} must be 1-32 chars of a-z, 0-9, _ or -"));
@@ -118,9 +131,9 @@ impl Roles {
             if let Some(bad) = scopes.iter().find(|s| !is_valid_grant(s)) {
                 return Err(format!("role {name:?} has invalid scope {bad:?}"));
             }
-            roles.by_name.insert(name, scopes);
+            self.by_name.insert(name, scopes);
         }
-        Ok(roles)
+        Ok(self)
     }
 
     /// Scopes of a role, or `None` for an unknown role.
