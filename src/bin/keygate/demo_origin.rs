@@ -123,6 +123,13 @@ pub enum Route<'a> {
     /// Any method on `/__slow/:ms`: answers after `ms` milliseconds (at most 30 000), to test
     /// the gateway's origin timeout.
     Slow(u64),
+    /// Any method on another `/v1/<resource>/…` path (not `public`, `cms` or `projects`): the
+    /// surfaces of the seed profiles (`/v1/sites`, `/v1/posts`, `/v1/articles`, …). Answers what
+    /// it received and who the signed identity is, so a test can see that a request got through.
+    Resource {
+        /// The first path segment after `/v1/`.
+        resource: &'a str,
+    },
     /// Nothing matches.
     NotFound,
 }
@@ -149,6 +156,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
             Route::ProjectList { project, kind }
         }
         ["v1", "cms", kind, "items"] if method == "POST" && named(kind) => Route::Create { kind },
+        ["v1", resource, rest @ ..] if named(resource) && !matches!(*resource, "public" | "cms" | "projects") && rest.iter().all(named) => Route::Resource { resource },
         _ => Route::NotFound,
     }
 }
@@ -266,6 +274,11 @@ fn dispatch(request: &OriginRequest, label: &str, secret: &[u8], audience: &Audi
         Route::Echo => ok(200, echo(request, &identity)),
         Route::Status(code) => ok(code, json!({"status": code, "message": "status requested via /__status"})),
         Route::Slow(ms) => ok(200, json!({"slept_ms": ms})),
+        Route::Resource { resource } => {
+            let status = if request.method == "POST" { 201 } else { 200 };
+            let who = json!({"key_id": identity.key_id, "project": identity.project, "env": identity.env, "scopes": identity.scopes});
+            ok(status, json!({"resource": resource, "method": request.method, "path": request.path(), "identity": who}))
+        }
         Route::NotFound => not_found("no such route on the demo origin"),
     }
 }
@@ -517,6 +530,11 @@ mod tests {
             ("GET", "", NotFound),
             ("GET", "*", NotFound),
             ("GET", "/V1/public/cms/articles/items", NotFound),
+            ("GET", "/v1/sites", Resource { resource: "sites" }),
+            ("DELETE", "/v1/posts/p_1", Resource { resource: "posts" }),
+            ("PUT", "/v1/acme/admin/api-keys/key_1", Resource { resource: "acme" }),
+            ("GET", "/v1/sites/", NotFound),
+            ("GET", "/v1/", NotFound),
         ];
         for (method, path, expected) in rows {
             assert_eq!(route(method, path), expected, "{method} {path}");
@@ -633,8 +651,12 @@ mod tests {
         let raw = run(&signed("POST", "/v1/cms/articles/items", "acme", b"not json"));
         assert_eq!(raw.body["created"], "not json");
         assert_eq!(run(&signed("GET", "/__status/418", "acme", b"")).status, 418);
-        let missing = run(&signed("GET", "/v1/other", "acme", b""));
+        let missing = run(&signed("GET", "/v2/other", "acme", b""));
         assert_eq!((missing.status, missing.body["error"]["code"].clone()), (404, json!("NOT_FOUND")));
+        let resource = run(&signed("POST", "/v1/posts", "acme", b"{}"));
+        assert_eq!((resource.status, resource.body["resource"].clone(), resource.body["identity"]["project"].clone()), (201, json!("posts"), json!("acme")));
+        let unsigned = run(&OriginRequest { headers: BTreeMap::new(), ..signed("GET", "/v1/sites", "acme", b"") });
+        assert_eq!(unsigned.status, 401, "a profile surface is only answered to a signed request");
     }
 
     #[test]
