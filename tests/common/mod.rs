@@ -69,13 +69,17 @@ pub struct Options {
     /// Configure ORIGIN_SIGNING_SECRET_TEST with this value, and start the test origin with it
     /// (`None`: both origins use ORIGIN_SIGNING_SECRET, the documented fallback).
     pub test_signing_secret: Option<&'static str>,
-    /// Extra `[vars]` for this gateway.
+    /// Extra `[vars]` for this gateway (applied last).
     pub vars: Vec<(&'static str, &'static str)>,
+    /// A seed profile (`profiles/<name>.toml`) laid over `wrangler.toml`'s `[vars]`, through
+    /// `keygate profile-vars` as `make dev` does. The test-only echo routes are then not added:
+    /// a profile is tested on its own routes.
+    pub profile: Option<&'static str>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { live_origin: true, test_origin: true, signing_secret: true, test_signing_secret: None, vars: Vec::new() }
+        Options { live_origin: true, test_origin: true, signing_secret: true, test_signing_secret: None, vars: Vec::new(), profile: None }
     }
 }
 
@@ -227,6 +231,19 @@ fn fixtures() -> (Keys, String) {
     (keys, serde_json::Value::Array(entries).to_string())
 }
 
+/// The settings of seed profile `name`, as `make dev` passes them to `wrangler dev --var`
+/// (`keygate profile-vars`: strings, lists and tables as JSON text).
+pub fn profile_vars(name: &str) -> Vec<(String, String)> {
+    let output = Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["profile-vars", name, "--root"])
+        .arg(repo_root())
+        .output()
+        .expect("run keygate profile-vars");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "profile {name}: {}", String::from_utf8_lossy(&output.stderr));
+    stdout.lines().filter_map(|line| line.split_once(':')).map(|(n, v)| (n.to_string(), v.to_string())).collect()
+}
+
 /// Route table used in tests: the shipped table from wrangler.toml plus the demo origin's
 /// echo and status routes (never shipped).
 fn test_routes(shipped: &toml::Value) -> toml::Value {
@@ -297,11 +314,17 @@ impl Gateway {
         }
         fs::write(dir.join(".dev.vars"), dev_vars).expect("write .dev.vars");
         vars.insert("CORS_ALLOWED_ORIGINS".into(), toml::Value::Array(vec![CORS_ORIGIN.into()]));
+        if let Some(profile) = options.profile {
+            for (name, value) in profile_vars(profile) {
+                vars.insert(name, value.into());
+            }
+        } else {
+            let routes = test_routes(vars.get("ROUTES").expect("shipped ROUTES"));
+            vars.insert("ROUTES".into(), routes);
+        }
         for (name, value) in &options.vars {
             vars.insert(name.to_string(), (*value).into());
         }
-        let routes = test_routes(vars.get("ROUTES").expect("shipped ROUTES"));
-        vars.insert("ROUTES".into(), routes);
         let config_path = dir.join("wrangler.toml");
         fs::write(&config_path, toml::to_string(&config).expect("toml out")).expect("write config");
 

@@ -5,6 +5,8 @@
 //! - `keygate demo-keys` seeds demo keys into a running gateway through its admin API and
 //!   prints the plaintext keys once ([`demo_keys`]).
 //! - `keygate keys …` manages keys through the gateway's admin API ([`keys`]).
+//! - `keygate profile-vars NAME` prints a seed profile's settings for `wrangler dev --var`
+//!   ([`profile`]).
 //!
 //! The gateway itself runs as a Cloudflare Worker (wasm32); this binary is native-only. On
 //! wasm32 it compiles to an empty `main` so that building the whole package still works.
@@ -15,6 +17,8 @@ mod demo_keys;
 mod demo_origin;
 #[cfg(not(target_arch = "wasm32"))]
 mod keys;
+#[cfg(not(target_arch = "wasm32"))]
+mod profile;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
@@ -30,7 +34,7 @@ mod native {
 
     use clap::{Parser, Subcommand};
 
-    use crate::{demo_keys, demo_origin, keys};
+    use crate::{demo_keys, demo_origin, keys, profile};
 
     /// Native developer tools for the keygate API-key gateway.
     #[derive(Debug, Parser)]
@@ -83,6 +87,14 @@ mod native {
         },
         /// Manage API keys through the gateway's admin API (token from KEYGATE_ADMIN_TOKEN).
         Keys(keys::KeysArgs),
+        /// Print the settings of profiles/NAME.toml as NAME:VALUE lines (for wrangler dev --var).
+        ProfileVars {
+            /// Profile name (a file under profiles/).
+            name: String,
+            /// The checkout holding profiles/.
+            #[arg(long, default_value = ".", value_name = "DIR")]
+            root: std::path::PathBuf,
+        },
     }
 
     /// Parses the command line and runs the chosen subcommand.
@@ -92,6 +104,11 @@ mod native {
             Command::DemoKeys { url, prefix, project } => run_demo_keys(url, prefix, project),
             // Has its own exit codes (1 API error, 2 usage, 3 unreachable) and messages.
             Command::Keys(args) => return keys::main(&args),
+            Command::ProfileVars { name, root } => profile::vars(&root, &name).map(|vars| {
+                for (name, value) in vars {
+                    println!("{name}:{value}");
+                }
+            }),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
