@@ -169,6 +169,8 @@ pub struct Config {
     pub test_mode: bool,
     /// `ORIGIN_TIMEOUT_MS`: how long to wait for the origin's response headers (→ 504).
     pub origin_timeout_ms: u64,
+    /// `LAST_USED_REPORT_SECONDS` in ms: least time between two last-use reports of an isolate.
+    pub last_used_report_ms: i64,
 }
 
 impl Config {
@@ -228,7 +230,7 @@ pub const SETTINGS: &[&str] = &[
     "ADMIN_PREFIX", "ADMIN_MAX_BODY_BYTES", "ADMIN_TOKEN",
     "ADMIN_AUTH_FAILURES_PER_ADDRESS", "ADMIN_AUTH_FAILURES_GLOBAL", "ADMIN_AUTH_WINDOW_SECONDS",
     "TIERS", "DEFAULT_TIER", "LIMIT_MODE", "RATE_LIMIT_FAILURE", "LIMITER_FAULT", "KEYGATE_TEST_MODE", "KV_FAULT",
-    "ORIGIN_TIMEOUT_MS",
+    "ORIGIN_TIMEOUT_MS", "LAST_USED_REPORT_SECONDS",
 ];
 
 /// Every scope a route requires, and every concrete scope a role grants, must be in the scope
@@ -435,6 +437,10 @@ impl Config {
         let limiter_fault = switch("LIMITER_FAULT")?;
         let kv_fault = switch("KV_FAULT")?;
         let origin_timeout_ms = number("ORIGIN_TIMEOUT_MS", 15_000, 120_000)?.max(100);
+        let last_used_report_ms = match number("LAST_USED_REPORT_SECONDS", 60, 3600)? {
+            0 => return Err(err("LAST_USED_REPORT_SECONDS", "must be an integer from 1 to 3600")),
+            seconds => seconds as i64 * 1000,
+        };
 
         Ok(Config {
             tiers,
@@ -445,6 +451,7 @@ impl Config {
             kv_fault,
             test_mode,
             origin_timeout_ms,
+            last_used_report_ms,
             admin_prefix,
             admin_max_body_bytes,
             admin_token,
@@ -611,6 +618,7 @@ mod tests {
             ("kv fault outside test mode", "KV_FAULT", Some("on")),
             ("test mode with another value", "KEYGATE_TEST_MODE", Some("yes")),
             ("origin timeout too long", "ORIGIN_TIMEOUT_MS", Some("999999")),
+            ("last-use reports never", "LAST_USED_REPORT_SECONDS", Some("0")),
         ];
         for (what, setting, value) in rows {
             let mut vars = base();

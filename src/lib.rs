@@ -11,6 +11,9 @@
 //!    headers ([`forward`], [`signature`]);
 //! 7. **respond**: the origin's answer, or a JSON error ([`error`]).
 //!
+//! Off the hot path, each isolate reports the last use of the keys it admitted to their
+//! project's registry in batches ([`seen`]), for key lists.
+//!
 //! Everything above is pure and unit-tested natively; `edge` (wasm32 only) is the Workers glue
 //! that reads the clock, KV and the network and calls into the core.
 
@@ -29,6 +32,7 @@ pub mod policy;
 pub mod record;
 pub mod routes;
 pub mod scope;
+pub mod seen;
 pub mod signature;
 pub mod timestamp;
 

@@ -5,13 +5,15 @@ mod common;
 
 use std::sync::OnceLock;
 
+use keygate::timestamp::Timestamp;
 use serde_json::{json, Value};
 
 use common::{Gateway, Options, ADMIN_TOKEN};
 
 fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
-    GATEWAY.get_or_init(|| Gateway::start(Options::default()))
+    // Last-use reports at most every second (default 60), so a test sees one within its bound.
+    GATEWAY.get_or_init(|| Gateway::start(Options { vars: vec![("LAST_USED_REPORT_SECONDS", "1")], ..Options::default() }))
 }
 
 const LIST: &str = "/v1/public/cms/articles/items";
@@ -80,6 +82,35 @@ fn test_env_key_is_created_for_the_test_origin() {
     assert_eq!(record["env"], "test");
     let response = g.request("GET", LIST).bearer(&key).send();
     assert_eq!(response.json()["origin"], "test");
+}
+
+#[test]
+fn key_lists_show_when_each_key_was_last_used() {
+    let g = gateway();
+    let (used, record) = create(g, json!({"project":"lastuse","name":"used","role":"read_only"}));
+    let used_id = record["id"].as_str().unwrap().to_string();
+    let (_, record) = create(g, json!({"project":"lastuse","name":"unused","role":"read_only"}));
+    let unused_id = record["id"].as_str().unwrap().to_string();
+    let last_used = |id: &str| -> Value {
+        let page = g.admin("GET", "/keys?project=lastuse").send().json();
+        page["items"].as_array().unwrap().iter().find(|r| r["id"] == id).map(|r| r["last_used_at"].clone()).expect("listed")
+    };
+    assert_eq!(last_used(&unused_id), Value::Null, "a key never used has last_used_at null");
+    // Reports are batched per isolate and sent by a later request once due (here: after 1 s),
+    // so keep using the key until the list shows it, within a bound.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let at = loop {
+        assert_eq!(read_status(g, &used), (200, None));
+        if let Some(at) = last_used(&used_id).as_str().map(String::from) {
+            break at;
+        }
+        assert!(std::time::Instant::now() < deadline, "last_used_at never appeared in the list");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let at = Timestamp::parse_rfc3339(&at).expect("RFC 3339");
+    let created = Timestamp::parse_rfc3339(record["created_at"].as_str().unwrap()).unwrap();
+    assert!(at >= created, "last used ({at}) is not before the keys were created");
+    assert_eq!(last_used(&unused_id), Value::Null, "only the used key was reported");
 }
 
 #[test]

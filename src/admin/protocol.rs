@@ -84,6 +84,9 @@ pub enum Op {
     Register { id: String, project: String },
     /// Directory: which project owns `id`.
     Resolve { id: String },
+    /// Keys of this project used since the last report: `(key id, unix ms of the last use)`,
+    /// batched by the worker's isolates (see `edge::seen`).
+    Seen { seen: Vec<(String, i64)> },
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -95,8 +98,8 @@ pub enum Reply {
     Record { record: KeyRecord, hash: String },
     /// A roll's outcome.
     Rolled { record: KeyRecord, previous: KeyRecord, previous_hash: String },
-    /// A page of records.
-    Page { items: Vec<KeyRecord>, cursor: Option<String> },
+    /// A page of records, with the last use of each (unix ms; `None` = never reported).
+    Page { items: Vec<KeyRecord>, last_used: Vec<Option<i64>>, cursor: Option<String> },
     /// Audit entries, oldest first.
     Audit { items: Vec<AuditEntry> },
     /// The owning project.
@@ -125,12 +128,13 @@ tagged_deserialize!(Op, "op", {
     "audit" => Audit { id: String },
     "register" => Register { id: String, project: String },
     "resolve" => Resolve { id: String },
+    "seen" => Seen { seen: Vec<(String, i64)> },
 });
 
 tagged_deserialize!(Reply, "reply", {
     "record" => Record { record: KeyRecord, hash: String },
     "rolled" => Rolled { record: KeyRecord, previous: KeyRecord, previous_hash: String },
-    "page" => Page { items: Vec<KeyRecord>, cursor: Option<String> },
+    "page" => Page { items: Vec<KeyRecord>, last_used: Vec<Option<i64>>, cursor: Option<String> },
     "audit" => Audit { items: Vec<AuditEntry> },
     "project" => Project { project: String },
     "done" => Done {},
@@ -230,6 +234,7 @@ mod tests {
             Op::Audit { id: "key_a".into() },
             Op::Register { id: "key_a".into(), project: "acme".into() },
             Op::Resolve { id: "key_a".into() },
+            Op::Seen { seen: vec![("key_a".into(), 1_800_000_000_000), ("key_b".into(), 1)] },
         ];
         for op in ops {
             let json = serde_json::to_string(&op).unwrap();
@@ -238,8 +243,8 @@ mod tests {
         let replies = [
             Reply::Record { record: record.clone(), hash: "ab".into() },
             Reply::Rolled { record: record.clone(), previous: record.clone(), previous_hash: "cd".into() },
-            Reply::Page { items: vec![record.clone(), record], cursor: Some("1.key_a".into()) },
-            Reply::Page { items: vec![], cursor: None },
+            Reply::Page { items: vec![record.clone(), record], last_used: vec![Some(1_800_000_000_000), None], cursor: Some("1.key_a".into()) },
+            Reply::Page { items: vec![], last_used: vec![], cursor: None },
             Reply::Audit { items: vec![entry] },
             Reply::Project { project: "acme".into() },
             Reply::Done,

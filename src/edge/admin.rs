@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::GatewayError;
 use crate::key;
 use crate::limit::protocol::{LimiterOp, LimiterReply};
+use crate::timestamp::Timestamp;
 
 use super::registry::{DIRECTORY, REGISTRY_BINDING};
 use super::respond::log_event;
@@ -49,7 +50,22 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
             let query = parse_list(incoming.query())?;
             let op = Op::List { status: query.status, cursor: query.cursor, limit: query.limit };
             match call(env, &query.project, &op).await? {
-                Reply::Page { items, cursor } => ok_json(200, &json!({ "items": items, "cursor": cursor })),
+                Reply::Page { items, last_used, cursor } => {
+                    // Each item is the record plus `last_used_at` (RFC 3339, or null when no use
+                    // has been reported yet: reports are batched, at most a minute behind).
+                    let items: Vec<serde_json::Value> = items
+                        .iter()
+                        .zip(last_used.iter().chain(std::iter::repeat(&None)))
+                        .map(|(record, at)| {
+                            let mut item = serde_json::to_value(record).unwrap_or_default();
+                            if let Some(fields) = item.as_object_mut() {
+                                fields.insert("last_used_at".into(), json!(at.map(|ms| Timestamp(ms).to_rfc3339())));
+                            }
+                            item
+                        })
+                        .collect();
+                    ok_json(200, &json!({ "items": items, "cursor": cursor }))
+                }
                 _ => Err(unexpected()),
             }
         }

@@ -51,6 +51,14 @@ impl Row {
         }
     }
 
+    /// Column `index` as an integer, `None` for SQL `NULL`; any other type is an error.
+    pub fn optional_int(&self, index: usize) -> worker::Result<Option<i64>> {
+        match self.0.get(index) {
+            Some(SqlStorageValue::Null) => Ok(None),
+            _ => self.int(index).map(Some),
+        }
+    }
+
     /// Column `index` as an integer; any other type (or a missing column) is an error.
     pub fn int(&self, index: usize) -> worker::Result<i64> {
         match self.0.get(index) {

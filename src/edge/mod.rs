@@ -13,6 +13,7 @@ mod limiter;
 mod limits;
 mod registry;
 mod respond;
+mod seen;
 mod store;
 
 use worker::{event, Context, Env, Request, Response, Result};
@@ -159,7 +160,8 @@ async fn gate(
         }
     };
 
-    // forward
+    // forward (the key counts as used once it is admitted; its registry hears of it in a batch)
+    seen::admitted(env, ctx, config, &record.project, &record.id, incoming.now_ms);
     match forward::send(incoming, config, plan).await {
         Ok(response) => Ok((response, verdict.headers)),
         Err(error) => Err(Refusal { error, headers: verdict.headers }),

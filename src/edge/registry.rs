@@ -12,7 +12,7 @@
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
 use crate::admin::lifecycle::{self, AuditEntry};
-use crate::admin::protocol::{decode_cursor, encode_cursor, Failure, Op, Reply, FIRST_PAGE_AFTER};
+use crate::admin::protocol::{decode_cursor, encode_cursor, Failure, Op, Reply, FIRST_PAGE_AFTER, MAX_SAFE_INTEGER};
 use crate::admin::request::{parse_update, Rules};
 use crate::limit::protocol::LimiterOp;
 use crate::record::{self, KeyRecord};
@@ -44,6 +44,10 @@ CREATE INDEX IF NOT EXISTS audit_by_key ON audit (key_id, seq);
 CREATE TABLE IF NOT EXISTS directory (
   id TEXT PRIMARY KEY,
   project TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS last_used (
+  id TEXT PRIMARY KEY,
+  at INTEGER NOT NULL
 );";
 
 #[durable_object]
@@ -108,6 +112,17 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             Ok(Reply::Record { record, hash })
         }
         Op::List { status, cursor, limit } => list(sql, status, cursor, limit),
+        Op::Seen { seen } => {
+            // Reports from many isolates arrive in any order: keep the latest use of each key.
+            for (id, at) in seen {
+                sql.exec(
+                    "INSERT INTO last_used (id, at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET at = MAX(at, excluded.at)",
+                    vec![id.into(), SqlStorageValue::Integer(at.clamp(0, MAX_SAFE_INTEGER))],
+                )
+                .map_err(store_failure("last used write"))?;
+            }
+            Ok(Reply::Done)
+        }
         Op::Update { id, body } => {
             let (old, hash) = load(sql, &id)?;
             let config = super::config::load(env).map_err(|e| Failure::Store { reason: e.to_string() })?;
@@ -240,22 +255,29 @@ fn list(sql: &SqlStorage, status: Option<crate::record::Status>, cursor: Option<
         after_id.into(),
         SqlStorageValue::Integer(limit as i64 + 1),
     ];
-    let records = texts(sql.exec(
-        "SELECT record FROM keys WHERE (? IS NULL OR status = ?) AND (created_at > ? OR (created_at = ? AND id > ?)) \
-         ORDER BY created_at, id LIMIT ?",
-        values,
-    ))
+    let page = rows(
+        sql.exec(
+            "SELECT keys.record, last_used.at FROM keys LEFT JOIN last_used ON last_used.id = keys.id \
+             WHERE (? IS NULL OR keys.status = ?) AND (keys.created_at > ? OR (keys.created_at = ? AND keys.id > ?)) \
+             ORDER BY keys.created_at, keys.id LIMIT ?",
+            values,
+        )
+        .map_err(store_failure("list"))?,
+    )
     .map_err(store_failure("list"))?;
-    let mut items = records
-        .iter()
-        .map(|text| record::decode(text.as_bytes()))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Failure::Store { reason: format!("record decode: {}", e.0) })?;
+    let mut items = Vec::with_capacity(page.len());
+    let mut last_used = Vec::with_capacity(page.len());
+    for mut row in page {
+        let text = row.text(0).map_err(store_failure("list row"))?;
+        items.push(record::decode(text.as_bytes()).map_err(|e| Failure::Store { reason: format!("record decode: {}", e.0) })?);
+        last_used.push(row.optional_int(1).map_err(store_failure("list row"))?);
+    }
     let cursor = if items.len() > limit {
         items.truncate(limit);
+        last_used.truncate(limit);
         items.last().map(|last| encode_cursor(last.created_at.millis(), &last.id))
     } else {
         None
     };
-    Ok(Reply::Page { items, cursor })
+    Ok(Reply::Page { items, last_used, cursor })
 }

@@ -110,7 +110,7 @@ fn execute(args: &KeysArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     if args.json {
         return write(out, &render::pretty_json(&text));
     }
-    let rendered = render::human(request.expect, &value).map_err(|e| unexpected(&client, &request, &e))?;
+    let rendered = render::human(request.expect, &value, now_ms()).map_err(|e| unexpected(&client, &request, &e))?;
     write(out, &rendered)?;
     if let KeysCommand::Show(show) = &args.command {
         match usage_summary(&client, &show.id) {
@@ -151,7 +151,7 @@ fn list_keys(client: &Client, list: &ListArgs, json: bool, out: &mut dyn Write, 
         let request = request::list(list, cursor.as_deref());
         let (text, page) = call(client, &request, json, out)?;
         // Check the whole page's shape before using any of it.
-        render::human(Expect::Page, &page).map_err(|e| unexpected(client, &request, &e))?;
+        render::human(Expect::Page, &page, now_ms()).map_err(|e| unexpected(client, &request, &e))?;
         let next = render::page_cursor(&page).map_err(|e| unexpected(client, &request, &e))?;
         if !list.all {
             if json {
@@ -180,7 +180,7 @@ fn list_keys(client: &Client, list: &ListArgs, json: bool, out: &mut dyn Write, 
     if items.is_empty() {
         let _ = writeln!(err, "no keys found");
     } else {
-        write(out, &render::key_table(&items).unwrap_or_default())?;
+        write(out, &render::key_table(&items, now_ms()).unwrap_or_default())?;
     }
     if let Some(next) = next {
         let _ = writeln!(err, "more keys: add --cursor {} (or use --all)", render::sanitize(&next));

@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 
+use keygate::timestamp::Timestamp;
 use serde_json::{Map, Value};
 
 use super::request::Expect;
@@ -156,14 +157,37 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The `list` table.
-pub fn key_table(items: &[Value]) -> Result<String, String> {
+/// The `list` table at `now_ms`: STATUS is the stored status, with `(expired)` or
+/// `(not yet valid)` when the validity window says so; LAST_USED is the last use the gateway
+/// has reported (`never` when none yet, `-` from a gateway that does not report it).
+pub fn key_table(items: &[Value], now_ms: i64) -> Result<String, String> {
     let mut rows = Vec::with_capacity(items.len());
     for item in items {
         let record = as_record(item, "a list item")?;
-        rows.push(["id", "name", "env", "role", "status", "valid_to", "hint"].iter().map(|name| field(record, name)).collect());
+        let mut row: Vec<String> = ["id", "name", "env", "role", "status", "valid_to", "hint"].iter().map(|name| field(record, name)).collect();
+        row[4] = display_status(record, now_ms);
+        row.push(match record.get("last_used_at") {
+            None => "-".into(),
+            Some(Value::Null) => "never".into(),
+            Some(value) => plain(value),
+        });
+        rows.push(row);
     }
-    Ok(table(&["ID", "NAME", "ENV", "ROLE", "STATUS", "VALID_TO", "HINT"], &rows))
+    Ok(table(&["ID", "NAME", "ENV", "ROLE", "STATUS", "VALID_TO", "HINT", "LAST_USED"], &rows))
+}
+
+/// The stored status, and what the validity window makes of an active key at `now_ms`.
+fn display_status(record: &Map<String, Value>, now_ms: i64) -> String {
+    let stored = field(record, "status");
+    let at = |name: &str| record.get(name).and_then(Value::as_str).and_then(Timestamp::parse_rfc3339).map(Timestamp::millis);
+    if stored != "active" {
+        return stored;
+    }
+    match (at("valid_from"), at("valid_to")) {
+        (_, Some(to)) if to <= now_ms => format!("{stored} (expired)"),
+        (Some(from), _) if from > now_ms => format!("{stored} (not yet valid)"),
+        _ => stored,
+    }
 }
 
 /// One audit entry's changes: `field: from -> to; …`.
@@ -276,7 +300,7 @@ pub fn usage_summary(value: &Value, today: &str) -> Result<String, String> {
 }
 
 /// Human-readable output for a successful answer; `Err` describes an unexpected shape.
-pub fn human(expect: Expect, value: &Value) -> Result<String, String> {
+pub fn human(expect: Expect, value: &Value, now_ms: i64) -> Result<String, String> {
     match expect {
         Expect::Record => Ok(record_listing(as_record(value, "the answer")?)),
         Expect::Page => {
@@ -285,7 +309,7 @@ pub fn human(expect: Expect, value: &Value) -> Result<String, String> {
             if items.is_empty() {
                 Ok(String::new())
             } else {
-                key_table(items)
+                key_table(items, now_ms)
             }
         }
         Expect::Audit => audit_table(items(value)?),
@@ -459,19 +483,35 @@ zeta             1, 2
         second["valid_to"] = json!(null);
         second["status"] = json!("revoked");
         second["hint"] = json!(null);
-        let table = key_table(&[record(), second]).unwrap();
+        second["last_used_at"] = json!("2026-11-23T09:15:00.000Z");
+        let table = key_table(&[record(), second], 0).unwrap();
         let expected = "\
-ID             NAME            ENV   ROLE       STATUS   VALID_TO              HINT
-key_abc        marketing site  live  read_only  active   2027-01-01T00:00:00Z  kg_live_…a1B2
-key_longer_id  x               live  -          revoked  lifetime              -
+ID             NAME            ENV   ROLE       STATUS   VALID_TO              HINT           LAST_USED
+key_abc        marketing site  live  read_only  active   2027-01-01T00:00:00Z  kg_live_…a1B2  -
+key_longer_id  x               live  -          revoked  lifetime              -              2026-11-23T09:15:00.000Z
 ";
         assert_eq!(table, expected);
     }
 
     #[test]
+    fn list_shows_expired_and_not_yet_valid_next_to_the_stored_status() {
+        let now = Timestamp::parse_rfc3339("2027-06-01T00:00:00Z").unwrap().millis();
+        let mut later = record();
+        later["valid_from"] = json!("2028-01-01T00:00:00Z");
+        later["valid_to"] = json!(null);
+        later["last_used_at"] = json!(null);
+        let mut disabled = record();
+        disabled["status"] = json!("inactive");
+        let table = key_table(&[record(), later, disabled], now).unwrap();
+        let statuses: Vec<&str> = table.lines().skip(1).map(|line| line.split("  ").filter(|c| !c.is_empty()).nth(4).unwrap_or("").trim()).collect();
+        assert_eq!(statuses, ["active (expired)", "active (not yet valid)", "inactive"], "{table}");
+        assert!(table.lines().nth(2).unwrap_or("").trim_end().ends_with("never"), "{table}");
+    }
+
+    #[test]
     fn page_rendering() {
-        assert_eq!(human(Expect::Page, &json!({"items": [], "cursor": null})).unwrap(), "");
-        assert!(human(Expect::Page, &json!({"items": [record()], "cursor": "c1"})).unwrap().starts_with("ID "));
+        assert_eq!(human(Expect::Page, &json!({"items": [], "cursor": null}), 0).unwrap(), "");
+        assert!(human(Expect::Page, &json!({"items": [record()], "cursor": "c1"}), 0).unwrap().starts_with("ID "));
         let bad: Vec<(&str, Value)> = vec![
             ("no items", json!({"cursor": null})),
             ("items not a list", json!({"items": {}, "cursor": null})),
@@ -481,7 +521,7 @@ key_longer_id  x               live  -          revoked  lifetime              -
             ("not an object", json!([1, 2])),
         ];
         for (what, value) in bad {
-            assert!(human(Expect::Page, &value).is_err(), "{what}");
+            assert!(human(Expect::Page, &value, 0).is_err(), "{what}");
         }
         assert_eq!(page_cursor(&json!({"items": [], "cursor": "abc"})).unwrap(), Some("abc".into()));
         assert_eq!(page_cursor(&json!({"items": []})).unwrap(), None);
@@ -503,9 +543,9 @@ AT                    ACTION    REVISION  CHANGES
 2026-11-24T10:00:00Z  rolled    3         odd: 5
 2026-11-25T10:00:00Z  disabled  4         -
 ";
-        assert_eq!(human(Expect::Audit, &value).unwrap(), expected);
-        assert!(human(Expect::Audit, &json!({"items": ["x"]})).is_err());
-        assert!(human(Expect::Audit, &json!(null)).is_err());
+        assert_eq!(human(Expect::Audit, &value, 0).unwrap(), expected);
+        assert!(human(Expect::Audit, &json!({"items": ["x"]}), 0).is_err());
+        assert!(human(Expect::Audit, &json!(null), 0).is_err());
     }
 
     fn usage() -> Value {
@@ -523,7 +563,7 @@ DATE        ALLOWED  REFUSED
 2026-11-23  1200     3
 2026-11-22  7        0
 ";
-        assert_eq!(human(Expect::Usage, &usage()).unwrap(), expected);
+        assert_eq!(human(Expect::Usage, &usage(), 0).unwrap(), expected);
         let rows: Vec<(&str, Value, &str)> = vec![
             ("never used", json!({"key_id": "k", "last_used_at": null, "days": []}), "last used: never\nno requests recorded\n"),
             ("no last_used_at field", json!({"key_id": "k", "days": []}), "last used: never\nno requests recorded\n"),
@@ -551,7 +591,7 @@ DATE        ALLOWED  REFUSED
             ("day not an object", json!({"key_id": "k", "days": ["2026-11-23"]})),
         ];
         for (what, value) in rows {
-            assert!(human(Expect::Usage, &value).is_err(), "{what}");
+            assert!(human(Expect::Usage, &value, 0).is_err(), "{what}");
             assert!(usage_summary(&value, "2026-11-23").is_err(), "{what}");
         }
     }
@@ -589,7 +629,7 @@ DATE        ALLOWED  REFUSED
         previous["id"] = json!("key_old");
         previous["valid_to"] = json!("2026-11-23T10:00:00Z");
         let value = json!({"key": "kg_live_SECRET1234", "record": record(), "previous": previous});
-        let out = human(Expect::Secret, &value).unwrap();
+        let out = human(Expect::Secret, &value, 0).unwrap();
         assert_eq!(out.matches("kg_live_SECRET1234").count(), 1);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[lines.len() - 2], "key: kg_live_SECRET1234");
@@ -608,7 +648,7 @@ DATE        ALLOWED  REFUSED
             ("record not a record", json!({"key": "kg_live_SECRET1234", "record": []})),
         ];
         for (what, value) in rows {
-            let error = human(Expect::Secret, &value).expect_err(what);
+            let error = human(Expect::Secret, &value, 0).expect_err(what);
             assert!(!error.contains("SECRET"), "{what}: {error}");
             assert!(error.contains("revoke"), "{what}: {error}");
         }
