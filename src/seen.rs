@@ -14,6 +14,9 @@ pub const REPORT_EVERY_MS: i64 = 60_000;
 /// from the next batch on (memory stays bounded whatever the traffic).
 pub const MAX_PENDING_KEYS: usize = 10_000;
 
+/// One project's part of a report: the project and `(key id, last use in unix ms)` pairs.
+pub type ProjectReport = (String, Vec<(String, i64)>);
+
 /// Keys admitted since the last report, by project: key id → last use (unix ms).
 #[derive(Debug, Default)]
 pub struct LastUse {
@@ -40,13 +43,13 @@ impl LastUse {
     /// The batch to report now, per project, if one is due: something is pending and the last
     /// report was at least `every_ms` ago (the first one is due at once, so a fresh isolate's
     /// uses show up quickly). Taking it empties the book.
-    pub fn take_due(&mut self, now_ms: i64, every_ms: i64) -> Option<Vec<(String, Vec<(String, i64)>)>> {
+    pub fn take_due(&mut self, now_ms: i64, every_ms: i64) -> Option<Vec<ProjectReport>> {
         if self.pending.is_empty() || self.last_report_ms.is_some_and(|last| now_ms - last < every_ms) {
             return None;
         }
         self.last_report_ms = Some(now_ms);
         self.keys = 0;
-        let mut batch: Vec<(String, Vec<(String, i64)>)> =
+        let mut batch: Vec<ProjectReport> =
             self.pending.drain().map(|(project, keys)| (project, keys.into_iter().collect())).collect();
         batch.sort();
         Some(batch)
