@@ -171,6 +171,17 @@ pub struct Config {
     pub origin_timeout_ms: u64,
     /// `LAST_USED_REPORT_SECONDS` in ms: least time between two last-use reports of an isolate.
     pub last_used_report_ms: i64,
+    /// `ADMIN_FACADE`: another product's admin contract served beside the native admin API.
+    pub admin_facade: AdminFacade,
+}
+
+/// An admin contract served beside the native admin API (`ADMIN_FACADE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminFacade {
+    /// None (default).
+    None,
+    /// AtlasCMS: `/{project}/admin/api-keys[/{id}]` ([`crate::admin::facade`]).
+    Atlas,
 }
 
 impl Config {
@@ -230,7 +241,7 @@ pub const SETTINGS: &[&str] = &[
     "ADMIN_PREFIX", "ADMIN_MAX_BODY_BYTES", "ADMIN_TOKEN",
     "ADMIN_AUTH_FAILURES_PER_ADDRESS", "ADMIN_AUTH_FAILURES_GLOBAL", "ADMIN_AUTH_WINDOW_SECONDS",
     "TIERS", "DEFAULT_TIER", "LIMIT_MODE", "RATE_LIMIT_FAILURE", "LIMITER_FAULT", "KEYGATE_TEST_MODE", "KV_FAULT",
-    "ORIGIN_TIMEOUT_MS", "LAST_USED_REPORT_SECONDS",
+    "ORIGIN_TIMEOUT_MS", "LAST_USED_REPORT_SECONDS", "ADMIN_FACADE",
 ];
 
 /// Every scope a route requires, and every concrete scope a role grants, must be in the scope
@@ -437,6 +448,11 @@ impl Config {
         let limiter_fault = switch("LIMITER_FAULT")?;
         let kv_fault = switch("KV_FAULT")?;
         let origin_timeout_ms = number("ORIGIN_TIMEOUT_MS", 15_000, 120_000)?.max(100);
+        let admin_facade = match get("ADMIN_FACADE").as_deref().map(|v| v.trim_matches('"')) {
+            None | Some("none") => AdminFacade::None,
+            Some("atlas") => AdminFacade::Atlas,
+            Some(_) => return Err(err("ADMIN_FACADE", "must be \"none\" or \"atlas\"")),
+        };
         let last_used_report_ms = match number("LAST_USED_REPORT_SECONDS", 60, 3600)? {
             0 => return Err(err("LAST_USED_REPORT_SECONDS", "must be an integer from 1 to 3600")),
             seconds => seconds as i64 * 1000,
@@ -452,6 +468,7 @@ impl Config {
             test_mode,
             origin_timeout_ms,
             last_used_report_ms,
+            admin_facade,
             admin_prefix,
             admin_max_body_bytes,
             admin_token,
@@ -619,6 +636,7 @@ mod tests {
             ("test mode with another value", "KEYGATE_TEST_MODE", Some("yes")),
             ("origin timeout too long", "ORIGIN_TIMEOUT_MS", Some("999999")),
             ("last-use reports never", "LAST_USED_REPORT_SECONDS", Some("0")),
+            ("unknown admin facade", "ADMIN_FACADE", Some("kong")),
         ];
         for (what, setting, value) in rows {
             let mut vars = base();

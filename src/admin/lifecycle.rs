@@ -45,7 +45,7 @@ pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (Ke
         env: request.env,
         role: request.role.clone(),
         scopes: request.scopes.clone(),
-        status: Status::Active,
+        status: request.status,
         valid_from: request.valid_from,
         valid_to: request.valid_to,
         allowed_origins: request.allowed_origins.clone(),
@@ -261,6 +261,7 @@ mod tests {
             tier: None,
             limits: None,
             limit_mode: None,
+            status: Status::Active,
         };
         create(&request, "key_1".into(), "kg_live_…abcd".into(), NOW).0
     }
@@ -270,10 +271,12 @@ mod tests {
         let request = CreateKey {
             project: "acme".into(), name: "site".into(), env: KeyEnv::Test, role: None,
             scopes: vec!["content:read".into()], valid_from: None, valid_to: Some(Timestamp(NOW + 1)),
-            allowed_origins: None, meta: BTreeMap::new(), tier: None, limits: None, limit_mode: None,
+            allowed_origins: None, meta: BTreeMap::new(), tier: None, limits: None, limit_mode: None, status: Status::Active,
         };
         let (record, audit) = create(&request, "key_1".into(), "hint".into(), NOW);
         assert_eq!((record.status, record.revision, record.env), (Status::Active, 1, KeyEnv::Test));
+        let disabled = CreateKey { status: Status::Inactive, ..request };
+        assert_eq!(create(&disabled, "key_2".into(), "hint".into(), NOW).0.status, Status::Inactive, "a key may be created disabled (AtlasCMS isActive)");
         assert_eq!(record.family_id(), "key_1");
         assert_eq!(audit.action, "created");
         assert!(audit.changes.contains_key("name"));

@@ -5,6 +5,7 @@
 //! OpenAPI document served at `/openapi.json` ([`OPENAPI`]).
 
 pub mod auth_limit;
+pub mod facade;
 pub mod lifecycle;
 pub mod protocol;
 pub mod request;

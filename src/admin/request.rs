@@ -50,6 +50,8 @@ pub struct CreateKey {
     pub tier: Option<String>,
     pub limits: Option<Vec<LimitSpec>>,
     pub limit_mode: Option<LimitMode>,
+    /// `active` (default) or `inactive`: a key may be created disabled, to enable later.
+    pub status: Status,
 }
 
 /// `PATCH /keys/{id}`: `None` = unchanged; `Some(None)` = cleared.
@@ -333,7 +335,7 @@ pub fn check_window(valid_from: Option<Timestamp>, valid_to: Option<Timestamp>, 
 
 const CREATE_FIELDS: &[&str] = &[
     "project", "name", "env", "role", "scopes", "valid_from", "valid_to", "allowed_origins", "meta", "tier", "limits",
-    "limit_mode",
+    "limit_mode", "status",
 ];
 const UPDATE_FIELDS: &[&str] = &[
     "name", "role", "scopes", "valid_from", "valid_to", "status", "allowed_origins", "meta", "tier", "limits", "limit_mode",
@@ -371,13 +373,21 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
     let tier = map.get("tier").and_then(|v| tier(v, rules, &mut problems));
     let limits = map.get("limits").and_then(|v| limits(v, &mut problems));
     let limit_mode = map.get("limit_mode").and_then(|v| limit_mode(v, &mut problems));
+    let status = match map.get("status").map(|v| v.as_str()) {
+        None | Some(Some("active")) => Status::Active,
+        Some(Some("inactive")) => Status::Inactive,
+        Some(_) => {
+            problems.add("status", "must be \"active\" or \"inactive\"");
+            Status::Active
+        }
+    };
     if !problems.0.contains_key("valid_to") && !problems.0.contains_key("valid_from") {
         if let Err(GatewayError::ValidationFailed { fields }) = check_window(valid_from, valid_to, rules.now_ms) {
             problems.0.extend(fields);
         }
     }
     problems.finish(CreateKey {
-        project, name, env, role, scopes, valid_from, valid_to, allowed_origins, meta, tier, limits, limit_mode,
+        project, name, env, role, scopes, valid_from, valid_to, allowed_origins, meta, tier, limits, limit_mode, status,
     })
 }
 

@@ -5,14 +5,16 @@ use serde::Serialize;
 use serde_json::json;
 use worker::Env;
 
+use crate::admin::facade::{self, FacadeRoute};
 use crate::admin::protocol::{Failure, Op, Reply};
 use crate::admin::request::{parse_create, parse_list, parse_roll, parse_update, Rules};
 use crate::admin::router::{route, AdminRoute};
 use crate::admin::{lifecycle, OPENAPI};
-use crate::config::Config;
+use crate::config::{AdminFacade, Config};
 use crate::error::GatewayError;
 use crate::key;
 use crate::limit::protocol::{LimiterOp, LimiterReply};
+use crate::record::{KeyRecord, Status};
 use crate::timestamp::Timestamp;
 
 use super::registry::{DIRECTORY, REGISTRY_BINDING};
@@ -23,12 +25,20 @@ type AdminResult = Result<(u16, String), GatewayError>;
 
 /// Whether this request is for the admin API.
 pub fn is_admin_path(config: &Config, path: &str) -> bool {
+    is_native_admin_path(config, path) || (config.admin_facade == AdminFacade::Atlas && facade::is_facade_path(path))
+}
+
+fn is_native_admin_path(config: &Config, path: &str) -> bool {
     path.strip_prefix(config.admin_prefix.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// Handles one admin request; the answer is (status, JSON body).
+/// Handles one admin request (the native API, or the configured facade); the answer is
+/// (status, JSON body).
 pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> AdminResult {
     super::admin_auth::authenticate(incoming, env, config).await?;
+    if !is_native_admin_path(config, incoming.path()) {
+        return handle_facade(incoming, env, config).await.map_err(facade::error);
+    }
     let relative = incoming.path()[config.admin_prefix.len()..].to_string();
     let operation = route(&incoming.method, &relative).ok_or(GatewayError::NotFound)?;
     let rules = Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, now_ms: incoming.now_ms };
@@ -36,14 +46,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
         AdminRoute::OpenApi => Ok((200, OPENAPI.to_string())),
         AdminRoute::CreateKey => {
             let body = read_body(incoming, config, true).await?;
-            let create = parse_create(&body, &rules)?;
-            let plaintext = key::generate(&config.key_prefix, create.env).map_err(|_| GatewayError::StoreUnavailable)?;
-            let id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
-            let (record, _) = lifecycle::create(&create, id.clone(), plaintext.hint(), incoming.now_ms);
-            let hash = plaintext.hash();
-            call(env, DIRECTORY, &Op::Register { id: id.clone(), project: create.project.clone() }).await?;
-            let reply = call(env, &create.project, &Op::Create { record, hash: hash.to_hex() }).await?;
-            let Reply::Record { record, .. } = reply else { return Err(unexpected()) };
+            let (plaintext, record) = create_key(env, config, &body, &rules).await?;
             Ok((201, json!({ "key": plaintext.expose(), "record": record }).to_string()))
         }
         AdminRoute::ListKeys => {
@@ -124,6 +127,72 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
         },
     }
 }
+
+/// Validates a native create body, mints the key and stores it: the plaintext (for the one
+/// answer that shows it) and the stored record.
+async fn create_key(env: &Env, config: &Config, body: &[u8], rules: &Rules<'_>) -> Result<(key::PlaintextKey, KeyRecord), GatewayError> {
+    let create = parse_create(body, rules)?;
+    let plaintext = key::generate(&config.key_prefix, create.env).map_err(|_| GatewayError::StoreUnavailable)?;
+    let id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
+    let (record, _) = lifecycle::create(&create, id.clone(), plaintext.hint(), rules.now_ms);
+    let hash = plaintext.hash();
+    call(env, DIRECTORY, &Op::Register { id: id.clone(), project: create.project.clone() }).await?;
+    let reply = call(env, &create.project, &Op::Create { record, hash: hash.to_hex() }).await?;
+    let Reply::Record { record, .. } = reply else { return Err(unexpected()) };
+    Ok((plaintext, record))
+}
+
+/// The AtlasCMS contract ([`facade`]), translated to the same registry calls as the native API.
+async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> AdminResult {
+    let operation = facade::route(&incoming.method, incoming.path()).ok_or(GatewayError::NotFound)?;
+    let rules = Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, now_ms: incoming.now_ms };
+    // A key of another project is not there under this project's path.
+    let own = |project: &str, record: KeyRecord| if record.project == project && record.status != Status::Revoked { Ok(record) } else { Err(GatewayError::NotFound) };
+    match operation {
+        FacadeRoute::List { project } => {
+            let mut items = Vec::new();
+            let mut cursor = None;
+            // Atlas lists every key at once: page through the registry, bounded.
+            for _ in 0..FACADE_MAX_PAGES {
+                let op = Op::List { status: None, cursor: cursor.take(), limit: 100 };
+                let Reply::Page { items: page, cursor: next, .. } = call(env, &project, &op).await? else { return Err(unexpected()) };
+                items.extend(page.iter().filter(|r| r.status != Status::Revoked).map(facade::view));
+                match next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            ok_json(200, &items)
+        }
+        FacadeRoute::Create { project } => {
+            let body = read_body(incoming, config, true).await?;
+            let (plaintext, _) = create_key(env, config, &facade::create_body(&project, &body)?, &rules).await?;
+            ok_json(200, &json!({ "result": plaintext.expose() }))
+        }
+        FacadeRoute::Get { project, id } => {
+            let Reply::Record { record, .. } = call_for_key(env, &id, Op::Get { id: id.clone() }).await? else { return Err(unexpected()) };
+            ok_json(200, &facade::view(&own(&project, record)?))
+        }
+        FacadeRoute::Replace { project, id } => {
+            let body = facade::replace_body(&read_body(incoming, config, true).await?)?;
+            let Reply::Record { record, .. } = call_for_key(env, &id, Op::Get { id: id.clone() }).await? else { return Err(unexpected()) };
+            own(&project, record)?;
+            parse_update(&body, &rules)?;
+            let body = String::from_utf8(body).map_err(|_| unexpected())?;
+            let Reply::Record { record, .. } = call_for_key(env, &id, Op::Update { id: id.clone(), body }).await? else { return Err(unexpected()) };
+            ok_json(200, &facade::view(&record))
+        }
+        FacadeRoute::Delete { project, id } => {
+            let Reply::Record { record, .. } = call_for_key(env, &id, Op::Get { id: id.clone() }).await? else { return Err(unexpected()) };
+            own(&project, record)?;
+            let Reply::Record { record, .. } = call_for_key(env, &id, Op::Revoke { id: id.clone() }).await? else { return Err(unexpected()) };
+            ok_json(200, &facade::view(&record))
+        }
+    }
+}
+
+/// The facade's list reads at most this many registry pages of 100 keys.
+const FACADE_MAX_PAGES: usize = 100;
 
 fn unexpected() -> GatewayError {
     GatewayError::StoreUnavailable
