@@ -30,7 +30,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
     super::admin_auth::authenticate(incoming, env, config).await?;
     let relative = incoming.path()[config.admin_prefix.len()..].to_string();
     let operation = route(&incoming.method, &relative).ok_or(GatewayError::NotFound)?;
-    let rules = Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, now_ms: incoming.now_ms };
+    let rules = Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, empty_scopes: config.empty_scopes, now_ms: incoming.now_ms };
     match operation {
         AdminRoute::OpenApi => Ok((200, OPENAPI.to_string())),
         AdminRoute::CreateKey => {
