@@ -116,7 +116,7 @@ fn main() {
     let table = RouteTable::from_json(DEFAULT_ROUTES).expect("DEFAULT_ROUTES");
     let route = table.find("GET", PATH).expect("route");
     let facts = RequestFacts { key_env: KeyEnv::Live, route: &route, origin: None };
-    assert!(policy::authorize(&record, &facts, &roles, NOW_MS).is_ok(), "the fixture record must be granted");
+    assert!(policy::authorize(&record, &facts, &roles, &[], NOW_MS).is_ok(), "the fixture record must be granted");
     // The shipped `pro` tier's limits, decided once for a key that has used a few requests.
     let specs = vec![
         LimitSpec { name: "burst".into(), limit: 50, window_seconds: 1 },
@@ -146,7 +146,7 @@ fn main() {
     run(&|| bench("sha256", "KeyHash::of: SHA-256 of the 46-byte key", || KeyHash::of(black_box(&key_text))), "sha256");
     run(
         &|| bench("policy_authorize", "policy::authorize: status, window, role→scopes, project, Origin (read_only key, GET route)", || {
-            policy::authorize(black_box(&record), black_box(&facts), &roles, black_box(NOW_MS)).map(|g| g.scopes.len())
+            policy::authorize(black_box(&record), black_box(&facts), &roles, &[], black_box(NOW_MS)).map(|g| g.scopes.len())
         }),
         "policy_authorize",
     );
@@ -158,7 +158,7 @@ fn main() {
     );
     run(
         &|| bench("header_render", "limit::headers::render: 3 limits (pro tier) → RateLimit-Policy, RateLimit, X-RateLimit-*", || {
-            headers::render(black_box(&specs), black_box(&decision), black_box(1_800_000_000))
+            headers::render(black_box(&specs), black_box(&decision), black_box(1_800_000_000), None)
         }),
         "header_render",
     );
@@ -174,7 +174,7 @@ fn main() {
             let parsed = key::parse(black_box(&key_text), "kg").expect("valid");
             let hash = parsed.key.hash();
             let facts = RequestFacts { key_env: parsed.env, route: &route, origin: None };
-            (hash, policy::authorize(black_box(&record), &facts, &roles, NOW_MS).map(|g| g.scopes.len()))
+            (hash, policy::authorize(black_box(&record), &facts, &roles, &[], NOW_MS).map(|g| g.scopes.len()))
         }),
         "core_verify",
     );
@@ -186,7 +186,7 @@ fn main() {
             let parsed = key::parse(presented, "kg").expect("valid");
             let hash = parsed.key.hash();
             let facts = RequestFacts { key_env: parsed.env, route: &route, origin: None };
-            (hash, policy::authorize(&record, &facts, &roles, NOW_MS).map(|g| g.scopes.len()))
+            (hash, policy::authorize(&record, &facts, &roles, &[], NOW_MS).map(|g| g.scopes.len()))
         }),
         "core_request",
     );

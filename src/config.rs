@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::admin::auth_limit::AdminAuthLimits;
+use crate::dialect::Refusals;
 use crate::key::is_valid_prefix;
 use crate::limit::algorithm::{validate_new_specs, LimitSpec};
 use crate::record::{KeyRecord, LimitMode};
-use crate::routes::RouteTable;
-use crate::scope::{is_valid_grant, Roles, DEFAULT_SCOPES};
+use crate::routes::{RouteTable, Unmatched};
+use crate::scope::{is_valid_grant, EmptyScopes, Roles, DEFAULT_SCOPES};
 use crate::signature::{Audience, Signer};
 
 /// The route table used when `ROUTES` is unset: the three CMS routes of the demo. (The
@@ -173,6 +174,14 @@ pub struct Config {
     pub last_used_report_ms: i64,
     /// `ADMIN_FACADE`: another product's admin contract served beside the native admin API.
     pub admin_facade: AdminFacade,
+    /// `ERROR_DIALECT`, `ERROR_MAP`, `QUOTA_CODE`, `TEST_KEY_ON_LIVE_ROUTE`: how gateway refusals look.
+    pub refusals: Refusals,
+    /// `EMPTY_SCOPES`: what a key with neither role nor scopes holds.
+    pub empty_scopes: EmptyScopes,
+    /// `UNMATCHED`, `PROTECTED_PREFIXES`: what a request matching no route gets.
+    pub unmatched: Unmatched,
+    /// `RATE_LIMIT_HEADER_LIMIT`: the limit `X-RateLimit-*` describe (`None` = the most restrictive).
+    pub rate_limit_header_limit: Option<String>,
 }
 
 /// An admin contract served beside the native admin API (`ADMIN_FACADE`).
@@ -211,6 +220,15 @@ impl Config {
         self.tier_of(record)?.fast_binding.as_ref()
     }
 
+    /// What a key with neither role nor scopes holds: nothing, or (`EMPTY_SCOPES=all`) every
+    /// scope of the catalogue.
+    pub fn empty_grant(&self) -> &[String] {
+        match self.empty_scopes {
+            EmptyScopes::None => &[],
+            EmptyScopes::All => &self.scopes,
+        }
+    }
+
     /// The enforcement mode for `record`: its own, else its tier's, else `LIMIT_MODE`.
     pub fn mode_for(&self, record: &KeyRecord) -> LimitMode {
         record.limit_mode.or(self.tier_of(record).and_then(|t| t.mode)).unwrap_or(self.limit_mode)
@@ -242,6 +260,7 @@ pub const SETTINGS: &[&str] = &[
     "ADMIN_AUTH_FAILURES_PER_ADDRESS", "ADMIN_AUTH_FAILURES_GLOBAL", "ADMIN_AUTH_WINDOW_SECONDS",
     "TIERS", "DEFAULT_TIER", "LIMIT_MODE", "RATE_LIMIT_FAILURE", "LIMITER_FAULT", "KEYGATE_TEST_MODE", "KV_FAULT",
     "ORIGIN_TIMEOUT_MS", "LAST_USED_REPORT_SECONDS", "ADMIN_FACADE",
+    "ERROR_DIALECT", "ERROR_MAP", "QUOTA_CODE", "TEST_KEY_ON_LIVE_ROUTE", "EMPTY_SCOPES", "UNMATCHED", "PROTECTED_PREFIXES", "RATE_LIMIT_HEADER_LIMIT",
 ];
 
 /// Every scope a route requires, and every concrete scope a role grants, must be in the scope
@@ -458,6 +477,21 @@ impl Config {
             seconds => seconds as i64 * 1000,
         };
 
+        // How refusals look and which refusal a request gets (the seed profiles).
+        let refusals = Refusals::from_settings(&get)?;
+        let unmatched = Unmatched::from_settings(&get)?;
+        let empty_scopes = match get("EMPTY_SCOPES").as_deref() {
+            None | Some("none") => EmptyScopes::None,
+            Some("all") => EmptyScopes::All,
+            Some(_) => return Err(err("EMPTY_SCOPES", "must be none or all")),
+        };
+        let rate_limit_header_limit = get("RATE_LIMIT_HEADER_LIMIT");
+        if let Some(name) = &rate_limit_header_limit {
+            if !tiers.values().any(|tier| tier.limits.iter().any(|l| &l.name == name)) {
+                return Err(err("RATE_LIMIT_HEADER_LIMIT", format!("{name:?} is not the name of a limit of any tier in TIERS")));
+            }
+        }
+
         Ok(Config {
             tiers,
             default_tier,
@@ -469,6 +503,10 @@ impl Config {
             origin_timeout_ms,
             last_used_report_ms,
             admin_facade,
+            refusals,
+            empty_scopes,
+            unmatched,
+            rate_limit_header_limit,
             admin_prefix,
             admin_max_body_bytes,
             admin_token,
@@ -637,6 +675,14 @@ mod tests {
             ("origin timeout too long", "ORIGIN_TIMEOUT_MS", Some("999999")),
             ("last-use reports never", "LAST_USED_REPORT_SECONDS", Some("0")),
             ("unknown admin facade", "ADMIN_FACADE", Some("kong")),
+            ("unknown error dialect", "ERROR_DIALECT", Some("json")),
+            ("error map of an unknown code", "ERROR_MAP", Some(r#"{"NOPE":{"status":401}}"#)),
+            ("unknown quota code", "QUOTA_CODE", Some("quota")),
+            ("test key status 404", "TEST_KEY_ON_LIVE_ROUTE", Some("404")),
+            ("unknown empty scopes", "EMPTY_SCOPES", Some("some")),
+            ("unknown unmatched", "UNMATCHED", Some("403")),
+            ("protected prefixes without UNMATCHED=auth", "PROTECTED_PREFIXES", Some(r#"["/v1"]"#)),
+            ("header limit of no tier", "RATE_LIMIT_HEADER_LIMIT", Some("hourly")),
         ];
         for (what, setting, value) in rows {
             let mut vars = base();
@@ -756,6 +802,35 @@ mod tests {
         // A test secret without a test origin is allowed (and unused).
         vars.remove("ORIGIN_URL_TEST");
         assert!(parse(&vars).unwrap().origin_test.is_none());
+    }
+
+    #[test]
+    fn refusal_settings_default_to_todays_behaviour_and_are_read() {
+        use crate::dialect::{ErrorDialect, QuotaCode};
+        let config = parse(&base()).unwrap();
+        assert_eq!(config.refusals, Refusals::default());
+        assert_eq!(config.empty_scopes, EmptyScopes::None);
+        assert!(config.empty_grant().is_empty());
+        assert_eq!(config.unmatched, Unmatched::NotFound);
+        assert_eq!(config.rate_limit_header_limit, None);
+
+        let mut vars = base();
+        vars.insert("ERROR_DIALECT", "octopost".into());
+        vars.insert("ERROR_MAP", r#"{"KEY_REVOKED":{"message":"Revoked."}}"#.into());
+        vars.insert("QUOTA_CODE", "rate_limit".into());
+        vars.insert("TEST_KEY_ON_LIVE_ROUTE", "401".into());
+        vars.insert("EMPTY_SCOPES", "all".into());
+        vars.insert("UNMATCHED", "auth".into());
+        vars.insert("PROTECTED_PREFIXES", r#"["/v1"]"#.into());
+        vars.insert("RATE_LIMIT_HEADER_LIMIT", "minute".into());
+        let config = parse(&vars).unwrap();
+        assert_eq!(config.refusals.dialect, ErrorDialect::Octopost);
+        assert_eq!(config.refusals.quota_code, QuotaCode::RateLimit);
+        assert_eq!(config.refusals.environment_mismatch_status, 401);
+        assert_eq!(config.refusals.map["KEY_REVOKED"].message.as_deref(), Some("Revoked."));
+        assert_eq!(config.empty_grant(), config.scopes.as_slice(), "full access is the whole catalogue");
+        assert_eq!(config.unmatched, Unmatched::Auth { protected_prefixes: Some(vec!["/v1".into()]) });
+        assert_eq!(config.rate_limit_header_limit.as_deref(), Some("minute"));
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub enum GatewayError {
     },
     /// No route in the table matches method and path.
     RouteNotFound,
+    /// `UNMATCHED=auth`: no route matches, under a protected prefix, and the key is otherwise
+    /// valid (a key that is not gets its own 401 first).
+    RouteNotAllowed,
     /// Malformed, bad checksum, or unknown key.
     InvalidKey {
         /// Format failure reason (`bad_checksum`, …); `None` for a well-formed unknown key.
@@ -121,6 +124,7 @@ impl GatewayError {
             | GatewayError::OriginNotAllowed
             | GatewayError::EnvironmentMismatch => 403,
             GatewayError::RouteNotFound => 404,
+            GatewayError::RouteNotAllowed => 403,
             GatewayError::ConfigInvalid { .. } => 500,
             GatewayError::OriginUnavailable => 502,
             GatewayError::OriginTimeout => 504,
@@ -134,6 +138,7 @@ impl GatewayError {
             GatewayError::MissingKey => "MISSING_KEY",
             GatewayError::BadRequest { .. } => "BAD_REQUEST",
             GatewayError::RouteNotFound => "ROUTE_NOT_FOUND",
+            GatewayError::RouteNotAllowed => "ROUTE_NOT_ALLOWED",
             GatewayError::InvalidKey { .. } => "INVALID_KEY",
             GatewayError::KeyRevoked => "KEY_REVOKED",
             GatewayError::KeyDisabled => "KEY_DISABLED",
@@ -167,6 +172,7 @@ impl GatewayError {
             }
             GatewayError::BadRequest { reason } => format!("Bad request: {reason}."),
             GatewayError::RouteNotFound => "No route matches this method and path.".into(),
+            GatewayError::RouteNotAllowed => "This API key may not use this method and path.".into(),
             GatewayError::InvalidKey { .. } => "The API key is invalid.".into(),
             GatewayError::KeyRevoked => "The API key has been revoked.".into(),
             GatewayError::KeyDisabled => "The API key is disabled.".into(),
@@ -220,6 +226,7 @@ impl GatewayError {
             }
             GatewayError::MissingKey
             | GatewayError::RouteNotFound
+            | GatewayError::RouteNotAllowed
             | GatewayError::InvalidKey { reason: None }
             | GatewayError::KeyRevoked
             | GatewayError::KeyDisabled
@@ -275,14 +282,15 @@ impl GatewayError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn all() -> Vec<GatewayError> {
+    pub(crate) fn all() -> Vec<GatewayError> {
         vec![
             GatewayError::MissingKey,
             GatewayError::BadRequest { reason: "x".into() },
             GatewayError::RouteNotFound,
+            GatewayError::RouteNotAllowed,
             GatewayError::InvalidKey { reason: Some("bad_checksum") },
             GatewayError::InvalidKey { reason: None },
             GatewayError::KeyRevoked,
@@ -312,7 +320,7 @@ mod tests {
     #[test]
     fn status_and_code_table() {
         let expected = [
-            (401, "MISSING_KEY"), (400, "BAD_REQUEST"), (404, "ROUTE_NOT_FOUND"),
+            (401, "MISSING_KEY"), (400, "BAD_REQUEST"), (404, "ROUTE_NOT_FOUND"), (403, "ROUTE_NOT_ALLOWED"),
             (401, "INVALID_KEY"), (401, "INVALID_KEY"), (401, "KEY_REVOKED"), (401, "KEY_DISABLED"),
             (401, "KEY_NOT_YET_VALID"), (401, "KEY_EXPIRED"), (403, "INSUFFICIENT_SCOPE"),
             (403, "PROJECT_MISMATCH"), (403, "ORIGIN_NOT_ALLOWED"), (403, "ENVIRONMENT_MISMATCH"),

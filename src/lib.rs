@@ -9,7 +9,8 @@
 //! 5. **check** status, validity window, scopes, project, `Origin` ([`policy`], [`scope`]);
 //! 6. **forward** to the live or test origin without the credential, with signed identity
 //!    headers ([`forward`], [`signature`]);
-//! 7. **respond**: the origin's answer, or a JSON error ([`error`]).
+//! 7. **respond**: the origin's answer, or a JSON error ([`error`]) in the configured dialect
+//!    ([`dialect`]).
 //!
 //! Off the hot path, each isolate reports the last use of the keys it admitted to their
 //! project's registry in batches ([`seen`]), for key lists.
@@ -24,6 +25,7 @@ pub mod cache;
 pub mod config;
 pub mod cors;
 pub mod credential;
+pub mod dialect;
 pub mod error;
 pub mod forward;
 pub mod key;

@@ -7,7 +7,7 @@ use crate::error::GatewayError;
 use crate::key::KeyEnv;
 use crate::record::{KeyRecord, Status};
 use crate::routes::RouteMatch;
-use crate::scope::{effective_scopes, missing_scopes, Roles};
+use crate::scope::{granted_scopes, missing_scopes, Roles};
 
 /// What the request says about itself, beyond the key.
 #[derive(Debug, Clone)]
@@ -33,27 +33,14 @@ pub struct Grant {
     pub scopes: Vec<String>,
 }
 
-/// Decides whether `record` may make this request at `now_ms` (unix millis).
-pub fn authorize(record: &KeyRecord, facts: &RequestFacts<'_>, roles: &Roles, now_ms: i64) -> Result<Grant, GatewayError> {
-    // The hash covers the env segment, so a mismatch means a corrupted or hand-edited record.
-    if record.env != facts.key_env {
-        return Err(GatewayError::InvalidKey { reason: None });
-    }
-    match record.status {
-        Status::Revoked => return Err(GatewayError::KeyRevoked),
-        Status::Inactive => return Err(GatewayError::KeyDisabled),
-        Status::Active => {}
-    }
-    if record.valid_from.is_some_and(|from| now_ms < from.millis()) {
-        return Err(GatewayError::KeyNotYetValid);
-    }
-    if record.valid_to.is_some_and(|to| now_ms >= to.millis()) {
-        return Err(GatewayError::KeyExpired);
-    }
+/// Decides whether `record` may make this request at `now_ms` (unix millis). A key with neither
+/// role nor scopes holds `empty_grant` ([`crate::config::Config::empty_grant`]).
+pub fn authorize(record: &KeyRecord, facts: &RequestFacts<'_>, roles: &Roles, empty_grant: &[String], now_ms: i64) -> Result<Grant, GatewayError> {
+    check_standing(record, facts.key_env, now_ms)?;
     if facts.route.envs.is_some_and(|envs| !envs.contains(&record.env)) {
         return Err(GatewayError::EnvironmentMismatch);
     }
-    let scopes = effective_scopes(roles, record.role.as_deref(), &record.scopes);
+    let scopes = granted_scopes(roles, record.role.as_deref(), &record.scopes, empty_grant);
     let missing = missing_scopes(&scopes, facts.route.scopes);
     if !missing.is_empty() {
         return Err(GatewayError::InsufficientScope { missing: missing.into_iter().map(String::from).collect() });
@@ -68,6 +55,27 @@ pub fn authorize(record: &KeyRecord, facts: &RequestFacts<'_>, roles: &Roles, no
         }
     }
     Ok(Grant { key_id: record.id.clone(), project: record.project.clone(), env: record.env, scopes })
+}
+
+/// Whether the key itself is good now, whatever the request: record env, status, validity
+/// window. (Also what decides 401 or 403 for an unmatched request under `UNMATCHED=auth`.)
+pub fn check_standing(record: &KeyRecord, key_env: KeyEnv, now_ms: i64) -> Result<(), GatewayError> {
+    // The hash covers the env segment, so a mismatch means a corrupted or hand-edited record.
+    if record.env != key_env {
+        return Err(GatewayError::InvalidKey { reason: None });
+    }
+    match record.status {
+        Status::Revoked => return Err(GatewayError::KeyRevoked),
+        Status::Inactive => return Err(GatewayError::KeyDisabled),
+        Status::Active => {}
+    }
+    if record.valid_from.is_some_and(|from| now_ms < from.millis()) {
+        return Err(GatewayError::KeyNotYetValid);
+    }
+    if record.valid_to.is_some_and(|to| now_ms >= to.millis()) {
+        return Err(GatewayError::KeyExpired);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -106,7 +114,7 @@ mod tests {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         let route = RouteMatch { scopes: &scopes, project: project.map(String::from), pattern: "/x", envs: None };
         let facts = RequestFacts { key_env: KeyEnv::Live, route: &route, origin };
-        authorize(record, &facts, &Roles::builtin(), NOW)
+        authorize(record, &facts, &Roles::builtin(), &[], NOW)
     }
 
     #[test]
@@ -157,10 +165,30 @@ mod tests {
         let live_only = [KeyEnv::Live];
         let route = RouteMatch { scopes: &scopes, project: None, pattern: "/x", envs: Some(&live_only) };
         let facts = RequestFacts { key_env: KeyEnv::Test, route: &route, origin: None };
-        assert_eq!(authorize(&record, &facts, &Roles::builtin(), NOW).unwrap_err().code(), "ENVIRONMENT_MISMATCH");
+        assert_eq!(authorize(&record, &facts, &Roles::builtin(), &[], NOW).unwrap_err().code(), "ENVIRONMENT_MISMATCH");
         let both = RouteMatch { envs: None, ..route.clone() };
         let facts = RequestFacts { key_env: KeyEnv::Test, route: &both, origin: None };
-        assert!(authorize(&record, &facts, &Roles::builtin(), NOW).is_ok());
+        assert!(authorize(&record, &facts, &Roles::builtin(), &[], NOW).is_ok());
+    }
+
+    #[test]
+    fn a_key_without_permissions_holds_the_empty_grant() {
+        let mut bare = record();
+        bare.role = None;
+        let scopes = vec!["billing:write".to_string()];
+        let route = RouteMatch { scopes: &scopes, project: None, pattern: "/x", envs: None };
+        let facts = RequestFacts { key_env: KeyEnv::Live, route: &route, origin: None };
+        assert_eq!(authorize(&bare, &facts, &Roles::builtin(), &[], NOW).unwrap_err().code(), "INSUFFICIENT_SCOPE", "EMPTY_SCOPES=none");
+        let catalogue = vec!["content:read".to_string(), "billing:write".to_string()];
+        let grant = authorize(&bare, &facts, &Roles::builtin(), &catalogue, NOW).unwrap();
+        assert_eq!(grant.scopes, catalogue, "EMPTY_SCOPES=all: the catalogue, listed");
+        bare.status = Status::Revoked;
+        assert_eq!(authorize(&bare, &facts, &Roles::builtin(), &catalogue, NOW).unwrap_err().code(), "KEY_REVOKED", "full access is not standing");
+        let outside = vec!["reports:read".to_string()];
+        let route = RouteMatch { scopes: &outside, ..route.clone() };
+        let facts = RequestFacts { key_env: KeyEnv::Live, route: &route, origin: None };
+        bare.status = Status::Active;
+        assert_eq!(authorize(&bare, &facts, &Roles::builtin(), &catalogue, NOW).unwrap_err().code(), "INSUFFICIENT_SCOPE", "only the catalogue");
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! final `*` (one or more remaining segments). Matching is on the raw (still percent-encoded)
 //! path, after [`check_canonical`] has refused anything that could mean a different path to
 //! the origin than to the table: empty segments (`//`), dot segments (also `%2e`-encoded),
-//! and encoded slashes or backslashes. Unmatched → `ROUTE_NOT_FOUND` (deny by default).
+//! and encoded slashes or backslashes. Unmatched → `ROUTE_NOT_FOUND` (deny by default), or,
+//! under [`Unmatched::Auth`], 401 or 403 depending on the key; never forwarded either way.
 
 use serde::Deserialize;
 
+use crate::config::ConfigError;
 use crate::key::KeyEnv;
 use crate::scope::is_valid_requirement;
 
@@ -220,6 +222,65 @@ pub fn check_body(method: &str, has_body: bool) -> Result<(), &'static str> {
     }
 }
 
+/// What a request that matches no route (or matches a path with another method) gets
+/// (`UNMATCHED`, `PROTECTED_PREFIXES`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Unmatched {
+    /// 404 `ROUTE_NOT_FOUND`, decided before the key is looked up (default).
+    #[default]
+    NotFound,
+    /// Under a protected prefix: the key is looked up and checked like any other (missing or not
+    /// valid → its 401), and a valid key gets 403 `ROUTE_NOT_ALLOWED`, so the answer does not
+    /// tell a path that exists from one that does not. Outside every prefix: 404 as by default.
+    Auth {
+        /// `PROTECTED_PREFIXES`, without trailing `/`; `None` = every path.
+        protected_prefixes: Option<Vec<String>>,
+    },
+}
+
+impl Unmatched {
+    /// Parses `UNMATCHED` and `PROTECTED_PREFIXES` (`get` returns a trimmed, non-empty value or
+    /// `None`). Prefixes without `UNMATCHED=auth` would do nothing, so they are refused.
+    pub fn from_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<Unmatched, ConfigError> {
+        let err = |setting: &'static str, problem: String| ConfigError { setting, problem };
+        let prefixes = match get("PROTECTED_PREFIXES") {
+            None => None,
+            Some(text) => {
+                let list: Vec<String> = serde_json::from_str(&text).map_err(|e| err("PROTECTED_PREFIXES", format!("must be a JSON list of paths: {e}")))?;
+                if list.is_empty() {
+                    return Err(err("PROTECTED_PREFIXES", "must name at least one prefix (unset it to protect every path)".into()));
+                }
+                let mut trimmed = Vec::with_capacity(list.len());
+                for prefix in list {
+                    if check_canonical(&prefix).is_err() || prefix.contains(['?', '#', '*', ':', ' ']) {
+                        return Err(err("PROTECTED_PREFIXES", format!("{prefix:?} must be a canonical absolute path like /v1")));
+                    }
+                    trimmed.push(prefix.trim_end_matches('/').to_string());
+                }
+                Some(trimmed)
+            }
+        };
+        match get("UNMATCHED").as_deref() {
+            None | Some("not_found") if prefixes.is_some() => Err(err("PROTECTED_PREFIXES", "has no effect unless UNMATCHED=auth".into())),
+            None | Some("not_found") => Ok(Unmatched::NotFound),
+            Some("auth") => Ok(Unmatched::Auth { protected_prefixes: prefixes }),
+            Some(_) => Err(err("UNMATCHED", "must be not_found or auth".into())),
+        }
+    }
+
+    /// Whether an unmatched request for `path` is answered from its key (401/403) rather than 404.
+    pub fn answers_with_auth(&self, path: &str) -> bool {
+        match self {
+            Unmatched::NotFound => false,
+            Unmatched::Auth { protected_prefixes: None } => true,
+            // Whole segments only: `/v1` protects `/v1` and `/v1/x`, not `/v10`. (`/` trims to ``.)
+            Unmatched::Auth { protected_prefixes: Some(prefixes) } => {
+                prefixes.iter().any(|p| path.strip_prefix(p.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,6 +399,43 @@ mod tests {
         ];
         for (what, path, ok) in rows {
             assert_eq!(check_canonical(path).is_ok(), ok, "{what}");
+        }
+    }
+
+    #[test]
+    fn unmatched_requests_are_answered_as_configured() {
+        let parse = |unmatched: Option<&str>, prefixes: Option<&str>| {
+            Unmatched::from_settings(&|name| match name {
+                "UNMATCHED" => unmatched.map(String::from),
+                "PROTECTED_PREFIXES" => prefixes.map(String::from),
+                _ => None,
+            })
+        };
+        // (what, UNMATCHED, PROTECTED_PREFIXES, path, answered from the key)
+        let rows = [
+            ("default: 404", None, None, "/v1/cms/x", false),
+            ("explicit not_found", Some("not_found"), None, "/v1/cms/x", false),
+            ("auth, every path", Some("auth"), None, "/anything", true),
+            ("auth, under a prefix", Some("auth"), Some(r#"["/v1"]"#), "/v1/cms/x", true),
+            ("auth, the prefix itself", Some("auth"), Some(r#"["/v1/"]"#), "/v1", true),
+            ("auth, whole segments only", Some("auth"), Some(r#"["/v1"]"#), "/v10/x", false),
+            ("auth, outside every prefix", Some("auth"), Some(r#"["/v1", "/v2"]"#), "/health", false),
+            ("auth, root protects all", Some("auth"), Some(r#"["/"]"#), "/health", true),
+        ];
+        for (what, unmatched, prefixes, path, expected) in rows {
+            assert_eq!(parse(unmatched, prefixes).unwrap().answers_with_auth(path), expected, "{what}");
+        }
+        let invalid = [
+            ("unknown value", Some("401"), None, "UNMATCHED"),
+            ("prefixes without auth", None, Some(r#"["/v1"]"#), "PROTECTED_PREFIXES"),
+            ("prefixes not a list", Some("auth"), Some("/v1"), "PROTECTED_PREFIXES"),
+            ("empty list", Some("auth"), Some("[]"), "PROTECTED_PREFIXES"),
+            ("relative prefix", Some("auth"), Some(r#"["v1"]"#), "PROTECTED_PREFIXES"),
+            ("dot segment", Some("auth"), Some(r#"["/v1/../admin"]"#), "PROTECTED_PREFIXES"),
+            ("pattern, not a prefix", Some("auth"), Some(r#"["/v1/:type"]"#), "PROTECTED_PREFIXES"),
+        ];
+        for (what, unmatched, prefixes, setting) in invalid {
+            assert_eq!(parse(unmatched, prefixes).unwrap_err().setting, setting, "{what}");
         }
     }
 }

@@ -3,7 +3,9 @@
 //! A scope is `resource:action` (e.g. `content:read`). A key is granted the union of its role's
 //! scopes and its explicit scopes. Grants may use wildcards: `content:*` covers every action on
 //! `content`, `*` covers everything. A requirement is always a concrete scope. Deny by default:
-//! a key with no role and no scopes is granted nothing.
+//! a key with no role and no scopes is granted nothing, unless the deployment says such a key
+//! has full access ([`EmptyScopes::All`], the Octopost seed): then it holds every scope of the
+//! configured catalogue (`SCOPES`), listed one by one.
 //!
 //! The seven roles of the Octavia seed are built in as scope bundles and can be overridden or
 //! extended through config (`ROLES`).
@@ -84,6 +86,26 @@ pub fn grant_covers(granted: &str, required: &str) -> bool {
         (Some(resource), Some((required_resource, _))) => resource == required_resource,
         _ => false,
     }
+}
+
+/// What a key with neither role nor scopes holds (`EMPTY_SCOPES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmptyScopes {
+    /// Nothing (default): deny by default.
+    #[default]
+    None,
+    /// Every scope of the catalogue (`SCOPES`).
+    All,
+}
+
+/// The scopes a key holds: for a key with neither role nor scopes, `empty_grant` (empty, or the
+/// catalogue under [`EmptyScopes::All`]); otherwise its [`effective_scopes`]. An unknown role is
+/// not "no role": it still holds nothing.
+pub fn granted_scopes(roles: &Roles, role: Option<&str>, explicit: &[String], empty_grant: &[String]) -> Vec<String> {
+    if role.is_none() && explicit.is_empty() {
+        return empty_grant.to_vec();
+    }
+    effective_scopes(roles, role, explicit)
 }
 
 /// Role name → granted scopes.
@@ -253,6 +275,23 @@ mod tests {
         assert_eq!(missing_scopes(&scopes, &strings(&["content:read"])), vec!["content:read"]);
         let unknown = effective_scopes(&roles, Some("wizard"), &[]);
         assert!(unknown.is_empty());
+    }
+
+    #[test]
+    fn a_key_without_permissions_holds_the_empty_grant() {
+        let roles = Roles::builtin();
+        let catalogue = strings(&["content:read", "billing:write"]);
+        // (what, role, explicit, empty grant, expected)
+        let rows: Vec<(&str, Option<&str>, Vec<String>, &[String], Vec<String>)> = vec![
+            ("none: nothing", None, vec![], &[], vec![]),
+            ("all: the catalogue", None, vec![], &catalogue, catalogue.clone()),
+            ("all: a role is not widened", Some("read_only"), vec![], &catalogue, effective_scopes(&roles, Some("read_only"), &[])),
+            ("all: explicit scopes are not widened", None, strings(&["media:read"]), &catalogue, strings(&["media:read"])),
+            ("all: an unknown role still holds nothing", Some("wizard"), vec![], &catalogue, vec![]),
+        ];
+        for (what, role, explicit, empty_grant, expected) in rows {
+            assert_eq!(granted_scopes(&roles, role, &explicit, empty_grant), expected, "{what}");
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ fn defaults() -> &'static Defaults {
 
 fn rules() -> Rules<'static> {
     let d = defaults();
-    Rules { roles: &d.roles, scopes: &d.scopes, tiers: &d.tiers, now_ms: NOW }
+    Rules { roles: &d.roles, scopes: &d.scopes, tiers: &d.tiers, empty_scopes: Default::default(), now_ms: NOW }
 }
 
 /// A record as the gateway stores it must decode back to itself.

@@ -141,7 +141,7 @@ pub fn update(old: &KeyRecord, request: &UpdateKey, now_ms: i64) -> Result<(KeyR
     if let Some(mode) = request.limit_mode {
         new.limit_mode = mode;
     }
-    if new.role.is_none() && new.scopes.is_empty() {
+    if new.role.is_none() && new.scopes.is_empty() && !request.may_have_no_permissions {
         return Err(GatewayError::ValidationFailed {
             fields: [("scopes".to_string(), "a key needs a role or at least one scope".to_string())].into(),
         });
@@ -322,6 +322,8 @@ mod tests {
         assert_eq!(update(&with_start, &before_start, NOW).unwrap_err().code(), "VALIDATION_FAILED");
         let strip = UpdateKey { role: Some(None), ..Default::default() };
         assert_eq!(update(&record, &strip, NOW).unwrap_err().code(), "VALIDATION_FAILED");
+        let strip_allowed = UpdateKey { role: Some(None), may_have_no_permissions: true, ..Default::default() };
+        assert_eq!(update(&record, &strip_allowed, NOW).unwrap().0.role, None, "EMPTY_SCOPES=all");
         let (revoked, _) = revoke(&record, NOW);
         let enable = UpdateKey { status: Some(Status::Active), ..Default::default() };
         assert_eq!(update(&revoked, &enable, NOW).unwrap_err().code(), "CONFLICT");

@@ -14,7 +14,7 @@ use crate::config::Tier;
 use crate::key::KeyEnv;
 use crate::limit::algorithm::{validate_new_specs, LimitSpec};
 use crate::record::{LimitMode, Status};
-use crate::scope::Roles;
+use crate::scope::{EmptyScopes, Roles};
 use crate::timestamp::Timestamp;
 
 /// What validation checks against.
@@ -26,8 +26,18 @@ pub struct Rules<'a> {
     pub scopes: &'a [String],
     /// Configured tiers.
     pub tiers: &'a BTreeMap<String, Tier>,
+    /// `EMPTY_SCOPES`: under `all`, a key may have neither role nor scopes (it then holds every
+    /// scope of the catalogue); under `none` such a key could do nothing, so it is refused.
+    pub empty_scopes: EmptyScopes,
     /// Current time, unix millis.
     pub now_ms: i64,
+}
+
+impl<'a> Rules<'a> {
+    /// The rules of a deployment's `config` at `now_ms`.
+    pub fn of(config: &'a crate::config::Config, now_ms: i64) -> Rules<'a> {
+        Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, empty_scopes: config.empty_scopes, now_ms }
+    }
 }
 
 /// Longest roll grace period: 30 days.
@@ -68,6 +78,8 @@ pub struct UpdateKey {
     pub tier: Option<Option<String>>,
     pub limits: Option<Option<Vec<LimitSpec>>>,
     pub limit_mode: Option<Option<LimitMode>>,
+    /// Whether the result may have neither role nor scopes (`EMPTY_SCOPES=all`, from [`Rules`]).
+    pub may_have_no_permissions: bool,
 }
 
 /// `POST /keys/{id}/roll`.
@@ -363,7 +375,8 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
     };
     let role = map.get("role").and_then(|v| role(v, rules, &mut problems));
     let scopes = map.get("scopes").map(|v| scopes(v, rules, &mut problems)).unwrap_or_default();
-    if role.is_none() && scopes.is_empty() && !problems.0.contains_key("role") && !problems.0.contains_key("scopes") {
+    let bare = role.is_none() && scopes.is_empty();
+    if bare && rules.empty_scopes == EmptyScopes::None && !problems.0.contains_key("role") && !problems.0.contains_key("scopes") {
         problems.add("scopes", "a key needs a role or at least one scope");
     }
     let valid_from = map.get("valid_from").and_then(|v| timestamp("valid_from", v, &mut problems));
@@ -400,7 +413,7 @@ pub fn parse_update(body: &[u8], rules: &Rules<'_>) -> Result<UpdateKey, Gateway
     if map.is_empty() {
         problems.add("body", "names no field to change");
     }
-    let mut update = UpdateKey::default();
+    let mut update = UpdateKey { may_have_no_permissions: rules.empty_scopes == EmptyScopes::All, ..UpdateKey::default() };
     if let Some(value) = map.get("name") {
         update.name = Some(name(value, &mut problems));
     }
@@ -548,7 +561,23 @@ mod tests {
         let roles = Roles::builtin();
         let scopes: Vec<String> = DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect();
         let tiers: BTreeMap<String, Tier> = serde_json::from_str(crate::config::DEFAULT_TIERS).unwrap();
-        f(&Rules { roles: &roles, scopes: &scopes, tiers: &tiers, now_ms: NOW })
+        f(&Rules { roles: &roles, scopes: &scopes, tiers: &tiers, empty_scopes: EmptyScopes::None, now_ms: NOW })
+    }
+
+    #[test]
+    fn a_key_without_permissions_follows_empty_scopes() {
+        let roles = Roles::builtin();
+        let scopes: Vec<String> = DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect();
+        let tiers: BTreeMap<String, Tier> = serde_json::from_str(crate::config::DEFAULT_TIERS).unwrap();
+        let rules = |empty_scopes| Rules { roles: &roles, scopes: &scopes, tiers: &tiers, empty_scopes, now_ms: NOW };
+        let bare = br#"{"project":"acme","name":"n"}"#;
+        assert_eq!(fields(parse_create(bare, &rules(EmptyScopes::None)).unwrap_err()), ["scopes"]);
+        let created = parse_create(bare, &rules(EmptyScopes::All)).unwrap();
+        assert_eq!((created.role, created.scopes), (None, vec![]));
+        assert!(!parse_update(br#"{"role":null}"#, &rules(EmptyScopes::None)).unwrap().may_have_no_permissions);
+        assert!(parse_update(br#"{"role":null}"#, &rules(EmptyScopes::All)).unwrap().may_have_no_permissions);
+        // An unknown role is still refused under `all`: it would hold nothing, not everything.
+        assert_eq!(fields(parse_create(br#"{"project":"acme","name":"n","role":"wizard"}"#, &rules(EmptyScopes::All)).unwrap_err()), ["role"]);
     }
 
     fn fields(error: GatewayError) -> Vec<String> {

@@ -41,7 +41,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
     }
     let relative = incoming.path()[config.admin_prefix.len()..].to_string();
     let operation = route(&incoming.method, &relative).ok_or(GatewayError::NotFound)?;
-    let rules = Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, now_ms: incoming.now_ms };
+    let rules = Rules::of(config, incoming.now_ms);
     match operation {
         AdminRoute::OpenApi => Ok((200, OPENAPI.to_string())),
         AdminRoute::CreateKey => {
@@ -145,7 +145,7 @@ async fn create_key(env: &Env, config: &Config, body: &[u8], rules: &Rules<'_>) 
 /// The AtlasCMS contract ([`facade`]), translated to the same registry calls as the native API.
 async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> AdminResult {
     let operation = facade::route(&incoming.method, incoming.path()).ok_or(GatewayError::NotFound)?;
-    let rules = Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, now_ms: incoming.now_ms };
+    let rules = Rules::of(config, incoming.now_ms);
     // A key of another project is not there under this project's path.
     let own = |project: &str, record: KeyRecord| if record.project == project && record.status != Status::Revoked { Ok(record) } else { Err(GatewayError::NotFound) };
     match operation {

@@ -115,7 +115,7 @@ pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyReco
             if mode == LimitMode::Exact {
                 count_refused_later(env, ctx, &family, &record.id, now_ms);
             }
-            return Err(Refusal { error: refusal_error(&decision), headers: headers::render(specs, &decision, now_seconds) });
+            return Err(Refusal { error: refusal_error(&decision), headers: headers::render(specs, &decision, now_seconds, config.rate_limit_header_limit.as_deref()) });
         }
     }
 
@@ -157,7 +157,7 @@ pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyReco
             }
         },
     };
-    let rendered = headers::render(specs, &decision, now_seconds);
+    let rendered = headers::render(specs, &decision, now_seconds, config.rate_limit_header_limit.as_deref());
     if decision.allowed {
         return Ok(Enforced::Proceed(Verdict { headers: rendered }));
     }

@@ -117,7 +117,10 @@ async fn gate(
     // route
     check_canonical(incoming.path()).map_err(|reason| GatewayError::BadRequest { reason: reason.into() })?;
     check_body(&incoming.method, incoming.has_body).map_err(|reason| GatewayError::BadRequest { reason: reason.into() })?;
-    let route = config.routes.find(&incoming.method, incoming.path()).ok_or(GatewayError::RouteNotFound)?;
+    let route = config.routes.find(&incoming.method, incoming.path());
+    if route.is_none() && !config.unmatched.answers_with_auth(incoming.path()) {
+        return Err(GatewayError::RouteNotFound.into());
+    }
 
     // parse (no I/O)
     let parsed = key::parse(presented, &config.key_prefix)
@@ -127,13 +130,20 @@ async fn gate(
     // lookup
     let mut record = store::lookup(env, ctx, config, &hash, incoming).await?.ok_or(GatewayError::InvalidKey { reason: None })?;
 
+    // UNMATCHED=auth: the key decides between 401 (not valid) and 403 (valid); never forwarded,
+    // never counted against a limit.
+    let Some(route) = route else {
+        policy::check_standing(&record, parsed.env, incoming.now_ms)?;
+        return Err(GatewayError::RouteNotAllowed.into());
+    };
+
     // check, then limit (only after every other check: quota is never spent on a refusal). The
     // limiter may know a newer record than KV and the cache (the admin API tells it first):
     // then check again with that one.
     let facts = RequestFacts { key_env: parsed.env, route: &route, origin: incoming.origin.as_deref() };
     let mut attempts = 0;
     let (plan, verdict) = loop {
-        let grant = match policy::authorize(&record, &facts, &config.roles, incoming.now_ms) {
+        let grant = match policy::authorize(&record, &facts, &config.roles, config.empty_grant(), incoming.now_ms) {
             Ok(grant) => grant,
             // A refusal may rest on a stale record (re-enabled, re-dated, new role or origins):
             // an exact-mode key asks its limiter once. Revoked is final; env never changes.

@@ -1,9 +1,11 @@
-//! Building responses: JSON errors, CORS preflights, and labelling proxied responses.
+//! Building responses: errors (in the configured dialect, see [`crate::dialect`]), CORS
+//! preflights, and labelling proxied responses.
 
 use worker::{console_log, web_sys, Headers, Response, ResponseBuilder, Result};
 
 use crate::config::Config;
 use crate::cors;
+use crate::dialect::{Refusals, JSON};
 use crate::error::GatewayError;
 use crate::timestamp::Timestamp;
 
@@ -32,34 +34,40 @@ fn with_headers(builder: ResponseBuilder, headers: &[(&str, String)]) -> Respons
     builder.with_headers(set)
 }
 
-/// The JSON error answer.
+/// The error answer.
 pub fn error(error: &GatewayError, incoming: &Incoming, config: Option<&Config>) -> Result<Response> {
     error_with(error, incoming, config, &[])
 }
 
-/// The JSON error answer with extra headers (rate-limit headers of a refused request).
+/// The error answer with extra headers (rate-limit headers of a refused request). With a config
+/// (a gateway refusal) it is rendered in the configured dialect; without one (the admin API, an
+/// invalid config) in keygate's own shape.
 pub fn error_with(error: &GatewayError, incoming: &Incoming, config: Option<&Config>, extra: &[(&'static str, String)]) -> Result<Response> {
     let timestamp = Timestamp(incoming.now_ms).to_rfc3339();
+    let rendered = match config {
+        Some(config) => config.refusals.render(error, incoming.request_id(), &timestamp),
+        None => Refusals::default().render(error, incoming.request_id(), &timestamp),
+    };
     let mut headers = Vec::new();
-    if let Some(challenge) = error.www_authenticate() {
+    if let Some(challenge) = rendered.www_authenticate {
         headers.push(("www-authenticate", challenge));
     }
     if let Some(config) = config {
         headers.extend(cors::response_headers(&config.cors, incoming.origin.as_deref()));
     }
     headers.extend(extra.iter().cloned());
-    json_with(error.status(), error.body(incoming.request_id(), &timestamp), incoming, &headers)
+    answer(rendered.status, rendered.content_type, rendered.body, incoming, &headers)
 }
 
 /// A JSON answer produced by keygate itself (admin API).
 pub fn json(status: u16, body: String, incoming: &Incoming) -> Result<Response> {
-    json_with(status, body, incoming, &[])
+    answer(status, JSON, body, incoming, &[])
 }
 
-/// Every JSON answer keygate produces: no-store, the request id, no body for `HEAD`.
-fn json_with(status: u16, body: String, incoming: &Incoming, extra: &[(&'static str, String)]) -> Result<Response> {
+/// Every answer keygate produces itself: no-store, the request id, no body for `HEAD`.
+fn answer(status: u16, content_type: &str, body: String, incoming: &Incoming, extra: &[(&'static str, String)]) -> Result<Response> {
     let mut headers = vec![
-        ("content-type", "application/json; charset=utf-8".to_string()),
+        ("content-type", content_type.to_string()),
         ("cache-control", "no-store".to_string()),
         ("x-request-id", incoming.request_id().to_string()),
     ];

@@ -489,6 +489,21 @@ impl Resp {
         }
         body
     }
+
+    /// Asserts this is a refusal with `status` and the given content type, in any error dialect
+    /// (the sibling of [`Resp::assert_error`], which checks keygate's own shape): the headers
+    /// every dialect keeps (`X-Request-Id`, no-store, a Bearer challenge on a 401). Returns the
+    /// JSON body.
+    pub fn assert_refusal(&self, status: u16, content_type: &str) -> serde_json::Value {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.header("content-type").unwrap_or("").split(';').next(), Some(content_type), "{:?}", self.headers);
+        assert_eq!(self.header("cache-control"), Some("no-store"));
+        assert!(self.header("x-request-id").is_some_and(|id| !id.is_empty()), "X-Request-Id on every refusal");
+        if status == 401 {
+            assert!(self.header("www-authenticate").unwrap_or("").starts_with("Bearer realm=\"keygate\""), "{:?}", self.headers);
+        }
+        self.json()
+    }
 }
 
 impl Req {
