@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::error::GatewayError;
 use crate::config::Tier;
-use crate::key::KeyEnv;
+use crate::key::{KeyEnv, KeyFormat};
 use crate::limit::algorithm::{validate_new_specs, LimitSpec};
 use crate::record::{LimitMode, Status};
 use crate::scope::Roles;
@@ -26,6 +26,8 @@ pub struct Rules<'a> {
     pub scopes: &'a [String],
     /// Configured tiers.
     pub tiers: &'a BTreeMap<String, Tier>,
+    /// The key format (which environments keys can be created in).
+    pub key_format: &'a KeyFormat,
     /// Current time, unix millis.
     pub now_ms: i64,
 }
@@ -359,6 +361,9 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
             KeyEnv::Live
         }),
     };
+    if !rules.key_format.mints(env) {
+        problems.add("env", format!("must be \"live\": this gateway's key format (KEY_ENV_SEGMENTS) has no segment for {env} keys"));
+    }
     let role = map.get("role").and_then(|v| role(v, rules, &mut problems));
     let scopes = map.get("scopes").map(|v| scopes(v, rules, &mut problems)).unwrap_or_default();
     if role.is_none() && scopes.is_empty() && !problems.0.contains_key("role") && !problems.0.contains_key("scopes") {
@@ -538,7 +543,8 @@ mod tests {
         let roles = Roles::builtin();
         let scopes: Vec<String> = DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect();
         let tiers: BTreeMap<String, Tier> = serde_json::from_str(crate::config::DEFAULT_TIERS).unwrap();
-        f(&Rules { roles: &roles, scopes: &scopes, tiers: &tiers, now_ms: NOW })
+        let key_format = KeyFormat::default();
+        f(&Rules { roles: &roles, scopes: &scopes, tiers: &tiers, key_format: &key_format, now_ms: NOW })
     }
 
     fn fields(error: GatewayError) -> Vec<String> {
@@ -580,6 +586,23 @@ mod tests {
         let create = with_rules(|r| parse_create(br#"{"project":"acme","name":"n","role":"writer"}"#, r)).unwrap();
         assert_eq!(create.env, KeyEnv::Live);
         assert_eq!(create.valid_to, None);
+    }
+
+    #[test]
+    fn create_refuses_an_env_the_key_format_cannot_mint() {
+        let roles = Roles::builtin();
+        let scopes: Vec<String> = DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect();
+        let tiers = BTreeMap::new();
+        let no_segment = KeyFormat::new(vec!["cmspub".into()], Vec::new()).unwrap();
+        let live_only = KeyFormat::new(vec!["kg".into()], vec![("live".into(), KeyEnv::Live)]).unwrap();
+        for (what, key_format) in [("no segment", &no_segment), ("live segment only", &live_only)] {
+            let rules = Rules { roles: &roles, scopes: &scopes, tiers: &tiers, key_format, now_ms: NOW };
+            let test = parse_create(br#"{"project":"acme","name":"n","role":"writer","env":"test"}"#, &rules).unwrap_err();
+            assert_eq!(fields(test), ["env"], "{what}");
+            let live = parse_create(br#"{"project":"acme","name":"n","role":"writer","env":"live"}"#, &rules).unwrap();
+            assert_eq!(live.env, KeyEnv::Live, "{what}");
+            assert_eq!(parse_create(br#"{"project":"acme","name":"n","role":"writer"}"#, &rules).unwrap().env, KeyEnv::Live, "{what}");
+        }
     }
 
     #[test]

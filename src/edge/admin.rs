@@ -30,13 +30,13 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
     super::admin_auth::authenticate(incoming, env, config).await?;
     let relative = incoming.path()[config.admin_prefix.len()..].to_string();
     let operation = route(&incoming.method, &relative).ok_or(GatewayError::NotFound)?;
-    let rules = Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, now_ms: incoming.now_ms };
+    let rules = Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, key_format: &config.key_format, now_ms: incoming.now_ms };
     match operation {
         AdminRoute::OpenApi => Ok((200, OPENAPI.to_string())),
         AdminRoute::CreateKey => {
             let body = read_body(incoming, config, true).await?;
             let create = parse_create(&body, &rules)?;
-            let plaintext = key::generate(&config.key_prefix, create.env).map_err(|_| GatewayError::StoreUnavailable)?;
+            let plaintext = config.key_format.generate(create.env).map_err(mint_failure)?;
             let id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
             let (record, _) = lifecycle::create(&create, id.clone(), plaintext.hint(), incoming.now_ms);
             let hash = plaintext.hash();
@@ -71,7 +71,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
                 Reply::Record { record, .. } => record,
                 _ => return Err(unexpected()),
             };
-            let plaintext = key::generate(&config.key_prefix, current.env).map_err(|_| GatewayError::StoreUnavailable)?;
+            let plaintext = config.key_format.generate(current.env).map_err(mint_failure)?;
             let new_id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
             call(env, DIRECTORY, &Op::Register { id: new_id.clone(), project: project.clone() }).await?;
             let op = Op::Roll {
@@ -106,6 +106,17 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
             Reply::Audit { items } => ok_json(200, &json!({ "items": items })),
             _ => Err(unexpected()),
         },
+    }
+}
+
+/// A key that cannot be minted: a test key rolled after its segment left `KEY_ENV_SEGMENTS` is a
+/// conflict (the record's env never changes); a CSPRNG failure is a 503.
+fn mint_failure(error: key::MintError) -> GatewayError {
+    match error {
+        key::MintError::EnvironmentNotInFormat(env) => GatewayError::Conflict {
+            reason: format!("this gateway's key format (KEY_ENV_SEGMENTS) has no segment for {env} keys, so this {env} key cannot be rolled; create a live key instead"),
+        },
+        key::MintError::Random(_) => GatewayError::StoreUnavailable,
     }
 }
 

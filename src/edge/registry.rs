@@ -112,7 +112,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             let (old, hash) = load(sql, &id)?;
             let config = super::config::load(env).map_err(|e| Failure::Store { reason: e.to_string() })?;
             let now = now_ms();
-            let rules = Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, now_ms: now };
+            let rules = Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, key_format: &config.key_format, now_ms: now };
             let update = parse_update(body.as_bytes(), &rules)?;
             let (new, audit) = lifecycle::update(&old, &update, now)?;
             if let Some(audit) = audit {
