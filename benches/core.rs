@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use keygate::config::DEFAULT_ROUTES;
 use keygate::credential;
-use keygate::key::{self, KeyEnv, KeyHash};
+use keygate::key::{KeyEnv, KeyFormat, KeyHash};
 use keygate::limit::algorithm::{decide, LimitSpec, LimitState};
 use keygate::limit::headers;
 use keygate::policy::{self, RequestFacts};
@@ -108,7 +108,8 @@ fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
 
-    let key = key::generate("kg", KeyEnv::Live).expect("random key");
+    let key_format = KeyFormat::default();
+    let key = key_format.generate(KeyEnv::Live).expect("random key");
     let key_text = key.expose().to_string();
     let authorization = format!("Bearer {key_text}");
     let record = record(&key_text);
@@ -138,8 +139,8 @@ fn main() {
         }
     };
     run(
-        &|| bench("key_parse", "key::parse: length, prefix, env, base62, CRC32 checksum (constant-time compare)", || {
-            key::parse(black_box(&key_text), black_box("kg")).map(|p| p.env)
+        &|| bench("key_parse", "KeyFormat::parse: length, prefix, env segment, base62, CRC32 checksum (constant-time compare)", || {
+            black_box(&key_format).parse(black_box(&key_text)).map(|p| p.env)
         }),
         "key_parse",
     );
@@ -171,7 +172,7 @@ fn main() {
     );
     run(
         &|| bench("core_verify", "parse + hash + authorize together (the issue's \"core verify\")", || {
-            let parsed = key::parse(black_box(&key_text), "kg").expect("valid");
+            let parsed = key_format.parse(black_box(&key_text)).expect("valid");
             let hash = parsed.key.hash();
             let facts = RequestFacts { key_env: parsed.env, route: &route, origin: None };
             (hash, policy::authorize(black_box(&record), &facts, &roles, &[], NOW_MS).map(|g| g.scopes.len()))
@@ -183,7 +184,7 @@ fn main() {
             let credential::Credential(presented) = credential::extract(Some(black_box(&authorization)), None).expect("credential");
             check_canonical(black_box(PATH)).expect("canonical");
             let route = table.find("GET", PATH).expect("route");
-            let parsed = key::parse(presented, "kg").expect("valid");
+            let parsed = key_format.parse(presented).expect("valid");
             let hash = parsed.key.hash();
             let facts = RequestFacts { key_env: parsed.env, route: &route, origin: None };
             (hash, policy::authorize(&record, &facts, &roles, &[], NOW_MS).map(|g| g.scopes.len()))

@@ -34,7 +34,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
 
-import { modulesOf, ratelimitsOf, startMiniflare as startWorkers, unknownKey as unknownKeyWith, wranglerWorkerOptions } from "./workers.mjs";
+import { liveKeyHead, modulesOf, ratelimitsOf, startMiniflare as startWorkers, unknownKey as unknownKeyWith, wranglerWorkerOptions } from "./workers.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(path.join(ROOT, "package.json"));
@@ -99,7 +99,7 @@ const KEYGATE_VARS = {
 };
 const NEGATIVE_TTL_S = Number(KEYGATE_VARS.NEGATIVE_CACHE_TTL_SECONDS ?? 10);
 const ADMIN_PREFIX = KEYGATE_VARS.ADMIN_PREFIX ?? "/_keygate/v1";
-const KEY_PREFIX = KEYGATE_VARS.KEY_PREFIX ?? "kg";
+const KEY_HEAD = liveKeyHead(KEYGATE_VARS);
 
 const directSocket = () => [{ host: "127.0.0.1", port: 0 }];
 
@@ -197,8 +197,8 @@ async function admin(base, method, suffix, body) {
 // Keys
 
 /** A well-formed key (valid checksum) that is never stored: keygate must look it up. */
-const unknownKey = () => unknownKeyWith(KEY_PREFIX);
-/** Right length, prefix, env and alphabet, wrong checksum: the most work `key::parse` does before refusing. */
+const unknownKey = () => unknownKeyWith(KEY_HEAD);
+/** Right length, prefix, env and alphabet, wrong checksum: the most work `KeyFormat::parse` does before refusing. */
 function malformedKey() {
   const good = unknownKey();
   const last = good.at(-1);
@@ -586,7 +586,7 @@ async function main() {
       { id: "b", name: "hot key", base: keygateUrl, expect: 200, wrk: { KG_AUTH: bearer(keys.hot) }, what: "one valid fast-mode key without limits, record in the isolate cache" },
       { id: "c", name: "unknown keys", base: keygateUrl, expect: 401, wrk: { KG_MODE: "unknown" }, what: "a new well-formed (valid checksum), never-stored key on every request: each one is a KV miss" },
       { id: "c2", name: `unknown keys (${ROTATING_KEYS} rotating)`, base: keygateUrl, expect: 401, wrk: { KG_MODE: "rotate", KG_KEYS: rotating.join(",") }, what: `${ROTATING_KEYS} unknown keys in turn: shows the negative cache (NEGATIVE_CACHE_TTL_SECONDS=${NEGATIVE_TTL_S})` },
-      { id: "d", name: "malformed key", base: keygateUrl, expect: 401, wrk: { KG_AUTH: bearer(malformedKey()) }, what: "right length/prefix/alphabet, bad checksum: refused by key::parse, no I/O" },
+      { id: "d", name: "malformed key", base: keygateUrl, expect: 401, wrk: { KG_AUTH: bearer(malformedKey()) }, what: "right length/prefix/alphabet, bad checksum: refused by KeyFormat::parse, no I/O" },
       { id: "e", name: "exact limits", base: keygateUrl, expect: 200, wrk: { KG_AUTH: bearer(keys.exact) }, what: "exact-mode key, inline limits far above the load: one KeyLimiter Durable Object call per request" },
       { id: "f", name: "fast limits", base: keygateUrl, expect: 200, wrk: { KG_AUTH: bearer(keys.fast) }, what: "fast-mode key, the same inline limits: per-isolate decision, RateLimit headers" },
       { id: "a2", name: "pass-through (again)", base: passthroughUrl, expect: 200, wrk: {}, what: "(a) once more at the end: drift of the machine during the run" },

@@ -70,11 +70,25 @@ function base62Fixed(value, width) {
   return out;
 }
 
-/** A well-formed live key (valid checksum) with `prefix` that is never stored: keygate must look it up. */
-export function unknownKey(prefix) {
+/**
+ * How keygate mints live keys under `vars` (README "Key format"): `<first prefix>_<first live
+ * segment>_`, or `<first prefix>_` when `KEY_ENV_SEGMENTS` is "none". Vars may be TOML values or
+ * JSON strings; empty = unset.
+ */
+export function liveKeyHead(vars) {
+  const value = (name) => (vars[name] === undefined || vars[name] === "" ? undefined : vars[name]);
+  const json = (v) => (typeof v === "string" ? JSON.parse(v) : v);
+  const prefix = value("KEY_PREFIXES") !== undefined ? json(value("KEY_PREFIXES"))[0] : value("KEY_PREFIX") ?? "kg";
+  const segments = value("KEY_ENV_SEGMENTS");
+  const live = segments === undefined ? "live" : segments === "none" ? undefined : [json(segments).live ?? []].flat()[0];
+  return live === undefined ? `${prefix}_` : `${prefix}_${live}_`;
+}
+
+/** A well-formed live key (valid checksum) starting with `head` (see `liveKeyHead`) that is never stored: keygate must look it up. */
+export function unknownKey(head) {
   const bytes = randomBytes(64);
   let body = "";
   for (const byte of bytes) if (byte < 248 && body.length < 32) body += BASE62[byte % 62];
-  const head = `${prefix}_live_${body}`;
-  return head + base62Fixed(zlib.crc32(head), 6);
+  const text = `${head}${body}`;
+  return text + base62Fixed(zlib.crc32(text), 6);
 }

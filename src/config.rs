@@ -10,7 +10,7 @@ use std::fmt;
 
 use crate::admin::auth_limit::AdminAuthLimits;
 use crate::dialect::Refusals;
-use crate::key::is_valid_prefix;
+use crate::key::{KeyEnv, KeyFormat, KeyFormatProblem};
 use crate::limit::algorithm::{validate_new_specs, LimitSpec};
 use crate::record::{KeyRecord, LimitMode};
 use crate::routes::{RouteTable, Unmatched};
@@ -118,8 +118,8 @@ pub struct CorsConfig {
 /// Everything the hot path needs, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `KEY_PREFIX`.
-    pub key_prefix: String,
+    /// `KEY_PREFIX` or `KEY_PREFIXES`, and `KEY_ENV_SEGMENTS`: how keys look.
+    pub key_format: KeyFormat,
     /// `AUTH_HEADER` (lowercase), carrying `Bearer <key>`.
     pub auth_header: String,
     /// `API_KEY_HEADER` (lowercase), carrying the bare key.
@@ -252,7 +252,7 @@ impl fmt::Display for ConfigError {
 
 /// Every variable name keygate reads (the glue uses this to collect them).
 pub const SETTINGS: &[&str] = &[
-    "KEY_PREFIX", "AUTH_HEADER", "API_KEY_HEADER", "ROUTES", "ROLES", "BUILTIN_ROLES", "SCOPES",
+    "KEY_PREFIX", "KEY_PREFIXES", "KEY_ENV_SEGMENTS", "AUTH_HEADER", "API_KEY_HEADER", "ROUTES", "ROLES", "BUILTIN_ROLES", "SCOPES",
     "CACHE_TTL_SECONDS", "NEGATIVE_CACHE_TTL_SECONDS", "CACHE_MAX_ENTRIES", "KV_CACHE_TTL_SECONDS",
     "ORIGIN_URL", "ORIGIN_URL_TEST", "ORIGIN_SIGNING_SECRET", "ORIGIN_SIGNING_SECRET_TEST",
     "CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_METHODS", "CORS_ALLOWED_HEADERS", "CORS_MAX_AGE_SECONDS",
@@ -290,10 +290,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
 
-        let key_prefix = get("KEY_PREFIX").unwrap_or_else(|| "kg".into());
-        if !is_valid_prefix(&key_prefix) {
-            return Err(err("KEY_PREFIX", "must be 2-12 lowercase letters or digits"));
-        }
+        let key_format = key_format(&get)?;
         let header = |name: &'static str, default: &str| -> Result<String, ConfigError> {
             let value = get(name).unwrap_or_else(|| default.into()).to_ascii_lowercase();
             if value.is_empty() || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
@@ -511,7 +508,7 @@ impl Config {
             admin_max_body_bytes,
             admin_token,
             admin_auth,
-            key_prefix,
+            key_format,
             auth_header,
             api_key_header,
             routes,
@@ -526,6 +523,51 @@ impl Config {
             cors,
         })
     }
+}
+
+/// `KEY_PREFIX` (one prefix) or `KEY_PREFIXES` (a JSON list, the first mints), and
+/// `KEY_ENV_SEGMENTS`: unset = `live` and `test`; `"none"` or `{}` = no segment; else a JSON
+/// object from environment (`live`, `test`) to a segment name or a list of them (the first mints).
+/// A list, not segment → env, so the minting name never depends on the order of object keys.
+fn key_format(get: &impl Fn(&str) -> Option<String>) -> Result<KeyFormat, ConfigError> {
+    let (prefixes, prefix_setting) = match (get("KEY_PREFIX"), get("KEY_PREFIXES")) {
+        (Some(_), Some(_)) => return Err(err("KEY_PREFIXES", "set KEY_PREFIX or KEY_PREFIXES, not both")),
+        (Some(prefix), None) => (vec![prefix], "KEY_PREFIX"),
+        (None, Some(text)) => {
+            let list: Vec<String> = serde_json::from_str(&text).map_err(|_| err("KEY_PREFIXES", "must be a JSON list of prefixes, the first minting new keys"))?;
+            (list, "KEY_PREFIXES")
+        }
+        (None, None) => (vec!["kg".to_string()], "KEY_PREFIX"),
+    };
+    const SEGMENTS_SHAPE: &str = r#"must be "none" or a JSON object from "live"/"test" to a segment name or a list of them"#;
+    let segments = match get("KEY_ENV_SEGMENTS").as_deref() {
+        None => KeyFormat::default_segments(),
+        Some("none") => Vec::new(),
+        Some(text) => {
+            let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).map_err(|_| err("KEY_ENV_SEGMENTS", SEGMENTS_SHAPE))?;
+            let mut segments = Vec::new();
+            // Live first, so the lists' own order decides which name mints.
+            for env in [KeyEnv::Live, KeyEnv::Test] {
+                let names = match map.get(env.as_str()) {
+                    None => continue,
+                    Some(serde_json::Value::String(name)) => vec![name.clone()],
+                    Some(value) => serde_json::from_value::<Vec<String>>(value.clone()).map_err(|_| err("KEY_ENV_SEGMENTS", SEGMENTS_SHAPE))?,
+                };
+                if names.is_empty() {
+                    return Err(err("KEY_ENV_SEGMENTS", format!("names no segment for {env} keys (leave {env} out instead)")));
+                }
+                segments.extend(names.into_iter().map(|name| (name, env)));
+            }
+            if let Some(other) = map.keys().find(|k| KeyEnv::from_name(k).is_none()) {
+                return Err(err("KEY_ENV_SEGMENTS", format!("{other:?} is not an environment (live, test)")));
+            }
+            segments
+        }
+    };
+    KeyFormat::new(prefixes, segments).map_err(|problem| match problem {
+        KeyFormatProblem::Prefixes(problem) => err(prefix_setting, problem),
+        KeyFormatProblem::Segments(problem) => err("KEY_ENV_SEGMENTS", problem),
+    })
 }
 
 /// `http(s)://host[:port][/base]`, no query or fragment; trailing `/` removed. Returned with its
@@ -563,7 +605,7 @@ mod tests {
     #[test]
     fn defaults_apply_when_only_required_settings_are_set() {
         let config = parse(&base()).unwrap();
-        assert_eq!(config.key_prefix, "kg");
+        assert_eq!(config.key_format, KeyFormat::default());
         assert_eq!(config.auth_header, "authorization");
         assert_eq!(config.api_key_header, "x-api-key");
         assert_eq!(config.routes.len(), 3);
@@ -595,7 +637,7 @@ mod tests {
         vars.insert("ADMIN_AUTH_WINDOW_SECONDS", "900".into());
         let config = parse(&vars).unwrap();
         assert_eq!(config.admin_auth, AdminAuthLimits { per_address: 3, global: 30, window_seconds: 900 });
-        assert_eq!(config.key_prefix, "acme");
+        assert_eq!(config.key_format, KeyFormat::standard("acme").unwrap());
         assert_eq!(config.api_key_header, "x-acme-key");
         assert_eq!(config.cache_ttl_ms, 5_000);
         let origin_test = config.origin_test.as_ref().unwrap();
@@ -624,9 +666,54 @@ mod tests {
     }
 
     #[test]
+    fn key_format_settings_build_the_three_shapes() {
+        let rows: Vec<(&str, Vec<(&'static str, &str)>, KeyFormat)> = vec![
+            ("unset: today's format", vec![], KeyFormat::default()),
+            ("one prefix", vec![("KEY_PREFIX", "acme")], KeyFormat::standard("acme").unwrap()),
+            ("a list of prefixes", vec![("KEY_PREFIXES", r#"["optimo","kg"]"#)], KeyFormat::new(vec!["optimo".into(), "kg".into()], KeyFormat::default_segments()).unwrap()),
+            (
+                "OptimoCMS: live and sandbox, old test segment still accepted",
+                vec![("KEY_PREFIXES", r#"["optimo","kg"]"#), ("KEY_ENV_SEGMENTS", r#"{"test":["sandbox","test"],"live":"live"}"#)],
+                KeyFormat::new(vec!["optimo".into(), "kg".into()], vec![("live".into(), KeyEnv::Live), ("sandbox".into(), KeyEnv::Test), ("test".into(), KeyEnv::Test)]).unwrap(),
+            ),
+            ("Ovok: no segment", vec![("KEY_PREFIX", "cmspub"), ("KEY_ENV_SEGMENTS", "none")], KeyFormat::new(vec!["cmspub".into()], vec![]).unwrap()),
+            ("no segment as an empty object", vec![("KEY_PREFIX", "cmspub"), ("KEY_ENV_SEGMENTS", "{}")], KeyFormat::new(vec!["cmspub".into()], vec![]).unwrap()),
+            ("live only", vec![("KEY_ENV_SEGMENTS", r#"{"live":["live"]}"#)], KeyFormat::new(vec!["kg".into()], vec![("live".into(), KeyEnv::Live)]).unwrap()),
+        ];
+        for (what, settings, expected) in rows {
+            let mut vars = base();
+            vars.extend(settings.into_iter().map(|(name, value)| (name, value.to_string())));
+            assert_eq!(parse(&vars).unwrap_or_else(|e| panic!("{what}: {e}")).key_format, expected, "{what}");
+        }
+        let mut both = base();
+        both.insert("KEY_PREFIX", "kg".into());
+        both.insert("KEY_PREFIXES", r#"["kg"]"#.into());
+        let error = parse(&both).unwrap_err();
+        assert_eq!(error.setting, "KEY_PREFIXES");
+        assert!(error.problem.contains("KEY_PREFIX or KEY_PREFIXES"), "{}", error.problem);
+    }
+
+    #[test]
     fn invalid_settings_name_the_setting() {
         let rows: Vec<(&str, &'static str, Option<&str>)> = vec![
             ("bad prefix", "KEY_PREFIX", Some("K_G")),
+            ("a JSON list in KEY_PREFIX", "KEY_PREFIX", Some(r#"["kg"]"#)),
+            ("prefixes not a list", "KEY_PREFIXES", Some("kg")),
+            ("prefixes empty", "KEY_PREFIXES", Some("[]")),
+            ("prefixes with a bad one", "KEY_PREFIXES", Some(r#"["kg","K_G"]"#)),
+            ("prefixes with a duplicate", "KEY_PREFIXES", Some(r#"["kg","kg"]"#)),
+            ("segments not JSON", "KEY_ENV_SEGMENTS", Some("live,test")),
+            ("segments as a list", "KEY_ENV_SEGMENTS", Some(r#"["live","test"]"#)),
+            ("segments for an unknown env", "KEY_ENV_SEGMENTS", Some(r#"{"live":"live","prod":"prod"}"#)),
+            ("segment → env instead of env → segments", "KEY_ENV_SEGMENTS", Some(r#"{"live":"live","sandbox":"test"}"#)),
+            ("segment with an underscore", "KEY_ENV_SEGMENTS", Some(r#"{"live":"li_ve"}"#)),
+            ("segment uppercase", "KEY_ENV_SEGMENTS", Some(r#"{"live":"Live"}"#)),
+            ("segment too long", "KEY_ENV_SEGMENTS", Some(r#"{"live":"abcdefghijklmnopq"}"#)),
+            ("segment empty", "KEY_ENV_SEGMENTS", Some(r#"{"live":[""]}"#)),
+            ("env with an empty list", "KEY_ENV_SEGMENTS", Some(r#"{"live":"live","test":[]}"#)),
+            ("segment used twice", "KEY_ENV_SEGMENTS", Some(r#"{"live":"live","test":["sandbox","live"]}"#)),
+            ("no live segment", "KEY_ENV_SEGMENTS", Some(r#"{"test":"sandbox"}"#)),
+            ("segment not a string", "KEY_ENV_SEGMENTS", Some(r#"{"live":1}"#)),
             ("bad header", "AUTH_HEADER", Some("bad header")),
             ("same headers", "API_KEY_HEADER", Some("Authorization")),
             ("routes not json", "ROUTES", Some("GET /x")),

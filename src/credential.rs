@@ -12,7 +12,7 @@
 use subtle::ConstantTimeEq;
 
 use crate::error::GatewayError;
-use crate::key::KeyHash;
+use crate::key::{KeyFormat, KeyHash};
 
 /// The raw credential, not yet format-checked.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,15 +30,15 @@ pub fn extract<'a>(authorization: Option<&'a str>, api_key: Option<&'a str>) -> 
     }
 }
 
-/// Refuses a request whose query string carries a well-formed key (prefix, env and checksum):
-/// URLs end up in logs, browser histories and the runtime's traces, so a key there is a leak
-/// however the request is otherwise authenticated. Cheap for every other request: only a query
-/// that contains `<prefix>_` is looked at value by value.
-pub fn refuse_key_in_query(query: &str, prefix: &str) -> Result<(), GatewayError> {
-    if !query.contains(prefix) {
+/// Refuses a request whose query string carries a well-formed key (an accepted prefix, segment
+/// and checksum): URLs end up in logs, browser histories and the runtime's traces, so a key there
+/// is a leak however the request is otherwise authenticated. Cheap for every other request: only
+/// a query that contains an accepted prefix is looked at value by value.
+pub fn refuse_key_in_query(query: &str, format: &KeyFormat) -> Result<(), GatewayError> {
+    if !format.prefixes().iter().any(|prefix| query.contains(prefix.as_str())) {
         return Ok(());
     }
-    let leaked = query.split('&').map(|pair| pair.split_once('=').map_or(pair, |(_, value)| value)).any(|value| crate::key::parse(value, prefix).is_ok());
+    let leaked = query.split('&').map(|pair| pair.split_once('=').map_or(pair, |(_, value)| value)).any(|value| format.parse(value).is_ok());
     if leaked {
         return Err(bad("API keys are not accepted in the URL, which ends up in logs and histories: send the key in 'Authorization: Bearer <key>' or 'X-Api-Key', and roll a key that was sent in a URL"));
     }
@@ -91,19 +91,31 @@ mod tests {
 
     #[test]
     fn a_key_in_the_query_string_is_refused_and_other_queries_pass() {
-        let key = crate::key::generate("kg", crate::key::KeyEnv::Live).unwrap();
+        use crate::key::KeyEnv;
+        let kg = KeyFormat::default();
+        let migrated = KeyFormat::new(vec!["optimo".into(), "kg".into()], vec![("live".into(), KeyEnv::Live), ("sandbox".into(), KeyEnv::Test)]).unwrap();
+        let no_segment = KeyFormat::new(vec!["cmspub".into()], Vec::new()).unwrap();
+        let key = kg.generate(KeyEnv::Live).unwrap();
         let key = key.expose();
+        let old_sandbox = crate::key::assemble("kg", KeyEnv::Live, "abcdefghijklmnopqrstuvwxyzABCDEF").expose().replacen("_live_", "_sandbox_", 1);
+        let old_sandbox = format!("{}{}", &old_sandbox[..old_sandbox.len() - 6], crate::key::checksum(&old_sandbox[..old_sandbox.len() - 6]));
+        let optimo = migrated.generate(KeyEnv::Test).unwrap();
+        let cmspub = no_segment.generate(KeyEnv::Live).unwrap();
         let rows = [
-            ("api_key parameter", format!("api_key={key}"), false),
-            ("any parameter name", format!("limit=2&x={key}&y=1"), false),
-            ("a bare value", key.to_string(), false),
-            ("no query", String::new(), true),
-            ("ordinary parameters", "limit=2&sort=title".to_string(), true),
-            ("a prefix-looking value that is no key", "q=kg_live_not-a-key".to_string(), true),
-            ("a key with a broken checksum", format!("api_key={}x", &key[..key.len() - 1]), true),
+            ("api_key parameter", &kg, format!("api_key={key}"), false),
+            ("any parameter name", &kg, format!("limit=2&x={key}&y=1"), false),
+            ("a bare value", &kg, key.to_string(), false),
+            ("no query", &kg, String::new(), true),
+            ("ordinary parameters", &kg, "limit=2&sort=title".to_string(), true),
+            ("a prefix-looking value that is no key", &kg, "q=kg_live_not-a-key".to_string(), true),
+            ("a key with a broken checksum", &kg, format!("api_key={}x", &key[..key.len() - 1]), true),
+            ("a key of the minting prefix", &migrated, format!("api_key={}", optimo.expose()), false),
+            ("a key of the second accepted prefix", &migrated, format!("q=1&api_key={old_sandbox}"), false),
+            ("a key of a prefix no longer accepted", &no_segment, format!("api_key={key}"), true),
+            ("a key without segment", &no_segment, format!("k={}", cmspub.expose()), false),
         ];
-        for (what, query, allowed) in rows {
-            let result = refuse_key_in_query(&query, "kg");
+        for (what, format, query, allowed) in rows {
+            let result = refuse_key_in_query(&query, format);
             assert_eq!(result.is_ok(), allowed, "{what}");
             if let Err(error) = result {
                 assert_eq!(error.code(), "BAD_REQUEST");

@@ -1,13 +1,18 @@
-//! Key format: `<prefix>_<env>_<body><checksum>`.
+//! Key format: `<prefix>_<segment>_<body><checksum>`, or `<prefix>_<body><checksum>` on a
+//! deployment whose keys carry no environment segment.
 //!
-//! - `prefix`: from config (`KEY_PREFIX`), 2–12 lowercase ASCII alphanumerics.
-//! - `env`: `live` or `test`.
+//! - `prefix`: from config (`KEY_PREFIX`, or `KEY_PREFIXES` to accept several while migrating;
+//!   the first one mints), 2–12 lowercase ASCII alphanumerics.
+//! - `segment`: names the key's environment (`KEY_ENV_SEGMENTS`; default `live` → live and
+//!   `test` → test; the first name per environment mints), 1–16 lowercase ASCII alphanumerics.
+//!   Without segments every key is live.
 //! - `body`: 32 base62 characters from a CSPRNG (≈190 bits of entropy).
 //! - `checksum`: CRC32 of everything before it, as 6 base62 characters (left-padded with `0`).
 //!
-//! Parsing is pure and rejects a wrong prefix, environment, length, alphabet or checksum
-//! without any I/O, so typos and garbage never reach KV. A plaintext key only ever lives in a
-//! [`PlaintextKey`], whose `Debug`/`Display` print a redacted hint; storage sees [`KeyHash`].
+//! [`KeyFormat`] holds one deployment's format, built once from config. Its parse is pure and
+//! rejects a wrong prefix, environment, length, alphabet or checksum without any I/O, so typos
+//! and garbage never reach KV. A plaintext key only ever lives in a [`PlaintextKey`], whose
+//! `Debug`/`Display` print a redacted hint; storage sees [`KeyHash`].
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -22,8 +27,12 @@ pub const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl
 pub const BODY_LEN: usize = 32;
 /// Length of the checksum suffix.
 pub const CHECKSUM_LEN: usize = 6;
-/// No valid key is longer than this (12-char prefix + `_test_` + body + checksum = 56).
-pub const MAX_KEY_LEN: usize = 64;
+/// Longest key prefix.
+pub const MAX_PREFIX_LEN: usize = 12;
+/// Longest environment segment.
+pub const MAX_SEGMENT_LEN: usize = 16;
+/// No valid key is longer than this (12-char prefix + 16-char segment + two `_` + body + checksum).
+pub const MAX_KEY_LEN: usize = MAX_PREFIX_LEN + MAX_SEGMENT_LEN + 2 + BODY_LEN + CHECKSUM_LEN;
 
 /// Which environment a key belongs to; decides which origin it reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -65,9 +74,9 @@ impl fmt::Display for KeyEnv {
 pub enum KeyFormatError {
     /// Too short or too long for any key.
     BadLength,
-    /// The prefix is not the configured one.
+    /// The prefix is not one of the accepted ones.
     WrongPrefix,
-    /// The environment segment is neither `live` nor `test`.
+    /// The environment segment is not one of the configured ones.
     WrongEnvironment,
     /// A character outside the key alphabet.
     BadCharacter,
@@ -90,8 +99,14 @@ impl KeyFormatError {
 
 /// Whether `prefix` is an acceptable key prefix: 2–12 lowercase ASCII letters or digits.
 pub fn is_valid_prefix(prefix: &str) -> bool {
-    (2..=12).contains(&prefix.len())
+    (2..=MAX_PREFIX_LEN).contains(&prefix.len())
         && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// Whether `segment` is an acceptable environment segment: 1–16 lowercase ASCII letters or digits.
+pub fn is_valid_segment(segment: &str) -> bool {
+    (1..=MAX_SEGMENT_LEN).contains(&segment.len())
+        && segment.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// A plaintext API key. Printing it shows only a hint; use [`PlaintextKey::expose`] on purpose.
@@ -198,37 +213,205 @@ pub struct ParsedKey {
     pub env: KeyEnv,
 }
 
-/// Checks the format and checksum of `input` against the configured `prefix`. No I/O.
-pub fn parse(input: &str, prefix: &str) -> Result<ParsedKey, KeyFormatError> {
-    let bytes = input.as_bytes();
-    let min_len = prefix.len() + "_live_".len() + BODY_LEN + CHECKSUM_LEN;
-    if bytes.len() != min_len {
-        return Err(KeyFormatError::BadLength);
+/// Which part of a key format is misconfigured, and how (for `CONFIG_INVALID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyFormatProblem {
+    /// The accepted prefixes.
+    Prefixes(String),
+    /// The environment segments.
+    Segments(String),
+}
+
+/// Why a key could not be minted.
+#[derive(Debug)]
+pub enum MintError {
+    /// The format has no segment for this environment (or no segments, and it is not live).
+    EnvironmentNotInFormat(KeyEnv),
+    /// The CSPRNG failed.
+    Random(getrandom::Error),
+}
+
+/// One deployment's key format: the accepted prefixes (the first mints new keys) and the
+/// environment segments (the first per environment mints; none = no segment, every key live).
+/// Built once from config; parsing with it does no I/O and allocates only the parsed key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFormat {
+    prefixes: Vec<String>,
+    segments: Vec<(String, KeyEnv)>,
+    /// Bit `n` set ⇔ some prefix/segment combination makes keys of `n` bytes (all are < 128).
+    lengths: u128,
+}
+
+impl Default for KeyFormat {
+    /// Prefix `kg`, segments `live` and `test`: keygate's historical format.
+    fn default() -> KeyFormat {
+        KeyFormat::standard("kg").unwrap_or_else(|_| KeyFormat { prefixes: Vec::new(), segments: Vec::new(), lengths: 0 })
     }
-    let rest = match input.strip_prefix(prefix).and_then(|r| r.strip_prefix('_')) {
-        Some(rest) => rest,
-        None => return Err(KeyFormatError::WrongPrefix),
+}
+
+impl KeyFormat {
+    /// Validates a format. `prefixes`: 1 or more, distinct, each 2–12 lowercase letters/digits.
+    /// `segments`: empty (no segment) or distinct 1–16 lowercase letters/digits, at least one live.
+    pub fn new(prefixes: Vec<String>, segments: Vec<(String, KeyEnv)>) -> Result<KeyFormat, KeyFormatProblem> {
+        if prefixes.is_empty() {
+            return Err(KeyFormatProblem::Prefixes("must name at least one prefix".into()));
+        }
+        for (i, prefix) in prefixes.iter().enumerate() {
+            if !is_valid_prefix(prefix) {
+                return Err(KeyFormatProblem::Prefixes(format!("prefix {prefix:?} must be 2-12 lowercase letters or digits")));
+            }
+            if prefixes[..i].contains(prefix) {
+                return Err(KeyFormatProblem::Prefixes(format!("prefix {prefix:?} is listed twice")));
+            }
+        }
+        for (i, (segment, _)) in segments.iter().enumerate() {
+            if !is_valid_segment(segment) {
+                return Err(KeyFormatProblem::Segments(format!("segment {segment:?} must be 1-16 lowercase letters or digits")));
+            }
+            if segments[..i].iter().any(|(s, _)| s == segment) {
+                return Err(KeyFormatProblem::Segments(format!("segment {segment:?} is listed twice")));
+            }
+        }
+        if !segments.is_empty() && !segments.iter().any(|(_, env)| *env == KeyEnv::Live) {
+            return Err(KeyFormatProblem::Segments("must name a segment for live keys (or none at all)".into()));
+        }
+        let mut lengths = 0u128;
+        for prefix in &prefixes {
+            let head = prefix.len() + 1 + BODY_LEN + CHECKSUM_LEN;
+            if segments.is_empty() {
+                lengths |= 1 << head;
+            }
+            for (segment, _) in &segments {
+                lengths |= 1 << (head + segment.len() + 1);
+            }
+        }
+        Ok(KeyFormat { prefixes, segments, lengths })
+    }
+
+    /// `prefix` with the default segments `live` and `test`.
+    pub fn standard(prefix: &str) -> Result<KeyFormat, KeyFormatProblem> {
+        KeyFormat::new(vec![prefix.to_string()], KeyFormat::default_segments())
+    }
+
+    /// The default segments: `live` → live, `test` → test.
+    pub fn default_segments() -> Vec<(String, KeyEnv)> {
+        vec![("live".to_string(), KeyEnv::Live), ("test".to_string(), KeyEnv::Test)]
+    }
+
+    /// Every accepted prefix; the first mints new keys.
+    pub fn prefixes(&self) -> &[String] {
+        &self.prefixes
+    }
+
+    /// The prefix of newly minted keys.
+    pub fn minting_prefix(&self) -> &str {
+        self.prefixes.first().map(String::as_str).unwrap_or("")
+    }
+
+    /// Every accepted segment with its environment (empty: keys carry no segment).
+    pub fn segments(&self) -> &[(String, KeyEnv)] {
+        &self.segments
+    }
+
+    /// The segment newly minted keys of `env` carry: `Ok(None)` when the format has no segments
+    /// and `env` is live, `Err` when keys of `env` cannot be minted.
+    fn minting_segment(&self, env: KeyEnv) -> Result<Option<&str>, MintError> {
+        if self.segments.is_empty() {
+            return if env == KeyEnv::Live { Ok(None) } else { Err(MintError::EnvironmentNotInFormat(env)) };
+        }
+        match self.segments.iter().find(|(_, e)| *e == env) {
+            Some((segment, _)) => Ok(Some(segment)),
+            None => Err(MintError::EnvironmentNotInFormat(env)),
+        }
+    }
+
+    /// Whether keys of `env` can be minted (and so created through the admin API).
+    pub fn mints(&self, env: KeyEnv) -> bool {
+        self.minting_segment(env).is_ok()
+    }
+
+    /// Builds a key of `env` from a given body (for tests and fixtures; use [`KeyFormat::generate`]).
+    pub fn assemble(&self, env: KeyEnv, body: &str) -> Result<PlaintextKey, MintError> {
+        Ok(assemble_parts(self.minting_prefix(), self.minting_segment(env)?, body))
+    }
+
+    /// Generates a fresh random key of `env` with the minting prefix and segment.
+    pub fn generate(&self, env: KeyEnv) -> Result<PlaintextKey, MintError> {
+        let segment = self.minting_segment(env)?;
+        let body = random_base62(BODY_LEN).map_err(MintError::Random)?;
+        Ok(assemble_parts(self.minting_prefix(), segment, &body))
+    }
+
+    /// Checks the format and checksum of `input`: any accepted prefix, any configured segment
+    /// (or none, when none are configured). No I/O, no panic on any input.
+    pub fn parse(&self, input: &str) -> Result<ParsedKey, KeyFormatError> {
+        let bytes = input.as_bytes();
+        if bytes.len() >= 128 || self.lengths & (1u128 << bytes.len()) == 0 {
+            return Err(KeyFormatError::BadLength);
+        }
+        let (prefix, rest) = split_word(bytes, MAX_PREFIX_LEN).ok_or(KeyFormatError::WrongPrefix)?;
+        if !self.prefixes.iter().any(|p| p.as_bytes() == prefix) {
+            return Err(KeyFormatError::WrongPrefix);
+        }
+        let (env, tail) = if self.segments.is_empty() {
+            (KeyEnv::Live, rest)
+        } else {
+            let (segment, tail) = split_word(rest, MAX_SEGMENT_LEN).ok_or(KeyFormatError::WrongEnvironment)?;
+            match self.segments.iter().find(|(s, _)| s.as_bytes() == segment) {
+                Some((_, env)) => (*env, tail),
+                None => return Err(KeyFormatError::WrongEnvironment),
+            }
+        };
+        // Another prefix/segment of the same total length can leave a tail of the wrong size.
+        if tail.len() != BODY_LEN + CHECKSUM_LEN {
+            return Err(KeyFormatError::BadLength);
+        }
+        if !tail.iter().all(u8::is_ascii_alphanumeric) {
+            return Err(KeyFormatError::BadCharacter);
+        }
+        let split = bytes.len() - CHECKSUM_LEN;
+        let expected = checksum_digits(&bytes[..split]);
+        if !bool::from(expected.ct_eq(&bytes[split..])) {
+            return Err(KeyFormatError::BadChecksum);
+        }
+        Ok(ParsedKey { key: PlaintextKey(input.to_owned()), env })
+    }
+}
+
+/// The bytes before the first `_` (at most `max` of them) and the bytes after that `_`.
+fn split_word(bytes: &[u8], max: usize) -> Option<(&[u8], &[u8])> {
+    let at = bytes.iter().take(max + 1).position(|&b| b == b'_')?;
+    Some((&bytes[..at], &bytes[at + 1..]))
+}
+
+fn assemble_parts(prefix: &str, segment: Option<&str>, body: &str) -> PlaintextKey {
+    let head = match segment {
+        Some(segment) => format!("{prefix}_{segment}_{body}"),
+        None => format!("{prefix}_{body}"),
     };
-    let env = match rest.get(..5) {
-        Some("live_") => KeyEnv::Live,
-        Some("test_") => KeyEnv::Test,
-        _ => return Err(KeyFormatError::WrongEnvironment),
-    };
-    let tail = &rest.as_bytes()[5..];
-    if !tail.iter().all(u8::is_ascii_alphanumeric) {
-        return Err(KeyFormatError::BadCharacter);
-    }
-    let split = input.len() - CHECKSUM_LEN;
-    let expected = checksum(&input[..split]);
-    if !bool::from(expected.as_bytes().ct_eq(&bytes[split..])) {
-        return Err(KeyFormatError::BadChecksum);
-    }
-    Ok(ParsedKey { key: PlaintextKey(input.to_owned()), env })
+    let sum = checksum(&head);
+    PlaintextKey(head + &sum)
 }
 
 /// CRC32 of `text` as 6 base62 characters.
 pub fn checksum(text: &str) -> String {
-    encode_base62_fixed(u64::from(crc32(text.as_bytes())), CHECKSUM_LEN)
+    // Only ASCII from BASE62 is written.
+    String::from_utf8(checksum_digits(text.as_bytes()).to_vec()).unwrap_or_default()
+}
+
+/// CRC32 of `bytes` as 6 base62 digits, on the stack (the parse allocates nothing for it).
+fn checksum_digits(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
+    base62_fixed(u64::from(crc32(bytes)))
+}
+
+/// `value` as 6 base62 digits, left-padded with `0` (u32::MAX fits).
+fn base62_fixed(mut value: u64) -> [u8; CHECKSUM_LEN] {
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(value % 62) as usize];
+        value /= 62;
+    }
+    out
 }
 
 /// CRC-32 (IEEE 802.3, as zlib and `crc32fast` compute it), slice-by-16 like `crc32fast`'s
@@ -274,16 +457,6 @@ fn crc32(bytes: &[u8]) -> u32 {
     !chunks.remainder().iter().fold(crc, |crc, &b| t[0][((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8))
 }
 
-fn encode_base62_fixed(mut value: u64, width: usize) -> String {
-    let mut out = vec![b'0'; width];
-    for slot in out.iter_mut().rev() {
-        *slot = BASE62[(value % 62) as usize];
-        value /= 62;
-    }
-    // Only ASCII from BASE62 was written.
-    String::from_utf8(out).unwrap_or_default()
-}
-
 /// Fills a string of `len` uniformly random base62 characters from the OS/Web Crypto CSPRNG.
 pub fn random_base62(len: usize) -> Result<String, getrandom::Error> {
     let mut out = String::with_capacity(len);
@@ -300,14 +473,14 @@ pub fn random_base62(len: usize) -> Result<String, getrandom::Error> {
     Ok(out)
 }
 
-/// Builds a key from a given body (exposed for tests and fixtures; use [`generate`] for real keys).
+/// Builds a key `<prefix>_<live|test>_<body><checksum>` in the default segments (for tests and
+/// fixtures; a deployment mints with [`KeyFormat::generate`]).
 pub fn assemble(prefix: &str, env: KeyEnv, body: &str) -> PlaintextKey {
-    let head = format!("{prefix}_{}_{body}", env.as_str());
-    let sum = checksum(&head);
-    PlaintextKey(head + &sum)
+    assemble_parts(prefix, Some(env.as_str()), body)
 }
 
-/// Generates a fresh random key.
+/// Generates a fresh random key `<prefix>_<live|test>_…` in the default segments (for tests and
+/// fixtures; a deployment mints with [`KeyFormat::generate`]).
 pub fn generate(prefix: &str, env: KeyEnv) -> Result<PlaintextKey, getrandom::Error> {
     Ok(assemble(prefix, env, &random_base62(BODY_LEN)?))
 }
@@ -321,6 +494,10 @@ pub fn generate_id() -> Result<String, getrandom::Error> {
 mod tests {
     use super::*;
 
+    fn kg() -> KeyFormat {
+        KeyFormat::default()
+    }
+
     fn sample(env: KeyEnv) -> PlaintextKey {
         assemble("kg", env, "abcdefghijklmnopqrstuvwxyzABCDEF")
     }
@@ -329,7 +506,7 @@ mod tests {
     fn generated_keys_parse_back_with_their_environment() {
         for env in [KeyEnv::Live, KeyEnv::Test] {
             let key = generate("kg", env).unwrap();
-            let parsed = parse(key.expose(), "kg").unwrap();
+            let parsed = kg().parse(key.expose()).unwrap();
             assert_eq!(parsed.env, env);
             assert_eq!(parsed.key.expose(), key.expose());
         }
@@ -383,7 +560,7 @@ mod tests {
             ("typo in body", body_typo, KeyFormatError::BadChecksum),
         ];
         for (what, input, expected) in rows {
-            assert_eq!(parse(&input, "kg").unwrap_err(), expected, "{what}");
+            assert_eq!(kg().parse(&input).unwrap_err(), expected, "{what}");
         }
     }
 
@@ -393,9 +570,155 @@ mod tests {
         // Same byte length as a valid key but with a multi-byte character straddling offsets.
         let tricky = format!("kg_live_é{}", &good["kg_live_".len() + 2..]);
         assert_eq!(tricky.len(), good.len());
-        assert!(parse(&tricky, "kg").is_err());
+        assert!(kg().parse(&tricky).is_err());
         let env_split = format!("kg_liv\u{e9}{}", &good["kg_live_".len()..]);
-        assert!(parse(&env_split, "kg").is_err());
+        assert!(kg().parse(&env_split).is_err());
+    }
+
+    const BODY: &str = "abcdefghijklmnopqrstuvwxyzABCDEF";
+
+    fn format(prefixes: &[&str], segments: &[(&str, KeyEnv)]) -> KeyFormat {
+        KeyFormat::new(prefixes.iter().map(|p| p.to_string()).collect(), segments.iter().map(|(s, e)| (s.to_string(), *e)).collect()).unwrap()
+    }
+
+    /// OptimoCMS-like: `optimo` mints, `kg` still accepted; `live` and `sandbox` (test).
+    fn optimo() -> KeyFormat {
+        format(&["optimo", "kg"], &[("live", KeyEnv::Live), ("sandbox", KeyEnv::Test)])
+    }
+
+    /// Ovok-like: `cmspub`, no segment.
+    fn cmspub() -> KeyFormat {
+        format(&["cmspub"], &[])
+    }
+
+    /// `<head><BODY><checksum>`: a key with a valid checksum whatever `head` is.
+    fn with_checksum(head: &str) -> String {
+        let text = format!("{head}{BODY}");
+        let sum = checksum(&text);
+        text + &sum
+    }
+
+    #[test]
+    fn default_format_is_todays_format() {
+        let format = KeyFormat::default();
+        assert_eq!(format.prefixes(), ["kg"]);
+        assert_eq!(format.segments(), KeyFormat::default_segments().as_slice());
+        for env in [KeyEnv::Live, KeyEnv::Test] {
+            assert_eq!(format.assemble(env, BODY).unwrap().expose(), assemble("kg", env, BODY).expose(), "{env}");
+        }
+    }
+
+    #[test]
+    fn each_accepted_form_parses_with_its_environment() {
+        let rows: Vec<(&str, KeyFormat, String, KeyEnv)> = vec![
+            ("default live", kg(), with_checksum("kg_live_"), KeyEnv::Live),
+            ("default test", kg(), with_checksum("kg_test_"), KeyEnv::Test),
+            ("first prefix, live", optimo(), with_checksum("optimo_live_"), KeyEnv::Live),
+            ("sandbox maps to test", optimo(), with_checksum("optimo_sandbox_"), KeyEnv::Test),
+            ("second prefix, sandbox", optimo(), with_checksum("kg_sandbox_"), KeyEnv::Test),
+            ("second prefix, live", optimo(), with_checksum("kg_live_"), KeyEnv::Live),
+            ("no segment: live", cmspub(), with_checksum("cmspub_"), KeyEnv::Live),
+            ("two segments for test, the second", format(&["kg"], &[("live", KeyEnv::Live), ("sandbox", KeyEnv::Test), ("test", KeyEnv::Test)]), with_checksum("kg_test_"), KeyEnv::Test),
+            ("longest prefix and segment", format(&["abcdefghijkl"], &[("abcdefghijklmnop", KeyEnv::Live)]), with_checksum("abcdefghijkl_abcdefghijklmnop_"), KeyEnv::Live),
+        ];
+        for (what, format, input, env) in rows {
+            let parsed = format.parse(&input).unwrap_or_else(|e| panic!("{what}: {e:?}"));
+            assert_eq!(parsed.env, env, "{what}");
+            assert_eq!(parsed.key.expose(), input, "{what}");
+            assert!(input.len() <= MAX_KEY_LEN, "{what}");
+        }
+    }
+
+    #[test]
+    fn each_refusal_names_its_reason() {
+        let mut bad_sum = with_checksum("optimo_live_").into_bytes();
+        let last = bad_sum.len() - 1;
+        bad_sum[last] = if bad_sum[last] == b'A' { b'B' } else { b'A' };
+        let bad_sum = String::from_utf8(bad_sum).unwrap();
+        let rows: Vec<(&str, KeyFormat, String, KeyFormatError)> = vec![
+            ("prefix not accepted", optimo(), with_checksum("acme12_live_"), KeyFormatError::WrongPrefix),
+            ("a prefix's prefix", optimo(), with_checksum("optim_live__"), KeyFormatError::WrongPrefix),
+            ("old prefix before it is added", format(&["optimo"], &[("live", KeyEnv::Live)]), with_checksum("kg_live_"), KeyFormatError::BadLength),
+            ("old prefix before it is added, where the lengths agree", format(&["optimo"], &[("live", KeyEnv::Live), ("sandbox", KeyEnv::Test)]), with_checksum("kg_sandbox_x"), KeyFormatError::WrongPrefix),
+            ("unknown segment", optimo(), with_checksum("optimo_prod_"), KeyFormatError::WrongEnvironment),
+            ("default segment not configured", optimo(), with_checksum("optimo_test_"), KeyFormatError::WrongEnvironment),
+            ("uppercase segment", optimo(), with_checksum("optimo_LIVE_"), KeyFormatError::WrongEnvironment),
+            ("segment present when none is configured", cmspub(), with_checksum("cmspub_live_"), KeyFormatError::BadLength),
+            ("segment present when none is configured, the length fitting another prefix", format(&["cmspub", "cmspubabcde"], &[]), with_checksum("cmspub_abcd_"), KeyFormatError::BadLength),
+            ("segment present when none is configured, inside a body's length", cmspub(), with_checksum("cmspub_live_")[..45].to_string(), KeyFormatError::BadCharacter),
+            ("no segment when segments are configured", optimo(), with_checksum("optimo_1234"), KeyFormatError::WrongEnvironment),
+            ("unknown segment under the second prefix", optimo(), with_checksum("kg_optimoo_"), KeyFormatError::WrongEnvironment),
+            ("a length no prefix/segment pair makes", optimo(), with_checksum("kg_optimo_"), KeyFormatError::BadLength),
+            ("checksum", optimo(), bad_sum, KeyFormatError::BadChecksum),
+            ("empty", cmspub(), String::new(), KeyFormatError::BadLength),
+            ("longer than any key", optimo(), "a".repeat(MAX_KEY_LEN + 1), KeyFormatError::BadLength),
+            ("128 bytes", optimo(), "a".repeat(128), KeyFormatError::BadLength),
+        ];
+        for (what, format, input, expected) in rows {
+            assert_eq!(format.parse(&input).unwrap_err(), expected, "{what}: {input}");
+        }
+    }
+
+    #[test]
+    fn a_key_minted_under_the_old_prefix_parses_after_a_new_prefix_is_put_first() {
+        let old = kg().generate(KeyEnv::Test).unwrap();
+        let migrated = format(&["optimo", "kg"], &[("live", KeyEnv::Live), ("sandbox", KeyEnv::Test), ("test", KeyEnv::Test)]);
+        assert_eq!(migrated.parse(old.expose()).unwrap().env, KeyEnv::Test);
+        let new = migrated.generate(KeyEnv::Test).unwrap();
+        assert!(new.expose().starts_with("optimo_sandbox_"), "the first prefix and first test segment mint");
+        assert_eq!(migrated.parse(new.expose()).unwrap().env, KeyEnv::Test);
+        assert!(kg().parse(new.expose()).is_err(), "the old format does not know the new prefix");
+    }
+
+    #[test]
+    fn minting_follows_the_first_prefix_and_segment_and_refuses_envs_without_one() {
+        let key = optimo().generate(KeyEnv::Live).unwrap();
+        assert!(key.expose().starts_with("optimo_live_"));
+        assert_eq!(key.expose().len(), "optimo_live_".len() + BODY_LEN + CHECKSUM_LEN);
+        let key = cmspub().generate(KeyEnv::Live).unwrap();
+        assert!(key.expose().starts_with("cmspub_"));
+        assert_eq!(key.expose().len(), "cmspub_".len() + BODY_LEN + CHECKSUM_LEN);
+        assert!(key.hint().starts_with("cmspub_…") && !key.hint().contains(&key.expose()[7..36]), "{}", key.hint());
+        assert!(!cmspub().mints(KeyEnv::Test));
+        assert!(matches!(cmspub().generate(KeyEnv::Test), Err(MintError::EnvironmentNotInFormat(KeyEnv::Test))));
+        let live_only = format(&["kg"], &[("live", KeyEnv::Live)]);
+        assert!(live_only.mints(KeyEnv::Live) && !live_only.mints(KeyEnv::Test));
+        assert!(kg().mints(KeyEnv::Test));
+    }
+
+    #[test]
+    fn invalid_formats_are_refused_naming_the_part() {
+        let prefixes = |p: &[&str]| p.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        let segments = |s: &[(&str, KeyEnv)]| s.iter().map(|(s, e)| (s.to_string(), *e)).collect::<Vec<_>>();
+        let live = [("live", KeyEnv::Live)];
+        let rows: Vec<(&str, Vec<String>, Vec<(String, KeyEnv)>, bool)> = vec![
+            ("no prefix", prefixes(&[]), segments(&live), true),
+            ("bad prefix", prefixes(&["kg", "K_G"]), segments(&live), true),
+            ("duplicate prefix", prefixes(&["kg", "kg"]), segments(&live), true),
+            ("empty segment", prefixes(&["kg"]), segments(&[("", KeyEnv::Live)]), false),
+            ("segment with _", prefixes(&["kg"]), segments(&[("li_ve", KeyEnv::Live)]), false),
+            ("uppercase segment", prefixes(&["kg"]), segments(&[("Live", KeyEnv::Live)]), false),
+            ("17-char segment", prefixes(&["kg"]), segments(&[("abcdefghijklmnopq", KeyEnv::Live)]), false),
+            ("duplicate segment", prefixes(&["kg"]), segments(&[("live", KeyEnv::Live), ("live", KeyEnv::Test)]), false),
+            ("no live segment", prefixes(&["kg"]), segments(&[("sandbox", KeyEnv::Test)]), false),
+        ];
+        for (what, prefixes, segments, is_prefix_problem) in rows {
+            match KeyFormat::new(prefixes, segments) {
+                Err(KeyFormatProblem::Prefixes(_)) => assert!(is_prefix_problem, "{what}"),
+                Err(KeyFormatProblem::Segments(_)) => assert!(!is_prefix_problem, "{what}"),
+                Ok(_) => panic!("{what}: accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn parse_never_panics_on_odd_input_for_any_format() {
+        let inputs = ["_".to_string(), "__".into(), "kg_".into(), "kg__".into(), "cmspub_é".into(), "optimo_sandbox_".into(), "ü".repeat(23), "_".repeat(46), format!("kg_live_{}", "é".repeat(19))];
+        for format in [kg(), optimo(), cmspub()] {
+            for input in &inputs {
+                assert!(format.parse(input).is_err(), "{input}");
+            }
+        }
     }
 
     #[test]
@@ -416,8 +739,8 @@ mod tests {
         assert!(a.bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_ne!(a, checksum("kg_live_abd"));
         // u32::MAX fits in 6 base62 digits; the largest value must not overflow the width.
-        assert_eq!(encode_base62_fixed(u64::from(u32::MAX), 6), "4gfFC3");
-        assert_eq!(encode_base62_fixed(0, 6), "000000");
+        assert_eq!(&base62_fixed(u64::from(u32::MAX)), b"4gfFC3");
+        assert_eq!(&base62_fixed(0), b"000000");
     }
 
     #[test]

@@ -57,7 +57,7 @@ fn create_returns_the_key_once_and_it_works_through_the_gateway() {
     let g = gateway();
     let (key, record) = create(g, json!({"project":"acme","name":"marketing site","role":"read_only","meta":{"team":"web"}}));
     assert!(key.starts_with("kg_live_"));
-    assert!(keygate::key::parse(&key, "kg").is_ok());
+    assert!(keygate::key::KeyFormat::default().parse(&key).is_ok());
     assert!(record["id"].as_str().unwrap().starts_with("key_"));
     assert_eq!(record["status"], "active");
     assert_eq!(record["env"], "live");

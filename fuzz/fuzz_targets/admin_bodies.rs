@@ -13,6 +13,7 @@ use keygate::admin::request::{
 };
 use keygate::config::{Tier, DEFAULT_TIERS};
 use keygate::error::GatewayError;
+use keygate::key::KeyFormat;
 use keygate::limit::algorithm::validate_specs;
 use keygate::record::{decode, encode, KeyRecord, Status};
 use keygate::scope::{Roles, DEFAULT_SCOPES};
@@ -27,6 +28,7 @@ struct Defaults {
     roles: Roles,
     scopes: Vec<String>,
     tiers: BTreeMap<String, Tier>,
+    key_format: KeyFormat,
 }
 
 fn defaults() -> &'static Defaults {
@@ -35,12 +37,13 @@ fn defaults() -> &'static Defaults {
         roles: Roles::builtin(),
         scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
         tiers: serde_json::from_str(DEFAULT_TIERS).expect("DEFAULT_TIERS"),
+        key_format: KeyFormat::default(),
     })
 }
 
 fn rules() -> Rules<'static> {
     let d = defaults();
-    Rules { roles: &d.roles, scopes: &d.scopes, tiers: &d.tiers, empty_scopes: Default::default(), now_ms: NOW }
+    Rules { roles: &d.roles, scopes: &d.scopes, tiers: &d.tiers, empty_scopes: Default::default(), key_format: &d.key_format, now_ms: NOW }
 }
 
 /// A record as the gateway stores it must decode back to itself.

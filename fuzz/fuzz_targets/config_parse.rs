@@ -57,7 +57,8 @@ const KNOWN: &[&str] = &[
     "/v1/public/cms", "/v1", "/", "exact", "fast", "open", "closed", "on", "off", "yes-this-is-a-test-deployment",
     "free", "pro", "enterprise", "x-api-key", "authorization", "60", "0", "1048576", "30", "86400", "\"600\"",
     "[\"*\"]", "[\"https://acme.example\"]", "{\"bot\":[\"content:read\"]}", "[\"content:read\",\"media:read\"]",
-    "[]", "{}", "null", DEFAULT_ROUTES, DEFAULT_TIERS,
+    "[]", "{}", "null", DEFAULT_ROUTES, DEFAULT_TIERS, "none", "[\"optimo\",\"kg\"]",
+    "{\"live\":\"live\",\"test\":[\"sandbox\",\"test\"]}", "{\"live\":[\"live\"]}", "{\"test\":\"sandbox\"}",
 ];
 const WORDS: &[&str] = &[
     "GET", "HEAD", "POST", "*", "get", "v1", "public", "cms", ":type", ":project", "items", "*", "", "..", "%2e",
@@ -133,7 +134,7 @@ fn text(setting: &Setting<'_>) -> Option<String> {
 fn check(vars: &BTreeMap<&'static str, String>) {
     let Ok(config) = Config::from_lookup(|name| vars.get(name).cloned()) else { return };
 
-    assert!(key::is_valid_prefix(&config.key_prefix));
+    assert!(config.key_format.prefixes().iter().all(|p| key::is_valid_prefix(p)));
     assert!(!config.routes.is_empty());
     assert_ne!(config.auth_header, config.api_key_header);
     assert!(config.admin_prefix.starts_with('/') && !config.admin_prefix.ends_with('/'));
@@ -148,9 +149,13 @@ fn check(vars: &BTreeMap<&'static str, String>) {
     }
     assert!((config.limiter_fault || config.kv_fault) <= config.test_mode, "fault switch outside test mode");
 
-    // Keys minted with the prefix parse back.
-    let minted = key::assemble(&config.key_prefix, KeyEnv::Live, "abcdefghijklmnopqrstuvwxyzABCDEF");
-    assert!(key::parse(minted.expose(), &config.key_prefix).is_ok());
+    // Keys minted with the format parse back, live always, test when the format has a segment for it.
+    for env in [KeyEnv::Live, KeyEnv::Test] {
+        match config.key_format.assemble(env, "abcdefghijklmnopqrstuvwxyzABCDEF") {
+            Ok(minted) => assert_eq!(config.key_format.parse(minted.expose()).map(|p| p.env).ok(), Some(env)),
+            Err(_) => assert!(env == KeyEnv::Test && !config.key_format.mints(env), "cannot mint {env}"),
+        }
+    }
 
     // Every tier's limits are usable by the limiter and the headers.
     for (name, tier) in &config.tiers {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::error::GatewayError;
 use crate::config::Tier;
-use crate::key::KeyEnv;
+use crate::key::{KeyEnv, KeyFormat};
 use crate::limit::algorithm::{validate_new_specs, LimitSpec};
 use crate::record::{LimitMode, Status};
 use crate::scope::{EmptyScopes, Roles};
@@ -29,6 +29,8 @@ pub struct Rules<'a> {
     /// `EMPTY_SCOPES`: under `all`, a key may have neither role nor scopes (it then holds every
     /// scope of the catalogue); under `none` such a key could do nothing, so it is refused.
     pub empty_scopes: EmptyScopes,
+    /// The key format (which environments keys can be created in).
+    pub key_format: &'a KeyFormat,
     /// Current time, unix millis.
     pub now_ms: i64,
 }
@@ -36,7 +38,7 @@ pub struct Rules<'a> {
 impl<'a> Rules<'a> {
     /// The rules of a deployment's `config` at `now_ms`.
     pub fn of(config: &'a crate::config::Config, now_ms: i64) -> Rules<'a> {
-        Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, empty_scopes: config.empty_scopes, now_ms }
+        Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, empty_scopes: config.empty_scopes, key_format: &config.key_format, now_ms }
     }
 }
 
@@ -373,6 +375,9 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
             KeyEnv::Live
         }),
     };
+    if !rules.key_format.mints(env) {
+        problems.add("env", format!("must be \"live\": this gateway's key format (KEY_ENV_SEGMENTS) has no segment for {env} keys"));
+    }
     let role = map.get("role").and_then(|v| role(v, rules, &mut problems));
     let scopes = map.get("scopes").map(|v| scopes(v, rules, &mut problems)).unwrap_or_default();
     let bare = role.is_none() && scopes.is_empty();
@@ -561,7 +566,8 @@ mod tests {
         let roles = Roles::builtin();
         let scopes: Vec<String> = DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect();
         let tiers: BTreeMap<String, Tier> = serde_json::from_str(crate::config::DEFAULT_TIERS).unwrap();
-        f(&Rules { roles: &roles, scopes: &scopes, tiers: &tiers, empty_scopes: EmptyScopes::None, now_ms: NOW })
+        let key_format = KeyFormat::default();
+        f(&Rules { roles: &roles, scopes: &scopes, tiers: &tiers, empty_scopes: EmptyScopes::None, key_format: &key_format, now_ms: NOW })
     }
 
     #[test]
@@ -569,7 +575,8 @@ mod tests {
         let roles = Roles::builtin();
         let scopes: Vec<String> = DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect();
         let tiers: BTreeMap<String, Tier> = serde_json::from_str(crate::config::DEFAULT_TIERS).unwrap();
-        let rules = |empty_scopes| Rules { roles: &roles, scopes: &scopes, tiers: &tiers, empty_scopes, now_ms: NOW };
+        let key_format = KeyFormat::default();
+        let rules = |empty_scopes| Rules { roles: &roles, scopes: &scopes, tiers: &tiers, empty_scopes, key_format: &key_format, now_ms: NOW };
         let bare = br#"{"project":"acme","name":"n"}"#;
         assert_eq!(fields(parse_create(bare, &rules(EmptyScopes::None)).unwrap_err()), ["scopes"]);
         let created = parse_create(bare, &rules(EmptyScopes::All)).unwrap();
@@ -619,6 +626,23 @@ mod tests {
         let create = with_rules(|r| parse_create(br#"{"project":"acme","name":"n","role":"writer"}"#, r)).unwrap();
         assert_eq!(create.env, KeyEnv::Live);
         assert_eq!(create.valid_to, None);
+    }
+
+    #[test]
+    fn create_refuses_an_env_the_key_format_cannot_mint() {
+        let roles = Roles::builtin();
+        let scopes: Vec<String> = DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect();
+        let tiers = BTreeMap::new();
+        let no_segment = KeyFormat::new(vec!["cmspub".into()], Vec::new()).unwrap();
+        let live_only = KeyFormat::new(vec!["kg".into()], vec![("live".into(), KeyEnv::Live)]).unwrap();
+        for (what, key_format) in [("no segment", &no_segment), ("live segment only", &live_only)] {
+            let rules = Rules { roles: &roles, scopes: &scopes, tiers: &tiers, empty_scopes: EmptyScopes::None, key_format, now_ms: NOW };
+            let test = parse_create(br#"{"project":"acme","name":"n","role":"writer","env":"test"}"#, &rules).unwrap_err();
+            assert_eq!(fields(test), ["env"], "{what}");
+            let live = parse_create(br#"{"project":"acme","name":"n","role":"writer","env":"live"}"#, &rules).unwrap();
+            assert_eq!(live.env, KeyEnv::Live, "{what}");
+            assert_eq!(parse_create(br#"{"project":"acme","name":"n","role":"writer"}"#, &rules).unwrap().env, KeyEnv::Live, "{what}");
+        }
     }
 
     #[test]

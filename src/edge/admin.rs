@@ -90,7 +90,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
                 Reply::Record { record, .. } => record,
                 _ => return Err(unexpected()),
             };
-            let plaintext = key::generate(&config.key_prefix, current.env).map_err(|_| GatewayError::StoreUnavailable)?;
+            let plaintext = config.key_format.generate(current.env).map_err(mint_failure)?;
             let new_id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
             call(env, DIRECTORY, &Op::Register { id: new_id.clone(), project: project.clone() }).await?;
             let op = Op::Roll {
@@ -132,7 +132,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
 /// answer that shows it) and the stored record.
 async fn create_key(env: &Env, config: &Config, body: &[u8], rules: &Rules<'_>) -> Result<(key::PlaintextKey, KeyRecord), GatewayError> {
     let create = parse_create(body, rules)?;
-    let plaintext = key::generate(&config.key_prefix, create.env).map_err(|_| GatewayError::StoreUnavailable)?;
+    let plaintext = config.key_format.generate(create.env).map_err(mint_failure)?;
     let id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
     let (record, _) = lifecycle::create(&create, id.clone(), plaintext.hint(), rules.now_ms);
     let hash = plaintext.hash();
@@ -193,6 +193,18 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
 
 /// The facade's list reads at most this many registry pages of 100 keys.
 const FACADE_MAX_PAGES: usize = 100;
+
+
+/// A key that cannot be minted: a test key rolled after its segment left `KEY_ENV_SEGMENTS` is a
+/// conflict (the record's env never changes); a CSPRNG failure is a 503.
+fn mint_failure(error: key::MintError) -> GatewayError {
+    match error {
+        key::MintError::EnvironmentNotInFormat(env) => GatewayError::Conflict {
+            reason: format!("this gateway's key format (KEY_ENV_SEGMENTS) has no segment for {env} keys, so this {env} key cannot be rolled; create a live key instead"),
+        },
+        key::MintError::Random(_) => GatewayError::StoreUnavailable,
+    }
+}
 
 fn unexpected() -> GatewayError {
     GatewayError::StoreUnavailable

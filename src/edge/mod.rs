@@ -20,7 +20,6 @@ use worker::{event, Context, Env, Request, Response, Result};
 
 use crate::credential::{self, Credential};
 use crate::error::GatewayError;
-use crate::key;
 use crate::policy::{self, RequestFacts};
 use crate::routes::{check_body, check_canonical};
 use limits::Refusal;
@@ -111,7 +110,7 @@ async fn gate(
     config: &crate::config::Config,
 ) -> std::result::Result<(Response, Vec<(&'static str, String)>), Refusal> {
     // extract (a key in the URL is refused whatever the headers say: it has leaked)
-    credential::refuse_key_in_query(incoming.query(), &config.key_prefix)?;
+    credential::refuse_key_in_query(incoming.query(), &config.key_format)?;
     let Credential(presented) = credential::extract(incoming.authorization.as_deref(), incoming.api_key.as_deref())?;
 
     // route
@@ -123,7 +122,7 @@ async fn gate(
     }
 
     // parse (no I/O)
-    let parsed = key::parse(presented, &config.key_prefix)
+    let parsed = config.key_format.parse(presented)
         .map_err(|e| GatewayError::InvalidKey { reason: Some(e.reason()) })?;
     let hash = parsed.key.hash();
 

@@ -32,7 +32,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 
-import { modulesOf, startMiniflare, unknownKey, wranglerWorkerOptions } from "../../benches/workers.mjs";
+import { liveKeyHead, modulesOf, startMiniflare, unknownKey, wranglerWorkerOptions } from "../../benches/workers.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -142,7 +142,7 @@ try {
     { kind: "fast, limited", key: await admin({ name: "fast limited", limit_mode: "fast", limits: far }), expect: 200 },
     { kind: "exact, no limits", key: await admin({ name: "exact plain", limit_mode: "exact", limits: [] }), expect: 200 },
     { kind: "fast, no limits", key: await admin({ name: "fast plain", limit_mode: "fast", limits: [] }), expect: 200 },
-    { kind: "unknown", key: unknownKey(vars.KEY_PREFIX ?? "kg"), expect: 401 },
+    { kind: "unknown", key: unknownKey(liveKeyHead(vars)), expect: 401 },
   ];
   for (const k of kinds) Object.assign(k, { got: {}, aborted: 0 });
   const url = new URL(PATH, base);
