@@ -20,9 +20,10 @@ dev: setup
 	@cargo build --quiet --bin keygate
 	@bash scripts/dev.sh
 
-## API docs with warnings denied (broken intra-doc links fail), native unit tests, then
-## integration tests against the real worker under wrangler dev.
+## API docs with warnings denied (broken intra-doc links fail), the fuzz targets still compile,
+## native unit tests, then integration tests against the real worker under wrangler dev.
 test: build doc
+	cargo check --quiet --locked --manifest-path fuzz/Cargo.toml
 	cargo test --lib --bins
 	cargo test --test '*' -- --test-threads=8
 

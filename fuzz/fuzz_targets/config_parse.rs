@@ -163,7 +163,7 @@ fn check(vars: &BTreeMap<&'static str, String>) {
         let mut states = Vec::new();
         for step in 0..3 {
             let decision = decide(&tier.limits, &mut states, 1_800_000_000_000 + step);
-            let _ = headers::render(&tier.limits, &decision, 1_800_000_000);
+            let _ = headers::render(&tier.limits, &decision, 1_800_000_000, None);
         }
     }
 

@@ -91,14 +91,14 @@ fn check(bytes: &[u8], now_ms: i64) {
     if let Some(route) = table.find("GET", &path) {
         for key_env in [KeyEnv::Live, KeyEnv::Test] {
             let facts = RequestFacts { key_env, route: &route, origin: Some("https://a.example") };
-            let _ = authorize(&record, &facts, &Roles::builtin(), now_ms);
+            let _ = authorize(&record, &facts, &Roles::builtin(), &[], now_ms);
         }
     }
     if let Some(limits) = &record.limits {
         let mut states = Vec::new();
         for step in 0..3 {
             let decision = decide(limits, &mut states, now_ms + step);
-            let _ = headers::render(limits, &decision, (now_ms / 1000) as u64);
+            let _ = headers::render(limits, &decision, (now_ms / 1000) as u64, None);
         }
     }
 }
