@@ -64,14 +64,45 @@ fn revoking_a_key_takes_effect_immediately() {
     assert_eq!(g.admin("DELETE", &format!("/keys/{id}")).send().status, 200);
     // "Revoking a key takes effect immediately. Any in-flight requests using the revoked key
     // will fail with a 401 Unauthorized response."
-    assert_eq!(g.request("GET", "/v1/posts").bearer(&key).send().status, 401);
+    assert_unauthorized(&g.request("GET", "/v1/posts").bearer(&key).send(), "revoked key");
+}
+
+/// "If authentication fails, the API returns a 401 Unauthorized response:
+/// { "error": "Invalid or expired API key", "code": "unauthorized" }"
+fn assert_unauthorized(response: &common::Resp, cause: &str) {
+    assert_eq!(response.status, 401, "{cause}: {}", response.body);
+    assert_eq!(response.body, r#"{"error":"Invalid or expired API key","code":"unauthorized"}"#, "{cause}");
 }
 
 #[test]
-fn keys_are_bearer_tokens() {
+fn keys_are_bearer_tokens_with_the_documented_prefixes() {
     let g = gateway();
+    // "API keys use the prefix oct_live_ for production keys and oct_test_ for test keys."
+    let live = create(g, json!({"project": "acme", "name": "live", "scopes": ["posts:read"]}));
+    let test = create(g, json!({"project": "acme", "name": "test", "env": "test", "scopes": ["posts:read"]}));
+    assert!(live.starts_with("oct_live_") && test.starts_with("oct_test_"), "{} / {}", &live[..9], &test[..9]);
+    // "Test keys can only access sandbox data": a test key reaches the test origin.
+    assert_eq!(g.request("GET", "/v1/posts").bearer(&test).send().header("x-origin-label"), Some("test"));
+    assert_eq!(g.request("GET", "/v1/posts").bearer(&live).send().header("x-origin-label"), Some("live"));
+
     // "All API requests must be authenticated using an API key passed as a Bearer token."
-    assert_eq!(g.request("GET", "/v1/posts").send().status, 401, "the API key is missing from the request");
+    // "Common causes: The API key is missing from the request."
+    assert_unauthorized(&g.request("GET", "/v1/posts").send(), "missing key");
     // "The Authorization header is malformed (must be Bearer <key>)."
-    assert_eq!(g.request("GET", "/v1/posts").header("Authorization", "Token abc").send().status, 401);
+    assert_unauthorized(&g.request("GET", "/v1/posts").header("Authorization", "Token abc").send(), "malformed header");
+    assert_unauthorized(&g.request("GET", "/v1/posts").bearer(&format!("{live}x")).send(), "not a key");
+    // "A test key is being used against a production endpoint that requires a live key."
+    assert_unauthorized(&g.request("POST", "/v1/posts/p_1/publish").bearer(&create(g, json!({"project": "acme", "name": "t", "env": "test", "scopes": ["posts:write"]}))).send(), "test key on a live-only endpoint");
+}
+
+#[test]
+fn a_key_with_no_explicit_permissions_has_full_access() {
+    let g = gateway();
+    // "A key with no explicit permissions has full access."
+    let full = create(g, json!({"project": "acme", "name": "full"}));
+    for (method, path) in [("GET", "/v1/posts"), ("POST", "/v1/posts"), ("DELETE", "/v1/accounts/acc_1"), ("PUT", "/v1/presets/p_1"), ("GET", "/v1/webhooks")] {
+        let request = g.request(method, path).bearer(&full);
+        let response = if method == "GET" { request.send() } else { request.json(&json!({})).send() };
+        assert!(matches!(response.status, 200 | 201), "{method} {path}: {}", response.body);
+    }
 }
