@@ -5,6 +5,9 @@
 # Ports: PORT (gateway, 8787), ORIGIN_PORT (live origin, 8788), ORIGIN_TEST_PORT (test origin, 8789).
 # STATE_DIR (default .wrangler/state) holds the local KV and Durable Object data; .dev.vars the
 # local secrets (ORIGIN_SIGNING_SECRET, ADMIN_TOKEN, optionally ORIGIN_SIGNING_SECRET_TEST).
+# PROFILE=<name> runs a seed profile (profiles/<name>.toml): its settings are passed to wrangler
+# dev as --var, and the demo keys are the profile's ([demo]). Use its own STATE_DIR, e.g.
+# PROFILE=optimo STATE_DIR=.wrangler/optimo make dev, so keys of different formats do not mix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
@@ -18,6 +21,16 @@ KEYGATE=target/debug/keygate
 die() { printf 'dev: %s\n' "$*" >&2; exit 1; }
 
 [ -x "$KEYGATE" ] || die "$KEYGATE is missing: run 'make dev' (it builds first)"
+
+profile_args=()
+demo_args=()
+if [ -n "${PROFILE:-}" ]; then
+  profile_vars="$("$KEYGATE" profile-vars "$PROFILE")" || die "profile '$PROFILE' cannot be read (see above)"
+  while IFS= read -r line; do
+    [ -n "$line" ] && profile_args+=(--var "$line")
+  done <<<"$profile_vars"
+  demo_args=(--profile "$PROFILE")
+fi
 command -v wrangler >/dev/null 2>&1 || die "wrangler is missing: run 'make setup'"
 
 # Fail early and clearly instead of starting half of the stack.
@@ -123,7 +136,7 @@ wait_for_port "$ORIGIN_TEST_PORT" "the test demo origin" 15
 # keygate refuses such requests, but the trace is written first, so it stays off unless asked for
 # (X_LOCAL_OBSERVABILITY=true make dev).
 export X_LOCAL_OBSERVABILITY="${X_LOCAL_OBSERVABILITY:-false}"
-start "wrangler dev" wrangler dev --ip 127.0.0.1 --port "$PORT" --persist-to "$STATE_DIR" \
+start "wrangler dev" wrangler dev --ip 127.0.0.1 --port "$PORT" --persist-to "$STATE_DIR" "${profile_args[@]}" \
   --var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT" --var "ORIGIN_URL_TEST:http://127.0.0.1:$ORIGIN_TEST_PORT" \
   --show-interactive-dev-session=false
 # Ready once the worker itself answers (a keyless probe gets keygate's 401 JSON).
@@ -151,7 +164,7 @@ esac
 # Fresh demo keys each run, created through the admin API: the registry stores hashes only,
 # the plaintext goes only to this terminal. Errors (which never hold a key) go to stderr.
 if ! keys_listing="$(KEYGATE_URL="http://127.0.0.1:$PORT" KEYGATE_ADMIN_TOKEN="$(read_var ADMIN_TOKEN)" \
-  "$KEYGATE" demo-keys --prefix "$ADMIN_PREFIX" --project acme)"; then
+  "$KEYGATE" demo-keys --prefix "$ADMIN_PREFIX" --project acme "${demo_args[@]}")"; then
   die "seeding the demo keys through the admin API failed (see above); stopping"
 fi
 

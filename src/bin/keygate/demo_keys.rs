@@ -29,6 +29,44 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 /// Project of the extra "other project" demo key.
 pub const OTHER_PROJECT: &str = "globex";
 
+/// Which demo keys to make: the shipped set (one per built-in role), or a profile's
+/// (`[demo]` in `profiles/<name>.toml`, see [`crate::profile`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// One active live key each: (label, what it is granted).
+    pub grants: Vec<(String, Grant)>,
+    /// The grant of the keys that show refusals (expired, inactive, not yet valid, other
+    /// project) and of the `test` key.
+    pub read: Grant,
+    /// What those keys are called (`demo test <read_name>`, …).
+    pub read_name: String,
+    /// Whether the key format can mint `test` keys.
+    pub test_env: bool,
+    /// The path of the `curl` example.
+    pub path: String,
+}
+
+/// What a demo key is granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// A role.
+    Role(String),
+    /// Explicit scopes (none: the deployment's `EMPTY_SCOPES` decides).
+    Scopes(Vec<String>),
+}
+
+impl Default for Plan {
+    fn default() -> Plan {
+        Plan {
+            grants: BUILTIN_ROLES.iter().map(|(role, _)| (role.to_string(), Grant::Role(role.to_string()))).collect(),
+            read: Grant::Role("read_only".into()),
+            read_name: "read_only".into(),
+            test_env: true,
+            path: "/v1/public/cms/articles/items".into(),
+        }
+    }
+}
+
 /// Where and as whom to seed. No `Debug`: it holds the admin token.
 pub struct Options {
     /// Gateway base URL.
@@ -39,6 +77,8 @@ pub struct Options {
     pub project: String,
     /// The gateway's `ADMIN_TOKEN`.
     pub token: String,
+    /// Which keys to make.
+    pub plan: Plan,
 }
 
 /// What to change right after creating a key.
@@ -56,29 +96,33 @@ enum Then {
 struct Spec {
     name: String,
     project: String,
-    role: &'static str,
+    grant: Grant,
     env: &'static str,
     valid_from: Option<Timestamp>,
     then: Then,
 }
 
-/// The demo keys for `project` at `now`.
-fn specs(project: &str, now: Timestamp) -> Vec<Spec> {
-    let spec = |name: String, role: &'static str| Spec {
+/// The demo keys of `plan` for `project` at `now`.
+fn specs(project: &str, now: Timestamp, plan: &Plan) -> Vec<Spec> {
+    let spec = |name: String, grant: &Grant| Spec {
         name,
         project: project.to_string(),
-        role,
+        grant: grant.clone(),
         env: "live",
         valid_from: None,
         then: Then::Nothing,
     };
     let other = other_project(project);
-    let mut out: Vec<Spec> = BUILTIN_ROLES.iter().map(|(role, _)| spec(format!("demo {role}"), role)).collect();
-    out.push(Spec { then: Then::Expire(Timestamp(now.0 - HOUR_MS)), ..spec("demo expired".into(), "read_only") });
-    out.push(Spec { then: Then::Disable, ..spec("demo inactive".into(), "read_only") });
-    out.push(Spec { valid_from: Some(Timestamp(now.0 + DAY_MS)), ..spec("demo not yet valid".into(), "read_only") });
-    out.push(Spec { env: "test", ..spec("demo test read_only".into(), "read_only") });
-    out.push(Spec { project: other.into(), ..spec(format!("demo {other} read_only"), "read_only") });
+    let read = &plan.read;
+    let label = &plan.read_name;
+    let mut out: Vec<Spec> = plan.grants.iter().map(|(name, grant)| spec(format!("demo {name}"), grant)).collect();
+    out.push(Spec { then: Then::Expire(Timestamp(now.0 - HOUR_MS)), ..spec("demo expired".into(), read) });
+    out.push(Spec { then: Then::Disable, ..spec("demo inactive".into(), read) });
+    out.push(Spec { valid_from: Some(Timestamp(now.0 + DAY_MS)), ..spec("demo not yet valid".into(), read) });
+    if plan.test_env {
+        out.push(Spec { env: "test", ..spec(format!("demo test {label}"), read) });
+    }
+    out.push(Spec { project: other.into(), ..spec(format!("demo {other} {label}"), read) });
     out
 }
 
@@ -99,9 +143,12 @@ fn create_command(spec: &Spec) -> Vec<String> {
         format!("--project={}", spec.project),
         format!("--name={}", spec.name),
         format!("--env={}", spec.env),
-        format!("--role={}", spec.role),
         "--meta=demo=true".to_string(),
     ];
+    match &spec.grant {
+        Grant::Role(role) => command.push(format!("--role={role}")),
+        Grant::Scopes(scopes) => command.extend(scopes.iter().map(|scope| format!("--scope={scope}"))),
+    }
     if let Some(from) = spec.valid_from {
         command.push(format!("--valid-from={}", from.to_rfc3339()));
     }
@@ -283,7 +330,7 @@ fn clean(text: &str) -> String {
 }
 
 /// The listing printed to stdout: a table with the plaintext keys and a curl example.
-fn listing(keys: &[Seeded], project: &str, gateway_url: &str, now: Timestamp) -> String {
+fn listing(keys: &[Seeded], project: &str, gateway_url: &str, now: Timestamp, plan: &Plan) -> String {
     let mut out = String::new();
     let row = |out: &mut String, cells: [&str; 6]| {
         let _ = writeln!(out, "{:<24} {:<16} {:<8} {:<5} {:<14} {}", cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]);
@@ -291,15 +338,21 @@ fn listing(keys: &[Seeded], project: &str, gateway_url: &str, now: Timestamp) ->
     row(&mut out, ["NAME", "ROLE", "PROJECT", "ENV", "STATUS", "KEY"]);
     for key in keys {
         let cells = ["name", "role", "project", "env"].map(|name| clean(key.field(name)));
-        row(&mut out, [&cells[0], &cells[1], &cells[2], &cells[3], state(&key.record, now), &clean(&key.key)]);
+        let grant = match key.record.get("scopes").and_then(Value::as_array) {
+            Some(scopes) if cells[1] == "-" => clean(&scopes.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")),
+            _ => cells[1].clone(),
+        };
+        row(&mut out, [&cells[0], &grant, &cells[2], &cells[3], state(&key.record, now), &clean(&key.key)]);
     }
-    let read_only = keys.iter().find(|k| {
-        k.field("role") == "read_only" && k.field("project") == project && k.field("env") == "live" && state(&k.record, now) == "active"
+    // The curl example uses the first active live key of the project with the plan's read grant.
+    let read_names: Vec<String> = plan.grants.iter().filter(|(_, grant)| *grant == plan.read).map(|(name, _)| format!("demo {name}")).collect();
+    let read = keys.iter().find(|k| {
+        read_names.iter().any(|n| n == k.field("name")) && k.field("project") == project && k.field("env") == "live" && state(&k.record, now) == "active"
     });
-    if let Some(key) = read_only {
+    if let Some(key) = read {
         let base = gateway_url.trim_end_matches('/');
-        let _ = writeln!(out, "\nTry the read_only key:");
-        let _ = writeln!(out, "curl -H \"Authorization: Bearer {}\" {base}/v1/public/cms/articles/items", clean(&key.key));
+        let _ = writeln!(out, "\nTry the {} key:", clean(&plan.read_name));
+        let _ = writeln!(out, "curl -H \"Authorization: Bearer {}\" {base}{}", clean(&key.key), clean(&plan.path));
     }
     out
 }
@@ -309,8 +362,8 @@ pub fn run(options: &Options) -> Result<(), String> {
     check_project(&options.project)?;
     let now = now_seconds_precision();
     let admin = Admin::new(options);
-    let seeded = seed(&admin, &specs(&options.project, now)).map_err(|e| format!("seeding demo keys failed: {e}"))?;
-    print!("{}", listing(&seeded, &options.project, &options.url, now_seconds_precision()));
+    let seeded = seed(&admin, &specs(&options.project, now, &options.plan)).map_err(|e| format!("seeding demo keys failed: {e}"))?;
+    print!("{}", listing(&seeded, &options.project, &options.url, now_seconds_precision(), &options.plan));
     Ok(())
 }
 
@@ -337,7 +390,7 @@ mod tests {
     const TOKEN: &str = "demo-test-admin-token-0123456789";
 
     fn options(url: &str, token: &str) -> Options {
-        Options { url: url.into(), prefix: "/_keygate/v1".into(), project: "acme".into(), token: token.into() }
+        Options { url: url.into(), prefix: "/_keygate/v1".into(), project: "acme".into(), token: token.into(), plan: Plan::default() }
     }
 
     /// A request as the fake admin API saw it.
@@ -425,10 +478,10 @@ mod tests {
 
     #[test]
     fn the_set_covers_every_role_and_each_refusal_case() {
-        let specs = specs("acme", NOW);
+        let specs = specs("acme", NOW, &Plan::default());
         for (role, _) in BUILTIN_ROLES {
             assert!(
-                specs.iter().any(|s| s.role == *role && s.env == "live" && s.project == "acme" && s.then == Then::Nothing && s.valid_from.is_none()),
+                specs.iter().any(|s| s.grant == Grant::Role(role.to_string()) && s.env == "live" && s.project == "acme" && s.then == Then::Nothing && s.valid_from.is_none()),
                 "{role}"
             );
         }
@@ -440,14 +493,14 @@ mod tests {
         let names: HashSet<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names.len(), specs.len(), "names are unique");
         assert!(specs.iter().any(|s| s.name == "demo read_only"));
-        assert!(super::specs("globex", NOW).iter().all(|s| s.project == "globex" || s.project == "initech"));
-        assert_eq!(super::specs("globex", NOW).iter().filter(|s| s.project == "initech").count(), 1);
+        assert!(super::specs("globex", NOW, &Plan::default()).iter().all(|s| s.project == "globex" || s.project == "initech"));
+        assert_eq!(super::specs("globex", NOW, &Plan::default()).iter().filter(|s| s.project == "initech").count(), 1);
     }
 
     #[test]
     fn commands_parse_as_keys_commands() {
         let admin = Admin::new(&options("http://127.0.0.1:9", "-looks-like-a-flag"));
-        for spec in specs("acme", NOW) {
+        for spec in specs("acme", NOW, &Plan::default()) {
             let mut commands = vec![create_command(&spec)];
             commands.extend(then_command(spec.then, "-odd-id"));
             for command in commands {
@@ -464,7 +517,7 @@ mod tests {
     fn seeding_sends_the_expected_requests_and_lists_every_key() {
         let api = FakeApi::start(None);
         let admin = Admin::new(&options(&api.url, TOKEN));
-        let specs = specs("acme", NOW);
+        let specs = specs("acme", NOW, &Plan::default());
         let seeded = seed(&admin, &specs).unwrap_or_else(|e| panic!("{e}"));
         let seen = api.finish();
 
@@ -497,7 +550,7 @@ mod tests {
         for wanted in ["expired", "inactive", "not yet valid"] {
             assert_eq!(states.iter().filter(|s| **s == wanted).count(), 1, "{wanted}");
         }
-        let text = listing(&seeded, "acme", "http://127.0.0.1:9999/", NOW);
+        let text = listing(&seeded, "acme", "http://127.0.0.1:9999/", NOW, &Plan::default());
         for key in &seeded {
             assert_eq!(text.matches(&key.key).count(), if key.field("name") == "demo read_only" { 2 } else { 1 });
         }
@@ -515,12 +568,12 @@ mod tests {
     fn a_failure_names_the_key_and_revokes_the_keys_already_made() {
         let api = FakeApi::start(Some(3));
         let admin = Admin::new(&options(&api.url, TOKEN));
-        let error = match seed(&admin, &specs("acme", NOW)) {
+        let error = match seed(&admin, &specs("acme", NOW, &Plan::default())) {
             Ok(_) => panic!("seeding must fail"),
             Err(error) => error,
         };
         let seen = api.finish();
-        let third = &specs("acme", NOW)[2].name;
+        let third = &specs("acme", NOW, &Plan::default())[2].name;
         assert!(error.starts_with(&format!("demo key {third:?} (acme): creating it failed: VALIDATION_FAILED: ")), "{error}");
         assert!(error.contains("role: unknown role"), "{error}");
         assert!(error.contains("revoked the 2 demo key(s)"), "{error}");
@@ -533,7 +586,7 @@ mod tests {
     fn a_wrong_token_fails_without_echoing_it() {
         let api = FakeApi::start(None);
         let admin = Admin::new(&options(&api.url, "wrong-token-zqxzqx"));
-        let error = seed(&admin, &specs("acme", NOW)).err().unwrap();
+        let error = seed(&admin, &specs("acme", NOW, &Plan::default())).err().unwrap();
         let seen = api.finish();
         assert_eq!(seen.len(), 1, "stops at the first failure");
         assert!(error.contains("UNAUTHORIZED"), "{error}");

@@ -84,6 +84,9 @@ mod native {
             /// Project the demo keys are bound to.
             #[arg(long, default_value = "acme")]
             project: String,
+            /// Make the demo keys of this seed profile (its [demo] table in profiles/NAME.toml).
+            #[arg(long, value_name = "NAME")]
+            profile: Option<String>,
         },
         /// Manage API keys through the gateway's admin API (token from KEYGATE_ADMIN_TOKEN).
         Keys(keys::KeysArgs),
@@ -101,7 +104,7 @@ mod native {
     pub fn main() -> ExitCode {
         let result = match Cli::parse().command {
             Command::DemoOrigin { host, port, label, audience } => run_demo_origin(host, port, label, audience),
-            Command::DemoKeys { url, prefix, project } => run_demo_keys(url, prefix, project),
+            Command::DemoKeys { url, prefix, project, profile } => run_demo_keys(url, prefix, project, profile),
             // Has its own exit codes (1 API error, 2 usage, 3 unreachable) and messages.
             Command::Keys(args) => return keys::main(&args),
             Command::ProfileVars { name, root } => profile::vars(&root, &name).map(|vars| {
@@ -119,7 +122,11 @@ mod native {
         }
     }
 
-    fn run_demo_keys(url: String, prefix: String, project: String) -> Result<(), String> {
+    fn run_demo_keys(url: String, prefix: String, project: String, profile: Option<String>) -> Result<(), String> {
+        let plan = match profile {
+            Some(name) => profile::demo(std::path::Path::new("."), &name)?,
+            None => demo_keys::Plan::default(),
+        };
         // Never echo the token, not even a malformed one.
         let token = match std::env::var("KEYGATE_ADMIN_TOKEN") {
             Ok(token) if !token.is_empty() => token,
@@ -131,7 +138,7 @@ mod native {
             }
             Err(std::env::VarError::NotUnicode(_)) => return Err("KEYGATE_ADMIN_TOKEN is not valid UTF-8".into()),
         };
-        demo_keys::run(&demo_keys::Options { url, prefix, project, token })
+        demo_keys::run(&demo_keys::Options { url, prefix, project, token, plan })
     }
 
     fn run_demo_origin(host: String, port: u16, label: String, audience: Option<String>) -> Result<(), String> {
