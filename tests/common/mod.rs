@@ -445,6 +445,19 @@ impl Gateway {
         let replay = |base: &str| captured.iter().fold(Req::to(base, "GET", path), |r, (n, v)| r.header(n, v)).send();
         (delivered, replay(test_origin), replay(&self.live_origin_url))
     }
+
+    /// [`Gateway::replay_test_key_request`], asserting that the captured headers still verify
+    /// at the test origin (so a refusal is not a broken replay) and that the live origin refuses
+    /// them as a signature mismatch.
+    pub fn assert_test_key_replay_refused_at_live(&self, path: &str) {
+        let (_, at_test, at_live) = self.replay_test_key_request(path);
+        assert_eq!((at_test.status, at_test.json()["origin"].as_str()), (200, Some("test")), "{}", at_test.body);
+        assert_eq!(at_live.status, 401, "{}", at_live.body);
+        let body = at_live.json();
+        assert_eq!(body["origin"], "live");
+        assert_eq!(body["error"]["code"], "ORIGIN_SIGNATURE_INVALID");
+        assert_eq!(body["error"]["details"]["reason"], "mismatch");
+    }
 }
 
 /// A small request builder over ureq that never treats a status as an error.
