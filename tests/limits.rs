@@ -233,7 +233,10 @@ fn fast_mode_tier_is_also_held_by_its_rate_limiting_binding() {
     let (key, _) = create(g, json!({"project":"fastbinding","name":"fb","role":"read_only","tier":"bound"}));
     let mut passed = 0;
     let mut refusal = None;
-    for _ in 0..80 {
+    // The binding counts in fixed 60 s windows: a slow run may cross one window boundary, so
+    // send enough requests that one of at most two windows must exceed 60 (well below the
+    // isolate's own 1000/min, so only the binding can refuse).
+    for _ in 0..130 {
         let response = get(g, &key);
         if response.status == 200 {
             passed += 1;
@@ -242,8 +245,8 @@ fn fast_mode_tier_is_also_held_by_its_rate_limiting_binding() {
             break;
         }
     }
-    let refusal = refusal.expect("the binding (60/min) must refuse before the isolate limit (1000/min)");
+    let refusal = refusal.expect("the binding (60/min) must refuse within 130 requests, long before the isolate limit (1000/min)");
     let body = refusal.assert_error(429, "RATE_LIMIT_EXCEEDED");
     assert_eq!(body["error"]["details"]["limit"], "minute");
-    assert!((1..=60).contains(&passed), "passed {passed} before the binding refused");
+    assert!((1..=120).contains(&passed), "passed {passed} before the binding refused (at most 60 per window, two windows at most)");
 }
