@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: setup build dev test unit integration clippy doc clean fuzz bench
+.PHONY: setup build dev test unit integration fmt clippy doc clean fuzz bench
 
 ## Install pinned tools (idempotent; fast when already installed).
 setup:
@@ -20,9 +20,10 @@ dev: setup
 	@cargo build --quiet --bin keygate
 	@bash scripts/dev.sh
 
-## API docs with warnings denied (broken intra-doc links fail), the fuzz targets still compile,
-## native unit tests, then integration tests against the real worker under wrangler dev.
-test: build doc
+## Formatting, lints (native and wasm32, warnings denied), API docs with warnings denied (broken
+## intra-doc links fail), the fuzz targets still compile, native unit tests, then integration
+## tests against the real worker under wrangler dev.
+test: build fmt clippy doc
 	cargo check --quiet --locked --manifest-path fuzz/Cargo.toml
 	cargo test --lib --bins
 	cargo test --test '*' -- --test-threads=8
@@ -42,6 +43,10 @@ fuzz:
 ## Benchmarks: load against a bare pass-through worker and keygate, plus native micro-benchmarks.
 bench:
 	@bash scripts/bench.sh
+
+## rustfmt.toml's style, checked (`cargo fmt --all` applies it).
+fmt:
+	cargo fmt --all --check
 
 clippy:
 	cargo clippy --all-targets -- -D warnings

@@ -8,6 +8,9 @@
 //! ns/op. With `KEYGATE_BENCH_JSON=<path>` the results are also written there as JSON
 //! (`scripts/bench.sh` merges them into `target/bench/report.json`).
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -139,56 +142,78 @@ fn main() {
         }
     };
     run(
-        &|| bench("key_parse", "KeyFormat::parse: length, prefix, env segment, base62, CRC32 checksum (constant-time compare)", || {
-            black_box(&key_format).parse(black_box(&key_text)).map(|p| p.env)
-        }),
+        &|| {
+            bench("key_parse", "KeyFormat::parse: length, prefix, env segment, base62, CRC32 checksum (constant-time compare)", || {
+                black_box(&key_format).parse(black_box(&key_text)).map(|p| p.env)
+            })
+        },
         "key_parse",
     );
     run(&|| bench("sha256", "KeyHash::of: SHA-256 of the 46-byte key", || KeyHash::of(black_box(&key_text))), "sha256");
     run(
-        &|| bench("policy_authorize", "policy::authorize: status, window, role→scopes, project, Origin (read_only key, GET route)", || {
-            policy::authorize(black_box(&record), black_box(&facts), &roles, &[], black_box(NOW_MS)).map(|g| g.scopes.len())
-        }),
+        &|| {
+            bench(
+                "policy_authorize",
+                "policy::authorize: status, window, role→scopes, project, Origin (read_only key, GET route)",
+                || policy::authorize(black_box(&record), black_box(&facts), &roles, &[], black_box(NOW_MS)).map(|g| g.scopes.len()),
+            )
+        },
         "policy_authorize",
     );
     run(
-        &|| bench("route_match", "RouteTable::find on DEFAULT_ROUTES, GET /v1/public/cms/articles/items/hello-world (2nd route, `*`)", || {
-            table.find(black_box("GET"), black_box(PATH)).map(|m| m.scopes.len())
-        }),
+        &|| {
+            bench(
+                "route_match",
+                "RouteTable::find on DEFAULT_ROUTES, GET /v1/public/cms/articles/items/hello-world (2nd route, `*`)",
+                || table.find(black_box("GET"), black_box(PATH)).map(|m| m.scopes.len()),
+            )
+        },
         "route_match",
     );
     run(
-        &|| bench("header_render", "limit::headers::render: 3 limits (pro tier) → RateLimit-Policy, RateLimit, X-RateLimit-*", || {
-            headers::render(black_box(&specs), black_box(&decision), black_box(1_800_000_000), None)
-        }),
+        &|| {
+            bench("header_render", "limit::headers::render: 3 limits (pro tier) → RateLimit-Policy, RateLimit, X-RateLimit-*", || {
+                headers::render(black_box(&specs), black_box(&decision), black_box(1_800_000_000), None)
+            })
+        },
         "header_render",
     );
     run(
-        &|| bench("limit_decide", "limit::algorithm::decide: 3 limits (fast mode's per-isolate decision)", || {
-            let mut s = states.clone();
-            decide(black_box(&specs), &mut s, black_box(NOW_MS + 1))
-        }),
+        &|| {
+            bench("limit_decide", "limit::algorithm::decide: 3 limits (fast mode's per-isolate decision)", || {
+                let mut s = states.clone();
+                decide(black_box(&specs), &mut s, black_box(NOW_MS + 1))
+            })
+        },
         "limit_decide",
     );
     run(
-        &|| bench("core_verify", "parse + hash + authorize together (the issue's \"core verify\")", || {
-            let parsed = key_format.parse(black_box(&key_text)).expect("valid");
-            let hash = parsed.key.hash();
-            let facts = RequestFacts { key_env: parsed.env, route: &route, origin: None };
-            (hash, policy::authorize(black_box(&record), &facts, &roles, &[], NOW_MS).map(|g| g.scopes.len()))
-        }),
+        &|| {
+            bench("core_verify", "parse + hash + authorize together (the issue's \"core verify\")", || {
+                let parsed = key_format.parse(black_box(&key_text)).expect("valid");
+                let hash = parsed.key.hash();
+                let facts = RequestFacts { key_env: parsed.env, route: &route, origin: None };
+                (hash, policy::authorize(black_box(&record), &facts, &roles, &[], NOW_MS).map(|g| g.scopes.len()))
+            })
+        },
         "core_verify",
     );
     run(
-        &|| bench("core_request", "extract + canonical check + route + parse + hash + authorize (hot path's pure part, cache lookup excluded)", || {
-            let credential::Credential(presented) = credential::extract(Some(black_box(&authorization)), None).expect("credential");
-            check_canonical(black_box(PATH)).expect("canonical");
-            let route = table.find("GET", PATH).expect("route");
-            let parsed = key_format.parse(presented).expect("valid");
-            let hash = parsed.key.hash();
-            let facts = RequestFacts { key_env: parsed.env, route: &route, origin: None };
-            (hash, policy::authorize(&record, &facts, &roles, &[], NOW_MS).map(|g| g.scopes.len()))
-        }),
+        &|| {
+            bench(
+                "core_request",
+                "extract + canonical check + route + parse + hash + authorize (hot path's pure part, cache lookup excluded)",
+                || {
+                    let credential::Credential(presented) = credential::extract(Some(black_box(&authorization)), None).expect("credential");
+                    check_canonical(black_box(PATH)).expect("canonical");
+                    let route = table.find("GET", PATH).expect("route");
+                    let parsed = key_format.parse(presented).expect("valid");
+                    let hash = parsed.key.hash();
+                    let facts = RequestFacts { key_env: parsed.env, route: &route, origin: None };
+                    (hash, policy::authorize(&record, &facts, &roles, &[], NOW_MS).map(|g| g.scopes.len()))
+                },
+            )
+        },
         "core_request",
     );
 

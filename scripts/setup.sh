@@ -16,6 +16,14 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   rustup target add wasm32-unknown-unknown
 fi
 
+# make test checks formatting and lints.
+for component in rustfmt clippy; do
+  if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+    log "adding rust component $component"
+    rustup component add "$component"
+  fi
+done
+
 installed_version() { # $1 = binary, prints its version or nothing
   command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null | awk '{print $NF}' || true
 }

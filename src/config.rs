@@ -252,15 +252,51 @@ impl fmt::Display for ConfigError {
 
 /// Every variable name keygate reads (the glue uses this to collect them).
 pub const SETTINGS: &[&str] = &[
-    "KEY_PREFIX", "KEY_PREFIXES", "KEY_ENV_SEGMENTS", "AUTH_HEADER", "API_KEY_HEADER", "ROUTES", "ROLES", "BUILTIN_ROLES", "SCOPES",
-    "CACHE_TTL_SECONDS", "NEGATIVE_CACHE_TTL_SECONDS", "CACHE_MAX_ENTRIES", "KV_CACHE_TTL_SECONDS",
-    "ORIGIN_URL", "ORIGIN_URL_TEST", "ORIGIN_SIGNING_SECRET", "ORIGIN_SIGNING_SECRET_TEST",
-    "CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_METHODS", "CORS_ALLOWED_HEADERS", "CORS_MAX_AGE_SECONDS",
-    "ADMIN_PREFIX", "ADMIN_MAX_BODY_BYTES", "ADMIN_TOKEN",
-    "ADMIN_AUTH_FAILURES_PER_ADDRESS", "ADMIN_AUTH_FAILURES_GLOBAL", "ADMIN_AUTH_WINDOW_SECONDS",
-    "TIERS", "DEFAULT_TIER", "LIMIT_MODE", "RATE_LIMIT_FAILURE", "LIMITER_FAULT", "KEYGATE_TEST_MODE", "KV_FAULT",
-    "ORIGIN_TIMEOUT_MS", "LAST_USED_REPORT_SECONDS", "ADMIN_FACADE",
-    "ERROR_DIALECT", "ERROR_MAP", "QUOTA_CODE", "TEST_KEY_ON_LIVE_ROUTE", "EMPTY_SCOPES", "UNMATCHED", "PROTECTED_PREFIXES", "RATE_LIMIT_HEADER_LIMIT",
+    "KEY_PREFIX",
+    "KEY_PREFIXES",
+    "KEY_ENV_SEGMENTS",
+    "AUTH_HEADER",
+    "API_KEY_HEADER",
+    "ROUTES",
+    "ROLES",
+    "BUILTIN_ROLES",
+    "SCOPES",
+    "CACHE_TTL_SECONDS",
+    "NEGATIVE_CACHE_TTL_SECONDS",
+    "CACHE_MAX_ENTRIES",
+    "KV_CACHE_TTL_SECONDS",
+    "ORIGIN_URL",
+    "ORIGIN_URL_TEST",
+    "ORIGIN_SIGNING_SECRET",
+    "ORIGIN_SIGNING_SECRET_TEST",
+    "CORS_ALLOWED_ORIGINS",
+    "CORS_ALLOWED_METHODS",
+    "CORS_ALLOWED_HEADERS",
+    "CORS_MAX_AGE_SECONDS",
+    "ADMIN_PREFIX",
+    "ADMIN_MAX_BODY_BYTES",
+    "ADMIN_TOKEN",
+    "ADMIN_AUTH_FAILURES_PER_ADDRESS",
+    "ADMIN_AUTH_FAILURES_GLOBAL",
+    "ADMIN_AUTH_WINDOW_SECONDS",
+    "TIERS",
+    "DEFAULT_TIER",
+    "LIMIT_MODE",
+    "RATE_LIMIT_FAILURE",
+    "LIMITER_FAULT",
+    "KEYGATE_TEST_MODE",
+    "KV_FAULT",
+    "ORIGIN_TIMEOUT_MS",
+    "LAST_USED_REPORT_SECONDS",
+    "ADMIN_FACADE",
+    "ERROR_DIALECT",
+    "ERROR_MAP",
+    "QUOTA_CODE",
+    "TEST_KEY_ON_LIVE_ROUTE",
+    "EMPTY_SCOPES",
+    "UNMATCHED",
+    "PROTECTED_PREFIXES",
+    "RATE_LIMIT_HEADER_LIMIT",
 ];
 
 /// Every scope a route requires, and every concrete scope a role grants, must be in the scope
@@ -304,22 +340,25 @@ impl Config {
             return Err(err("API_KEY_HEADER", "must differ from AUTH_HEADER"));
         }
 
-        let routes = RouteTable::from_json(&get("ROUTES").unwrap_or_else(|| DEFAULT_ROUTES.into()))
-            .map_err(|e| err("ROUTES", e))?;
+        let routes = RouteTable::from_json(&get("ROUTES").unwrap_or_else(|| DEFAULT_ROUTES.into())).map_err(|e| err("ROUTES", e))?;
         if routes.is_empty() {
             return Err(err("ROUTES", "must contain at least one route"));
         }
         let builtin_roles = match get("BUILTIN_ROLES").as_deref().map(|v| v.trim_matches('"')) {
             None | Some("on") => true,
             Some("off") => false,
-            Some(_) => return Err(err("BUILTIN_ROLES", "must be \"on\" (the seven built-in roles, ROLES adds or replaces) or \"off\" (exactly ROLES)")),
+            Some(_) => {
+                return Err(err(
+                    "BUILTIN_ROLES",
+                    "must be \"on\" (the seven built-in roles, ROLES adds or replaces) or \"off\" (exactly ROLES)",
+                ))
+            }
         };
         let roles = match get("ROLES") {
             None if builtin_roles => Roles::builtin(),
             None => Roles::only(BTreeMap::new()).map_err(|e| err("ROLES", e))?,
             Some(text) => {
-                let listed: BTreeMap<String, Vec<String>> =
-                    serde_json::from_str(&text).map_err(|e| err("ROLES", e.to_string()))?;
+                let listed: BTreeMap<String, Vec<String>> = serde_json::from_str(&text).map_err(|e| err("ROLES", e.to_string()))?;
                 let roles = if builtin_roles { Roles::with_overrides(listed) } else { Roles::only(listed) };
                 roles.map_err(|e| err("ROLES", e))?
             }
@@ -358,7 +397,8 @@ impl Config {
                 secret => Ok(secret),
             }
         };
-        let live_secret = secret("ORIGIN_SIGNING_SECRET")?.ok_or_else(|| err("ORIGIN_SIGNING_SECRET", "is required (wrangler secret put)"))?;
+        let live_secret =
+            secret("ORIGIN_SIGNING_SECRET")?.ok_or_else(|| err("ORIGIN_SIGNING_SECRET", "is required (wrangler secret put)"))?;
         // Checked even while ORIGIN_URL_TEST is unset, so a short secret is never left lying around.
         let test_secret = secret("ORIGIN_SIGNING_SECRET_TEST")?;
         let origin_live = OriginTarget { url: live_url, audience: live_audience, signer: Signer::new(live_secret.as_bytes()) };
@@ -375,8 +415,7 @@ impl Config {
                 Some(text) => serde_json::from_str(&text).map_err(|e| err("CORS_ALLOWED_ORIGINS", e.to_string()))?,
             },
             allowed_methods: get("CORS_ALLOWED_METHODS").unwrap_or_else(|| "GET, HEAD, POST, OPTIONS".into()),
-            allowed_headers: get("CORS_ALLOWED_HEADERS")
-                .unwrap_or_else(|| format!("{auth_header}, {api_key_header}, content-type")),
+            allowed_headers: get("CORS_ALLOWED_HEADERS").unwrap_or_else(|| format!("{auth_header}, {api_key_header}, content-type")),
             max_age_seconds: number("CORS_MAX_AGE_SECONDS", 600, 86_400)? as u32,
         };
 
@@ -384,7 +423,9 @@ impl Config {
         let admin_prefix = admin_prefix.trim_end_matches('/').to_string();
         let prefix_ok = admin_prefix.starts_with('/')
             && admin_prefix.len() > 1
-            && admin_prefix[1..].split('/').all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) && s != "." && s != "..");
+            && admin_prefix[1..]
+                .split('/')
+                .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) && s != "." && s != "..");
         if !prefix_ok {
             return Err(err("ADMIN_PREFIX", "must be an absolute path like /_keygate/v1"));
         }
@@ -416,17 +457,22 @@ impl Config {
             return Err(err("ADMIN_AUTH_FAILURES_GLOBAL", "must be at least ADMIN_AUTH_FAILURES_PER_ADDRESS"));
         }
 
-        let tiers: BTreeMap<String, Tier> = serde_json::from_str(&get("TIERS").unwrap_or_else(|| DEFAULT_TIERS.into()))
-            .map_err(|e| err("TIERS", e.to_string()))?;
+        let tiers: BTreeMap<String, Tier> =
+            serde_json::from_str(&get("TIERS").unwrap_or_else(|| DEFAULT_TIERS.into())).map_err(|e| err("TIERS", e.to_string()))?;
         for (name, tier) in &tiers {
-            if !(1..=32).contains(&name.len()) || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
+            if !(1..=32).contains(&name.len())
+                || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            {
                 return Err(err("TIERS", format!("tier name {name:?} must be 1-32 chars of a-z, 0-9, _ or -")));
             }
             validate_new_specs(&tier.limits).map_err(|e| err("TIERS", format!("tier {name:?}: {e}")))?;
             if let Some(fast) = &tier.fast_binding {
                 let limit = tier.limits.iter().find(|l| l.name == fast.limit);
                 if !limit.is_some_and(|l| l.window_seconds == 10 || l.window_seconds == 60) {
-                    return Err(err("TIERS", format!("tier {name:?}: fast_binding.limit must name one of its limits with a 10 or 60 s window")));
+                    return Err(err(
+                        "TIERS",
+                        format!("tier {name:?}: fast_binding.limit must name one of its limits with a 10 or 60 s window"),
+                    ));
                 }
                 if fast.binding.is_empty() || !fast.binding.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                     return Err(err("TIERS", format!("tier {name:?}: fast_binding.binding must be a binding name")));
@@ -534,7 +580,8 @@ fn key_format(get: &impl Fn(&str) -> Option<String>) -> Result<KeyFormat, Config
         (Some(_), Some(_)) => return Err(err("KEY_PREFIXES", "set KEY_PREFIX or KEY_PREFIXES, not both")),
         (Some(prefix), None) => (vec![prefix], "KEY_PREFIX"),
         (None, Some(text)) => {
-            let list: Vec<String> = serde_json::from_str(&text).map_err(|_| err("KEY_PREFIXES", "must be a JSON list of prefixes, the first minting new keys"))?;
+            let list: Vec<String> = serde_json::from_str(&text)
+                .map_err(|_| err("KEY_PREFIXES", "must be a JSON list of prefixes, the first minting new keys"))?;
             (list, "KEY_PREFIXES")
         }
         (None, None) => (vec!["kg".to_string()], "KEY_PREFIX"),
@@ -544,14 +591,17 @@ fn key_format(get: &impl Fn(&str) -> Option<String>) -> Result<KeyFormat, Config
         None => KeyFormat::default_segments(),
         Some("none") => Vec::new(),
         Some(text) => {
-            let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).map_err(|_| err("KEY_ENV_SEGMENTS", SEGMENTS_SHAPE))?;
+            let map: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(text).map_err(|_| err("KEY_ENV_SEGMENTS", SEGMENTS_SHAPE))?;
             let mut segments = Vec::new();
             // Live first, so the lists' own order decides which name mints.
             for env in [KeyEnv::Live, KeyEnv::Test] {
                 let names = match map.get(env.as_str()) {
                     None => continue,
                     Some(serde_json::Value::String(name)) => vec![name.clone()],
-                    Some(value) => serde_json::from_value::<Vec<String>>(value.clone()).map_err(|_| err("KEY_ENV_SEGMENTS", SEGMENTS_SHAPE))?,
+                    Some(value) => {
+                        serde_json::from_value::<Vec<String>>(value.clone()).map_err(|_| err("KEY_ENV_SEGMENTS", SEGMENTS_SHAPE))?
+                    }
                 };
                 if names.is_empty() {
                     return Err(err("KEY_ENV_SEGMENTS", format!("names no segment for {env} keys (leave {env} out instead)")));
@@ -592,10 +642,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn base() -> HashMap<&'static str, String> {
-        HashMap::from([
-            ("ORIGIN_URL", "http://127.0.0.1:8788/".to_string()),
-            ("ORIGIN_SIGNING_SECRET", "0123456789abcdef0123".to_string()),
-        ])
+        HashMap::from([("ORIGIN_URL", "http://127.0.0.1:8788/".to_string()), ("ORIGIN_SIGNING_SECRET", "0123456789abcdef0123".to_string())])
     }
 
     fn parse(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
@@ -670,15 +717,35 @@ mod tests {
         let rows: Vec<(&str, Vec<(&'static str, &str)>, KeyFormat)> = vec![
             ("unset: today's format", vec![], KeyFormat::default()),
             ("one prefix", vec![("KEY_PREFIX", "acme")], KeyFormat::standard("acme").unwrap()),
-            ("a list of prefixes", vec![("KEY_PREFIXES", r#"["optimo","kg"]"#)], KeyFormat::new(vec!["optimo".into(), "kg".into()], KeyFormat::default_segments()).unwrap()),
+            (
+                "a list of prefixes",
+                vec![("KEY_PREFIXES", r#"["optimo","kg"]"#)],
+                KeyFormat::new(vec!["optimo".into(), "kg".into()], KeyFormat::default_segments()).unwrap(),
+            ),
             (
                 "OptimoCMS: live and sandbox, old test segment still accepted",
                 vec![("KEY_PREFIXES", r#"["optimo","kg"]"#), ("KEY_ENV_SEGMENTS", r#"{"test":["sandbox","test"],"live":"live"}"#)],
-                KeyFormat::new(vec!["optimo".into(), "kg".into()], vec![("live".into(), KeyEnv::Live), ("sandbox".into(), KeyEnv::Test), ("test".into(), KeyEnv::Test)]).unwrap(),
+                KeyFormat::new(
+                    vec!["optimo".into(), "kg".into()],
+                    vec![("live".into(), KeyEnv::Live), ("sandbox".into(), KeyEnv::Test), ("test".into(), KeyEnv::Test)],
+                )
+                .unwrap(),
             ),
-            ("Ovok: no segment", vec![("KEY_PREFIX", "cmspub"), ("KEY_ENV_SEGMENTS", "none")], KeyFormat::new(vec!["cmspub".into()], vec![]).unwrap()),
-            ("no segment as an empty object", vec![("KEY_PREFIX", "cmspub"), ("KEY_ENV_SEGMENTS", "{}")], KeyFormat::new(vec!["cmspub".into()], vec![]).unwrap()),
-            ("live only", vec![("KEY_ENV_SEGMENTS", r#"{"live":["live"]}"#)], KeyFormat::new(vec!["kg".into()], vec![("live".into(), KeyEnv::Live)]).unwrap()),
+            (
+                "Ovok: no segment",
+                vec![("KEY_PREFIX", "cmspub"), ("KEY_ENV_SEGMENTS", "none")],
+                KeyFormat::new(vec!["cmspub".into()], vec![]).unwrap(),
+            ),
+            (
+                "no segment as an empty object",
+                vec![("KEY_PREFIX", "cmspub"), ("KEY_ENV_SEGMENTS", "{}")],
+                KeyFormat::new(vec!["cmspub".into()], vec![]).unwrap(),
+            ),
+            (
+                "live only",
+                vec![("KEY_ENV_SEGMENTS", r#"{"live":["live"]}"#)],
+                KeyFormat::new(vec!["kg".into()], vec![("live".into(), KeyEnv::Live)]).unwrap(),
+            ),
         ];
         for (what, settings, expected) in rows {
             let mut vars = base();
@@ -720,7 +787,11 @@ mod tests {
             ("routes empty", "ROUTES", Some("[]")),
             ("roles bad scope", "ROLES", Some(r#"{"x":["BAD"]}"#)),
             ("role granting a scope outside the catalogue", "ROLES", Some(r#"{"x":["contnet:read"]}"#)),
-            ("route requiring a scope outside the catalogue", "ROUTES", Some(r#"[{"methods":["GET"],"path":"/x","scopes":["content:raed"]}]"#)),
+            (
+                "route requiring a scope outside the catalogue",
+                "ROUTES",
+                Some(r#"[{"methods":["GET"],"path":"/x","scopes":["content:raed"]}]"#),
+            ),
             ("builtin roles neither on nor off", "BUILTIN_ROLES", Some("maybe")),
             ("scopes with wildcard", "SCOPES", Some(r#"["content:*"]"#)),
             ("ttl not a number", "CACHE_TTL_SECONDS", Some("soon")),
@@ -750,9 +821,21 @@ mod tests {
             ("admin auth window zero", "ADMIN_AUTH_WINDOW_SECONDS", Some("0")),
             ("tiers not json", "TIERS", Some("free")),
             ("tier with bad limit", "TIERS", Some(r#"{"x":{"limits":[{"name":"m","limit":0,"window_seconds":60}]}}"#)),
-            ("tier with a rate above one per microsecond", "TIERS", Some(r#"{"x":{"limits":[{"name":"s","limit":1000001,"window_seconds":1}]}}"#)),
-            ("fast binding for an unknown limit", "TIERS", Some(r#"{"x":{"limits":[{"name":"m","limit":5,"window_seconds":60}],"fast_binding":{"binding":"RL","limit":"hour"}}}"#)),
-            ("fast binding on a 30 s window", "TIERS", Some(r#"{"x":{"limits":[{"name":"m","limit":5,"window_seconds":30}],"fast_binding":{"binding":"RL","limit":"m"}}}"#)),
+            (
+                "tier with a rate above one per microsecond",
+                "TIERS",
+                Some(r#"{"x":{"limits":[{"name":"s","limit":1000001,"window_seconds":1}]}}"#),
+            ),
+            (
+                "fast binding for an unknown limit",
+                "TIERS",
+                Some(r#"{"x":{"limits":[{"name":"m","limit":5,"window_seconds":60}],"fast_binding":{"binding":"RL","limit":"hour"}}}"#),
+            ),
+            (
+                "fast binding on a 30 s window",
+                "TIERS",
+                Some(r#"{"x":{"limits":[{"name":"m","limit":5,"window_seconds":30}],"fast_binding":{"binding":"RL","limit":"m"}}}"#),
+            ),
             ("unknown default tier", "DEFAULT_TIER", Some("platinum")),
             ("bad limit mode", "LIMIT_MODE", Some("strict")),
             ("bad failure policy", "RATE_LIMIT_FAILURE", Some("maybe")),

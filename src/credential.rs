@@ -38,7 +38,8 @@ pub fn refuse_key_in_query(query: &str, format: &KeyFormat) -> Result<(), Gatewa
     if !format.prefixes().iter().any(|prefix| query.contains(prefix.as_str())) {
         return Ok(());
     }
-    let leaked = query.split('&').map(|pair| pair.split_once('=').map_or(pair, |(_, value)| value)).any(|value| format.parse(value).is_ok());
+    let leaked =
+        query.split('&').map(|pair| pair.split_once('=').map_or(pair, |(_, value)| value)).any(|value| format.parse(value).is_ok());
     if leaked {
         return Err(bad("API keys are not accepted in the URL, which ends up in logs and histories: send the key in 'Authorization: Bearer <key>' or 'X-Api-Key', and roll a key that was sent in a URL"));
     }
@@ -93,12 +94,16 @@ mod tests {
     fn a_key_in_the_query_string_is_refused_and_other_queries_pass() {
         use crate::key::KeyEnv;
         let kg = KeyFormat::default();
-        let migrated = KeyFormat::new(vec!["optimo".into(), "kg".into()], vec![("live".into(), KeyEnv::Live), ("sandbox".into(), KeyEnv::Test)]).unwrap();
+        let migrated =
+            KeyFormat::new(vec!["optimo".into(), "kg".into()], vec![("live".into(), KeyEnv::Live), ("sandbox".into(), KeyEnv::Test)])
+                .unwrap();
         let no_segment = KeyFormat::new(vec!["cmspub".into()], Vec::new()).unwrap();
         let key = kg.generate(KeyEnv::Live).unwrap();
         let key = key.expose();
-        let old_sandbox = crate::key::assemble("kg", KeyEnv::Live, "abcdefghijklmnopqrstuvwxyzABCDEF").expose().replacen("_live_", "_sandbox_", 1);
-        let old_sandbox = format!("{}{}", &old_sandbox[..old_sandbox.len() - 6], crate::key::checksum(&old_sandbox[..old_sandbox.len() - 6]));
+        let old_sandbox =
+            crate::key::assemble("kg", KeyEnv::Live, "abcdefghijklmnopqrstuvwxyzABCDEF").expose().replacen("_live_", "_sandbox_", 1);
+        let old_sandbox =
+            format!("{}{}", &old_sandbox[..old_sandbox.len() - 6], crate::key::checksum(&old_sandbox[..old_sandbox.len() - 6]));
         let optimo = migrated.generate(KeyEnv::Test).unwrap();
         let cmspub = no_segment.generate(KeyEnv::Live).unwrap();
         let rows = [

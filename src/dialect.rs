@@ -98,9 +98,24 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// are not here: the admin API keeps keygate's shape; `CONFIG_INVALID` is answered before any
 /// config exists.) A test holds the list to the error enum.
 pub const GATEWAY_CODES: &[&str] = &[
-    "MISSING_KEY", "BAD_REQUEST", "ROUTE_NOT_FOUND", "ROUTE_NOT_ALLOWED", "INVALID_KEY", "KEY_REVOKED", "KEY_DISABLED",
-    "KEY_NOT_YET_VALID", "KEY_EXPIRED", "INSUFFICIENT_SCOPE", "PROJECT_MISMATCH", "ORIGIN_NOT_ALLOWED",
-    "ENVIRONMENT_MISMATCH", "STORE_UNAVAILABLE", "ORIGIN_UNAVAILABLE", "ORIGIN_TIMEOUT", "RATE_LIMIT_EXCEEDED", "QUOTA_EXCEEDED",
+    "MISSING_KEY",
+    "BAD_REQUEST",
+    "ROUTE_NOT_FOUND",
+    "ROUTE_NOT_ALLOWED",
+    "INVALID_KEY",
+    "KEY_REVOKED",
+    "KEY_DISABLED",
+    "KEY_NOT_YET_VALID",
+    "KEY_EXPIRED",
+    "INSUFFICIENT_SCOPE",
+    "PROJECT_MISMATCH",
+    "ORIGIN_NOT_ALLOWED",
+    "ENVIRONMENT_MISMATCH",
+    "STORE_UNAVAILABLE",
+    "ORIGIN_UNAVAILABLE",
+    "ORIGIN_TIMEOUT",
+    "RATE_LIMIT_EXCEEDED",
+    "QUOTA_EXCEEDED",
 ];
 
 fn err(setting: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -134,7 +149,8 @@ impl Refusals {
         };
         let map: BTreeMap<String, ErrorOverride> = match get("ERROR_MAP") {
             None => BTreeMap::new(),
-            Some(text) => serde_json::from_str(&text).map_err(|e| err("ERROR_MAP", format!("must be an object of code → {{status, code, message}}: {e}")))?,
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| err("ERROR_MAP", format!("must be an object of code → {{status, code, message}}: {e}")))?,
         };
         for (internal, entry) in &map {
             if !GATEWAY_CODES.contains(&internal.as_str()) {
@@ -146,7 +162,11 @@ impl Refusals {
             if entry.status.is_some_and(|s| !(400..=599).contains(&s)) {
                 return Err(err("ERROR_MAP", format!("{internal}: status must be from 400 to 599")));
             }
-            if entry.code.as_deref().is_some_and(|c| !(1..=64).contains(&c.len()) || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))) {
+            if entry
+                .code
+                .as_deref()
+                .is_some_and(|c| !(1..=64).contains(&c.len()) || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b)))
+            {
                 return Err(err("ERROR_MAP", format!("{internal}: code must be 1-64 letters, digits, _ . : or -")));
             }
             if entry.message.as_deref().is_some_and(|m| m.trim().is_empty() || m.len() > 500 || m.chars().any(char::is_control)) {
@@ -181,7 +201,9 @@ impl Refusals {
             ErrorDialect::Keygate => (JSON, nested(&code, &message, error.details(), request_id, timestamp)),
             ErrorDialect::Optimo => {
                 let details = match error {
-                    GatewayError::RateLimitExceeded { retry_after, .. } | GatewayError::QuotaExceeded { retry_after, .. } => json!({ "retryAfter": retry_after }),
+                    GatewayError::RateLimitExceeded { retry_after, .. } | GatewayError::QuotaExceeded { retry_after, .. } => {
+                        json!({ "retryAfter": retry_after })
+                    }
                     other => other.details(),
                 };
                 (JSON, nested(&code, &message, details, request_id, timestamp))
@@ -217,7 +239,9 @@ fn rate_limit_message(retry_after: u64) -> String {
 fn optimo(error: &GatewayError, status: u16, code: &str, message: String) -> (String, String) {
     let message = match error {
         GatewayError::InsufficientScope { missing } => format!("API key does not have scope: {}", missing.join(", ")),
-        GatewayError::RateLimitExceeded { retry_after, .. } | GatewayError::QuotaExceeded { retry_after, .. } => rate_limit_message(*retry_after),
+        GatewayError::RateLimitExceeded { retry_after, .. } | GatewayError::QuotaExceeded { retry_after, .. } => {
+            rate_limit_message(*retry_after)
+        }
         _ => message,
     };
     let code = match status {
@@ -344,13 +368,25 @@ mod tests {
     fn dialect_table() {
         // (dialect, representative refusal) → (status, public code, message).
         let rows: Vec<(&str, &str, u16, &str, &str)> = vec![
-            ("keygate", "401 missing key", 401, "MISSING_KEY", "No API key was sent. Use 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'."),
+            (
+                "keygate",
+                "401 missing key",
+                401,
+                "MISSING_KEY",
+                "No API key was sent. Use 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'.",
+            ),
             ("keygate", "401 revoked", 401, "KEY_REVOKED", "The API key has been revoked."),
             ("keygate", "403 scope", 403, "INSUFFICIENT_SCOPE", "The API key does not have scope: pages:write."),
             ("keygate", "429 rate", 429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded. Try again in 45 seconds."),
             ("keygate", "429 quota", 429, "QUOTA_EXCEEDED", "Quota exceeded. It resets in 3600 seconds."),
             ("keygate", "503 store", 503, "STORE_UNAVAILABLE", "The key store is unavailable. Try again shortly."),
-            ("optimo", "401 missing key", 401, "UNAUTHORIZED", "No API key was sent. Use 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'."),
+            (
+                "optimo",
+                "401 missing key",
+                401,
+                "UNAUTHORIZED",
+                "No API key was sent. Use 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'.",
+            ),
             ("optimo", "401 revoked", 401, "UNAUTHORIZED", "The API key has been revoked."),
             ("optimo", "403 scope", 403, "FORBIDDEN", "API key does not have scope: pages:write"),
             ("optimo", "429 rate", 429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded. Try again in 45 seconds."),
@@ -362,7 +398,13 @@ mod tests {
             ("octopost", "429 rate", 429, "rate_limit_exceeded", "Rate limit exceeded. Try again in 45 seconds."),
             ("octopost", "429 quota", 429, "quota_exceeded", "Quota exceeded. It resets in 3600 seconds."),
             ("octopost", "503 store", 503, "store_unavailable", "The key store is unavailable. Try again shortly."),
-            ("problem", "401 missing key", 401, "MISSING_KEY", "No API key was sent. Use 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'."),
+            (
+                "problem",
+                "401 missing key",
+                401,
+                "MISSING_KEY",
+                "No API key was sent. Use 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'.",
+            ),
             ("problem", "401 revoked", 401, "KEY_REVOKED", "The API key has been revoked."),
             ("problem", "403 scope", 403, "INSUFFICIENT_SCOPE", "The API key does not have scope: pages:write."),
             ("problem", "429 rate", 429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded. Try again in 45 seconds."),
@@ -391,10 +433,14 @@ mod tests {
 
         let optimo = dialect("optimo");
         let body = json_of(&optimo.render(&rate, "req_abc123", AT));
-        assert_eq!(body, json!({
-            "error": {"code": "RATE_LIMIT_EXCEEDED", "message": "Rate limit exceeded. Try again in 45 seconds.", "details": {"retryAfter": 45}},
-            "meta": {"requestId": "req_abc123", "timestamp": AT},
-        }), "the seed's 429 body exactly");
+        assert_eq!(
+            body,
+            json!({
+                "error": {"code": "RATE_LIMIT_EXCEEDED", "message": "Rate limit exceeded. Try again in 45 seconds.", "details": {"retryAfter": 45}},
+                "meta": {"requestId": "req_abc123", "timestamp": AT},
+            }),
+            "the seed's 429 body exactly"
+        );
         let body = json_of(&optimo.render(&E::QuotaExceeded { limit: "daily".into(), retry_after: 60 }, ID, AT));
         assert_eq!(body["error"]["details"], json!({"retryAfter": 60}));
         assert_eq!(json_of(&optimo.render(&scope, ID, AT))["error"]["details"]["requiredScopes"][0], "pages:write");
@@ -405,10 +451,13 @@ mod tests {
 
         let problem = dialect("problem").render(&scope, ID, AT);
         assert_eq!(problem.content_type, "application/problem+json");
-        assert_eq!(json_of(&problem), json!({
-            "type": "about:blank", "title": "Forbidden", "status": 403,
-            "detail": "The API key does not have scope: pages:write.", "code": "INSUFFICIENT_SCOPE", "requestId": ID,
-        }));
+        assert_eq!(
+            json_of(&problem),
+            json!({
+                "type": "about:blank", "title": "Forbidden", "status": 403,
+                "detail": "The API key does not have scope: pages:write.", "code": "INSUFFICIENT_SCOPE", "requestId": ID,
+            })
+        );
         assert_eq!(json_of(&dialect("problem").render(&rate, ID, AT))["title"], "Too Many Requests");
     }
 
@@ -441,7 +490,8 @@ mod tests {
         assert_eq!(body["error"]["message"], "Rate limit exceeded. Try again in 10 seconds.");
         assert_eq!(body["error"]["details"], json!({"retryAfter": 10, "limit": "daily"}));
 
-        let live_only = refusals(&[("TEST_KEY_ON_LIVE_ROUTE", "401"), ("ERROR_DIALECT", "octopost")]).unwrap().render(&E::EnvironmentMismatch, ID, AT);
+        let live_only =
+            refusals(&[("TEST_KEY_ON_LIVE_ROUTE", "401"), ("ERROR_DIALECT", "octopost")]).unwrap().render(&E::EnvironmentMismatch, ID, AT);
         assert_eq!(live_only.status, 401);
         assert_eq!(live_only.body, r#"{"error":"Invalid or expired API key","code":"unauthorized"}"#);
         assert!(live_only.www_authenticate.unwrap().contains("error_description=\"ENVIRONMENT_MISMATCH\""), "a 401 always challenges");
@@ -469,7 +519,12 @@ mod tests {
         for (what, setting, vars) in rows {
             assert_eq!(refusals(vars).unwrap_err().setting, setting, "{what}");
         }
-        for good in [("ERROR_DIALECT", "problem"), ("QUOTA_CODE", "distinct"), ("TEST_KEY_ON_LIVE_ROUTE", "401"), ("TEST_KEY_ON_LIVE_ROUTE", "\"403\"")] {
+        for good in [
+            ("ERROR_DIALECT", "problem"),
+            ("QUOTA_CODE", "distinct"),
+            ("TEST_KEY_ON_LIVE_ROUTE", "401"),
+            ("TEST_KEY_ON_LIVE_ROUTE", "\"403\""),
+        ] {
             assert!(refusals(&[good]).is_ok(), "{good:?}");
         }
     }

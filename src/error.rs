@@ -167,9 +167,7 @@ impl GatewayError {
     /// Human-readable message.
     pub fn message(&self) -> String {
         match self {
-            GatewayError::MissingKey => {
-                "No API key was sent. Use 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'.".into()
-            }
+            GatewayError::MissingKey => "No API key was sent. Use 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'.".into(),
             GatewayError::BadRequest { reason } => format!("Bad request: {reason}."),
             GatewayError::RouteNotFound => "No route matches this method and path.".into(),
             GatewayError::RouteNotAllowed => "This API key may not use this method and path.".into(),
@@ -183,9 +181,7 @@ impl GatewayError {
             }
             GatewayError::ProjectMismatch => "The API key belongs to another project.".into(),
             GatewayError::OriginNotAllowed => "The request's Origin is not allowed for this API key.".into(),
-            GatewayError::EnvironmentMismatch => {
-                "This environment's API keys cannot be used here: no origin is configured for it.".into()
-            }
+            GatewayError::EnvironmentMismatch => "This environment's API keys cannot be used here: no origin is configured for it.".into(),
             GatewayError::StoreUnavailable => "The key store is unavailable. Try again shortly.".into(),
             GatewayError::OriginUnavailable => "The origin could not be reached.".into(),
             GatewayError::OriginTimeout => "The origin did not answer in time.".into(),
@@ -259,14 +255,10 @@ impl GatewayError {
             // RFC 6750 §3.1: no error code when the request carried no credential at all.
             GatewayError::MissingKey => Some(REALM.to_string()),
             GatewayError::Unauthorized => Some("Bearer realm=\"keygate-admin\"".to_string()),
-            GatewayError::InsufficientScope { missing } => Some(format!(
-                "{REALM}, error=\"insufficient_scope\", scope=\"{}\"",
-                missing.join(" ")
-            )),
-            other if other.status() == 401 => Some(format!(
-                "{REALM}, error=\"invalid_token\", error_description=\"{}\"",
-                other.code()
-            )),
+            GatewayError::InsufficientScope { missing } => {
+                Some(format!("{REALM}, error=\"insufficient_scope\", scope=\"{}\"", missing.join(" ")))
+            }
+            other if other.status() == 401 => Some(format!("{REALM}, error=\"invalid_token\", error_description=\"{}\"", other.code())),
             _ => None,
         }
     }
@@ -320,14 +312,33 @@ pub(crate) mod tests {
     #[test]
     fn status_and_code_table() {
         let expected = [
-            (401, "MISSING_KEY"), (400, "BAD_REQUEST"), (404, "ROUTE_NOT_FOUND"), (403, "ROUTE_NOT_ALLOWED"),
-            (401, "INVALID_KEY"), (401, "INVALID_KEY"), (401, "KEY_REVOKED"), (401, "KEY_DISABLED"),
-            (401, "KEY_NOT_YET_VALID"), (401, "KEY_EXPIRED"), (403, "INSUFFICIENT_SCOPE"),
-            (403, "PROJECT_MISMATCH"), (403, "ORIGIN_NOT_ALLOWED"), (403, "ENVIRONMENT_MISMATCH"),
-            (503, "STORE_UNAVAILABLE"), (502, "ORIGIN_UNAVAILABLE"), (504, "ORIGIN_TIMEOUT"), (500, "CONFIG_INVALID"),
-            (401, "UNAUTHORIZED"), (429, "ADMIN_AUTH_THROTTLED"), (404, "NOT_FOUND"), (400, "VALIDATION_FAILED"), (409, "CONFLICT"),
-            (413, "PAYLOAD_TOO_LARGE"), (415, "UNSUPPORTED_MEDIA_TYPE"),
-            (429, "RATE_LIMIT_EXCEEDED"), (429, "QUOTA_EXCEEDED"),
+            (401, "MISSING_KEY"),
+            (400, "BAD_REQUEST"),
+            (404, "ROUTE_NOT_FOUND"),
+            (403, "ROUTE_NOT_ALLOWED"),
+            (401, "INVALID_KEY"),
+            (401, "INVALID_KEY"),
+            (401, "KEY_REVOKED"),
+            (401, "KEY_DISABLED"),
+            (401, "KEY_NOT_YET_VALID"),
+            (401, "KEY_EXPIRED"),
+            (403, "INSUFFICIENT_SCOPE"),
+            (403, "PROJECT_MISMATCH"),
+            (403, "ORIGIN_NOT_ALLOWED"),
+            (403, "ENVIRONMENT_MISMATCH"),
+            (503, "STORE_UNAVAILABLE"),
+            (502, "ORIGIN_UNAVAILABLE"),
+            (504, "ORIGIN_TIMEOUT"),
+            (500, "CONFIG_INVALID"),
+            (401, "UNAUTHORIZED"),
+            (429, "ADMIN_AUTH_THROTTLED"),
+            (404, "NOT_FOUND"),
+            (400, "VALIDATION_FAILED"),
+            (409, "CONFLICT"),
+            (413, "PAYLOAD_TOO_LARGE"),
+            (415, "UNSUPPORTED_MEDIA_TYPE"),
+            (429, "RATE_LIMIT_EXCEEDED"),
+            (429, "QUOTA_EXCEEDED"),
         ];
         assert_eq!(all().len(), expected.len());
         for (error, (status, code)) in all().iter().zip(expected) {

@@ -10,8 +10,7 @@ use crate::error::GatewayError;
 use crate::key::KeyEnv;
 use crate::policy::Grant;
 use crate::signature::{
-    SignedIdentity, HEADER_ENV, HEADER_KEY_ID, HEADER_PREFIX, HEADER_PROJECT, HEADER_SCOPES, HEADER_SIGNATURE,
-    HEADER_TIMESTAMP,
+    SignedIdentity, HEADER_ENV, HEADER_KEY_ID, HEADER_PREFIX, HEADER_PROJECT, HEADER_SCOPES, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 
 /// What the glue must do to forward a granted request.
@@ -25,9 +24,7 @@ pub struct ForwardPlan {
 
 /// Whether a client header must not reach the origin.
 pub fn strips_header(config: &Config, lowercase_name: &str) -> bool {
-    lowercase_name == config.auth_header
-        || lowercase_name == config.api_key_header
-        || lowercase_name.starts_with(HEADER_PREFIX)
+    lowercase_name == config.auth_header || lowercase_name == config.api_key_header || lowercase_name.starts_with(HEADER_PREFIX)
 }
 
 /// What follows the authority of an absolute URL (`http://h:1/p?q` → `/p?q`), `None` when
@@ -152,7 +149,9 @@ mod tests {
         let config = config(None);
         let plan = plan(&config, &grant(KeyEnv::Live), "POST", "/v1/cms/a/items?x=1", 1_000).unwrap();
         let lookup = |name: &str| plan.add_headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
-        let identity = verify(SECRET, &audience("http://127.0.0.1:9000"), "POST", "/v1/cms/a/items?x=1", lookup, 1_000, DEFAULT_TOLERANCE_SECONDS).unwrap();
+        let identity =
+            verify(SECRET, &audience("http://127.0.0.1:9000"), "POST", "/v1/cms/a/items?x=1", lookup, 1_000, DEFAULT_TOLERANCE_SECONDS)
+                .unwrap();
         assert_eq!(identity.key_id, "key_1");
         assert_eq!(identity.project, "acme");
         assert_eq!(identity.scopes, "content:read");

@@ -99,14 +99,12 @@ impl KeyFormatError {
 
 /// Whether `prefix` is an acceptable key prefix: 2–12 lowercase ASCII letters or digits.
 pub fn is_valid_prefix(prefix: &str) -> bool {
-    (2..=MAX_PREFIX_LEN).contains(&prefix.len())
-        && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    (2..=MAX_PREFIX_LEN).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// Whether `segment` is an acceptable environment segment: 1–16 lowercase ASCII letters or digits.
 pub fn is_valid_segment(segment: &str) -> bool {
-    (1..=MAX_SEGMENT_LEN).contains(&segment.len())
-        && segment.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    (1..=MAX_SEGMENT_LEN).contains(&segment.len()) && segment.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// A plaintext API key. Printing it shows only a hint; use [`PlaintextKey::expose`] on purpose.
@@ -578,7 +576,8 @@ mod tests {
     const BODY: &str = "abcdefghijklmnopqrstuvwxyzABCDEF";
 
     fn format(prefixes: &[&str], segments: &[(&str, KeyEnv)]) -> KeyFormat {
-        KeyFormat::new(prefixes.iter().map(|p| p.to_string()).collect(), segments.iter().map(|(s, e)| (s.to_string(), *e)).collect()).unwrap()
+        KeyFormat::new(prefixes.iter().map(|p| p.to_string()).collect(), segments.iter().map(|(s, e)| (s.to_string(), *e)).collect())
+            .unwrap()
     }
 
     /// OptimoCMS-like: `optimo` mints, `kg` still accepted; `live` and `sandbox` (test).
@@ -618,8 +617,18 @@ mod tests {
             ("second prefix, sandbox", optimo(), with_checksum("kg_sandbox_"), KeyEnv::Test),
             ("second prefix, live", optimo(), with_checksum("kg_live_"), KeyEnv::Live),
             ("no segment: live", cmspub(), with_checksum("cmspub_"), KeyEnv::Live),
-            ("two segments for test, the second", format(&["kg"], &[("live", KeyEnv::Live), ("sandbox", KeyEnv::Test), ("test", KeyEnv::Test)]), with_checksum("kg_test_"), KeyEnv::Test),
-            ("longest prefix and segment", format(&["abcdefghijkl"], &[("abcdefghijklmnop", KeyEnv::Live)]), with_checksum("abcdefghijkl_abcdefghijklmnop_"), KeyEnv::Live),
+            (
+                "two segments for test, the second",
+                format(&["kg"], &[("live", KeyEnv::Live), ("sandbox", KeyEnv::Test), ("test", KeyEnv::Test)]),
+                with_checksum("kg_test_"),
+                KeyEnv::Test,
+            ),
+            (
+                "longest prefix and segment",
+                format(&["abcdefghijkl"], &[("abcdefghijklmnop", KeyEnv::Live)]),
+                with_checksum("abcdefghijkl_abcdefghijklmnop_"),
+                KeyEnv::Live,
+            ),
         ];
         for (what, format, input, env) in rows {
             let parsed = format.parse(&input).unwrap_or_else(|e| panic!("{what}: {e:?}"));
@@ -638,14 +647,34 @@ mod tests {
         let rows: Vec<(&str, KeyFormat, String, KeyFormatError)> = vec![
             ("prefix not accepted", optimo(), with_checksum("acme12_live_"), KeyFormatError::WrongPrefix),
             ("a prefix's prefix", optimo(), with_checksum("optim_live__"), KeyFormatError::WrongPrefix),
-            ("old prefix before it is added", format(&["optimo"], &[("live", KeyEnv::Live)]), with_checksum("kg_live_"), KeyFormatError::BadLength),
-            ("old prefix before it is added, where the lengths agree", format(&["optimo"], &[("live", KeyEnv::Live), ("sandbox", KeyEnv::Test)]), with_checksum("kg_sandbox_x"), KeyFormatError::WrongPrefix),
+            (
+                "old prefix before it is added",
+                format(&["optimo"], &[("live", KeyEnv::Live)]),
+                with_checksum("kg_live_"),
+                KeyFormatError::BadLength,
+            ),
+            (
+                "old prefix before it is added, where the lengths agree",
+                format(&["optimo"], &[("live", KeyEnv::Live), ("sandbox", KeyEnv::Test)]),
+                with_checksum("kg_sandbox_x"),
+                KeyFormatError::WrongPrefix,
+            ),
             ("unknown segment", optimo(), with_checksum("optimo_prod_"), KeyFormatError::WrongEnvironment),
             ("default segment not configured", optimo(), with_checksum("optimo_test_"), KeyFormatError::WrongEnvironment),
             ("uppercase segment", optimo(), with_checksum("optimo_LIVE_"), KeyFormatError::WrongEnvironment),
             ("segment present when none is configured", cmspub(), with_checksum("cmspub_live_"), KeyFormatError::BadLength),
-            ("segment present when none is configured, the length fitting another prefix", format(&["cmspub", "cmspubabcde"], &[]), with_checksum("cmspub_abcd_"), KeyFormatError::BadLength),
-            ("segment present when none is configured, inside a body's length", cmspub(), with_checksum("cmspub_live_")[..45].to_string(), KeyFormatError::BadCharacter),
+            (
+                "segment present when none is configured, the length fitting another prefix",
+                format(&["cmspub", "cmspubabcde"], &[]),
+                with_checksum("cmspub_abcd_"),
+                KeyFormatError::BadLength,
+            ),
+            (
+                "segment present when none is configured, inside a body's length",
+                cmspub(),
+                with_checksum("cmspub_live_")[..45].to_string(),
+                KeyFormatError::BadCharacter,
+            ),
             ("no segment when segments are configured", optimo(), with_checksum("optimo_1234"), KeyFormatError::WrongEnvironment),
             ("unknown segment under the second prefix", optimo(), with_checksum("kg_optimoo_"), KeyFormatError::WrongEnvironment),
             ("a length no prefix/segment pair makes", optimo(), with_checksum("kg_optimo_"), KeyFormatError::BadLength),
@@ -713,7 +742,17 @@ mod tests {
 
     #[test]
     fn parse_never_panics_on_odd_input_for_any_format() {
-        let inputs = ["_".to_string(), "__".into(), "kg_".into(), "kg__".into(), "cmspub_é".into(), "optimo_sandbox_".into(), "ü".repeat(23), "_".repeat(46), format!("kg_live_{}", "é".repeat(19))];
+        let inputs = [
+            "_".to_string(),
+            "__".into(),
+            "kg_".into(),
+            "kg__".into(),
+            "cmspub_é".into(),
+            "optimo_sandbox_".into(),
+            "ü".repeat(23),
+            "_".repeat(46),
+            format!("kg_live_{}", "é".repeat(19)),
+        ];
         for format in [kg(), optimo(), cmspub()] {
             for input in &inputs {
                 assert!(format.parse(input).is_err(), "{input}");
@@ -757,10 +796,7 @@ mod tests {
     #[test]
     fn hash_is_sha256_hex_and_storage_key_is_prefixed() {
         let hash = KeyHash::of("abc");
-        assert_eq!(
-            hash.to_hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hash.to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(hash.storage_key(), format!("key:{}", hash.to_hex()));
         assert_eq!(KeyHash::from_hex(&hash.to_hex()), Some(hash));
         assert_eq!(hash.short(), "ba7816bf");
@@ -769,8 +805,16 @@ mod tests {
 
     #[test]
     fn prefix_rules() {
-        for (prefix, ok) in [("kg", true), ("acme2", true), ("abcdefghijkl", true), ("k", false),
-            ("abcdefghijklm", false), ("Kg", false), ("k_g", false), ("", false)] {
+        for (prefix, ok) in [
+            ("kg", true),
+            ("acme2", true),
+            ("abcdefghijkl", true),
+            ("k", false),
+            ("abcdefghijklm", false),
+            ("Kg", false),
+            ("k_g", false),
+            ("", false),
+        ] {
             assert_eq!(is_valid_prefix(prefix), ok, "{prefix}");
         }
     }

@@ -35,7 +35,13 @@ pub struct Grant {
 
 /// Decides whether `record` may make this request at `now_ms` (unix millis). A key with neither
 /// role nor scopes holds `empty_grant` ([`crate::config::Config::empty_grant`]).
-pub fn authorize(record: &KeyRecord, facts: &RequestFacts<'_>, roles: &Roles, empty_grant: &[String], now_ms: i64) -> Result<Grant, GatewayError> {
+pub fn authorize(
+    record: &KeyRecord,
+    facts: &RequestFacts<'_>,
+    roles: &Roles,
+    empty_grant: &[String],
+    now_ms: i64,
+) -> Result<Grant, GatewayError> {
     check_standing(record, facts.key_env, now_ms)?;
     if facts.route.envs.is_some_and(|envs| !envs.contains(&record.env)) {
         return Err(GatewayError::EnvironmentMismatch);
@@ -129,23 +135,88 @@ mod tests {
             ("active read_only reads", base.clone(), &["content:read"], None, None, Ok(())),
             ("revoked", with(&|r| r.status = Status::Revoked), &["content:read"], None, None, Err("KEY_REVOKED")),
             ("inactive", with(&|r| r.status = Status::Inactive), &["content:read"], None, None, Err("KEY_DISABLED")),
-            ("revoked beats expired", with(&|r| { r.status = Status::Revoked; r.valid_to = Some(Timestamp(0)) }), &[], None, None, Err("KEY_REVOKED")),
+            (
+                "revoked beats expired",
+                with(&|r| {
+                    r.status = Status::Revoked;
+                    r.valid_to = Some(Timestamp(0))
+                }),
+                &[],
+                None,
+                None,
+                Err("KEY_REVOKED"),
+            ),
             ("not yet valid", with(&|r| r.valid_from = Some(Timestamp(NOW + 1))), &[], None, None, Err("KEY_NOT_YET_VALID")),
             ("valid from now", with(&|r| r.valid_from = Some(Timestamp(NOW))), &[], None, None, Ok(())),
             ("expired at the instant", with(&|r| r.valid_to = Some(Timestamp(NOW))), &[], None, None, Err("KEY_EXPIRED")),
             ("valid until later", with(&|r| r.valid_to = Some(Timestamp(NOW + 1))), &[], None, None, Ok(())),
             ("missing scope", base.clone(), &["content:write"], None, None, Err("INSUFFICIENT_SCOPE")),
             ("no role no scopes", with(&|r| r.role = None), &["content:read"], None, None, Err("INSUFFICIENT_SCOPE")),
-            ("explicit scope", with(&|r| { r.role = None; r.scopes = vec!["content:write".into()] }), &["content:write"], None, None, Ok(())),
-            ("wildcard scope", with(&|r| { r.role = None; r.scopes = vec!["content:*".into()] }), &["content:write"], None, None, Ok(())),
+            (
+                "explicit scope",
+                with(&|r| {
+                    r.role = None;
+                    r.scopes = vec!["content:write".into()]
+                }),
+                &["content:write"],
+                None,
+                None,
+                Ok(()),
+            ),
+            (
+                "wildcard scope",
+                with(&|r| {
+                    r.role = None;
+                    r.scopes = vec!["content:*".into()]
+                }),
+                &["content:write"],
+                None,
+                None,
+                Ok(()),
+            ),
             ("same project", base.clone(), &["content:read"], Some("acme"), None, Ok(())),
             ("other project", base.clone(), &["content:read"], Some("globex"), None, Err("PROJECT_MISMATCH")),
             ("scope checked before project", base.clone(), &["content:write"], Some("globex"), None, Err("INSUFFICIENT_SCOPE")),
-            ("origin allowed", with(&|r| r.allowed_origins = Some(vec!["https://acme.example".into()])), &[], None, Some("https://acme.example"), Ok(())),
-            ("origin case-insensitive", with(&|r| r.allowed_origins = Some(vec!["https://acme.example".into()])), &[], None, Some("HTTPS://ACME.EXAMPLE"), Ok(())),
-            ("origin refused", with(&|r| r.allowed_origins = Some(vec!["https://acme.example".into()])), &[], None, Some("https://evil.example"), Err("ORIGIN_NOT_ALLOWED")),
-            ("origin required when list set", with(&|r| r.allowed_origins = Some(vec!["https://acme.example".into()])), &[], None, None, Err("ORIGIN_NOT_ALLOWED")),
-            ("empty list allows no origin", with(&|r| r.allowed_origins = Some(vec![])), &[], None, Some("https://acme.example"), Err("ORIGIN_NOT_ALLOWED")),
+            (
+                "origin allowed",
+                with(&|r| r.allowed_origins = Some(vec!["https://acme.example".into()])),
+                &[],
+                None,
+                Some("https://acme.example"),
+                Ok(()),
+            ),
+            (
+                "origin case-insensitive",
+                with(&|r| r.allowed_origins = Some(vec!["https://acme.example".into()])),
+                &[],
+                None,
+                Some("HTTPS://ACME.EXAMPLE"),
+                Ok(()),
+            ),
+            (
+                "origin refused",
+                with(&|r| r.allowed_origins = Some(vec!["https://acme.example".into()])),
+                &[],
+                None,
+                Some("https://evil.example"),
+                Err("ORIGIN_NOT_ALLOWED"),
+            ),
+            (
+                "origin required when list set",
+                with(&|r| r.allowed_origins = Some(vec!["https://acme.example".into()])),
+                &[],
+                None,
+                None,
+                Err("ORIGIN_NOT_ALLOWED"),
+            ),
+            (
+                "empty list allows no origin",
+                with(&|r| r.allowed_origins = Some(vec![])),
+                &[],
+                None,
+                Some("https://acme.example"),
+                Err("ORIGIN_NOT_ALLOWED"),
+            ),
             ("env mismatch is invalid", with(&|r| r.env = KeyEnv::Test), &[], None, None, Err("INVALID_KEY")),
         ];
         for (what, record, scopes, project, origin, expected) in rows {
@@ -183,12 +254,20 @@ mod tests {
         let grant = authorize(&bare, &facts, &Roles::builtin(), &catalogue, NOW).unwrap();
         assert_eq!(grant.scopes, catalogue, "EMPTY_SCOPES=all: the catalogue, listed");
         bare.status = Status::Revoked;
-        assert_eq!(authorize(&bare, &facts, &Roles::builtin(), &catalogue, NOW).unwrap_err().code(), "KEY_REVOKED", "full access is not standing");
+        assert_eq!(
+            authorize(&bare, &facts, &Roles::builtin(), &catalogue, NOW).unwrap_err().code(),
+            "KEY_REVOKED",
+            "full access is not standing"
+        );
         let outside = vec!["reports:read".to_string()];
         let route = RouteMatch { scopes: &outside, ..route.clone() };
         let facts = RequestFacts { key_env: KeyEnv::Live, route: &route, origin: None };
         bare.status = Status::Active;
-        assert_eq!(authorize(&bare, &facts, &Roles::builtin(), &catalogue, NOW).unwrap_err().code(), "INSUFFICIENT_SCOPE", "only the catalogue");
+        assert_eq!(
+            authorize(&bare, &facts, &Roles::builtin(), &catalogue, NOW).unwrap_err().code(),
+            "INSUFFICIENT_SCOPE",
+            "only the catalogue"
+        );
     }
 
     #[test]

@@ -109,9 +109,10 @@ impl RouteTable {
                 return None;
             }
             let params = match_segments(&route.segments, &segments)?;
-            let project = route.project_param.as_ref().and_then(|name| {
-                params.iter().find(|(param, _)| param == name).map(|(_, value)| value.to_string())
-            });
+            let project = route
+                .project_param
+                .as_ref()
+                .and_then(|name| params.iter().find(|(param, _)| param == name).map(|(_, value)| value.to_string()));
             Some(RouteMatch { scopes: &route.scopes, project, pattern: &route.pattern, envs: route.envs.as_deref() })
         })
     }
@@ -246,7 +247,8 @@ impl Unmatched {
         let prefixes = match get("PROTECTED_PREFIXES") {
             None => None,
             Some(text) => {
-                let list: Vec<String> = serde_json::from_str(&text).map_err(|e| err("PROTECTED_PREFIXES", format!("must be a JSON list of paths: {e}")))?;
+                let list: Vec<String> =
+                    serde_json::from_str(&text).map_err(|e| err("PROTECTED_PREFIXES", format!("must be a JSON list of paths: {e}")))?;
                 if list.is_empty() {
                     return Err(err("PROTECTED_PREFIXES", "must name at least one prefix (unset it to protect every path)".into()));
                 }
@@ -344,7 +346,8 @@ mod tests {
 
     #[test]
     fn env_restriction_is_carried_to_the_match() {
-        let table = RouteTable::from_json(r#"[{"methods":["GET"],"path":"/live/*","envs":["live"]},{"methods":["GET"],"path":"/any"}]"#).unwrap();
+        let table =
+            RouteTable::from_json(r#"[{"methods":["GET"],"path":"/live/*","envs":["live"]},{"methods":["GET"],"path":"/any"}]"#).unwrap();
         assert_eq!(table.find("GET", "/live/x").unwrap().envs, Some(&[KeyEnv::Live][..]));
         assert_eq!(table.find("GET", "/any").unwrap().envs, None);
         assert!(RouteTable::from_json(r#"[{"methods":["GET"],"path":"/x","envs":[]}]"#).is_err());

@@ -38,19 +38,10 @@ pub const DEFAULT_SCOPES: &[&str] = &[
 /// Built-in roles (Octavia seed), smallest first in spirit: pick the least that works.
 pub const BUILTIN_ROLES: &[(&str, &[&str])] = &[
     ("super_admin", &["*"]),
-    (
-        "admin",
-        &["content:*", "media:*", "taxonomy:*", "translations:*", "team:*", "settings:read"],
-    ),
+    ("admin", &["content:*", "media:*", "taxonomy:*", "translations:*", "team:*", "settings:read"]),
     ("managing_editor", &["content:*", "media:*", "taxonomy:*", "translations:*"]),
-    (
-        "publisher",
-        &["content:read", "content:publish", "media:read", "taxonomy:read", "translations:*"],
-    ),
-    (
-        "editor",
-        &["content:read", "content:write", "media:read", "media:write", "taxonomy:read", "translations:*"],
-    ),
+    ("publisher", &["content:read", "content:publish", "media:read", "taxonomy:read", "translations:*"]),
+    ("editor", &["content:read", "content:write", "media:read", "media:write", "taxonomy:read", "translations:*"]),
     ("writer", &["content:read", "content:write", "media:read", "media:write"]),
     ("read_only", &["content:read", "media:read", "taxonomy:read", "translations:read"]),
 ];
@@ -73,8 +64,7 @@ pub fn is_valid_requirement(text: &str) -> bool {
 }
 
 fn is_valid_part(part: &str) -> bool {
-    (1..=32).contains(&part.len())
-        && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    (1..=32).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Whether one granted scope (possibly a wildcard) covers a concrete required scope.
@@ -123,10 +113,8 @@ impl Default for Roles {
 impl Roles {
     /// The seven built-in roles.
     pub fn builtin() -> Roles {
-        let by_name = BUILTIN_ROLES
-            .iter()
-            .map(|(name, scopes)| (name.to_string(), scopes.iter().map(|s| s.to_string()).collect()))
-            .collect();
+        let by_name =
+            BUILTIN_ROLES.iter().map(|(name, scopes)| (name.to_string(), scopes.iter().map(|s| s.to_string()).collect())).collect();
         Roles { by_name }
     }
 
@@ -184,11 +172,7 @@ pub fn effective_scopes(roles: &Roles, role: Option<&str>, explicit: &[String]) 
 
 /// The required scopes that `granted` does not cover (empty = allowed).
 pub fn missing_scopes<'r>(granted: &[String], required: &'r [String]) -> Vec<&'r str> {
-    required
-        .iter()
-        .filter(|need| !granted.iter().any(|have| grant_covers(have, need)))
-        .map(String::as_str)
-        .collect()
+    required.iter().filter(|need| !granted.iter().any(|have| grant_covers(have, need))).map(String::as_str).collect()
 }
 
 #[cfg(test)]
@@ -228,10 +212,7 @@ mod tests {
     fn builtin_roles_are_the_seven_of_the_seed() {
         let roles = Roles::builtin();
         let names: Vec<&str> = roles.names().collect();
-        assert_eq!(
-            names,
-            ["admin", "editor", "managing_editor", "publisher", "read_only", "super_admin", "writer"]
-        );
+        assert_eq!(names, ["admin", "editor", "managing_editor", "publisher", "read_only", "super_admin", "writer"]);
         for (name, scopes) in BUILTIN_ROLES {
             assert!(scopes.iter().all(|s| is_valid_grant(s)), "{name}");
         }
@@ -240,9 +221,7 @@ mod tests {
     #[test]
     fn role_capabilities_follow_the_seed_table() {
         let roles = Roles::builtin();
-        let can = |role: &str, scope: &str| {
-            missing_scopes(&effective_scopes(&roles, Some(role), &[]), &strings(&[scope])).is_empty()
-        };
+        let can = |role: &str, scope: &str| missing_scopes(&effective_scopes(&roles, Some(role), &[]), &strings(&[scope])).is_empty();
         // (role, scope, allowed) — one row per sentence of the seed's role table.
         let rows = [
             ("super_admin", "billing:write", true),

@@ -49,8 +49,7 @@ impl LastUse {
         }
         self.last_report_ms = Some(now_ms);
         self.keys = 0;
-        let mut batch: Vec<ProjectReport> =
-            self.pending.drain().map(|(project, keys)| (project, keys.into_iter().collect())).collect();
+        let mut batch: Vec<ProjectReport> = self.pending.drain().map(|(project, keys)| (project, keys.into_iter().collect())).collect();
         batch.sort();
         Some(batch)
     }

@@ -383,10 +383,7 @@ mod tests {
     fn signature_is_hmac_sha256_hex() {
         // Independent check of the HMAC construction against RFC 4231 test case 2.
         let mac = mac(b"Jefe", "what do ya want for nothing?");
-        assert_eq!(
-            hex::encode(mac.finalize().into_bytes()),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
+        assert_eq!(hex::encode(mac.finalize().into_bytes()), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
         assert!(identity().sign(b"secret").starts_with("v2="));
         assert_eq!(identity().sign(b"secret").len(), 3 + 64);
     }
@@ -394,7 +391,8 @@ mod tests {
     #[test]
     fn keyed_signer_signs_exactly_the_canonical_string() {
         let signer = Signer::new(b"secret");
-        for (timestamp, method) in [(0, "GET"), (9, "get"), (10, "Post"), (1_800_000_000, "PATCH"), (u64::MAX, "a-very-long-custom-method")] {
+        for (timestamp, method) in [(0, "GET"), (9, "get"), (10, "Post"), (1_800_000_000, "PATCH"), (u64::MAX, "a-very-long-custom-method")]
+        {
             for audience in [LIVE, "http://127.0.0.1:8789"] {
                 let id = SignedIdentity { audience: audience.into(), timestamp, method: method.into(), ..identity() };
                 let expected = format!("v2={}", hex::encode(mac(b"secret", &id.canonical()).finalize().into_bytes()));
@@ -466,7 +464,12 @@ mod tests {
         let hex_part = &signature[3..];
         assert!(hex_part.bytes().any(|b| b.is_ascii_lowercase()), "the fixture must have letters to change the case of");
         let first_letter = hex_part.find(|c: char| c.is_ascii_lowercase()).unwrap();
-        let mixed = format!("v2={}{}{}", &hex_part[..first_letter], hex_part[first_letter..=first_letter].to_ascii_uppercase(), &hex_part[first_letter + 1..]);
+        let mixed = format!(
+            "v2={}{}{}",
+            &hex_part[..first_letter],
+            hex_part[first_letter..=first_letter].to_ascii_uppercase(),
+            &hex_part[first_letter + 1..]
+        );
         let timestamp = id.timestamp.to_string();
         let rows: Vec<(&str, &str, String)> = vec![
             ("timestamp with plus sign", HEADER_TIMESTAMP, format!("+{timestamp}")),

@@ -45,8 +45,7 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Timestamp::parse_rfc3339(&text)
-            .ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 timestamp"))
+        Timestamp::parse_rfc3339(&text).ok_or_else(|| serde::de::Error::custom("expected an RFC 3339 timestamp"))
     }
 }
 
@@ -89,9 +88,7 @@ fn days_in_month(year: i64, month: i64) -> i64 {
 
 fn digits(bytes: &[u8], from: usize, count: usize) -> Option<i64> {
     let slice = bytes.get(from..from + count)?;
-    slice.iter().try_fold(0i64, |acc, &b| {
-        b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0'))
-    })
+    slice.iter().try_fold(0i64, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0')))
 }
 
 fn parse_rfc3339(text: &str) -> Option<i64> {
@@ -146,13 +143,16 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
                 return None;
             }
             let total = hours * 60 + minutes;
-            if *sign == b'-' { -total } else { total }
+            if *sign == b'-' {
+                -total
+            } else {
+                total
+            }
         }
         _ => return None,
     };
     // A leap second is folded into the next second, as most systems do.
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
-        - offset_minutes * 60;
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
     // The instant itself must lie in years 0000–9999 (UTC), or it could not be written back:
     // `0000-01-01T00:00:00+01:00` is in year -1, `9999-12-31T23:59:59-01:00` in year 10000.
     let millis = seconds * 1000 + millis;

@@ -1,6 +1,9 @@
 //! Admin API against the real worker under `wrangler dev`: every endpoint, every validation
 //! error, and the key lifecycle end to end through the gateway.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;
@@ -239,7 +242,8 @@ fn lifecycle_end_to_end_through_the_gateway() {
     // The audit log tells the story, without key material.
     let audit = g.admin("GET", &format!("/keys/{id}/audit")).send();
     assert_eq!(audit.status, 200, "{}", audit.body);
-    let actions: Vec<String> = audit.json()["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_string()).collect();
+    let actions: Vec<String> =
+        audit.json()["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_string()).collect();
     assert_eq!(actions, ["created", "disabled", "enabled", "updated", "updated", "updated", "updated", "rolled", "revoked"]);
     for plaintext in [&key, &second, &third_key] {
         assert!(!audit.body.contains(plaintext.as_str()));
@@ -254,7 +258,10 @@ fn update_changes_role_scopes_name_origins_and_meta() {
     let write = g.request("POST", "/v1/cms/articles/items").bearer(&key).json(&json!({"t":1})).send();
     write.assert_error(403, "INSUFFICIENT_SCOPE");
     let updated = patch(g, id, json!({"name":"after","role":"writer","meta":{"k":"v"},"allowed_origins":["https://a.example"]}));
-    assert_eq!((updated["name"].as_str(), updated["role"].as_str(), updated["revision"].as_u64()), (Some("after"), Some("writer"), Some(2)));
+    assert_eq!(
+        (updated["name"].as_str(), updated["role"].as_str(), updated["revision"].as_u64()),
+        (Some("after"), Some("writer"), Some(2))
+    );
     let write = g.request("POST", "/v1/cms/articles/items").bearer(&key).header("Origin", "https://a.example").json(&json!({"t":1})).send();
     assert_eq!(write.status, 201, "{}", write.body);
     g.request("GET", LIST).bearer(&key).send().assert_error(403, "ORIGIN_NOT_ALLOWED");
@@ -272,7 +279,11 @@ fn create_validation_errors_name_each_field() {
         ("empty name", json!({"project":"acme","name":"","role":"writer"}), &["name"]),
         ("long name", json!({"project":"acme","name":"x".repeat(101),"role":"writer"}), &["name"]),
         ("valid_to in the past", json!({"project":"acme","name":"n","role":"writer","valid_to":"2020-01-01T00:00:00Z"}), &["valid_to"]),
-        ("valid_to before valid_from", json!({"project":"acme","name":"n","role":"writer","valid_from":"2031-01-01T00:00:00Z","valid_to":"2030-01-01T00:00:00Z"}), &["valid_to"]),
+        (
+            "valid_to before valid_from",
+            json!({"project":"acme","name":"n","role":"writer","valid_from":"2031-01-01T00:00:00Z","valid_to":"2030-01-01T00:00:00Z"}),
+            &["valid_to"],
+        ),
         ("bad timestamp", json!({"project":"acme","name":"n","role":"writer","valid_from":"next week"}), &["valid_from"]),
         ("unknown fields", json!({"project":"acme","name":"n","role":"writer","isActive":true}), &["isActive"]),
         ("missing project", json!({"name":"n","role":"writer"}), &["project"]),
@@ -302,9 +313,15 @@ fn update_roll_and_list_validation_errors() {
         let error = g.admin("PATCH", &format!("/keys/{id}")).json(&body).send().assert_error(400, "VALIDATION_FAILED");
         assert!(error["error"]["details"]["fields"].get(field).is_some(), "{what}: {error}");
     }
-    let error = g.admin("POST", &format!("/keys/{id}/roll")).json(&json!({"grace_seconds":-5})).send().assert_error(400, "VALIDATION_FAILED");
+    let error =
+        g.admin("POST", &format!("/keys/{id}/roll")).json(&json!({"grace_seconds":-5})).send().assert_error(400, "VALIDATION_FAILED");
     assert!(error["error"]["details"]["fields"].get("grace_seconds").is_some());
-    for (query, field) in [("", "project"), ("?project=acme&limit=0", "limit"), ("?project=acme&status=gone", "status"), ("?project=acme&cursor=bogus", "cursor")] {
+    for (query, field) in [
+        ("", "project"),
+        ("?project=acme&limit=0", "limit"),
+        ("?project=acme&status=gone", "status"),
+        ("?project=acme&cursor=bogus", "cursor"),
+    ] {
         let error = g.admin("GET", &format!("/keys{query}")).send().assert_error(400, "VALIDATION_FAILED");
         assert!(error["error"]["details"]["fields"].get(field).is_some(), "{query}: {error}");
     }

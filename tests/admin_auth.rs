@@ -9,6 +9,9 @@
 //! address per request, and `the_local_runtime_fills_in_the_socket_address` checks the rest.
 //! Each test uses its own addresses (they share one gateway and run in parallel).
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;
@@ -24,7 +27,11 @@ fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
     GATEWAY.get_or_init(|| {
         Gateway::start(Options {
-            vars: vec![("ADMIN_AUTH_FAILURES_PER_ADDRESS", "3"), ("ADMIN_AUTH_FAILURES_GLOBAL", "1000"), ("ADMIN_AUTH_WINDOW_SECONDS", "3600")],
+            vars: vec![
+                ("ADMIN_AUTH_FAILURES_PER_ADDRESS", "3"),
+                ("ADMIN_AUTH_FAILURES_GLOBAL", "1000"),
+                ("ADMIN_AUTH_WINDOW_SECONDS", "3600"),
+            ],
             ..Options::default()
         })
     })
@@ -35,7 +42,11 @@ fn tight_gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
     GATEWAY.get_or_init(|| {
         Gateway::start(Options {
-            vars: vec![("ADMIN_AUTH_FAILURES_PER_ADDRESS", "2"), ("ADMIN_AUTH_FAILURES_GLOBAL", "4"), ("ADMIN_AUTH_WINDOW_SECONDS", "3600")],
+            vars: vec![
+                ("ADMIN_AUTH_FAILURES_PER_ADDRESS", "2"),
+                ("ADMIN_AUTH_FAILURES_GLOBAL", "4"),
+                ("ADMIN_AUTH_WINDOW_SECONDS", "3600"),
+            ],
             ..Options::default()
         })
     })
@@ -53,7 +64,8 @@ fn attempt(g: &Gateway, address: Option<&str>, token: &str) -> Resp {
 fn assert_throttled(response: &Resp, scope: &str) -> u64 {
     let body = response.assert_error(429, "ADMIN_AUTH_THROTTLED");
     assert_eq!(body["error"]["details"]["scope"], scope, "{}", response.body);
-    let retry_after: u64 = response.header("retry-after").and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("Retry-After: {:?}", response.headers));
+    let retry_after: u64 =
+        response.header("retry-after").and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("Retry-After: {:?}", response.headers));
     assert!((1..=3600).contains(&retry_after), "Retry-After {retry_after}");
     assert_eq!(body["error"]["details"]["retryAfter"], retry_after, "{}", response.body);
     assert!(response.header("www-authenticate").is_none());
@@ -131,7 +143,12 @@ fn ipv6_addresses_are_counted_per_64() {
 fn throttling_and_failures_are_logged_without_any_token() {
     let g = gateway();
     let address = "203.0.113.40";
-    let guesses = ["guess-token-aaaaaaaaaaaaaaaaaaaa-1", "guess-token-aaaaaaaaaaaaaaaaaaaa-2", "guess-token-aaaaaaaaaaaaaaaaaaaa-3", "guess-token-aaaaaaaaaaaaaaaaaaaa-4"];
+    let guesses = [
+        "guess-token-aaaaaaaaaaaaaaaaaaaa-1",
+        "guess-token-aaaaaaaaaaaaaaaaaaaa-2",
+        "guess-token-aaaaaaaaaaaaaaaaaaaa-3",
+        "guess-token-aaaaaaaaaaaaaaaaaaaa-4",
+    ];
     for guess in &guesses[..3] {
         attempt(g, Some(address), guess).assert_error(401, "UNAUTHORIZED");
     }

@@ -1,6 +1,9 @@
 //! The bad-input matrix: what an attacker tries first, each row with the exact status and
 //! error code keygate must answer, against the real worker under `wrangler dev`.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;
@@ -84,70 +87,277 @@ fn rows(g: &Gateway) -> Vec<Row> {
         row("empty Authorization", http("GET", LIST, &[("Authorization", "")]), 401, Some("MISSING_KEY")),
         row("whitespace Authorization", http("GET", LIST, &[("Authorization", "   ")]), 401, Some("MISSING_KEY")),
         row("Bearer with no token", http("GET", LIST, &[("Authorization", "Bearer")]), 401, Some("MISSING_KEY")),
-        row("Bearer with spaces only", raw(&[&format!("GET {LIST} HTTP/1.0"), &host, "Authorization: Bearer    "]), 401, Some("MISSING_KEY")),
+        row(
+            "Bearer with spaces only",
+            raw(&[&format!("GET {LIST} HTTP/1.0"), &host, "Authorization: Bearer    "]),
+            401,
+            Some("MISSING_KEY"),
+        ),
         row("lowercase bearer", http("GET", LIST, &[("Authorization", &format!("bearer {key}"))]), 200, None),
         row("uppercase BEARER", http("GET", LIST, &[("Authorization", &format!("BEARER {key}"))]), 200, None),
         row("Basic scheme", http("GET", LIST, &[("Authorization", "Basic dXNlcjpwYXNz")]), 401, Some("MISSING_KEY")),
         row("token glued to scheme", http("GET", LIST, &[("Authorization", &format!("Bearer{key}"))]), 401, Some("MISSING_KEY")),
-        row("two Authorization headers", raw(&[&format!("GET {LIST} HTTP/1.0"), &host, &format!("Authorization: {bearer}"), &format!("Authorization: Bearer {}", g.keys.writer)]), 400, Some("BAD_REQUEST")),
-        row("two identical Authorization headers", raw(&[&format!("GET {LIST} HTTP/1.0"), &host, &format!("Authorization: {bearer}"), &format!("Authorization: {bearer}")]), 400, Some("BAD_REQUEST")),
-        row("Authorization and X-Api-Key disagree", http("GET", LIST, &[("Authorization", &bearer), ("X-Api-Key", &g.keys.writer)]), 400, Some("BAD_REQUEST")),
+        row(
+            "two Authorization headers",
+            raw(&[
+                &format!("GET {LIST} HTTP/1.0"),
+                &host,
+                &format!("Authorization: {bearer}"),
+                &format!("Authorization: Bearer {}", g.keys.writer),
+            ]),
+            400,
+            Some("BAD_REQUEST"),
+        ),
+        row(
+            "two identical Authorization headers",
+            raw(&[&format!("GET {LIST} HTTP/1.0"), &host, &format!("Authorization: {bearer}"), &format!("Authorization: {bearer}")]),
+            400,
+            Some("BAD_REQUEST"),
+        ),
+        row(
+            "Authorization and X-Api-Key disagree",
+            http("GET", LIST, &[("Authorization", &bearer), ("X-Api-Key", &g.keys.writer)]),
+            400,
+            Some("BAD_REQUEST"),
+        ),
         row("Authorization and X-Api-Key agree", http("GET", LIST, &[("Authorization", &bearer), ("X-Api-Key", &key)]), 200, None),
         row("two tokens after Bearer", http("GET", LIST, &[("Authorization", &format!("{bearer} extra"))]), 400, Some("BAD_REQUEST")),
-        row("trailing whitespace after the key", raw(&[&format!("GET {LIST} HTTP/1.0"), &host, &format!("Authorization: {bearer}   ")]), 200, None),
+        row(
+            "trailing whitespace after the key",
+            raw(&[&format!("GET {LIST} HTTP/1.0"), &host, &format!("Authorization: {bearer}   ")]),
+            200,
+            None,
+        ),
         row("8 KB key", http("GET", LIST, &[("X-Api-Key", &"k".repeat(8192))]), 401, Some("INVALID_KEY")),
-        row("non-ASCII in the key", raw_bytes([format!("GET {LIST} HTTP/1.0\r\n{host}\r\nAuthorization: Bearer kg_live_").into_bytes(), "é".repeat(19).into_bytes(), b"\xff".to_vec()].concat()), 401, Some("INVALID_KEY")),
-        row("control character in the key", raw_bytes(format!("GET {LIST} HTTP/1.0\r\n{host}\r\nAuthorization: Bearer kg_live_\x01{}", &key[9..]).into_bytes()), 401, Some("INVALID_KEY")),
+        row(
+            "non-ASCII in the key",
+            raw_bytes(
+                [
+                    format!("GET {LIST} HTTP/1.0\r\n{host}\r\nAuthorization: Bearer kg_live_").into_bytes(),
+                    "é".repeat(19).into_bytes(),
+                    b"\xff".to_vec(),
+                ]
+                .concat(),
+            ),
+            401,
+            Some("INVALID_KEY"),
+        ),
+        row(
+            "control character in the key",
+            raw_bytes(format!("GET {LIST} HTTP/1.0\r\n{host}\r\nAuthorization: Bearer kg_live_\x01{}", &key[9..]).into_bytes()),
+            401,
+            Some("INVALID_KEY"),
+        ),
         row("flipped checksum character", http("GET", LIST, &[("Authorization", &flipped)]), 401, Some("INVALID_KEY")),
         row("wrong prefix", http("GET", LIST, &[("Authorization", &bearer.replacen("kg_", "zz_", 1))]), 401, Some("INVALID_KEY")),
-        row("wrong environment segment", http("GET", LIST, &[("Authorization", &bearer.replacen("_live_", "_prod_", 1))]), 401, Some("INVALID_KEY")),
+        row(
+            "wrong environment segment",
+            http("GET", LIST, &[("Authorization", &bearer.replacen("_live_", "_prod_", 1))]),
+            401,
+            Some("INVALID_KEY"),
+        ),
         row("well-formed unknown key", http("GET", LIST, &[("X-Api-Key", &g.keys.unknown)]), 401, Some("INVALID_KEY")),
-        row("key in the query string is refused, naming the headers", http("GET", &format!("{LIST}?api_key={key}"), &[]), 400, Some("BAD_REQUEST")),
-        row("key in the query string is refused even with a key in the header", http("GET", &format!("{LIST}?limit=2&api_key={key}"), &[("X-Api-Key", &key)]), 400, Some("BAD_REQUEST")),
-        row("another query parameter starting like a key passes", http("GET", &format!("{LIST}?q=kg_live_news"), &[("X-Api-Key", &key)]), 200, None),
+        row(
+            "key in the query string is refused, naming the headers",
+            http("GET", &format!("{LIST}?api_key={key}"), &[]),
+            400,
+            Some("BAD_REQUEST"),
+        ),
+        row(
+            "key in the query string is refused even with a key in the header",
+            http("GET", &format!("{LIST}?limit=2&api_key={key}"), &[("X-Api-Key", &key)]),
+            400,
+            Some("BAD_REQUEST"),
+        ),
+        row(
+            "another query parameter starting like a key passes",
+            http("GET", &format!("{LIST}?q=kg_live_news"), &[("X-Api-Key", &key)]),
+            200,
+            None,
+        ),
         row("admin token used as an API key", http("GET", LIST, &[("Authorization", &admin)]), 401, Some("INVALID_KEY")),
         row("revoked key", http("GET", LIST, &[("X-Api-Key", &g.keys.revoked)]), 401, Some("KEY_REVOKED")),
         // Environments, scopes, projects.
-        row("test key on a live-only route", http("GET", "/__echo/live-only/x", &[("X-Api-Key", &g.keys.test_env)]), 403, Some("ENVIRONMENT_MISMATCH")),
+        row(
+            "test key on a live-only route",
+            http("GET", "/__echo/live-only/x", &[("X-Api-Key", &g.keys.test_env)]),
+            403,
+            Some("ENVIRONMENT_MISMATCH"),
+        ),
         row("live key on the live-only route", http("GET", "/__echo/live-only/x", &[("X-Api-Key", &key)]), 200, None),
-        row("GET with a body (a client error, not an origin outage)", raw(&[&format!("GET {LIST} HTTP/1.0"), &host, &format!("X-Api-Key: {key}"), "Content-Length: 2", "", "{}"]), 400, Some("BAD_REQUEST")),
-        row("HEAD with a body", raw(&[&format!("HEAD {LIST} HTTP/1.0"), &host, &format!("X-Api-Key: {key}"), "Content-Length: 2", "", "{}"]), 400, None),
-        row("GET with Content-Length: 0 is a GET without a body", raw(&[&format!("GET {LIST} HTTP/1.0"), &host, &format!("X-Api-Key: {key}"), "Content-Length: 0"]), 200, None),
-        row("read key writing", with_body("POST", "/v1/cms/articles/items", &[("X-Api-Key", &key), json], "{}".into()), 403, Some("INSUFFICIENT_SCOPE")),
-        row("other project's path", http("GET", "/v1/projects/globex/public/cms/articles/items", &[("X-Api-Key", &key)]), 403, Some("PROJECT_MISMATCH")),
+        row(
+            "GET with a body (a client error, not an origin outage)",
+            raw(&[&format!("GET {LIST} HTTP/1.0"), &host, &format!("X-Api-Key: {key}"), "Content-Length: 2", "", "{}"]),
+            400,
+            Some("BAD_REQUEST"),
+        ),
+        row(
+            "HEAD with a body",
+            raw(&[&format!("HEAD {LIST} HTTP/1.0"), &host, &format!("X-Api-Key: {key}"), "Content-Length: 2", "", "{}"]),
+            400,
+            None,
+        ),
+        row(
+            "GET with Content-Length: 0 is a GET without a body",
+            raw(&[&format!("GET {LIST} HTTP/1.0"), &host, &format!("X-Api-Key: {key}"), "Content-Length: 0"]),
+            200,
+            None,
+        ),
+        row(
+            "read key writing",
+            with_body("POST", "/v1/cms/articles/items", &[("X-Api-Key", &key), json], "{}".into()),
+            403,
+            Some("INSUFFICIENT_SCOPE"),
+        ),
+        row(
+            "other project's path",
+            http("GET", "/v1/projects/globex/public/cms/articles/items", &[("X-Api-Key", &key)]),
+            403,
+            Some("PROJECT_MISMATCH"),
+        ),
         // Paths.
-        row("dot-dot escaping the table", raw(&[&format!("GET {LIST}/../../../../admin HTTP/1.0"), &host, &format!("Authorization: {bearer}")]), 404, Some("ROUTE_NOT_FOUND")),
-        row("encoded dot-dot", raw(&[&format!("GET {LIST}/%2e%2e/%2e%2e/x HTTP/1.0"), &host, &format!("Authorization: {bearer}")]), 404, Some("ROUTE_NOT_FOUND")),
-        row("double slash", raw(&["GET /v1//public/cms/articles/items HTTP/1.0", &host, &format!("Authorization: {bearer}")]), 400, Some("BAD_REQUEST")),
+        row(
+            "dot-dot escaping the table",
+            raw(&[&format!("GET {LIST}/../../../../admin HTTP/1.0"), &host, &format!("Authorization: {bearer}")]),
+            404,
+            Some("ROUTE_NOT_FOUND"),
+        ),
+        row(
+            "encoded dot-dot",
+            raw(&[&format!("GET {LIST}/%2e%2e/%2e%2e/x HTTP/1.0"), &host, &format!("Authorization: {bearer}")]),
+            404,
+            Some("ROUTE_NOT_FOUND"),
+        ),
+        row(
+            "double slash",
+            raw(&["GET /v1//public/cms/articles/items HTTP/1.0", &host, &format!("Authorization: {bearer}")]),
+            400,
+            Some("BAD_REQUEST"),
+        ),
         row("encoded slash", http("GET", &format!("{LIST}/a%2Fb"), &[("Authorization", &bearer)]), 400, Some("BAD_REQUEST")),
         row("encoded backslash", http("GET", &format!("{LIST}/a%5Cb"), &[("Authorization", &bearer)]), 400, Some("BAD_REQUEST")),
         row("encoded NUL", http("GET", &format!("{LIST}/a%00"), &[("Authorization", &bearer)]), 400, Some("BAD_REQUEST")),
         row("unknown path", http("GET", "/etc/passwd", &[("Authorization", &bearer)]), 404, Some("ROUTE_NOT_FOUND")),
         row("wrong method on a read route", http("DELETE", LIST, &[("Authorization", &bearer)]), 404, Some("ROUTE_NOT_FOUND")),
-        row("very long path", http("GET", &format!("/v1/{}", "a".repeat(4000)), &[("Authorization", &bearer)]), 404, Some("ROUTE_NOT_FOUND")),
+        row(
+            "very long path",
+            http("GET", &format!("/v1/{}", "a".repeat(4000)), &[("Authorization", &bearer)]),
+            404,
+            Some("ROUTE_NOT_FOUND"),
+        ),
         row("HEAD with a key", http("HEAD", LIST, &[("Authorization", &bearer)]), 200, None),
         row("HEAD without a key", http("HEAD", LIST, &[]), 401, None),
-        row("CORS preflight without a key", http("OPTIONS", LIST, &[("Origin", "https://app.acme.example"), ("Access-Control-Request-Method", "GET")]), 204, None),
+        row(
+            "CORS preflight without a key",
+            http("OPTIONS", LIST, &[("Origin", "https://app.acme.example"), ("Access-Control-Request-Method", "GET")]),
+            204,
+            None,
+        ),
         row("OPTIONS that is not a preflight", http("OPTIONS", LIST, &[]), 401, Some("MISSING_KEY")),
         // Admin API.
         row("admin without token", http("GET", "/_keygate/v1/keys?project=acme", &[]), 401, Some("UNAUTHORIZED")),
-        row("admin token in X-Api-Key", http("GET", "/_keygate/v1/keys?project=acme", &[("X-Api-Key", ADMIN_TOKEN)]), 401, Some("UNAUTHORIZED")),
-        row("admin token without Bearer", http("GET", "/_keygate/v1/keys?project=acme", &[("Authorization", ADMIN_TOKEN)]), 401, Some("UNAUTHORIZED")),
-        row("admin token with a suffix", http("GET", "/_keygate/v1/keys?project=acme", &[("Authorization", &format!("{admin}x"))]), 401, Some("UNAUTHORIZED")),
-        row("API key on the admin API", http("GET", "/_keygate/v1/keys?project=acme", &[("Authorization", &bearer)]), 401, Some("UNAUTHORIZED")),
-        row("admin lowercase bearer", http("GET", "/_keygate/v1/keys?project=acme", &[("Authorization", &format!("bearer {ADMIN_TOKEN}"))]), 200, None),
-        row("admin malformed JSON", with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin), json], "{\"project\":".into()), 400, Some("VALIDATION_FAILED")),
-        row("admin JSON array body", with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin), json], "[]".into()), 400, Some("VALIDATION_FAILED")),
-        row("admin trailing garbage", with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin), json], format!("{valid_create} x")), 400, Some("VALIDATION_FAILED")),
-        row("admin deeply nested JSON", with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin), json], "[".repeat(5000)), 400, Some("VALIDATION_FAILED")),
-        row("admin wrong content type", with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin), ("Content-Type", "text/plain")], valid_create.clone()), 415, Some("UNSUPPORTED_MEDIA_TYPE")),
-        row("admin missing content type", with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin)], valid_create.clone()), 415, Some("UNSUPPORTED_MEDIA_TYPE")),
-        row("admin oversized body", with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin), json], format!("{{\"pad\":\"{}\"}}", "x".repeat(20_000))), 413, Some("PAYLOAD_TOO_LARGE")),
-        row("admin unknown field", with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin), json], r#"{"project":"m","name":"n","role":"read_only","admin":true}"#.into()), 400, Some("VALIDATION_FAILED")),
+        row(
+            "admin token in X-Api-Key",
+            http("GET", "/_keygate/v1/keys?project=acme", &[("X-Api-Key", ADMIN_TOKEN)]),
+            401,
+            Some("UNAUTHORIZED"),
+        ),
+        row(
+            "admin token without Bearer",
+            http("GET", "/_keygate/v1/keys?project=acme", &[("Authorization", ADMIN_TOKEN)]),
+            401,
+            Some("UNAUTHORIZED"),
+        ),
+        row(
+            "admin token with a suffix",
+            http("GET", "/_keygate/v1/keys?project=acme", &[("Authorization", &format!("{admin}x"))]),
+            401,
+            Some("UNAUTHORIZED"),
+        ),
+        row(
+            "API key on the admin API",
+            http("GET", "/_keygate/v1/keys?project=acme", &[("Authorization", &bearer)]),
+            401,
+            Some("UNAUTHORIZED"),
+        ),
+        row(
+            "admin lowercase bearer",
+            http("GET", "/_keygate/v1/keys?project=acme", &[("Authorization", &format!("bearer {ADMIN_TOKEN}"))]),
+            200,
+            None,
+        ),
+        row(
+            "admin malformed JSON",
+            with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin), json], "{\"project\":".into()),
+            400,
+            Some("VALIDATION_FAILED"),
+        ),
+        row(
+            "admin JSON array body",
+            with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin), json], "[]".into()),
+            400,
+            Some("VALIDATION_FAILED"),
+        ),
+        row(
+            "admin trailing garbage",
+            with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin), json], format!("{valid_create} x")),
+            400,
+            Some("VALIDATION_FAILED"),
+        ),
+        row(
+            "admin deeply nested JSON",
+            with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin), json], "[".repeat(5000)),
+            400,
+            Some("VALIDATION_FAILED"),
+        ),
+        row(
+            "admin wrong content type",
+            with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin), ("Content-Type", "text/plain")], valid_create.clone()),
+            415,
+            Some("UNSUPPORTED_MEDIA_TYPE"),
+        ),
+        row(
+            "admin missing content type",
+            with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin)], valid_create.clone()),
+            415,
+            Some("UNSUPPORTED_MEDIA_TYPE"),
+        ),
+        row(
+            "admin oversized body",
+            with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin), json], format!("{{\"pad\":\"{}\"}}", "x".repeat(20_000))),
+            413,
+            Some("PAYLOAD_TOO_LARGE"),
+        ),
+        row(
+            "admin unknown field",
+            with_body(
+                "POST",
+                "/_keygate/v1/keys",
+                &[("Authorization", &admin), json],
+                r#"{"project":"m","name":"n","role":"read_only","admin":true}"#.into(),
+            ),
+            400,
+            Some("VALIDATION_FAILED"),
+        ),
         row("admin wrong method", http("PUT", "/_keygate/v1/keys", &[("Authorization", &admin)]), 404, Some("NOT_FOUND")),
         row("admin bad id", http("GET", "/_keygate/v1/keys/key_a.b", &[("Authorization", &admin)]), 404, Some("NOT_FOUND")),
-        row("dot-dot out of the admin prefix", raw(&["GET /_keygate/v1/../../v1/x HTTP/1.0", &host, &format!("Authorization: {admin}")]), 404, Some("ROUTE_NOT_FOUND")),
-        row("admin reserved project", with_body("POST", "/_keygate/v1/keys", &[("Authorization", &admin), json], r#"{"project":"__directory__","name":"n","role":"read_only"}"#.into()), 400, Some("VALIDATION_FAILED")),
+        row(
+            "dot-dot out of the admin prefix",
+            raw(&["GET /_keygate/v1/../../v1/x HTTP/1.0", &host, &format!("Authorization: {admin}")]),
+            404,
+            Some("ROUTE_NOT_FOUND"),
+        ),
+        row(
+            "admin reserved project",
+            with_body(
+                "POST",
+                "/_keygate/v1/keys",
+                &[("Authorization", &admin), json],
+                r#"{"project":"__directory__","name":"n","role":"read_only"}"#.into(),
+            ),
+            400,
+            Some("VALIDATION_FAILED"),
+        ),
     ]
 }
 
@@ -159,9 +369,8 @@ fn bad_input_matrix() {
     let mut failures = Vec::new();
     for row in &rows {
         let response = run(g, &row.send);
-        let code = serde_json::from_str::<serde_json::Value>(&response.body)
-            .ok()
-            .and_then(|b| b["error"]["code"].as_str().map(String::from));
+        let code =
+            serde_json::from_str::<serde_json::Value>(&response.body).ok().and_then(|b| b["error"]["code"].as_str().map(String::from));
         let code_ok = match row.code {
             Some(expected) => code.as_deref() == Some(expected),
             None => true,

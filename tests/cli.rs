@@ -1,5 +1,8 @@
 //! The `keygate keys` CLI against the real worker under `wrangler dev`.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::{Command, Output};
@@ -36,7 +39,11 @@ fn json(args: &[&str]) -> serde_json::Value {
 
 fn gateway_code(key: &str) -> String {
     let response = gateway().request("GET", "/v1/public/cms/articles/items").bearer(key).send();
-    if response.status == 200 { "OK".into() } else { response.json()["error"]["code"].as_str().unwrap_or("?").to_string() }
+    if response.status == 200 {
+        "OK".into()
+    } else {
+        response.json()["error"]["code"].as_str().unwrap_or("?").to_string()
+    }
 }
 
 #[test]

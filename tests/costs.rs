@@ -1,6 +1,9 @@
 //! What a request costs in KV reads and Durable Object calls, counted by the worker's dev-only
 //! counters (test mode), not assumed. One test, so no other request disturbs the counts.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use serde_json::{json, Value};
@@ -37,11 +40,8 @@ fn hot_malformed_unknown_and_limited_keys_cost_what_the_design_says() {
     let unknown = &g.keys.unknown;
     assert_eq!(cost(&g, 10, || get(unknown)), (1, 0), "unknown: one KV read per negative-cache TTL");
 
-    let created = g
-        .admin("POST", "/keys")
-        .json(&json!({"project":"costs","name":"fast","role":"read_only","limit_mode":"fast"}))
-        .send()
-        .json();
+    let created =
+        g.admin("POST", "/keys").json(&json!({"project":"costs","name":"fast","role":"read_only","limit_mode":"fast"})).send().json();
     let fast = created["key"].as_str().unwrap().to_string();
     assert_eq!(get(&fast), 200);
     assert_eq!(cost(&g, 10, || get(&fast)), (0, 0), "hot fast-mode key without limits: no I/O but the origin");

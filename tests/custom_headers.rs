@@ -6,6 +6,9 @@
 //! applied on the request path by the small JavaScript function in `src/edge/forward.rs`; this
 //! test holds the two to the same rule for names other than the defaults.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;

@@ -1,5 +1,8 @@
 //! A gateway whose live origin refuses connections and that has no test origin configured.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;

@@ -7,6 +7,9 @@
 //!   no live origin at all (`ORIGIN_URL` is a closed port), so a request that reached the origin
 //!   would answer 502 instead of the refusal.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;
@@ -22,7 +25,9 @@ const PROBLEM: &str = "application/problem+json";
 
 fn optimo() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
-    GATEWAY.get_or_init(|| Gateway::start(Options { vars: vec![("ERROR_DIALECT", "optimo"), ("RATE_LIMIT_HEADER_LIMIT", "minute")], ..Options::default() }))
+    GATEWAY.get_or_init(|| {
+        Gateway::start(Options { vars: vec![("ERROR_DIALECT", "optimo"), ("RATE_LIMIT_HEADER_LIMIT", "minute")], ..Options::default() })
+    })
 }
 
 fn octopost() -> &'static Gateway {
@@ -93,7 +98,10 @@ fn optimo_rate_limit_is_429_rate_limit_exceeded_and_headers_describe_the_minute_
 #[test]
 fn optimo_quota_refusal_is_also_rate_limit_exceeded() {
     let g = optimo();
-    let key = create(g, json!({"project": "acme", "name": "quota", "role": "read_only", "limits": [{"name": "daily", "limit": 1, "window_seconds": 86400}]}));
+    let key = create(
+        g,
+        json!({"project": "acme", "name": "quota", "role": "read_only", "limits": [{"name": "daily", "limit": 1, "window_seconds": 86400}]}),
+    );
     assert_eq!(g.request("GET", LIST).header("X-Api-Key", &key).send().status, 200);
     let refused = g.request("GET", LIST).header("X-Api-Key", &key).send();
     let body = refused.assert_refusal(429, JSON);
@@ -152,7 +160,8 @@ fn problem_details_carry_the_rfc_9457_members() {
 #[test]
 fn ovok_surface_answers_401_or_403_and_nothing_reaches_the_origin() {
     let g = ovok();
-    let code = |response: common::Resp, status: u16| response.assert_refusal(status, PROBLEM)["code"].as_str().unwrap_or_default().to_string();
+    let code =
+        |response: common::Resp, status: u16| response.assert_refusal(status, PROBLEM)["code"].as_str().unwrap_or_default().to_string();
     // (what, request, status, code). A forwarded request would be 502: there is no origin.
     let rows = [
         ("keyless write", g.request("POST", WRITE).body("{}"), 401, "MISSING_KEY"),

@@ -1,6 +1,9 @@
 //! Fault behaviour: a hanging origin (→ 504 after ORIGIN_TIMEOUT_MS), origin errors passed
 //! through unchanged, and a failing KV (→ 503, fail closed).
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;

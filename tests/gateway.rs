@@ -1,6 +1,9 @@
 //! The verified-request hot path against the real worker under `wrangler dev`, with local KV
 //! and real loopback demo origins (live and test).
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;
@@ -28,11 +31,7 @@ fn missing_key_is_401_with_bearer_challenge() {
 #[test]
 fn conflicting_credentials_are_a_bad_request() {
     let g = gateway();
-    g.request("GET", LIST)
-        .bearer(&g.keys.read_only)
-        .header("X-Api-Key", &g.keys.writer)
-        .send()
-        .assert_error(400, "BAD_REQUEST");
+    g.request("GET", LIST).bearer(&g.keys.read_only).header("X-Api-Key", &g.keys.writer).send().assert_error(400, "BAD_REQUEST");
     // The same key in both headers is fine.
     let same = g.request("GET", LIST).bearer(&g.keys.read_only).header("X-Api-Key", &g.keys.read_only).send();
     assert_eq!(same.status, 200, "{}", same.body);
@@ -270,11 +269,7 @@ fn cors_preflight_is_answered_without_a_key() {
     assert_eq!(allowed.status, 204);
     assert_eq!(allowed.header("access-control-allow-origin"), Some(CORS_ORIGIN));
     assert!(allowed.header("access-control-allow-headers").unwrap().contains("authorization"));
-    let refused = g
-        .request("OPTIONS", LIST)
-        .header("Origin", "https://evil.example")
-        .header("Access-Control-Request-Method", "GET")
-        .send();
+    let refused = g.request("OPTIONS", LIST).header("Origin", "https://evil.example").header("Access-Control-Request-Method", "GET").send();
     assert_eq!(refused.status, 204);
     assert!(refused.header("access-control-allow-origin").is_none());
     // A real request from an allowed origin is labelled for the browser.

@@ -4,6 +4,9 @@
 //! The harness seeds its fixture keys as `kg_live_…`/`kg_test_…`: on the OptimoCMS-like gateway
 //! they are keys minted before the migration to `optimo`.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;
@@ -38,7 +41,8 @@ fn cmspub() -> &'static Gateway {
 
 /// Creates a key through the admin API; its plaintext and record.
 fn create(g: &Gateway, env: &str) -> (String, Value) {
-    let response = g.admin("POST", "/keys").json(&json!({"project": "acme", "name": format!("{env} app"), "role": "read_only", "env": env})).send();
+    let response =
+        g.admin("POST", "/keys").json(&json!({"project": "acme", "name": format!("{env} app"), "role": "read_only", "env": env})).send();
     assert_eq!(response.status, 201, "{}", response.body);
     let body = response.json();
     (body["key"].as_str().expect("key").to_string(), body["record"].clone())

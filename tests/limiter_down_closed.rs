@@ -1,6 +1,9 @@
 //! `RATE_LIMIT_FAILURE=closed`: with the limiter failing (test-only fault switch), requests of
 //! exact-mode keys are refused with 503 STORE_UNAVAILABLE.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;

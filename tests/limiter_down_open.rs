@@ -1,6 +1,9 @@
 //! `RATE_LIMIT_FAILURE=open`: with the limiter failing (test-only fault switch), authenticated
 //! requests are still served and refusals still happen.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;

@@ -1,6 +1,9 @@
 //! Per-key limits, the status epoch and usage against the real worker under `wrangler dev`
 //! (local KV and Durable Objects).
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;
@@ -96,7 +99,8 @@ fn exactly_n_of_50_concurrent_requests_pass() {
 #[test]
 fn headers_count_down_and_the_429_follows_the_seed() {
     let g = gateway();
-    let (key, _) = limited(g, "headers", json!([{"name":"burst","limit":50,"window_seconds":1},{"name":"hour","limit":3,"window_seconds":3600}]));
+    let (key, _) =
+        limited(g, "headers", json!([{"name":"burst","limit":50,"window_seconds":1},{"name":"hour","limit":3,"window_seconds":3600}]));
     for expected_remaining in [2u64, 1, 0] {
         let response = get(g, &key);
         assert_eq!(response.status, 200, "{}", response.body);
@@ -139,10 +143,7 @@ fn tiers_from_config_apply() {
     let (key, _) = create(g, json!({"project":"tiers","name":"free","role":"read_only","tier":"free"}));
     let response = get(g, &key);
     assert_eq!(response.status, 200);
-    assert_eq!(
-        response.header("ratelimit-policy"),
-        Some("\"burst\";q=10;w=1, \"minute\";q=60;w=60, \"daily\";q=5000;w=86400")
-    );
+    assert_eq!(response.header("ratelimit-policy"), Some("\"burst\";q=10;w=1, \"minute\";q=60;w=60, \"daily\";q=5000;w=86400"));
 }
 
 #[test]

@@ -13,6 +13,9 @@
 //! busy. It is bounded in count and time and stops once the load has caused enough KV reads
 //! (refreshes and misses); this test asserts on the counts it reports. Loopback only.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -36,7 +39,8 @@ fn sustained_load_across_cache_refreshes_answers_every_request_as_expected() {
         .expect("run tests/load/drive.mjs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the load driver failed:\n{stderr}");
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("report is not JSON ({e}):\n{}", String::from_utf8_lossy(&output.stdout)));
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("report is not JSON ({e}):\n{}", String::from_utf8_lossy(&output.stdout)));
 
     let sent = report["sent"].as_u64().unwrap_or(0);
     let mut unexpected = Vec::new();
@@ -49,9 +53,16 @@ fn sustained_load_across_cache_refreshes_answers_every_request_as_expected() {
         }
         assert!(kind["got"][&expect].as_u64().unwrap_or(0) > 0, "{} never got its expected {expect}: {kind}", kind["kind"]);
     }
-    assert!(unexpected.is_empty(), "unexpected statuses in {sent} requests: {unexpected:#?}\nworker log lines: {}", report["cross_request_log_lines"]);
+    assert!(
+        unexpected.is_empty(),
+        "unexpected statuses in {sent} requests: {unexpected:#?}\nworker log lines: {}",
+        report["cross_request_log_lines"]
+    );
     let cross = report["cross_request_log_lines"].as_array().expect("log lines");
     assert!(cross.is_empty(), "the worker log shows cross-request I/O in {sent} requests: {cross:#?}");
     let reads = report["kv_reads"].as_u64().unwrap_or(0);
-    assert!(reads >= KV_READS_WANTED, "the load ({sent} requests) caused only {reads} KV reads: too few cache refreshes and misses to mean anything");
+    assert!(
+        reads >= KV_READS_WANTED,
+        "the load ({sent} requests) caused only {reads} KV reads: too few cache refreshes and misses to mean anything"
+    );
 }

@@ -1,5 +1,8 @@
 //! A gateway started without its origin signing secret must fail closed on every request.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;

@@ -3,6 +3,9 @@
 //! test key's identity headers replayed at the live origin are refused. (`tests/gateway.rs`
 //! checks the fallback: one secret for both, separated by the audience alone.)
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;
@@ -36,7 +39,9 @@ fn the_test_origin_gets_signatures_made_with_the_test_secret_for_its_own_audienc
     let timestamp: u64 = lookup("x-keygate-timestamp").expect("timestamp").parse().expect("decimal timestamp");
     let test_origin = Audience::from_url(g.test_origin_url.as_deref().expect("test origin")).expect("audience");
     let live_origin = Audience::from_url(&g.live_origin_url).expect("audience");
-    let check = |secret: &str, audience: &Audience| verify(secret.as_bytes(), audience, "GET", path, lookup, timestamp, DEFAULT_TOLERANCE_SECONDS).map(|_| ());
+    let check = |secret: &str, audience: &Audience| {
+        verify(secret.as_bytes(), audience, "GET", path, lookup, timestamp, DEFAULT_TOLERANCE_SECONDS).map(|_| ())
+    };
     assert_eq!(check(TEST_SIGNING_SECRET, &test_origin), Ok(()));
     assert_eq!(check(SIGNING_SECRET, &test_origin), Err(VerifyError::Mismatch), "the live secret must not sign for the test origin");
     assert_eq!(check(TEST_SIGNING_SECRET, &live_origin), Err(VerifyError::Mismatch), "the audience still separates the origins");

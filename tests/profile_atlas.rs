@@ -3,6 +3,9 @@
 //! contract at its documented paths and field names, served by the Atlas admin facade and
 //! backed by the same registry as the native admin API. Each assertion quotes what it checks.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;
@@ -43,7 +46,11 @@ fn read(g: &Gateway, project: &str, key: &str) -> u16 {
 #[test]
 fn keys_are_created_listed_read_updated_and_deleted_at_the_documented_paths() {
     let g = gateway();
-    let key = create(g, "acme", json!({"name": "site", "isActive": true, "validFrom": null, "validTo": "2099-01-01T00:00:00Z", "permissions": ["content:read"]}));
+    let key = create(
+        g,
+        "acme",
+        json!({"name": "site", "isActive": true, "validFrom": null, "validTo": "2099-01-01T00:00:00Z", "permissions": ["content:read"]}),
+    );
     assert_eq!(read(g, "acme", &key), 200, "the created key authenticates API requests");
 
     let items = listed(g, "acme");
@@ -55,7 +62,10 @@ fn keys_are_created_listed_read_updated_and_deleted_at_the_documented_paths() {
     assert_eq!((item["isActive"].clone(), item["permissions"].clone()), (json!(true), json!(["content:read"])));
     assert!(item["validTo"].as_str().unwrap_or("").starts_with("2099-01-01T00:00:00"));
     let token = item["token"].as_str().unwrap_or("");
-    assert!(!token.is_empty() && token != key && !key.contains(token.trim_start_matches("kg_live_…")) || token.contains('…'), "token is the non-secret hint, never the key: {token}");
+    assert!(
+        !token.is_empty() && token != key && !key.contains(token.trim_start_matches("kg_live_…")) || token.contains('…'),
+        "token is the non-secret hint, never the key: {token}"
+    );
     let id = item["id"].as_str().unwrap().to_string();
 
     // "Get Api Key GET … Retrieves a single API key by ID."
@@ -63,11 +73,19 @@ fn keys_are_created_listed_read_updated_and_deleted_at_the_documented_paths() {
     assert_eq!((one.status, one.json()), (200, item.clone()));
 
     // "Update Api Key PUT … Updates an API key's permissions or expiry date."
-    let off = atlas(g, "PUT", &format!("/acme/admin/api-keys/{id}")).json(&json!({"name": "site", "isActive": false, "permissions": ["content:read"]})).send();
+    let off = atlas(g, "PUT", &format!("/acme/admin/api-keys/{id}"))
+        .json(&json!({"name": "site", "isActive": false, "permissions": ["content:read"]}))
+        .send();
     assert_eq!(off.status, 200, "{}", off.body);
-    assert_eq!((off.json()["isActive"].clone(), off.json()["validTo"].clone()), (json!(false), Value::Null), "PUT replaces: validTo left out is cleared");
+    assert_eq!(
+        (off.json()["isActive"].clone(), off.json()["validTo"].clone()),
+        (json!(false), Value::Null),
+        "PUT replaces: validTo left out is cleared"
+    );
     assert_eq!(read(g, "acme", &key), 401, "an inactive key is refused");
-    atlas(g, "PUT", &format!("/acme/admin/api-keys/{id}")).json(&json!({"name": "site", "isActive": true, "permissions": ["content:read", "media:read"]})).send();
+    atlas(g, "PUT", &format!("/acme/admin/api-keys/{id}"))
+        .json(&json!({"name": "site", "isActive": true, "permissions": ["content:read", "media:read"]}))
+        .send();
     assert_eq!(read(g, "acme", &key), 200);
 
     // "Delete Api Key DELETE … Revokes and deletes an API key. Requests using this key will fail."
@@ -95,7 +113,9 @@ fn a_project_sees_only_its_own_keys_and_bad_input_names_atlas_fields() {
     assert_eq!(atlas(g, "DELETE", &format!("/acme/admin/api-keys/{id}")).send().status, 404);
     assert_eq!(read(g, "globex", &key), 200, "and it was not deleted");
 
-    let bad = atlas(g, "POST", "/acme/admin/api-keys").json(&json!({"name": "x", "validTo": "2001-01-01T00:00:00Z", "permissions": ["content:read"]})).send();
+    let bad = atlas(g, "POST", "/acme/admin/api-keys")
+        .json(&json!({"name": "x", "validTo": "2001-01-01T00:00:00Z", "permissions": ["content:read"]}))
+        .send();
     let body = bad.assert_error(400, "VALIDATION_FAILED");
     assert!(body["error"]["details"]["fields"]["validTo"].is_string(), "{body}");
     assert_eq!(g.request("GET", "/acme/admin/api-keys").send().status, 401, "the facade needs the admin token");

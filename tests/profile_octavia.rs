@@ -2,6 +2,9 @@
 //! CMS "API keys"), against the real worker under `wrangler dev` with the profile laid over
 //! `wrangler.toml`. Each assertion quotes the sentence it checks.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;
@@ -13,7 +16,9 @@ use common::{Gateway, Options};
 fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
     // Last-use reports every second (default 60) so the audit test sees one within its bound.
-    GATEWAY.get_or_init(|| Gateway::start(Options { profile: Some("octavia"), vars: vec![("LAST_USED_REPORT_SECONDS", "1")], ..Options::default() }))
+    GATEWAY.get_or_init(|| {
+        Gateway::start(Options { profile: Some("octavia"), vars: vec![("LAST_USED_REPORT_SECONDS", "1")], ..Options::default() })
+    })
 }
 
 fn create(g: &Gateway, project: &str, body: Value) -> (String, String) {
@@ -27,7 +32,11 @@ fn create(g: &Gateway, project: &str, body: Value) -> (String, String) {
 
 fn status(g: &Gateway, method: &str, path: &str, key: &str) -> u16 {
     let request = g.request(method, path).bearer(key);
-    if method == "GET" { request.send().status } else { request.json(&json!({})).send().status }
+    if method == "GET" {
+        request.send().status
+    } else {
+        request.json(&json!({})).send().status
+    }
 }
 
 #[test]

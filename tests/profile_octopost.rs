@@ -2,6 +2,9 @@
 //! authentication), against the real worker under `wrangler dev` with the profile laid over
 //! `wrangler.toml`. Each assertion quotes the sentence it checks.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;
@@ -92,7 +95,12 @@ fn keys_are_bearer_tokens_with_the_documented_prefixes() {
     assert_unauthorized(&g.request("GET", "/v1/posts").header("Authorization", "Token abc").send(), "malformed header");
     assert_unauthorized(&g.request("GET", "/v1/posts").bearer(&format!("{live}x")).send(), "not a key");
     // "A test key is being used against a production endpoint that requires a live key."
-    assert_unauthorized(&g.request("POST", "/v1/posts/p_1/publish").bearer(&create(g, json!({"project": "acme", "name": "t", "env": "test", "scopes": ["posts:write"]}))).send(), "test key on a live-only endpoint");
+    assert_unauthorized(
+        &g.request("POST", "/v1/posts/p_1/publish")
+            .bearer(&create(g, json!({"project": "acme", "name": "t", "env": "test", "scopes": ["posts:write"]})))
+            .send(),
+        "test key on a live-only endpoint",
+    );
 }
 
 #[test]
@@ -100,7 +108,9 @@ fn a_key_with_no_explicit_permissions_has_full_access() {
     let g = gateway();
     // "A key with no explicit permissions has full access."
     let full = create(g, json!({"project": "acme", "name": "full"}));
-    for (method, path) in [("GET", "/v1/posts"), ("POST", "/v1/posts"), ("DELETE", "/v1/accounts/acc_1"), ("PUT", "/v1/presets/p_1"), ("GET", "/v1/webhooks")] {
+    for (method, path) in
+        [("GET", "/v1/posts"), ("POST", "/v1/posts"), ("DELETE", "/v1/accounts/acc_1"), ("PUT", "/v1/presets/p_1"), ("GET", "/v1/webhooks")]
+    {
         let request = g.request(method, path).bearer(&full);
         let response = if method == "GET" { request.send() } else { request.json(&json!({})).send() };
         assert!(matches!(response.status, 200 | 201), "{method} {path}: {}", response.body);

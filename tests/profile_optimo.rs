@@ -2,6 +2,9 @@
 //! "Authentication"), against the real worker under `wrangler dev` with the profile laid over
 //! `wrangler.toml`. Each assertion quotes the sentence it checks.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;
@@ -25,7 +28,11 @@ fn create(g: &Gateway, body: Value) -> String {
 
 fn call(g: &Gateway, method: &str, path: &str, key: &str) -> Resp {
     let request = g.request(method, path).header("X-Api-Key", key);
-    if method == "GET" { request.send() } else { request.json(&json!({})).send() }
+    if method == "GET" {
+        request.send()
+    } else {
+        request.json(&json!({})).send()
+    }
 }
 
 /// OptimoCMS's error body: `{"error": {"code", "message", …}, "meta": {"requestId", "timestamp"}}`.
@@ -71,7 +78,10 @@ fn scopes_control_what_a_key_may_do() {
     assert_eq!(call(g, "POST", "/v1/sites/s_1/publish", &deployer).status, 201);
     assert_eq!(call(g, "POST", "/v1/pages", &deployer).status, 201);
     // Only the document's scopes exist.
-    g.admin("POST", "/keys").json(&json!({"project": "acme", "name": "x", "scopes": ["content:read"]})).send().assert_error(400, "VALIDATION_FAILED");
+    g.admin("POST", "/keys")
+        .json(&json!({"project": "acme", "name": "x", "scopes": ["content:read"]}))
+        .send()
+        .assert_error(400, "VALIDATION_FAILED");
 }
 
 #[test]
@@ -90,7 +100,8 @@ fn rate_limit_headers_describe_the_per_minute_limit_of_the_tier() {
 #[test]
 fn too_many_requests_get_the_documented_429() {
     let g = gateway();
-    let key = create(g, json!({"name": "small", "limits": [{"name": "minute", "limit": 2, "window_seconds": 60}], "scopes": ["sites:read"]}));
+    let key =
+        create(g, json!({"name": "small", "limits": [{"name": "minute", "limit": 2, "window_seconds": 60}], "scopes": ["sites:read"]}));
     assert_eq!(call(g, "GET", "/v1/sites", &key).status, 200);
     assert_eq!(call(g, "GET", "/v1/sites", &key).status, 200);
     let refused = call(g, "GET", "/v1/sites", &key);

@@ -3,6 +3,9 @@
 //! `wrangler.toml`. Each assertion quotes the sentence it checks. "Published only" and "this
 //! project only" are the origin's to keep (README "Profiles"); the demo origin keeps them.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::OnceLock;

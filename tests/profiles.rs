@@ -3,6 +3,9 @@
 //! `keygate profile-vars`), is a valid configuration; a broken profile fails closed with
 //! `CONFIG_INVALID` naming the setting. No worker: the config parser is the pure core's.
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -20,7 +23,9 @@ fn base_vars() -> BTreeMap<String, String> {
     let vars = shipped["vars"].as_table().expect("[vars]");
     let mut out: BTreeMap<String, String> = vars
         .iter()
-        .map(|(name, value)| (name.clone(), value.as_str().map(String::from).unwrap_or_else(|| serde_json::to_string(value).expect("json"))))
+        .map(|(name, value)| {
+            (name.clone(), value.as_str().map(String::from).unwrap_or_else(|| serde_json::to_string(value).expect("json")))
+        })
         .collect();
     out.insert("ORIGIN_URL".into(), "https://origin.example".into());
     out.insert("ORIGIN_URL_TEST".into(), "https://sandbox.origin.example".into());
@@ -71,7 +76,11 @@ fn a_broken_profile_fails_closed_naming_the_setting() {
         "[vars]\nSCOPES = [\"posts:read\"]\nBUILTIN_ROLES = \"off\"\n[[vars.ROUTES]]\nmethods = [\"GET\"]\npath = \"/v1/posts\"\nscopes = [\"post:read\"]\n",
     )
     .expect("write profile");
-    let output = Command::new(env!("CARGO_BIN_EXE_keygate")).args(["profile-vars", "typo", "--root"]).arg(root.path()).output().expect("profile-vars");
+    let output = Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["profile-vars", "typo", "--root"])
+        .arg(root.path())
+        .output()
+        .expect("profile-vars");
     assert!(output.status.success());
     let mut vars = base_vars();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
@@ -81,6 +90,10 @@ fn a_broken_profile_fails_closed_naming_the_setting() {
     let error = config_of(&vars).expect_err("a route requiring a scope outside the catalogue");
     assert_eq!(error.setting, "ROUTES", "{error}");
 
-    let missing = Command::new(env!("CARGO_BIN_EXE_keygate")).args(["profile-vars", "nope", "--root"]).arg(root.path()).output().expect("profile-vars");
+    let missing = Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["profile-vars", "nope", "--root"])
+        .arg(root.path())
+        .output()
+        .expect("profile-vars");
     assert!(!missing.status.success(), "an unknown profile is an error, not an empty profile");
 }

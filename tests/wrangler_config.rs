@@ -2,6 +2,9 @@
 //! bindings that `fast` mode uses must enforce exactly the tier limits they stand for (the
 //! worker cannot read a binding's `limit`/`period` at run time, so this is checked here).
 
+// Tests: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use keygate::config::Config;
 
 /// Every disagreement between the tiers (from `[vars]`, else the shipped ones) and the

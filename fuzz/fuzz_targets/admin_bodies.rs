@@ -135,14 +135,46 @@ enum Field<'a> {
 }
 
 const NAMES: &[&str] = &[
-    "project", "name", "env", "role", "scopes", "valid_from", "valid_to", "allowed_origins", "meta", "tier", "limits",
-    "limit_mode", "status", "grace_seconds", "isActive",
+    "project",
+    "name",
+    "env",
+    "role",
+    "scopes",
+    "valid_from",
+    "valid_to",
+    "allowed_origins",
+    "meta",
+    "tier",
+    "limits",
+    "limit_mode",
+    "status",
+    "grace_seconds",
+    "isActive",
 ];
 const KNOWN: &[&str] = &[
-    "\"acme\"", "\"site\"", "\"live\"", "\"test\"", "\"writer\"", "\"read_only\"", "[\"content:read\"]",
-    "[\"content:*\"]", "[\"*\"]", "\"active\"", "\"inactive\"", "\"revoked\"", "\"exact\"", "\"fast\"", "\"pro\"",
-    "\"free\"", "[\"https://a.example\",\"http://localhost:3000\"]", "{\"team\":\"web\"}", "3600", "2592000",
-    "\"2027-01-01T00:00:00Z\"", "\"9999-12-31T23:59:59Z\"", "[{\"name\":\"m\",\"limit\":5,\"window_seconds\":60}]",
+    "\"acme\"",
+    "\"site\"",
+    "\"live\"",
+    "\"test\"",
+    "\"writer\"",
+    "\"read_only\"",
+    "[\"content:read\"]",
+    "[\"content:*\"]",
+    "[\"*\"]",
+    "\"active\"",
+    "\"inactive\"",
+    "\"revoked\"",
+    "\"exact\"",
+    "\"fast\"",
+    "\"pro\"",
+    "\"free\"",
+    "[\"https://a.example\",\"http://localhost:3000\"]",
+    "{\"team\":\"web\"}",
+    "3600",
+    "2592000",
+    "\"2027-01-01T00:00:00Z\"",
+    "\"9999-12-31T23:59:59Z\"",
+    "[{\"name\":\"m\",\"limit\":5,\"window_seconds\":60}]",
 ];
 
 fn value(field: &Field<'_>) -> Value {
@@ -157,9 +189,9 @@ fn value(field: &Field<'_>) -> Value {
         Field::List(items) => json!(items),
         Field::Meta(pairs) => Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect()),
         Field::Time(time) => json!(time.text()),
-        Field::Limits(list) => Value::Array(
-            list.iter().map(|(name, limit, window)| json!({"name": name, "limit": limit, "window_seconds": window})).collect(),
-        ),
+        Field::Limits(list) => {
+            Value::Array(list.iter().map(|(name, limit, window)| json!({"name": name, "limit": limit, "window_seconds": window})).collect())
+        }
     }
 }
 

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use arbitrary::{Arbitrary, Unstructured};
 use keygate::config::{Config, DEFAULT_ROUTES, DEFAULT_TIERS, SETTINGS};
 use keygate::key::{self, KeyEnv};
-use keygate::signature::Audience;
 use keygate::limit::algorithm::{decide, validate_specs};
 use keygate::limit::headers;
+use keygate::signature::Audience;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 
@@ -53,17 +53,85 @@ struct TierIn<'a> {
 }
 
 const KNOWN: &[&str] = &[
-    "kg", "acme", "http://127.0.0.1:8788/", "https://sandbox.example/api", "0123456789abcdef0123", "/_keygate/v1",
-    "/v1/public/cms", "/v1", "/", "exact", "fast", "open", "closed", "on", "off", "yes-this-is-a-test-deployment",
-    "free", "pro", "enterprise", "x-api-key", "authorization", "60", "0", "1048576", "30", "86400", "\"600\"",
-    "[\"*\"]", "[\"https://acme.example\"]", "{\"bot\":[\"content:read\"]}", "[\"content:read\",\"media:read\"]",
-    "[]", "{}", "null", DEFAULT_ROUTES, DEFAULT_TIERS, "none", "[\"optimo\",\"kg\"]",
-    "{\"live\":\"live\",\"test\":[\"sandbox\",\"test\"]}", "{\"live\":[\"live\"]}", "{\"test\":\"sandbox\"}",
+    "kg",
+    "acme",
+    "http://127.0.0.1:8788/",
+    "https://sandbox.example/api",
+    "0123456789abcdef0123",
+    "/_keygate/v1",
+    "/v1/public/cms",
+    "/v1",
+    "/",
+    "exact",
+    "fast",
+    "open",
+    "closed",
+    "on",
+    "off",
+    "yes-this-is-a-test-deployment",
+    "free",
+    "pro",
+    "enterprise",
+    "x-api-key",
+    "authorization",
+    "60",
+    "0",
+    "1048576",
+    "30",
+    "86400",
+    "\"600\"",
+    "[\"*\"]",
+    "[\"https://acme.example\"]",
+    "{\"bot\":[\"content:read\"]}",
+    "[\"content:read\",\"media:read\"]",
+    "[]",
+    "{}",
+    "null",
+    DEFAULT_ROUTES,
+    DEFAULT_TIERS,
+    "none",
+    "[\"optimo\",\"kg\"]",
+    "{\"live\":\"live\",\"test\":[\"sandbox\",\"test\"]}",
+    "{\"live\":[\"live\"]}",
+    "{\"test\":\"sandbox\"}",
 ];
 const WORDS: &[&str] = &[
-    "GET", "HEAD", "POST", "*", "get", "v1", "public", "cms", ":type", ":project", "items", "*", "", "..", "%2e",
-    "_keygate", "content:read", "content:*", "media:write", "keys:read", "project", "type", "live", "test", "free",
-    "pro", "minute", "burst", "daily", "RL_FREE_MINUTE", "exact", "fast", "read_only", "bot", "a", "-",
+    "GET",
+    "HEAD",
+    "POST",
+    "*",
+    "get",
+    "v1",
+    "public",
+    "cms",
+    ":type",
+    ":project",
+    "items",
+    "*",
+    "",
+    "..",
+    "%2e",
+    "_keygate",
+    "content:read",
+    "content:*",
+    "media:write",
+    "keys:read",
+    "project",
+    "type",
+    "live",
+    "test",
+    "free",
+    "pro",
+    "minute",
+    "burst",
+    "daily",
+    "RL_FREE_MINUTE",
+    "exact",
+    "fast",
+    "read_only",
+    "bot",
+    "a",
+    "-",
 ];
 
 fn word<'a>(w: &Word<'a>) -> &'a str {
@@ -199,8 +267,7 @@ fuzz_target!(|data: &[u8]| {
 
     // Unstructured: the raw input split on NUL into the settings in order.
     if let Ok(text) = std::str::from_utf8(data) {
-        let raw: BTreeMap<&'static str, String> =
-            SETTINGS.iter().copied().zip(text.split('\0').map(str::to_string)).collect();
+        let raw: BTreeMap<&'static str, String> = SETTINGS.iter().copied().zip(text.split('\0').map(str::to_string)).collect();
         check(&raw);
     }
 });

@@ -62,14 +62,12 @@ fuzz_target!(|data: &[u8]| {
     // Duplicates are refused by KeyFormat::new; nothing more to check for them.
     let Ok(format) = KeyFormat::new(prefixes, segments) else { return };
     let env = if !format.segments().is_empty() && u.arbitrary::<bool>().unwrap_or(false) { KeyEnv::Test } else { KeyEnv::Live };
-    let body: String =
-        (0..BODY_LEN).map(|_| BASE62[u.choose_index(BASE62.len()).unwrap_or(0)] as char).collect();
+    let body: String = (0..BODY_LEN).map(|_| BASE62[u.choose_index(BASE62.len()).unwrap_or(0)] as char).collect();
 
     // Invariant: every assembled key parses back, with its environment.
     let key = format.assemble(env, &body).unwrap_or_else(|e| panic!("cannot mint {env}: {e:?}"));
     assert!(key.expose().starts_with(&format!("{prefix}_")));
-    let parsed = format.parse(key.expose())
-        .unwrap_or_else(|e| panic!("assembled key {:?} does not parse: {e:?}", key.expose()));
+    let parsed = format.parse(key.expose()).unwrap_or_else(|e| panic!("assembled key {:?} does not parse: {e:?}", key.expose()));
     assert_eq!(parsed.env, env);
     // ...and not in the default format unless that format accepts its prefix and segment.
     if !default.prefixes().contains(&prefix) {

@@ -29,14 +29,50 @@ enum Field<'a> {
 }
 
 const NAMES: &[&str] = &[
-    "id", "project", "name", "env", "role", "scopes", "status", "valid_from", "valid_to", "allowed_origins",
-    "created_at", "updated_at", "revision", "meta", "hint", "family", "rolled_from", "tier", "limits", "limit_mode",
+    "id",
+    "project",
+    "name",
+    "env",
+    "role",
+    "scopes",
+    "status",
+    "valid_from",
+    "valid_to",
+    "allowed_origins",
+    "created_at",
+    "updated_at",
+    "revision",
+    "meta",
+    "hint",
+    "family",
+    "rolled_from",
+    "tier",
+    "limits",
+    "limit_mode",
 ];
 const KNOWN: &[&str] = &[
-    "\"live\"", "\"test\"", "\"active\"", "\"inactive\"", "\"revoked\"", "\"exact\"", "\"fast\"", "\"key_abc\"",
-    "\"acme\"", "\"read_only\"", "[\"content:read\"]", "{\"team\":\"web\"}", "\"2026-01-01T00:00:00Z\"",
-    "\"9999-12-31T23:59:59Z\"", "\"0000-01-01T00:00:00Z\"", "\"free\"", "[\"https://a.example\"]", "1",
-    "18446744073709551615", "-1", "{}", "[]",
+    "\"live\"",
+    "\"test\"",
+    "\"active\"",
+    "\"inactive\"",
+    "\"revoked\"",
+    "\"exact\"",
+    "\"fast\"",
+    "\"key_abc\"",
+    "\"acme\"",
+    "\"read_only\"",
+    "[\"content:read\"]",
+    "{\"team\":\"web\"}",
+    "\"2026-01-01T00:00:00Z\"",
+    "\"9999-12-31T23:59:59Z\"",
+    "\"0000-01-01T00:00:00Z\"",
+    "\"free\"",
+    "[\"https://a.example\"]",
+    "1",
+    "18446744073709551615",
+    "-1",
+    "{}",
+    "[]",
 ];
 
 fn value(field: &Field<'_>) -> Option<Value> {
@@ -47,9 +83,9 @@ fn value(field: &Field<'_>) -> Option<Value> {
         Field::Known(i) => serde_json::from_str(KNOWN[usize::from(*i) % KNOWN.len()]).expect("known JSON"),
         Field::Number(n) => json!(n),
         Field::Time(time) => json!(time.text()),
-        Field::Limits(list) => Value::Array(
-            list.iter().map(|(name, limit, window)| json!({"name": name, "limit": limit, "window_seconds": window})).collect(),
-        ),
+        Field::Limits(list) => {
+            Value::Array(list.iter().map(|(name, limit, window)| json!({"name": name, "limit": limit, "window_seconds": window})).collect())
+        }
         Field::List(items) => json!(items),
     })
 }
@@ -77,8 +113,7 @@ fn check(bytes: &[u8], now_ms: i64) {
 
     // What the gateway writes back (caches, DO copies, admin answers) must read back the same.
     let encoded = encode(&record);
-    let again: KeyRecord = decode(encoded.as_bytes())
-        .unwrap_or_else(|e| panic!("re-encoded record does not decode: {e:?}\n{encoded}"));
+    let again: KeyRecord = decode(encoded.as_bytes()).unwrap_or_else(|e| panic!("re-encoded record does not decode: {e:?}\n{encoded}"));
     assert_eq!(again, record, "round trip changed the record\n{encoded}");
     assert_eq!(encode(&again), encoded, "encoding is not stable");
 

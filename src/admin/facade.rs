@@ -61,7 +61,8 @@ pub fn route(method: &str, path: &str) -> Option<FacadeRoute> {
     }
 }
 
-const FIELDS: [(&str, &str); 5] = [("name", "name"), ("isActive", "status"), ("validFrom", "valid_from"), ("validTo", "valid_to"), ("permissions", "scopes")];
+const FIELDS: [(&str, &str); 5] =
+    [("name", "name"), ("isActive", "status"), ("validFrom", "valid_from"), ("validTo", "valid_to"), ("permissions", "scopes")];
 
 /// The native create body for an Atlas create body of `project`.
 pub fn create_body(project: &str, body: &[u8]) -> Result<Vec<u8>, GatewayError> {
@@ -161,10 +162,14 @@ mod tests {
     #[test]
     fn bodies_translate_to_native_fields() {
         let create: Value = serde_json::from_slice(
-            &create_body("acme", br#"{"name":"site","isActive":false,"validTo":"2030-01-01T00:00:00Z","permissions":["content:read"]}"#).unwrap(),
+            &create_body("acme", br#"{"name":"site","isActive":false,"validTo":"2030-01-01T00:00:00Z","permissions":["content:read"]}"#)
+                .unwrap(),
         )
         .unwrap();
-        assert_eq!(create, json!({"project":"acme","name":"site","status":"inactive","valid_to":"2030-01-01T00:00:00Z","scopes":["content:read"]}));
+        assert_eq!(
+            create,
+            json!({"project":"acme","name":"site","status":"inactive","valid_to":"2030-01-01T00:00:00Z","scopes":["content:read"]})
+        );
         let minimal: Value = serde_json::from_slice(&create_body("acme", br#"{"name":"site"}"#).unwrap()).unwrap();
         assert_eq!(minimal, json!({"project":"acme","name":"site","status":"active","scopes":[]}), "isActive defaults to true");
         let replace: Value = serde_json::from_slice(&replace_body(br#"{"name":"renamed","permissions":["media:read"]}"#).unwrap()).unwrap();
@@ -173,7 +178,11 @@ mod tests {
             json!({"name":"renamed","status":"active","valid_from":null,"valid_to":null,"scopes":["media:read"]}),
             "PUT replaces: absent dates are cleared, absent isActive means active"
         );
-        for (what, body) in [("unknown field", &br#"{"name":"x","role":"admin"}"#[..]), ("not an object", b"[]"), ("isActive not a bool", br#"{"name":"x","isActive":"yes"}"#)] {
+        for (what, body) in [
+            ("unknown field", &br#"{"name":"x","role":"admin"}"#[..]),
+            ("not an object", b"[]"),
+            ("isActive not a bool", br#"{"name":"x","isActive":"yes"}"#),
+        ] {
             assert_eq!(create_body("acme", body).unwrap_err().code(), "VALIDATION_FAILED", "{what}");
         }
     }
@@ -188,7 +197,9 @@ mod tests {
             view(&record),
             json!({"id":"key_1","name":"n","token":"kg_live_…abcd","isActive":false,"validFrom":null,"validTo":"2030-01-01T00:00:00.000Z","permissions":["content:read"]})
         );
-        let native = GatewayError::ValidationFailed { fields: [("valid_to".to_string(), "is in the past".to_string()), ("project".to_string(), "x".to_string())].into() };
+        let native = GatewayError::ValidationFailed {
+            fields: [("valid_to".to_string(), "is in the past".to_string()), ("project".to_string(), "x".to_string())].into(),
+        };
         let GatewayError::ValidationFailed { fields } = error(native) else { panic!() };
         assert!(fields.contains_key("validTo") && fields.contains_key("project"), "{fields:?}");
     }

@@ -71,10 +71,9 @@ pub fn create_audit(record: &KeyRecord) -> AuditEntry {
 
 fn fields_of(record: &KeyRecord) -> BTreeMap<String, Value> {
     match serde_json::to_value(record) {
-        Ok(Value::Object(map)) => map
-            .into_iter()
-            .filter(|(name, _)| !matches!(name.as_str(), "updated_at" | "revision" | "created_at"))
-            .collect(),
+        Ok(Value::Object(map)) => {
+            map.into_iter().filter(|(name, _)| !matches!(name.as_str(), "updated_at" | "revision" | "created_at")).collect()
+        }
         _ => BTreeMap::new(),
     }
 }
@@ -213,7 +212,9 @@ pub fn roll(old: &KeyRecord, new_id: String, new_hint: String, grace_seconds: u6
         return Err(revoked_conflict());
     }
     if old.valid_to.is_some_and(|to| to.0 <= now_ms) {
-        return Err(GatewayError::Conflict { reason: "the key has expired (valid_to has passed), so its replacement would be expired too; create a new key instead".into() });
+        return Err(GatewayError::Conflict {
+            reason: "the key has expired (valid_to has passed), so its replacement would be expired too; create a new key instead".into(),
+        });
     }
     let family = old.family_id().to_string();
     let new = KeyRecord {
@@ -269,14 +270,28 @@ mod tests {
     #[test]
     fn create_starts_active_at_revision_one_with_an_audit_of_set_fields() {
         let request = CreateKey {
-            project: "acme".into(), name: "site".into(), env: KeyEnv::Test, role: None,
-            scopes: vec!["content:read".into()], valid_from: None, valid_to: Some(Timestamp(NOW + 1)),
-            allowed_origins: None, meta: BTreeMap::new(), tier: None, limits: None, limit_mode: None, status: Status::Active,
+            project: "acme".into(),
+            name: "site".into(),
+            env: KeyEnv::Test,
+            role: None,
+            scopes: vec!["content:read".into()],
+            valid_from: None,
+            valid_to: Some(Timestamp(NOW + 1)),
+            allowed_origins: None,
+            meta: BTreeMap::new(),
+            tier: None,
+            limits: None,
+            limit_mode: None,
+            status: Status::Active,
         };
         let (record, audit) = create(&request, "key_1".into(), "hint".into(), NOW);
         assert_eq!((record.status, record.revision, record.env), (Status::Active, 1, KeyEnv::Test));
         let disabled = CreateKey { status: Status::Inactive, ..request };
-        assert_eq!(create(&disabled, "key_2".into(), "hint".into(), NOW).0.status, Status::Inactive, "a key may be created disabled (AtlasCMS isActive)");
+        assert_eq!(
+            create(&disabled, "key_2".into(), "hint".into(), NOW).0.status,
+            Status::Inactive,
+            "a key may be created disabled (AtlasCMS isActive)"
+        );
         assert_eq!(record.family_id(), "key_1");
         assert_eq!(audit.action, "created");
         assert!(audit.changes.contains_key("name"));

@@ -79,10 +79,7 @@ mod tests {
             let item = item.as_object().expect("path item is an object");
             for method in item.keys().filter(|k| HTTP_METHODS.contains(&k.as_str())) {
                 let upper = method.to_ascii_uppercase();
-                assert!(
-                    ROUTES.iter().any(|(m, t)| *m == upper && t == template),
-                    "{upper} {template} is documented but not routed"
-                );
+                assert!(ROUTES.iter().any(|(m, t)| *m == upper && t == template), "{upper} {template} is documented but not routed");
             }
         }
     }

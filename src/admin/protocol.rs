@@ -200,7 +200,17 @@ mod tests {
     fn cursor_round_trips_and_rejects_garbage() {
         assert_eq!(decode_cursor(&encode_cursor(1_800_000_000_000, "key_abc")), Some((1_800_000_000_000, "key_abc".into())));
         assert!(FIRST_PAGE_AFTER < crate::timestamp::Timestamp::parse_rfc3339("0000-01-01T00:00:00Z").unwrap().millis());
-        for bad in ["", "abc", "12.", ".key_a", "x.key_a", "12.notakey", "12.key_a'; DROP TABLE keys", "-9223372036854775808.key_a", "9007199254740992.key_a"] {
+        for bad in [
+            "",
+            "abc",
+            "12.",
+            ".key_a",
+            "x.key_a",
+            "12.notakey",
+            "12.key_a'; DROP TABLE keys",
+            "-9223372036854775808.key_a",
+            "9007199254740992.key_a",
+        ] {
             assert_eq!(decode_cursor(bad), None, "{bad}");
         }
     }
@@ -221,8 +231,10 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let record: KeyRecord = serde_json::from_str(crate::record::tests::sample_json()).unwrap();
-        let entry: AuditEntry =
-            serde_json::from_str(r#"{"at":"2026-01-01T00:00:00Z","action":"updated","revision":2,"changes":{"name":{"from":"a","to":"b"}}}"#).unwrap();
+        let entry: AuditEntry = serde_json::from_str(
+            r#"{"at":"2026-01-01T00:00:00Z","action":"updated","revision":2,"changes":{"name":{"from":"a","to":"b"}}}"#,
+        )
+        .unwrap();
         let ops = [
             Op::Create { record: record.clone(), hash: "ab".into() },
             Op::List { status: Some(Status::Inactive), cursor: Some("1.key_a".into()), limit: 7 },
@@ -243,7 +255,11 @@ mod tests {
         let replies = [
             Reply::Record { record: record.clone(), hash: "ab".into() },
             Reply::Rolled { record: record.clone(), previous: record.clone(), previous_hash: "cd".into() },
-            Reply::Page { items: vec![record.clone(), record], last_used: vec![Some(1_800_000_000_000), None], cursor: Some("1.key_a".into()) },
+            Reply::Page {
+                items: vec![record.clone(), record],
+                last_used: vec![Some(1_800_000_000_000), None],
+                cursor: Some("1.key_a".into()),
+            },
             Reply::Page { items: vec![], last_used: vec![], cursor: None },
             Reply::Audit { items: vec![entry] },
             Reply::Project { project: "acme".into() },

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::error::GatewayError;
 use crate::config::Tier;
+use crate::error::GatewayError;
 use crate::key::{KeyEnv, KeyFormat};
 use crate::limit::algorithm::{validate_new_specs, LimitSpec};
 use crate::record::{LimitMode, Status};
@@ -38,7 +38,14 @@ pub struct Rules<'a> {
 impl<'a> Rules<'a> {
     /// The rules of a deployment's `config` at `now_ms`.
     pub fn of(config: &'a crate::config::Config, now_ms: i64) -> Rules<'a> {
-        Rules { roles: &config.roles, scopes: &config.scopes, tiers: &config.tiers, empty_scopes: config.empty_scopes, key_format: &config.key_format, now_ms }
+        Rules {
+            roles: &config.roles,
+            scopes: &config.scopes,
+            tiers: &config.tiers,
+            empty_scopes: config.empty_scopes,
+            key_format: &config.key_format,
+            now_ms,
+        }
     }
 }
 
@@ -187,9 +194,7 @@ pub fn is_grantable(scope: &str, configured: &[String]) -> bool {
     if scope == "*" || configured.iter().any(|s| s == scope) {
         return true;
     }
-    scope.strip_suffix(":*").is_some_and(|resource| {
-        configured.iter().any(|s| s.split_once(':').is_some_and(|(r, _)| r == resource))
-    })
+    scope.strip_suffix(":*").is_some_and(|resource| configured.iter().any(|s| s.split_once(':').is_some_and(|(r, _)| r == resource)))
 }
 
 fn scopes(value: &Value, rules: &Rules<'_>, problems: &mut Problems) -> Vec<String> {
@@ -348,12 +353,22 @@ pub fn check_window(valid_from: Option<Timestamp>, valid_to: Option<Timestamp>, 
 }
 
 const CREATE_FIELDS: &[&str] = &[
-    "project", "name", "env", "role", "scopes", "valid_from", "valid_to", "allowed_origins", "meta", "tier", "limits",
-    "limit_mode", "status",
+    "project",
+    "name",
+    "env",
+    "role",
+    "scopes",
+    "valid_from",
+    "valid_to",
+    "allowed_origins",
+    "meta",
+    "tier",
+    "limits",
+    "limit_mode",
+    "status",
 ];
-const UPDATE_FIELDS: &[&str] = &[
-    "name", "role", "scopes", "valid_from", "valid_to", "status", "allowed_origins", "meta", "tier", "limits", "limit_mode",
-];
+const UPDATE_FIELDS: &[&str] =
+    &["name", "role", "scopes", "valid_from", "valid_to", "status", "allowed_origins", "meta", "tier", "limits", "limit_mode"];
 
 /// Validates a create body.
 pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, GatewayError> {
@@ -405,7 +420,19 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
         }
     }
     problems.finish(CreateKey {
-        project, name, env, role, scopes, valid_from, valid_to, allowed_origins, meta, tier, limits, limit_mode, status,
+        project,
+        name,
+        env,
+        role,
+        scopes,
+        valid_from,
+        valid_to,
+        allowed_origins,
+        meta,
+        tier,
+        limits,
+        limit_mode,
+        status,
     })
 }
 
@@ -576,7 +603,8 @@ mod tests {
         let scopes: Vec<String> = DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect();
         let tiers: BTreeMap<String, Tier> = serde_json::from_str(crate::config::DEFAULT_TIERS).unwrap();
         let key_format = KeyFormat::default();
-        let rules = |empty_scopes| Rules { roles: &roles, scopes: &scopes, tiers: &tiers, empty_scopes, key_format: &key_format, now_ms: NOW };
+        let rules =
+            |empty_scopes| Rules { roles: &roles, scopes: &scopes, tiers: &tiers, empty_scopes, key_format: &key_format, now_ms: NOW };
         let bare = br#"{"project":"acme","name":"n"}"#;
         assert_eq!(fields(parse_create(bare, &rules(EmptyScopes::None)).unwrap_err()), ["scopes"]);
         let created = parse_create(bare, &rules(EmptyScopes::All)).unwrap();
@@ -584,7 +612,10 @@ mod tests {
         assert!(!parse_update(br#"{"role":null}"#, &rules(EmptyScopes::None)).unwrap().may_have_no_permissions);
         assert!(parse_update(br#"{"role":null}"#, &rules(EmptyScopes::All)).unwrap().may_have_no_permissions);
         // An unknown role is still refused under `all`: it would hold nothing, not everything.
-        assert_eq!(fields(parse_create(br#"{"project":"acme","name":"n","role":"wizard"}"#, &rules(EmptyScopes::All)).unwrap_err()), ["role"]);
+        assert_eq!(
+            fields(parse_create(br#"{"project":"acme","name":"n","role":"wizard"}"#, &rules(EmptyScopes::All)).unwrap_err()),
+            ["role"]
+        );
     }
 
     fn fields(error: GatewayError) -> Vec<String> {
@@ -663,16 +694,36 @@ mod tests {
             ("bad env", r#"{"project":"acme","name":"n","role":"writer","env":"prod"}"#, &["env"]),
             ("bad timestamp", r#"{"project":"acme","name":"n","role":"writer","valid_to":"tomorrow"}"#, &["valid_to"]),
             ("valid_to in the past", r#"{"project":"acme","name":"n","role":"writer","valid_to":"2020-01-01T00:00:00Z"}"#, &["valid_to"]),
-            ("valid_to before valid_from", r#"{"project":"acme","name":"n","role":"writer","valid_from":"2030-01-01T00:00:00Z","valid_to":"2029-01-01T00:00:00Z"}"#, &["valid_to"]),
+            (
+                "valid_to before valid_from",
+                r#"{"project":"acme","name":"n","role":"writer","valid_from":"2030-01-01T00:00:00Z","valid_to":"2029-01-01T00:00:00Z"}"#,
+                &["valid_to"],
+            ),
             ("bad origin", r#"{"project":"acme","name":"n","role":"writer","allowed_origins":["acme.example"]}"#, &["allowed_origins"]),
-            ("origin with path", r#"{"project":"acme","name":"n","role":"writer","allowed_origins":["https://a.example/x"]}"#, &["allowed_origins"]),
+            (
+                "origin with path",
+                r#"{"project":"acme","name":"n","role":"writer","allowed_origins":["https://a.example/x"]}"#,
+                &["allowed_origins"],
+            ),
             ("meta not strings", r#"{"project":"acme","name":"n","role":"writer","meta":{"a":1}}"#, &["meta"]),
             ("unknown fields", r#"{"project":"acme","name":"n","role":"writer","isActive":true,"token":"x"}"#, &["isActive", "token"]),
             ("unknown tier", r#"{"project":"acme","name":"n","role":"writer","tier":"platinum"}"#, &["tier"]),
             ("limits not a list", r#"{"project":"acme","name":"n","role":"writer","limits":{"minute":5}}"#, &["limits"]),
-            ("limit of zero", r#"{"project":"acme","name":"n","role":"writer","limits":[{"name":"m","limit":0,"window_seconds":60}]}"#, &["limits"]),
-            ("a rate that could not be held as advertised", r#"{"project":"acme","name":"n","role":"writer","limits":[{"name":"s","limit":1000000000,"window_seconds":1}]}"#, &["limits"]),
-            ("limit with unknown field", r#"{"project":"acme","name":"n","role":"writer","limits":[{"name":"m","limit":1,"window_seconds":60,"burst":3}]}"#, &["limits"]),
+            (
+                "limit of zero",
+                r#"{"project":"acme","name":"n","role":"writer","limits":[{"name":"m","limit":0,"window_seconds":60}]}"#,
+                &["limits"],
+            ),
+            (
+                "a rate that could not be held as advertised",
+                r#"{"project":"acme","name":"n","role":"writer","limits":[{"name":"s","limit":1000000000,"window_seconds":1}]}"#,
+                &["limits"],
+            ),
+            (
+                "limit with unknown field",
+                r#"{"project":"acme","name":"n","role":"writer","limits":[{"name":"m","limit":1,"window_seconds":60,"burst":3}]}"#,
+                &["limits"],
+            ),
             ("bad limit mode", r#"{"project":"acme","name":"n","role":"writer","limit_mode":"strict"}"#, &["limit_mode"]),
         ];
         for (what, body, expected) in rows {

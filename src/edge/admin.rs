@@ -76,9 +76,8 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
         AdminRoute::UpdateKey(id) => {
             let body = read_body(incoming, config, true).await?;
             parse_update(&body, &rules)?;
-            let body = String::from_utf8(body).map_err(|_| GatewayError::ValidationFailed {
-                fields: [("body".to_string(), "must be UTF-8".to_string())].into(),
-            })?;
+            let body = String::from_utf8(body)
+                .map_err(|_| GatewayError::ValidationFailed { fields: [("body".to_string(), "must be UTF-8".to_string())].into() })?;
             record_reply(200, call_for_key(env, &id, Op::Update { id: id.clone(), body }).await?)
         }
         AdminRoute::RevokeKey(id) => record_reply(200, call_for_key(env, &id, Op::Revoke { id: id.clone() }).await?),
@@ -93,13 +92,8 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
             let plaintext = config.key_format.generate(current.env).map_err(mint_failure)?;
             let new_id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
             call(env, DIRECTORY, &Op::Register { id: new_id.clone(), project: project.clone() }).await?;
-            let op = Op::Roll {
-                id,
-                new_id,
-                new_hash: plaintext.hash().to_hex(),
-                new_hint: plaintext.hint(),
-                grace_seconds: roll.grace_seconds,
-            };
+            let op =
+                Op::Roll { id, new_id, new_hash: plaintext.hash().to_hex(), new_hint: plaintext.hint(), grace_seconds: roll.grace_seconds };
             match call(env, &project, &op).await? {
                 Reply::Rolled { record, previous, .. } => {
                     ok_json(201, &json!({ "key": plaintext.expose(), "record": record, "previous": previous }))
@@ -147,7 +141,13 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
     let operation = facade::route(&incoming.method, incoming.path()).ok_or(GatewayError::NotFound)?;
     let rules = Rules::of(config, incoming.now_ms);
     // A key of another project is not there under this project's path.
-    let own = |project: &str, record: KeyRecord| if record.project == project && record.status != Status::Revoked { Ok(record) } else { Err(GatewayError::NotFound) };
+    let own = |project: &str, record: KeyRecord| {
+        if record.project == project && record.status != Status::Revoked {
+            Ok(record)
+        } else {
+            Err(GatewayError::NotFound)
+        }
+    };
     match operation {
         FacadeRoute::List { project } => {
             let mut items = Vec::new();
@@ -179,13 +179,17 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
             own(&project, record)?;
             parse_update(&body, &rules)?;
             let body = String::from_utf8(body).map_err(|_| unexpected())?;
-            let Reply::Record { record, .. } = call_for_key(env, &id, Op::Update { id: id.clone(), body }).await? else { return Err(unexpected()) };
+            let Reply::Record { record, .. } = call_for_key(env, &id, Op::Update { id: id.clone(), body }).await? else {
+                return Err(unexpected());
+            };
             ok_json(200, &facade::view(&record))
         }
         FacadeRoute::Delete { project, id } => {
             let Reply::Record { record, .. } = call_for_key(env, &id, Op::Get { id: id.clone() }).await? else { return Err(unexpected()) };
             own(&project, record)?;
-            let Reply::Record { record, .. } = call_for_key(env, &id, Op::Revoke { id: id.clone() }).await? else { return Err(unexpected()) };
+            let Reply::Record { record, .. } = call_for_key(env, &id, Op::Revoke { id: id.clone() }).await? else {
+                return Err(unexpected());
+            };
             ok_json(200, &facade::view(&record))
         }
     }
@@ -193,7 +197,6 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
 
 /// The facade's list reads at most this many registry pages of 100 keys.
 const FACADE_MAX_PAGES: usize = 100;
-
 
 /// A key that cannot be minted: a test key rolled after its segment left `KEY_ENV_SEGMENTS` is a
 /// conflict (the record's env never changes); a CSPRNG failure is a 503.

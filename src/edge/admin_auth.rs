@@ -39,7 +39,11 @@ pub async fn authenticate(incoming: &Incoming, env: &Env, config: &Config) -> Re
     if let Err(error) = auth_limit::refusal(&decision) {
         if let GatewayError::AdminAuthThrottled { scope, retry_after } = &error {
             let retry_after = retry_after.to_string();
-            log_event("admin_auth_throttled", incoming.request_id(), &[("address", &address), ("scope", scope), ("retry_after", &retry_after)]);
+            log_event(
+                "admin_auth_throttled",
+                incoming.request_id(),
+                &[("address", &address), ("scope", scope), ("retry_after", &retry_after)],
+            );
         }
         return Err(error);
     }

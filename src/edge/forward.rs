@@ -79,8 +79,9 @@ pub async fn send(incoming: &Incoming, config: &Config, plan: ForwardPlan) -> Re
     let controller = AbortController::default();
     let signal = controller.signal();
     let added = encode_added(&plan);
-    let outbound = outbound(incoming.request.inner(), &plan.url, &config.auth_header, &config.api_key_header, HEADER_PREFIX, &added, &signal)
-        .map_err(|_| unavailable("bad origin request"))?;
+    let outbound =
+        outbound(incoming.request.inner(), &plan.url, &config.auth_header, &config.api_key_header, HEADER_PREFIX, &added, &signal)
+            .map_err(|_| unavailable("bad origin request"))?;
     let fetch = Fetch::Request(Request::from(outbound));
     let sending = pin!(fetch.send());
     let timeout = pin!(Delay::from(Duration::from_millis(config.origin_timeout_ms)));

@@ -14,8 +14,8 @@
 
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
-use crate::limit::algorithm::{decide, LimitSpec, LimitState};
 use crate::admin::auth_limit;
+use crate::limit::algorithm::{decide, LimitSpec, LimitState};
 use crate::limit::protocol::{day_of, DayUsage, LimiterOp, LimiterReply, Usage};
 use crate::record::{self, KeyRecord};
 use crate::timestamp::Timestamp;
@@ -139,15 +139,19 @@ fn admin_auth(sql: &SqlStorage, address: &str, failed: bool, limits: &[LimitSpec
             )?;
         }
         // GCRA state is a theoretical arrival time in µs: at or before now, the limit is full.
-        sql.exec("DELETE FROM limit_state WHERE name LIKE 'address:%' AND mark <= ?", vec![SqlStorageValue::Integer(now.saturating_mul(1000))])?;
+        sql.exec(
+            "DELETE FROM limit_state WHERE name LIKE 'address:%' AND mark <= ?",
+            vec![SqlStorageValue::Integer(now.saturating_mul(1000))],
+        )?;
     }
     Ok(LimiterReply::Decided { decision })
 }
 
 fn newer_record(sql: &SqlStorage, key_id: &str, revision: u64) -> Result<Option<KeyRecord>> {
-    let rows = rows(
-        sql.exec("SELECT record FROM key_record WHERE key_id = ? AND revision > ?", vec![key_id.into(), SqlStorageValue::Integer(revision as i64)])?,
-    )?;
+    let rows = rows(sql.exec(
+        "SELECT record FROM key_record WHERE key_id = ? AND revision > ?",
+        vec![key_id.into(), SqlStorageValue::Integer(revision as i64)],
+    )?)?;
     let Some(mut row) = rows.into_iter().next() else { return Ok(None) };
     record::decode(row.text(0)?.as_bytes()).map(Some).map_err(|e| worker::Error::RustError(e.0))
 }

@@ -105,7 +105,10 @@ pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyReco
 
     if !specs.is_empty() {
         let blocked = BLOCKED.with(|b| {
-            b.borrow().get(&family).filter(|entry| now_ms < entry.until_ms && entry.specs == specs).map(|entry| (entry.until_ms, entry.decision.clone()))
+            b.borrow()
+                .get(&family)
+                .filter(|entry| now_ms < entry.until_ms && entry.specs == specs)
+                .map(|entry| (entry.until_ms, entry.decision.clone()))
         });
         if let Some((until_ms, mut decision)) = blocked {
             let left_seconds = ((until_ms - now_ms + 999) / 1000).max(1) as u64;
@@ -115,7 +118,10 @@ pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyReco
             if mode == LimitMode::Exact {
                 count_refused_later(env, ctx, &family, &record.id, now_ms);
             }
-            return Err(Refusal { error: refusal_error(&decision), headers: headers::render(specs, &decision, now_seconds, config.rate_limit_header_limit.as_deref()) });
+            return Err(Refusal {
+                error: refusal_error(&decision),
+                headers: headers::render(specs, &decision, now_seconds, config.rate_limit_header_limit.as_deref()),
+            });
         }
     }
 
@@ -172,7 +178,14 @@ pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyReco
     Err(Refusal { error: refusal_error(&decision), headers: rendered })
 }
 
-async fn ask_limiter(env: &Env, config: &Config, family: &str, record: &KeyRecord, specs: &[LimitSpec], incoming: &Incoming) -> Result<LimiterReply, ()> {
+async fn ask_limiter(
+    env: &Env,
+    config: &Config,
+    family: &str,
+    record: &KeyRecord,
+    specs: &[LimitSpec],
+    incoming: &Incoming,
+) -> Result<LimiterReply, ()> {
     let fail = |reason: &str| {
         log_event("limiter_unavailable", incoming.request_id(), &[("reason", reason), ("key_id", &record.id)]);
     };

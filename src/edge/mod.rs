@@ -54,9 +54,8 @@ impl Incoming {
 
     /// The request id: the `cf-ray` header when present, else a random `req_…`.
     fn request_id(&self) -> &str {
-        self.request_id.get_or_init(|| {
-            self.header("cf-ray").filter(|ray| !ray.is_empty() && ray.len() <= 64).unwrap_or_else(generate_request_id)
-        })
+        self.request_id
+            .get_or_init(|| self.header("cf-ray").filter(|ray| !ray.is_empty() && ray.len() <= 64).unwrap_or_else(generate_request_id))
     }
 
     fn header(&self, name: &str) -> Option<String> {
@@ -88,7 +87,8 @@ async fn fetch(request: Request, env: Env, ctx: Context) -> Result<Response> {
         return match admin::handle(&mut incoming, &env, &config).await {
             Ok((status, body)) => respond::json(status, body, &incoming),
             Err(error) => {
-                let retry_after: Vec<(&'static str, String)> = error.retry_after().map(|s| ("retry-after", s.to_string())).into_iter().collect();
+                let retry_after: Vec<(&'static str, String)> =
+                    error.retry_after().map(|s| ("retry-after", s.to_string())).into_iter().collect();
                 respond::error_with(&error, &incoming, None, &retry_after)
             }
         };
@@ -122,8 +122,7 @@ async fn gate(
     }
 
     // parse (no I/O)
-    let parsed = config.key_format.parse(presented)
-        .map_err(|e| GatewayError::InvalidKey { reason: Some(e.reason()) })?;
+    let parsed = config.key_format.parse(presented).map_err(|e| GatewayError::InvalidKey { reason: Some(e.reason()) })?;
     let hash = parsed.key.hash();
 
     // lookup

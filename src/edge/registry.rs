@@ -169,7 +169,13 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
 
 /// Commits a change to an existing key, in the order the module docs give: limiter, KV,
 /// SQLite record, audit entry.
-async fn commit_change(sql: &SqlStorage, env: &Env, hash: &str, record: &KeyRecord, audit: &AuditEntry) -> std::result::Result<(), Failure> {
+async fn commit_change(
+    sql: &SqlStorage,
+    env: &Env,
+    hash: &str,
+    record: &KeyRecord,
+    audit: &AuditEntry,
+) -> std::result::Result<(), Failure> {
     mark_limiter(env, record).await;
     write_through(env, hash, record).await?;
     replace(sql, record)?;
@@ -209,8 +215,7 @@ fn insert(sql: &SqlStorage, hash: &str, record: &KeyRecord) -> std::result::Resu
         status_text(record).into(),
         record::encode(record).into(),
     ];
-    sql.exec("INSERT INTO keys (id, hash, created_at, status, record) VALUES (?, ?, ?, ?, ?)", values)
-        .map_err(store_failure("insert"))?;
+    sql.exec("INSERT INTO keys (id, hash, created_at, status, record) VALUES (?, ?, ?, ?, ?)", values).map_err(store_failure("insert"))?;
     Ok(())
 }
 
@@ -238,12 +243,16 @@ fn load(sql: &SqlStorage, id: &str) -> std::result::Result<(KeyRecord, String), 
     Ok((record, hash))
 }
 
-fn list(sql: &SqlStorage, status: Option<crate::record::Status>, cursor: Option<String>, limit: usize) -> std::result::Result<Reply, Failure> {
+fn list(
+    sql: &SqlStorage,
+    status: Option<crate::record::Status>,
+    cursor: Option<String>,
+    limit: usize,
+) -> std::result::Result<Reply, Failure> {
     let (after_at, after_id) = match cursor {
         None => (FIRST_PAGE_AFTER, String::new()),
-        Some(text) => decode_cursor(&text).ok_or_else(|| Failure::Validation {
-            fields: [("cursor".to_string(), "is not a cursor from this API".to_string())].into(),
-        })?,
+        Some(text) => decode_cursor(&text)
+            .ok_or_else(|| Failure::Validation { fields: [("cursor".to_string(), "is not a cursor from this API".to_string())].into() })?,
     };
     let status = status.and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(String::from));
     let status_value = status.map(SqlStorageValue::from).unwrap_or(SqlStorageValue::Null);

@@ -42,7 +42,12 @@ pub fn error(error: &GatewayError, incoming: &Incoming, config: Option<&Config>)
 /// The error answer with extra headers (rate-limit headers of a refused request). With a config
 /// (a gateway refusal) it is rendered in the configured dialect; without one (the admin API, an
 /// invalid config) in keygate's own shape.
-pub fn error_with(error: &GatewayError, incoming: &Incoming, config: Option<&Config>, extra: &[(&'static str, String)]) -> Result<Response> {
+pub fn error_with(
+    error: &GatewayError,
+    incoming: &Incoming,
+    config: Option<&Config>,
+    extra: &[(&'static str, String)],
+) -> Result<Response> {
     let timestamp = Timestamp(incoming.now_ms).to_rfc3339();
     let rendered = match config {
         Some(config) => config.refusals.render(error, incoming.request_id(), &timestamp),

@@ -21,8 +21,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use wasm_bindgen::prelude::*;
 use js_sys::futures::JsFuture;
+use wasm_bindgen::prelude::*;
 use worker::{Context, Env};
 
 use crate::cache::{keep_held, refresh_due, Cached, InFlight, TtlCache};
@@ -115,7 +115,13 @@ pub fn refresh(config: &Config, hash: KeyHash, record: KeyRecord, now_ms: i64) -
 }
 
 /// The record for `hash`, `None` if unknown. KV failures and corrupt records fail closed.
-pub async fn lookup(env: &Env, ctx: &Context, config: &Config, hash: &KeyHash, incoming: &Incoming) -> Result<Option<Rc<KeyRecord>>, GatewayError> {
+pub async fn lookup(
+    env: &Env,
+    ctx: &Context,
+    config: &Config,
+    hash: &KeyHash,
+    incoming: &Incoming,
+) -> Result<Option<Rc<KeyRecord>>, GatewayError> {
     match cached(hash, incoming.now_ms) {
         Some((Cached::Found(record), expires_ms)) => {
             if refresh_due(expires_ms, incoming.now_ms, config.cache_ttl_ms) {
@@ -193,7 +199,13 @@ fn read(env: &Env, config: &Config, hash: &KeyHash, incoming: &Incoming) -> Resu
 }
 
 /// Turns a finished KV read into the cache entry and the answer.
-fn settle(ttls: Ttls, hash: KeyHash, bytes: Result<JsValue, JsValue>, now_ms: i64, log_failure: &dyn Fn(&str)) -> Result<Option<Rc<KeyRecord>>, GatewayError> {
+fn settle(
+    ttls: Ttls,
+    hash: KeyHash,
+    bytes: Result<JsValue, JsValue>,
+    now_ms: i64,
+    log_failure: &dyn Fn(&str),
+) -> Result<Option<Rc<KeyRecord>>, GatewayError> {
     let bytes = bytes.map_err(|_| {
         log_failure("kv get failed");
         GatewayError::StoreUnavailable

@@ -69,7 +69,10 @@ impl LimitSpec {
         self.validate()?;
         let most = self.window_seconds.saturating_mul(1_000_000);
         if !self.is_quota() && self.limit > most {
-            return Err(format!("limit {:?}: a rate of more than 1000000 per second cannot be held exactly; use at most {most} per {} s", self.name, self.window_seconds));
+            return Err(format!(
+                "limit {:?}: a rate of more than 1000000 per second cannot be held exactly; use at most {most} per {} s",
+                self.name, self.window_seconds
+            ));
         }
         Ok(())
     }

@@ -11,7 +11,8 @@
 use super::algorithm::{Decision, LimitSpec};
 
 /// Every header [`render`] can add (lowercase), for CORS to expose to browsers.
-pub const NAMES: [&str; 6] = ["ratelimit-policy", "ratelimit", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"];
+pub const NAMES: [&str; 6] =
+    ["ratelimit-policy", "ratelimit", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"];
 
 /// `RateLimit-Policy` value.
 pub fn policy(specs: &[LimitSpec]) -> String {
@@ -24,12 +25,8 @@ pub fn render(specs: &[LimitSpec], decision: &Decision, now_seconds: u64, header
     if specs.is_empty() {
         return Vec::new();
     }
-    let current = decision
-        .limits
-        .iter()
-        .map(|l| format!("\"{}\";r={};t={}", l.name, l.remaining, l.reset_seconds))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let current =
+        decision.limits.iter().map(|l| format!("\"{}\";r={};t={}", l.name, l.remaining, l.reset_seconds)).collect::<Vec<_>>().join(", ");
     let mut headers = vec![("ratelimit-policy", policy(specs)), ("ratelimit", current)];
     let described = header_limit.and_then(|name| decision.limits.iter().find(|l| l.name == name)).or_else(|| decision.most_restrictive());
     if let Some(limit) = described {

@@ -103,7 +103,11 @@ mod tests {
             LimiterOp::Mark { record: record.clone() },
             LimiterOp::AddRefused { key_id: "key_a".into(), count: 9 },
             LimiterOp::Usage { key_id: "key_a".into() },
-            LimiterOp::AdminAuth { address: "203.0.113.7".into(), failed: true, limits: crate::admin::auth_limit::AdminAuthLimits::default().specs() },
+            LimiterOp::AdminAuth {
+                address: "203.0.113.7".into(),
+                failed: true,
+                limits: crate::admin::auth_limit::AdminAuthLimits::default().specs(),
+            },
         ];
         for op in ops {
             let json = serde_json::to_string(&op).unwrap();
@@ -116,12 +120,8 @@ mod tests {
             last_used_at: Some(Timestamp(1_000)),
             days: vec![DayUsage { date: "1970-01-01".into(), allowed: 1, refused: 2 }],
         };
-        let replies = [
-            LimiterReply::Stale { record },
-            LimiterReply::Decided { decision },
-            LimiterReply::Usage { usage },
-            LimiterReply::Done,
-        ];
+        let replies =
+            [LimiterReply::Stale { record }, LimiterReply::Decided { decision }, LimiterReply::Usage { usage }, LimiterReply::Done];
         for reply in replies {
             let json = serde_json::to_string(&reply).unwrap();
             assert_eq!(serde_json::to_string(&serde_json::from_str::<LimiterReply>(&json).unwrap()).unwrap(), json);

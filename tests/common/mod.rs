@@ -6,6 +6,8 @@
 //! process group and deletes its state directory. Waiting is on conditions (a log line, a
 //! first HTTP answer), bounded in time; nothing sleeps to synchronise.
 #![allow(dead_code)]
+// Test helpers: a failed expectation is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -52,8 +54,18 @@ impl Keys {
     /// Every fixture key, for hygiene checks.
     pub fn all(&self) -> Vec<&str> {
         vec![
-            &self.read_only, &self.writer, &self.explicit_scopes, &self.test_env, &self.revoked, &self.inactive,
-            &self.expired, &self.not_yet_valid, &self.globex, &self.origin_locked, &self.corrupt, &self.unknown,
+            &self.read_only,
+            &self.writer,
+            &self.explicit_scopes,
+            &self.test_env,
+            &self.revoked,
+            &self.inactive,
+            &self.expired,
+            &self.not_yet_valid,
+            &self.globex,
+            &self.origin_locked,
+            &self.corrupt,
+            &self.unknown,
         ]
     }
 }
@@ -164,12 +176,7 @@ fn start_origin(label: &str, secret: &str, dir: &Path) -> (String, Child, ChildS
     let args = ["demo-origin", "--host", "127.0.0.1", "--port", "0", "--label", label].map(String::from);
     let (child, guard) = spawn_guarded(env!("CARGO_BIN_EXE_keygate"), &args, &log, &[("ORIGIN_SIGNING_SECRET", secret)], None);
     let text = wait_for_log(&log, "listening on http://", Duration::from_secs(30));
-    let url = text
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("origin url")
-        .to_string();
+    let url = text.split("listening on ").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("origin url").to_string();
     (url, child, guard)
 }
 
@@ -270,10 +277,7 @@ impl Gateway {
     /// Starts origins, writes a test wrangler config, seeds KV, starts `wrangler dev`.
     pub fn start(options: Options) -> Gateway {
         let root = repo_root();
-        assert!(
-            root.join("build/index.js").exists(),
-            "build/index.js is missing: run `make build` (or `make test`) first"
-        );
+        assert!(root.join("build/index.js").exists(), "build/index.js is missing: run `make build` (or `make test`) first");
         let dir = tempfile::Builder::new().prefix("keygate-it-").tempdir().expect("tempdir").keep();
         let state_dir = dir.join("state");
         let mut guards = Vec::new();
@@ -353,14 +357,22 @@ impl Gateway {
         let inspector = free_port();
         let wrangler_log = dir.join("wrangler.log");
         let args: Vec<String> = vec![
-            "dev".into(), "-c".into(), config_path.display().to_string(),
-            "--ip".into(), "127.0.0.1".into(), "--port".into(), port.to_string(),
-            "--inspector-port".into(), inspector.to_string(),
-            "--persist-to".into(), state_dir.display().to_string(),
+            "dev".into(),
+            "-c".into(),
+            config_path.display().to_string(),
+            "--ip".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+            "--inspector-port".into(),
+            inspector.to_string(),
+            "--persist-to".into(),
+            state_dir.display().to_string(),
             "--show-interactive-dev-session=false".into(),
         ];
         // As `make dev` runs it: no local trace store (it persists full URLs, see scripts/dev.sh).
-        let (child, guard) = spawn_guarded(&wrangler.display().to_string(), &args, &wrangler_log, &[("X_LOCAL_OBSERVABILITY", "false")], Some(&dir));
+        let (child, guard) =
+            spawn_guarded(&wrangler.display().to_string(), &args, &wrangler_log, &[("X_LOCAL_OBSERVABILITY", "false")], Some(&dir));
         children.push(child);
         guards.push(guard);
         wait_for_log(&wrangler_log, "Ready on", Duration::from_secs(180));
@@ -411,10 +423,7 @@ impl Gateway {
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
         let mut lines = head.lines();
         let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-            .collect();
+        let headers = lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_string(), v.trim().to_string())).collect();
         Resp { status, headers, body: body.to_string() }
     }
 
@@ -560,11 +569,7 @@ impl Req {
         }
         let request = builder.body(self.body.unwrap_or_default()).expect("request");
         let mut response = Self::agent().run(request)?;
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect();
+        let headers = response.headers().iter().map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
         let mut body = String::new();
         let _ = response.body_mut().as_reader().read_to_string(&mut body);
         Ok(Resp { status: response.status().as_u16(), headers, body })

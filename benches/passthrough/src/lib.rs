@@ -34,7 +34,12 @@ export function outbound(request, url, signal, identity) {
 "#)]
 extern "C" {
     #[wasm_bindgen(catch)]
-    fn outbound(request: &web_sys::Request, url: &str, signal: &web_sys::AbortSignal, identity: bool) -> std::result::Result<web_sys::Request, JsValue>;
+    fn outbound(
+        request: &web_sys::Request,
+        url: &str,
+        signal: &web_sys::AbortSignal,
+        identity: bool,
+    ) -> std::result::Result<web_sys::Request, JsValue>;
 }
 
 /// keygate's default `ORIGIN_TIMEOUT_MS`.

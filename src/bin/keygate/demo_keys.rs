@@ -277,15 +277,10 @@ fn seed(admin: &Admin, specs: &[Spec]) -> Result<Vec<Seeded>, String> {
 /// Creates one demo key and applies its follow-up change. The error carries the key's id if
 /// the key was created.
 fn seed_one(admin: &Admin, spec: &Spec) -> Result<Seeded, (Option<String>, String)> {
-    let mut key = admin
-        .call(&create_command(spec))
-        .and_then(created)
-        .map_err(|e| (None, format!("creating it failed: {e}")))?;
+    let mut key = admin.call(&create_command(spec)).and_then(created).map_err(|e| (None, format!("creating it failed: {e}")))?;
     let id = key.field("id").to_string();
     if let Some(command) = then_command(spec.then, &id) {
-        let record = admin
-            .call(&command)
-            .map_err(|e| (Some(id.clone()), format!("changing it after creating it failed: {e}")))?;
+        let record = admin.call(&command).map_err(|e| (Some(id.clone()), format!("changing it after creating it failed: {e}")))?;
         if record.get("id").and_then(Value::as_str) != Some(id.as_str()) {
             return Err((Some(id), "the answer to the change is not the key's record".into()));
         }
@@ -345,9 +340,13 @@ fn listing(keys: &[Seeded], project: &str, gateway_url: &str, now: Timestamp, pl
         row(&mut out, [&cells[0], &grant, &cells[2], &cells[3], state(&key.record, now), &clean(&key.key)]);
     }
     // The curl example uses the first active live key of the project with the plan's read grant.
-    let read_names: Vec<String> = plan.grants.iter().filter(|(_, grant)| *grant == plan.read).map(|(name, _)| format!("demo {name}")).collect();
+    let read_names: Vec<String> =
+        plan.grants.iter().filter(|(_, grant)| *grant == plan.read).map(|(name, _)| format!("demo {name}")).collect();
     let read = keys.iter().find(|k| {
-        read_names.iter().any(|n| n == k.field("name")) && k.field("project") == project && k.field("env") == "live" && state(&k.record, now) == "active"
+        read_names.iter().any(|n| n == k.field("name"))
+            && k.field("project") == project
+            && k.field("env") == "live"
+            && state(&k.record, now) == "active"
     });
     if let Some(key) = read {
         let base = gateway_url.trim_end_matches('/');
@@ -421,9 +420,8 @@ mod tests {
                 let mut creates = 0;
                 while !flag.load(Ordering::SeqCst) {
                     let Ok(Some(mut request)) = server.recv_timeout(Duration::from_millis(50)) else { continue };
-                    let authorized = request.headers().iter().any(|h| {
-                        h.field.equiv("Authorization") && h.value.as_str() == format!("Bearer {TOKEN}")
-                    });
+                    let authorized =
+                        request.headers().iter().any(|h| h.field.equiv("Authorization") && h.value.as_str() == format!("Bearer {TOKEN}"));
                     let mut text = String::new();
                     let _ = request.as_reader().read_to_string(&mut text);
                     let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -481,7 +479,11 @@ mod tests {
         let specs = specs("acme", NOW, &Plan::default());
         for (role, _) in BUILTIN_ROLES {
             assert!(
-                specs.iter().any(|s| s.grant == Grant::Role(role.to_string()) && s.env == "live" && s.project == "acme" && s.then == Then::Nothing && s.valid_from.is_none()),
+                specs.iter().any(|s| s.grant == Grant::Role(role.to_string())
+                    && s.env == "live"
+                    && s.project == "acme"
+                    && s.then == Then::Nothing
+                    && s.valid_from.is_none()),
                 "{role}"
             );
         }
@@ -555,10 +557,8 @@ mod tests {
             assert_eq!(text.matches(&key.key).count(), if key.field("name") == "demo read_only" { 2 } else { 1 });
         }
         let read_only = seeded.iter().find(|k| k.field("name") == "demo read_only").unwrap();
-        assert!(text.contains(&format!(
-            "curl -H \"Authorization: Bearer {}\" http://127.0.0.1:9999/v1/public/cms/articles/items",
-            read_only.key
-        )));
+        assert!(text
+            .contains(&format!("curl -H \"Authorization: Bearer {}\" http://127.0.0.1:9999/v1/public/cms/articles/items", read_only.key)));
         let expired_row = text.lines().find(|l| l.starts_with("demo expired ")).unwrap();
         assert!(expired_row.contains(" expired ") && expired_row.contains("read_only") && expired_row.contains("acme"));
         assert!(text.lines().any(|l| l.starts_with("demo test read_only ") && l.contains(" test ")));
@@ -598,7 +598,10 @@ mod tests {
     fn an_unreachable_gateway_fails_with_a_hint() {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let error = run(&options(&format!("http://127.0.0.1:{port}"), TOKEN)).unwrap_err();
-        assert!(error.starts_with("seeding demo keys failed: demo key \"demo super_admin\" (acme): creating it failed: cannot reach "), "{error}");
+        assert!(
+            error.starts_with("seeding demo keys failed: demo key \"demo super_admin\" (acme): creating it failed: cannot reach "),
+            "{error}"
+        );
         assert!(error.contains("is the gateway running"), "{error}");
         assert!(!error.contains(TOKEN));
     }

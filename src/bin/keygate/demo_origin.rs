@@ -156,7 +156,9 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
             Route::ProjectList { project, kind }
         }
         ["v1", "cms", kind, "items"] if method == "POST" && named(kind) => Route::Create { kind },
-        ["v1", resource, rest @ ..] if named(resource) && !matches!(*resource, "public" | "cms" | "projects") && rest.iter().all(named) => Route::Resource { resource },
+        ["v1", resource, rest @ ..] if named(resource) && !matches!(*resource, "public" | "cms" | "projects") && rest.iter().all(named) => {
+            Route::Resource { resource }
+        }
         _ => Route::NotFound,
     }
 }
@@ -218,9 +220,7 @@ impl Item {
 
 /// Published items of one project and type, in sample order.
 pub fn published_items<'a>(project: &'a str, kind: &'a str) -> impl Iterator<Item = &'static Item> + 'a {
-    SAMPLE_ITEMS
-        .iter()
-        .filter(move |i| i.project == project && i.kind == kind && i.status == "published")
+    SAMPLE_ITEMS.iter().filter(move |i| i.project == project && i.kind == kind && i.status == "published")
 }
 
 /// Answers one request at `now_seconds`, accepting signatures made with `secret` for `audience`.
@@ -295,8 +295,7 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 }
 
 fn echo(request: &OriginRequest, identity: &SignedIdentity) -> Value {
-    let headers: Map<String, Value> =
-        request.headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let headers: Map<String, Value> = request.headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
     json!({
         "method": request.method,
         "path": request.path(),
@@ -345,16 +344,18 @@ fn not_found(message: &str) -> OriginResponse {
 
 /// Whether `label` can go into a header and a log line: 1–64 of `A-Z a-z 0-9 - _ .`.
 pub fn is_valid_label(label: &str) -> bool {
-    (1..=64).contains(&label.len())
-        && label.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    (1..=64).contains(&label.len()) && label.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// The audience signatures must be made for: the `--audience` URL if given, else this origin's
 /// own URL, `http://<listening address>` (as printed at startup).
 pub fn audience(flag: Option<&str>, listening: &str) -> Result<Audience, String> {
     match flag {
-        Some(url) => Audience::from_url(url).ok_or_else(|| format!("--audience {url:?} must be an http(s) URL with an ASCII host and a valid port")),
-        None => Audience::from_url(&format!("http://{listening}")).ok_or_else(|| format!("listening address {listening:?} has no audience; pass --audience")),
+        Some(url) => {
+            Audience::from_url(url).ok_or_else(|| format!("--audience {url:?} must be an http(s) URL with an ASCII host and a valid port"))
+        }
+        None => Audience::from_url(&format!("http://{listening}"))
+            .ok_or_else(|| format!("listening address {listening:?} has no audience; pass --audience")),
     }
 }
 
@@ -365,10 +366,7 @@ pub fn serve(options: &Options) -> Result<(), String> {
     }
     let server = tiny_http::Server::http((options.host.as_str(), options.port))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", options.host, options.port))?;
-    let address = server
-        .server_addr()
-        .to_ip()
-        .map_or_else(|| format!("{}:{}", options.host, options.port), |a| a.to_string());
+    let address = server.server_addr().to_ip().map_or_else(|| format!("{}:{}", options.host, options.port), |a| a.to_string());
     let audience = audience(options.audience.as_deref(), &address)?;
     let server = Arc::new(server);
     let workers: Vec<_> = (0..WORKERS)
@@ -409,12 +407,8 @@ fn answer(mut request: tiny_http::Request, label: &str, secret: &[u8], audience:
     }
     let mut body = Vec::new();
     let read = request.as_reader().take(MAX_BODY_BYTES + 1).read_to_end(&mut body);
-    let origin_request = OriginRequest {
-        method: request.method().as_str().to_string(),
-        path_and_query: request.url().to_string(),
-        headers,
-        body,
-    };
+    let origin_request =
+        OriginRequest { method: request.method().as_str().to_string(), path_and_query: request.url().to_string(), headers, body };
     let response = match read {
         Err(_) => error(400, "BAD_REQUEST", "could not read the request body", json!({})),
         Ok(n) if n as u64 > MAX_BODY_BYTES => {
@@ -451,9 +445,7 @@ fn unix_seconds() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keygate::signature::{
-        HEADER_ENV, HEADER_KEY_ID, HEADER_PROJECT, HEADER_SCOPES, HEADER_SIGNATURE, HEADER_TIMESTAMP,
-    };
+    use keygate::signature::{HEADER_ENV, HEADER_KEY_ID, HEADER_PROJECT, HEADER_SCOPES, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 
     const SECRET: &[u8] = b"0123456789abcdef0123";
     const NOW: u64 = 1_800_000_000;
@@ -593,11 +585,7 @@ mod tests {
         let response = run(&health);
         assert_eq!((response.status, response.body["label"].clone()), (200, json!("live")));
 
-        let unsigned = OriginRequest {
-            method: "GET".into(),
-            path_and_query: "/v1/public/cms/articles/items".into(),
-            ..Default::default()
-        };
+        let unsigned = OriginRequest { method: "GET".into(), path_and_query: "/v1/public/cms/articles/items".into(), ..Default::default() };
         let mut bad_sig = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
         bad_sig.headers.insert(HEADER_SIGNATURE.into(), "v2=zz".into());
         let mut other_project = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
@@ -611,10 +599,20 @@ mod tests {
             ("malformed", bad_sig, NOW, "malformed"),
             ("tampered project", other_project, NOW, "mismatch"),
             ("tampered query", other_query, NOW, "mismatch"),
-            ("signed for the test origin", signed_for("http://127.0.0.1:8789", "GET", "/v1/public/cms/articles/items", "acme", b""), NOW, "mismatch"),
+            (
+                "signed for the test origin",
+                signed_for("http://127.0.0.1:8789", "GET", "/v1/public/cms/articles/items", "acme", b""),
+                NOW,
+                "mismatch",
+            ),
             ("timestamp not in its canonical spelling", padded_timestamp, NOW, "malformed"),
             ("stale", signed("GET", "/__echo", "acme", b""), NOW + 301, "stale"),
-            ("unsigned 404", OriginRequest { method: "GET".into(), path_and_query: "/nope".into(), ..Default::default() }, NOW, "missing_header"),
+            (
+                "unsigned 404",
+                OriginRequest { method: "GET".into(), path_and_query: "/nope".into(), ..Default::default() },
+                NOW,
+                "missing_header",
+            ),
         ];
         for (what, request, now, reason) in rows {
             let response = handle(&request, "live", SECRET, &own_audience(), now);
@@ -654,7 +652,10 @@ mod tests {
         let missing = run(&signed("GET", "/v2/other", "acme", b""));
         assert_eq!((missing.status, missing.body["error"]["code"].clone()), (404, json!("NOT_FOUND")));
         let resource = run(&signed("POST", "/v1/posts", "acme", b"{}"));
-        assert_eq!((resource.status, resource.body["resource"].clone(), resource.body["identity"]["project"].clone()), (201, json!("posts"), json!("acme")));
+        assert_eq!(
+            (resource.status, resource.body["resource"].clone(), resource.body["identity"]["project"].clone()),
+            (201, json!("posts"), json!("acme"))
+        );
         let unsigned = run(&OriginRequest { headers: BTreeMap::new(), ..signed("GET", "/v1/sites", "acme", b"") });
         assert_eq!(unsigned.status, 401, "a profile surface is only answered to a signed request");
     }

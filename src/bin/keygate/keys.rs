@@ -271,9 +271,8 @@ mod tests {
             let mut seen = Vec::new();
             for (status, body) in answers {
                 let Ok(Some(mut request)) = server.recv_timeout(Duration::from_secs(10)) else { break };
-                let header = |name: &'static str| {
-                    request.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str().to_string())
-                };
+                let header =
+                    |name: &'static str| request.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str().to_string());
                 let (authorization, content_type) = (header("Authorization"), header("Content-Type"));
                 let mut text = String::new();
                 let _ = request.as_reader().read_to_string(&mut text);
@@ -312,7 +311,8 @@ mod tests {
     fn create_sends_the_body_and_prints_the_key_once_on_stdout() {
         let answer = json!({"key": PLAINTEXT, "record": record("key_new")}).to_string();
         let (url, server) = fake_admin_api(vec![(201, answer)]);
-        let args = args(&url, TOKEN, &["create", "--project", "acme", "--name", "marketing site", "--role", "read_only", "--meta", "team=web"]);
+        let args =
+            args(&url, TOKEN, &["create", "--project", "acme", "--name", "marketing site", "--role", "read_only", "--meta", "team=web"]);
         let (code, out, err) = execute(&args);
         let seen = server.join().unwrap();
 
@@ -415,7 +415,8 @@ DATE        ALLOWED  REFUSED
         let today = keygate::limit::protocol::day_of(now_ms());
         let mut key = record("key_abc");
         key["tier"] = json!("pro");
-        key["limits"] = json!([{"name": "burst", "limit": 50, "window_seconds": 1}, {"name": "minute", "limit": 600, "window_seconds": 60}]);
+        key["limits"] =
+            json!([{"name": "burst", "limit": 50, "window_seconds": 1}, {"name": "minute", "limit": 600, "window_seconds": 60}]);
         key["limit_mode"] = json!(null);
         let (url, server) = fake_admin_api(vec![(200, key.to_string()), (200, usage_answer("key_abc", &today))]);
         let (code, out, err) = execute(&args(&url, TOKEN, &["show", "key_abc"]));
@@ -476,11 +477,9 @@ DATE        ALLOWED  REFUSED
         key["tier"] = json!(null);
         key["limits"] = json!([{"name": "minute", "limit": 600, "window_seconds": 60}]);
         key["limit_mode"] = json!("exact");
-        let (url, server) = fake_admin_api(vec![
-            (201, json!({"key": PLAINTEXT, "record": key}).to_string()),
-            (200, key.to_string()),
-        ]);
-        let create = ["create", "--project", "acme", "--name", "n", "--role", "read_only", "--limit", "minute=600/60", "--limit-mode", "exact"];
+        let (url, server) = fake_admin_api(vec![(201, json!({"key": PLAINTEXT, "record": key}).to_string()), (200, key.to_string())]);
+        let create =
+            ["create", "--project", "acme", "--name", "n", "--role", "read_only", "--limit", "minute=600/60", "--limit-mode", "exact"];
         let (code, out, err) = execute(&args(&url, TOKEN, &create));
         assert_eq!(code, 0, "{err}");
         for line in ["tier             default", "limits           minute 600/60s", "limit_mode       exact"] {

@@ -66,13 +66,19 @@ fn parse_demo(text: &str) -> Result<Plan, String> {
         let name = key.get("name").and_then(toml::Value::as_str).ok_or("every key needs a name")?.to_string();
         let grant = match (key.get("role").and_then(toml::Value::as_str), key.get("scopes").and_then(toml::Value::as_array)) {
             (Some(role), None) => Grant::Role(role.to_string()),
-            (None, Some(scopes)) => Grant::Scopes(scopes.iter().map(|s| s.as_str().map(String::from).ok_or("scopes are strings")).collect::<Result<_, _>>()?),
+            (None, Some(scopes)) => {
+                Grant::Scopes(scopes.iter().map(|s| s.as_str().map(String::from).ok_or("scopes are strings")).collect::<Result<_, _>>()?)
+            }
             _ => return Err(format!("key {name:?}: give a role or scopes (one of them)")),
         };
         grants.push((name, grant));
     }
     let read_name = demo.get("read").and_then(toml::Value::as_str).ok_or("read (the name of one of keys) is required")?.to_string();
-    let read = grants.iter().find(|(name, _)| *name == read_name).map(|(_, grant)| grant.clone()).ok_or(format!("read {read_name:?} names none of keys"))?;
+    let read = grants
+        .iter()
+        .find(|(name, _)| *name == read_name)
+        .map(|(_, grant)| grant.clone())
+        .ok_or(format!("read {read_name:?} names none of keys"))?;
     Ok(Plan { grants, read, read_name, test_env, path })
 }
 
@@ -123,7 +129,11 @@ mod tests {
         assert_eq!(plan.read, Grant::Scopes(vec!["posts:read".into()]));
         assert_eq!(plan.grants[2], ("boss".into(), Grant::Role("admin".into())));
         assert_eq!(parse_demo("[vars]\nA = \"1\"\n").unwrap(), Plan::default(), "no [demo]: the shipped set");
-        assert_eq!(parse_demo("[demo]\npath = \"/v1/articles\"\n").unwrap(), Plan { path: "/v1/articles".into(), ..Plan::default() }, "no keys: the built-in roles");
+        assert_eq!(
+            parse_demo("[demo]\npath = \"/v1/articles\"\n").unwrap(),
+            Plan { path: "/v1/articles".into(), ..Plan::default() },
+            "no keys: the built-in roles"
+        );
         for (what, text) in [
             ("no path", "[demo]\nread = \"a\"\nkeys = [{ name = \"a\", role = \"r\" }]\n"),
             ("read names no key", "[demo]\npath = \"/\"\nread = \"b\"\nkeys = [{ name = \"a\", role = \"r\" }]\n"),

@@ -44,9 +44,7 @@ impl Endpoint {
         } else {
             host.split(':').next().unwrap_or("").to_string()
         };
-        let loopback = name == "localhost"
-            || name == "[::1]"
-            || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
+        let loopback = name == "localhost" || name == "[::1]" || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
         Ok(Endpoint { base, loopback })
     }
 

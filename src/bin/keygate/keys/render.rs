@@ -38,8 +38,7 @@ const RECORD_FIELDS: &[&str] = &[
 ];
 
 /// Line printed right after a plaintext key.
-pub const KEY_WARNING: &str =
-    "warning: the plaintext key is shown only this once and cannot be retrieved later; store it now.";
+pub const KEY_WARNING: &str = "warning: the plaintext key is shown only this once and cannot be retrieved later; store it now.";
 
 /// Escapes characters that could move the cursor, rewrite the terminal or reorder text.
 pub fn sanitize(text: &str) -> String {
@@ -164,7 +163,8 @@ pub fn key_table(items: &[Value], now_ms: i64) -> Result<String, String> {
     let mut rows = Vec::with_capacity(items.len());
     for item in items {
         let record = as_record(item, "a list item")?;
-        let mut row: Vec<String> = ["id", "name", "env", "role", "status", "valid_to", "hint"].iter().map(|name| field(record, name)).collect();
+        let mut row: Vec<String> =
+            ["id", "name", "env", "role", "status", "valid_to", "hint"].iter().map(|name| field(record, name)).collect();
         row[4] = display_status(record, now_ms);
         row.push(match record.get("last_used_at") {
             None => "-".into(),
@@ -280,8 +280,7 @@ pub fn usage_report(value: &Value) -> Result<String, String> {
     if days.is_empty() {
         out.push_str("no requests recorded\n");
     } else {
-        let rows: Vec<Vec<String>> =
-            days.into_iter().map(|d| vec![d.date, d.allowed.to_string(), d.refused.to_string()]).collect();
+        let rows: Vec<Vec<String>> = days.into_iter().map(|d| vec![d.date, d.allowed.to_string(), d.refused.to_string()]).collect();
         out.push_str(&table(&["DATE", "ALLOWED", "REFUSED"], &rows));
     }
     Ok(out)
@@ -464,7 +463,11 @@ zeta             1, 2
                 "limits  daily 100000/86400s",
             ),
             ("odd limit entry", json!({"id": "k", "limits": [{"name": "x"}, 5]}), "limits  name=x, 5"),
-            ("limit name escaped", json!({"id": "k", "limits": [{"name": "a\u{1b}", "limit": 1, "window_seconds": 2}]}), "limits  a\\u{1b} 1/2s"),
+            (
+                "limit name escaped",
+                json!({"id": "k", "limits": [{"name": "a\u{1b}", "limit": 1, "window_seconds": 2}]}),
+                "limits  a\\u{1b} 1/2s",
+            ),
             ("default mode", json!({"id": "k", "limit_mode": null}), "limit_mode  default"),
             ("exact mode", json!({"id": "k", "limit_mode": "exact"}), "limit_mode  exact"),
         ];
@@ -503,7 +506,8 @@ key_longer_id  x               live  -          revoked  lifetime              -
         let mut disabled = record();
         disabled["status"] = json!("inactive");
         let table = key_table(&[record(), later, disabled], now).unwrap();
-        let statuses: Vec<&str> = table.lines().skip(1).map(|line| line.split("  ").filter(|c| !c.is_empty()).nth(4).unwrap_or("").trim()).collect();
+        let statuses: Vec<&str> =
+            table.lines().skip(1).map(|line| line.split("  ").filter(|c| !c.is_empty()).nth(4).unwrap_or("").trim()).collect();
         assert_eq!(statuses, ["active (expired)", "active (not yet valid)", "inactive"], "{table}");
         assert!(table.lines().nth(2).unwrap_or("").trim_end().ends_with("never"), "{table}");
     }

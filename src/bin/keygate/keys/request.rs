@@ -62,9 +62,7 @@ pub fn build(command: &KeysCommand) -> Result<ApiRequest, String> {
         KeysCommand::Update(args) => update(args),
         KeysCommand::Enable(arg) => status_change(&arg.id, "active"),
         KeysCommand::Disable(arg) => status_change(&arg.id, "inactive"),
-        KeysCommand::Revoke(arg) => {
-            Ok(ApiRequest { method: Method::Delete, path: key_path(&arg.id)?, body: None, expect: Expect::Record })
-        }
+        KeysCommand::Revoke(arg) => Ok(ApiRequest { method: Method::Delete, path: key_path(&arg.id)?, body: None, expect: Expect::Record }),
         KeysCommand::Roll(args) => {
             let mut body = Map::new();
             body.insert("grace_seconds".into(), Value::from(args.grace_seconds));
@@ -298,10 +296,31 @@ mod tests {
             (
                 "create full",
                 vec![
-                    "create", "--project", "acme", "--name", "site", "--env", "test", "--role", "read_only", "--scope",
-                    "cms:read", "--scope", "cms:*", "--valid-from", "2027-01-01T00:00:00Z", "--valid-to",
-                    "2028-01-01T00:00:00+01:00", "--allowed-origin", "https://a.example", "--meta", "team=web",
-                    "--meta", "note=a=b", "--meta", "empty=",
+                    "create",
+                    "--project",
+                    "acme",
+                    "--name",
+                    "site",
+                    "--env",
+                    "test",
+                    "--role",
+                    "read_only",
+                    "--scope",
+                    "cms:read",
+                    "--scope",
+                    "cms:*",
+                    "--valid-from",
+                    "2027-01-01T00:00:00Z",
+                    "--valid-to",
+                    "2028-01-01T00:00:00+01:00",
+                    "--allowed-origin",
+                    "https://a.example",
+                    "--meta",
+                    "team=web",
+                    "--meta",
+                    "note=a=b",
+                    "--meta",
+                    "empty=",
                 ],
                 Method::Post,
                 "/keys",
@@ -336,9 +355,22 @@ mod tests {
             (
                 "update values",
                 vec![
-                    "update", "k", "--role", "admin", "--scope", "a:b", "--valid-from", "2027-01-01T00:00:00Z",
-                    "--valid-to", "2028-01-01T00:00:00Z", "--allowed-origin", "http://x:1", "--allowed-origin",
-                    "http://y", "--meta", "a=b",
+                    "update",
+                    "k",
+                    "--role",
+                    "admin",
+                    "--scope",
+                    "a:b",
+                    "--valid-from",
+                    "2027-01-01T00:00:00Z",
+                    "--valid-to",
+                    "2028-01-01T00:00:00Z",
+                    "--allowed-origin",
+                    "http://x:1",
+                    "--allowed-origin",
+                    "http://y",
+                    "--meta",
+                    "a=b",
                 ],
                 Method::Patch,
                 "/keys/k",
@@ -385,7 +417,11 @@ mod tests {
                     {"name": "burst", "limit": 50, "window_seconds": 1},
                 ]}),
             ),
-            ("create --limit-mode exact", [&create[..], &["--limit-mode", "exact"]].concat(), json!({"project": "p", "name": "n", "limit_mode": "exact"})),
+            (
+                "create --limit-mode exact",
+                [&create[..], &["--limit-mode", "exact"]].concat(),
+                json!({"project": "p", "name": "n", "limit_mode": "exact"}),
+            ),
             (
                 "create all three",
                 [&create[..], &["--tier", "free", "--limit", "daily=1000/86400", "--limit-mode", "fast"]].concat(),
@@ -482,7 +518,11 @@ mod tests {
         let rows: Vec<(&str, Vec<&str>, &str)> = vec![
             ("update without changes", vec!["update", "k"], "nothing to update"),
             ("duplicate meta key", vec!["update", "k", "--meta", "a=1", "--meta", "a=2"], "more than once"),
-            ("duplicate meta key on create", vec!["create", "--project", "p", "--name", "n", "--meta", "a=1", "--meta", "a=2"], "more than once"),
+            (
+                "duplicate meta key on create",
+                vec!["create", "--project", "p", "--name", "n", "--meta", "a=1", "--meta", "a=2"],
+                "more than once",
+            ),
             ("duplicate limit name", vec!["update", "k", "--limit", "m=1/60", "--limit", "m=2/60"], "given more than once"),
             (
                 "duplicate limit name on create",
