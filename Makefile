@@ -25,16 +25,16 @@ dev: setup
 ## tests against the real worker under wrangler dev.
 test: build fmt clippy doc
 	cargo check --quiet --locked --manifest-path fuzz/Cargo.toml
-	cargo test --lib --bins
+	cargo test --workspace --lib --bins
 	cargo test --test '*' -- --test-threads=8
 
 ## API docs of the library, native and wasm32 (the Workers glue), warnings denied.
 doc:
-	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet
-	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet --target wasm32-unknown-unknown
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib --quiet
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib --quiet --target wasm32-unknown-unknown
 
 unit:
-	cargo test --lib --bins
+	cargo test --workspace --lib --bins
 
 ## Fuzz every target for FUZZ_SECONDS each (default 60); needs the nightly toolchain.
 fuzz:
@@ -49,8 +49,8 @@ fmt:
 	cargo fmt --all --check
 
 clippy:
-	cargo clippy --all-targets -- -D warnings
-	cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --lib --target wasm32-unknown-unknown -- -D warnings
 
 clean:
 	rm -rf build target/bench .wrangler
