@@ -3,9 +3,9 @@
 //!
 //! - OptimoCMS: `ERROR_DIALECT=optimo`, `RATE_LIMIT_HEADER_LIMIT=minute`.
 //! - Octopost: `ERROR_DIALECT=octopost`, `EMPTY_SCOPES=all`, `TEST_KEY_ON_LIVE_ROUTE=401`.
-//! - Ovok-like surface in RFC 9457: `ERROR_DIALECT=problem`, `UNMATCHED=auth` under `/v1`, and
-//!   no live origin at all (`ORIGIN_URL` is a closed port), so a request that reached the origin
-//!   would answer 502 instead of the refusal.
+//! - Ovok-like surface in RFC 9457: `ERROR_DIALECT=problem`, `UNMATCHED=auth` under `/v1`; the
+//!   demo origin labels every answer (and answers `/v1/sites`), so a refusal without the label
+//!   never reached it.
 
 // Tests: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -42,7 +42,7 @@ fn ovok() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
     GATEWAY.get_or_init(|| {
         let vars = vec![("ERROR_DIALECT", "problem"), ("UNMATCHED", "auth"), ("PROTECTED_PREFIXES", r#"["/v1"]"#)];
-        Gateway::start(Options { live_origin: false, vars, ..Options::default() })
+        Gateway::start(Options { vars, ..Options::default() })
     })
 }
 
@@ -160,9 +160,13 @@ fn problem_details_carry_the_rfc_9457_members() {
 #[test]
 fn ovok_surface_answers_401_or_403_and_nothing_reaches_the_origin() {
     let g = ovok();
-    let code =
-        |response: common::Resp, status: u16| response.assert_refusal(status, PROBLEM)["code"].as_str().unwrap_or_default().to_string();
-    // (what, request, status, code). A forwarded request would be 502: there is no origin.
+    // The demo origin labels everything it answers (and answers /v1/sites): a refusal without the
+    // label never reached it.
+    let code = |response: common::Resp, status: u16| {
+        assert_eq!(response.header("x-origin-label"), None, "reached the origin: {}", response.body);
+        response.assert_refusal(status, PROBLEM)["code"].as_str().unwrap_or_default().to_string()
+    };
+    // (what, request, status, code).
     let rows = [
         ("keyless write", g.request("POST", WRITE).body("{}"), 401, "MISSING_KEY"),
         ("keyless unmatched path", g.request("GET", "/v1/sites"), 401, "MISSING_KEY"),
@@ -176,7 +180,7 @@ fn ovok_surface_answers_401_or_403_and_nothing_reaches_the_origin() {
     for (what, request, status, expected) in rows {
         assert_eq!(code(request.send(), status), expected, "{what}");
     }
-    // The control: a matched, allowed request is forwarded, and so meets the missing origin.
+    // The control: a matched, allowed request is forwarded, and the origin labels its answer.
     let forwarded = g.request("GET", LIST).bearer(&g.keys.read_only).send();
-    assert_eq!(code(forwarded, 502), "ORIGIN_UNAVAILABLE");
+    assert_eq!((forwarded.status, forwarded.header("x-origin-label")), (200, Some("live")), "{}", forwarded.body);
 }

@@ -72,7 +72,8 @@ impl Keys {
 
 /// How a test binary wants its gateway configured.
 pub struct Options {
-    /// Serve the live origin on a real demo origin (false: point ORIGIN_URL at a closed port).
+    /// Serve the live origin on a real demo origin (false: ORIGIN_URL is a dead origin that
+    /// accepts connections and closes them unanswered).
     pub live_origin: bool,
     /// Configure ORIGIN_URL_TEST (a second demo origin labelled `test`).
     pub test_origin: bool,
@@ -116,6 +117,20 @@ fn bin_path() -> String {
     let node_bin = repo_root().join("node_modules/.bin");
     let cargo_bin = std::env::var("HOME").map(|h| format!("{h}/.cargo/bin:")).unwrap_or_default();
     format!("{}:{cargo_bin}{}", node_bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+/// An origin that accepts connections and closes them unanswered, as a crashed origin does. The
+/// port stays bound for the whole test run, so no other server of a parallel test binary can
+/// take it (a port merely picked as free could be, and would answer).
+fn dead_origin() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the dead origin");
+    let url = format!("http://{}", listener.local_addr().expect("dead origin address"));
+    std::thread::spawn(move || {
+        for connection in listener.incoming() {
+            drop(connection);
+        }
+    });
+    url
 }
 
 pub fn free_port() -> u16 {
@@ -289,7 +304,7 @@ impl Gateway {
             guards.push(guard);
             url
         } else {
-            format!("http://127.0.0.1:{}", free_port())
+            dead_origin()
         };
         let test_origin_url = options.test_origin.then(|| {
             let (url, child, guard) = start_origin("test", options.test_signing_secret.unwrap_or(SIGNING_SECRET), &dir);
