@@ -103,6 +103,43 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// Whether a newer record of the key could lift this refusal: the admin API may have just
+    /// re-enabled it, re-dated it, or changed its role, scopes or allowed origins, and an
+    /// `exact`-mode key then asks its limiter once before refusing. Everything else is final or
+    /// not about the record: revocation is permanent, a key's env and project never change, and
+    /// the rest are decided before or after the record check. Exhaustive, so a new variant has
+    /// to say.
+    pub fn newer_record_may_lift(&self) -> bool {
+        match self {
+            GatewayError::KeyDisabled
+            | GatewayError::KeyNotYetValid
+            | GatewayError::KeyExpired
+            | GatewayError::InsufficientScope { .. }
+            | GatewayError::OriginNotAllowed => true,
+            GatewayError::MissingKey
+            | GatewayError::BadRequest { .. }
+            | GatewayError::RouteNotFound
+            | GatewayError::RouteNotAllowed
+            | GatewayError::InvalidKey { .. }
+            | GatewayError::KeyRevoked
+            | GatewayError::ProjectMismatch
+            | GatewayError::EnvironmentMismatch
+            | GatewayError::StoreUnavailable
+            | GatewayError::OriginUnavailable
+            | GatewayError::OriginTimeout
+            | GatewayError::ConfigInvalid { .. }
+            | GatewayError::Unauthorized
+            | GatewayError::AdminAuthThrottled { .. }
+            | GatewayError::NotFound
+            | GatewayError::ValidationFailed { .. }
+            | GatewayError::Conflict { .. }
+            | GatewayError::PayloadTooLarge { .. }
+            | GatewayError::UnsupportedMediaType
+            | GatewayError::RateLimitExceeded { .. }
+            | GatewayError::QuotaExceeded { .. } => false,
+        }
+    }
+
     /// HTTP status.
     pub fn status(&self) -> u16 {
         match self {
@@ -307,6 +344,12 @@ pub(crate) mod tests {
             GatewayError::RateLimitExceeded { limit: "minute".into(), retry_after: 45 },
             GatewayError::QuotaExceeded { limit: "daily".into(), retry_after: 3600 },
         ]
+    }
+
+    #[test]
+    fn only_refusals_a_record_change_can_lift_ask_for_a_newer_record() {
+        let liftable: Vec<&str> = all().iter().filter(|e| e.newer_record_may_lift()).map(GatewayError::code).collect();
+        assert_eq!(liftable, ["KEY_DISABLED", "KEY_NOT_YET_VALID", "KEY_EXPIRED", "INSUFFICIENT_SCOPE", "ORIGIN_NOT_ALLOWED"]);
     }
 
     #[test]

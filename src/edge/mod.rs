@@ -144,17 +144,15 @@ async fn gate(
         let grant = match policy::authorize(&record, &facts, &config.roles, config.empty_grant(), incoming.now_ms) {
             Ok(grant) => grant,
             // A refusal may rest on a stale record (re-enabled, re-dated, new role or origins):
-            // an exact-mode key asks its limiter once. Revoked is final; env never changes.
-            Err(error) if attempts < 2 && !matches!(error, GatewayError::KeyRevoked | GatewayError::InvalidKey { .. }) => {
-                match limits::fresher(env, config, &record).await {
-                    Some(newer) => {
-                        attempts += 1;
-                        record = store::refresh(config, hash, newer, incoming.now_ms);
-                        continue;
-                    }
-                    None => return Err(error.into()),
+            // an exact-mode key asks its limiter once (`GatewayError::newer_record_may_lift`).
+            Err(error) if attempts < 2 && error.newer_record_may_lift() => match limits::fresher(env, config, &record).await {
+                Some(newer) => {
+                    attempts += 1;
+                    record = store::refresh(config, hash, newer, incoming.now_ms);
+                    continue;
                 }
-            }
+                None => return Err(error.into()),
+            },
             Err(error) => return Err(error.into()),
         };
         let plan = crate::forward::plan(config, &grant, &incoming.method, &incoming.path_and_query, (incoming.now_ms / 1000) as u64)?;
