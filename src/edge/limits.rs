@@ -21,8 +21,9 @@ use worker::{Context, Env};
 use crate::cache::InFlight;
 use crate::config::{Config, FailurePolicy};
 use crate::error::GatewayError;
-use crate::limit::algorithm::{decide, Decision, LimitSpec, LimitState};
+use crate::limit::algorithm::{Decision, LimitSpec};
 use crate::limit::headers;
+use crate::limit::local::LocalCounters;
 use crate::limit::protocol::{LimiterOp, LimiterReply};
 use crate::record::{KeyRecord, LimitMode};
 
@@ -76,7 +77,7 @@ const MAX_PENDING_REFUSED: usize = 10_000;
 
 thread_local! {
     static BLOCKED: RefCell<HashMap<String, Blocked>> = RefCell::new(HashMap::new());
-    static FAST_STATE: RefCell<HashMap<String, Vec<LimitState>>> = RefCell::new(HashMap::new());
+    static FAST_STATE: RefCell<LocalCounters> = RefCell::new(LocalCounters::default());
     /// Refusals counted here and not yet sent to their limiters (numbers only: each flush makes
     /// and awaits its own Durable Object calls in its own request's `wait_until`).
     static PENDING_REFUSED: RefCell<HashMap<(String, String), u64>> = RefCell::new(HashMap::new());
@@ -127,11 +128,7 @@ pub async fn enforce(env: &Env, ctx: &Context, config: &Config, record: &KeyReco
 
     let decision = match mode {
         LimitMode::Fast => {
-            let mut decision = FAST_STATE.with(|s| {
-                let mut states = s.borrow_mut();
-                let entry = states.entry(family.clone()).or_default();
-                decide(specs, entry, now_ms)
-            });
+            let mut decision = FAST_STATE.with(|s| s.borrow_mut().decide(&family, specs, now_ms));
             if decision.allowed {
                 if let Some(fast) = config.fast_binding_for(record) {
                     let allowed = match binding_allows(env, config, &fast.binding, &family, incoming).await {

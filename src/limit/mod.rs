@@ -1,5 +1,7 @@
-//! Rate limits and quotas: the pure algorithm ([`algorithm`]) and header rendering ([`headers`]).
+//! Rate limits and quotas: the pure algorithm ([`algorithm`]), `fast` mode's bounded
+//! per-isolate counters ([`local`]) and header rendering ([`headers`]).
 
 pub mod algorithm;
 pub mod headers;
+pub mod local;
 pub mod protocol;
