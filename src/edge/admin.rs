@@ -140,13 +140,12 @@ async fn create_key(env: &Env, config: &Config, body: &[u8], rules: &Rules<'_>) 
 async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> AdminResult {
     let operation = facade::route(&incoming.method, incoming.path()).ok_or(GatewayError::NotFound)?;
     let rules = Rules::of(config, incoming.now_ms);
-    // A key of another project is not there under this project's path.
-    let own = |project: &str, record: KeyRecord| {
-        if record.project == project && record.status != Status::Revoked {
-            Ok(record)
-        } else {
-            Err(GatewayError::NotFound)
-        }
+    // The path's project is the registry instance asked, so a key of another project is simply
+    // not there (404) and no id directory lookup is needed; a revoked key is deleted to Atlas.
+    let live = |record: KeyRecord| if record.status == Status::Revoked { Err(GatewayError::NotFound) } else { Ok(record) };
+    let record_of = |reply: Reply| match reply {
+        Reply::Record { record, .. } => Ok(record),
+        _ => Err(unexpected()),
     };
     match operation {
         FacadeRoute::List { project } => {
@@ -170,26 +169,20 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
             ok_json(200, &json!({ "result": plaintext.expose() }))
         }
         FacadeRoute::Get { project, id } => {
-            let Reply::Record { record, .. } = call_for_key(env, &id, Op::Get { id: id.clone() }).await? else { return Err(unexpected()) };
-            ok_json(200, &facade::view(&own(&project, record)?))
+            let record = live(record_of(call(env, &project, &Op::Get { id }).await?)?)?;
+            ok_json(200, &facade::view(&record))
         }
         FacadeRoute::Replace { project, id } => {
             let body = facade::replace_body(&read_body(incoming, config, true).await?)?;
-            let Reply::Record { record, .. } = call_for_key(env, &id, Op::Get { id: id.clone() }).await? else { return Err(unexpected()) };
-            own(&project, record)?;
+            live(record_of(call(env, &project, &Op::Get { id: id.clone() }).await?)?)?;
             parse_update(&body, &rules)?;
             let body = String::from_utf8(body).map_err(|_| unexpected())?;
-            let Reply::Record { record, .. } = call_for_key(env, &id, Op::Update { id: id.clone(), body }).await? else {
-                return Err(unexpected());
-            };
+            let record = record_of(call(env, &project, &Op::Update { id, body }).await?)?;
             ok_json(200, &facade::view(&record))
         }
         FacadeRoute::Delete { project, id } => {
-            let Reply::Record { record, .. } = call_for_key(env, &id, Op::Get { id: id.clone() }).await? else { return Err(unexpected()) };
-            own(&project, record)?;
-            let Reply::Record { record, .. } = call_for_key(env, &id, Op::Revoke { id: id.clone() }).await? else {
-                return Err(unexpected());
-            };
+            live(record_of(call(env, &project, &Op::Get { id: id.clone() }).await?)?)?;
+            let record = record_of(call(env, &project, &Op::Revoke { id }).await?)?;
             ok_json(200, &facade::view(&record))
         }
     }
