@@ -9,15 +9,15 @@ export WRANGLER_SEND_METRICS := false
 setup:
 	@bash scripts/setup.sh
 
-## Build the worker (build/index.js + wasm) and the native `keygate` binary.
+## Build the worker (build/index.js + wasm) and the native binaries (`keygate`, `keygate-demo`).
 build: setup
 	@sh scripts/build.sh
-	@cargo build --quiet --bin keygate
+	@cargo build --quiet --workspace --bins
 
 ## Run keygate locally: demo origins, wrangler dev with local KV, demo keys printed. wrangler
-## dev builds the worker itself (wrangler.toml [build]), so only the native binary is built here.
+## dev builds the worker itself (wrangler.toml [build]), so only the native binaries are built here.
 dev: setup
-	@cargo build --quiet --bin keygate
+	@cargo build --quiet --workspace --bins
 	@bash scripts/dev.sh
 
 ## Formatting, lints (native and wasm32, warnings denied), API docs with warnings denied (broken
@@ -31,7 +31,7 @@ test: build fmt clippy doc
 ## API docs of the library, native and wasm32 (the Workers glue), warnings denied.
 doc:
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib --quiet
-	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib --quiet --target wasm32-unknown-unknown
+	RUSTDOCFLAGS="-D warnings" cargo doc -p keygate-core -p keygate-worker -p keygate-verify --no-deps --lib --quiet --target wasm32-unknown-unknown
 
 unit:
 	cargo test --workspace --lib --bins
@@ -50,7 +50,7 @@ fmt:
 
 clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy --workspace --lib --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy -p keygate-core -p keygate-worker -p keygate-verify --lib --target wasm32-unknown-unknown -- -D warnings
 
 clean:
 	rm -rf build target/bench .wrangler

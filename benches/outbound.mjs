@@ -1,5 +1,5 @@
 // Micro-benchmark, inside workerd, of building the outbound request: keygate's `outbound`
-// (src/edge/forward.rs) and the pass-through's (benches/passthrough/src/lib.rs), both read from
+// (crates/worker/src/forward.rs) and the pass-through's (benches/passthrough/src/lib.rs), both read from
 // their sources so what ships is what is measured, plus the alternatives they were chosen over.
 // Each variant builds the same request from the same incoming request (4 headers, one of them
 // the credential) N times in one invocation; the time of an empty loop is subtracted.
@@ -23,7 +23,7 @@ function inlineJs(file, fn) {
   return block.replace(/export function \w+\(/, "function (");
 }
 
-const keygate = inlineJs("src/edge/forward.rs", "outbound");
+const keygate = inlineJs("crates/worker/src/forward.rs", "outbound");
 const passthrough = inlineJs("benches/passthrough/src/lib.rs", "outbound");
 const N = 50_000;
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make dev`: demo origins (live + test), wrangler dev with local state, then demo keys seeded
-# through the admin API (`keygate demo-keys`) and printed once.
+# through the admin API (`keygate-demo demo-keys`) and printed once.
 # Ctrl-C stops everything; so does any one of the three processes exiting.
 # Ports: PORT (gateway, 8787), ORIGIN_PORT (live origin, 8788), ORIGIN_TEST_PORT (test origin, 8789).
 # STATE_DIR (default .wrangler/state) holds the local KV and Durable Object data; .dev.vars the
@@ -17,10 +17,11 @@ ORIGIN_PORT="${ORIGIN_PORT:-8788}"
 ORIGIN_TEST_PORT="${ORIGIN_TEST_PORT:-8789}"
 STATE_DIR="${STATE_DIR:-.wrangler/state}"
 KEYGATE=target/debug/keygate
+DEMO=target/debug/keygate-demo
 
 die() { printf 'dev: %s\n' "$*" >&2; exit 1; }
 
-[ -x "$KEYGATE" ] || die "$KEYGATE is missing: run 'make dev' (it builds first)"
+for tool in "$KEYGATE" "$DEMO"; do [ -x "$tool" ] || die "$tool is missing: run 'make dev' (it builds first)"; done
 
 profile_args=()
 demo_args=()
@@ -46,7 +47,7 @@ if [ "$PORT" = "$ORIGIN_PORT" ] || [ "$PORT" = "$ORIGIN_TEST_PORT" ] || [ "$ORIG
 fi
 
 # The secrets: wrangler dev reads them from .dev.vars; the demo origins get the same signing
-# secret, `keygate demo-keys` the admin token. A fresh checkout has no .dev.vars, so make a
+# secret, `keygate-demo demo-keys` the admin token. A fresh checkout has no .dev.vars, so make a
 # random, local-only one; add a variable that is missing.
 new_secret() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
 read_var() { # $1 = name; last NAME= line of .dev.vars, quotes and trailing comment removed
@@ -125,9 +126,9 @@ wait_for_port() { # $1 = port, $2 = what, $3 = seconds
   done
 }
 
-start "demo origin (live)" "$KEYGATE" demo-origin --host 127.0.0.1 --port "$ORIGIN_PORT" --label live
+start "demo origin (live)" "$DEMO" demo-origin --host 127.0.0.1 --port "$ORIGIN_PORT" --label live
 # (A variable set before a function call is exported to what the function starts.)
-ORIGIN_SIGNING_SECRET="$TEST_ORIGIN_SECRET" start "demo origin (test)" "$KEYGATE" demo-origin --host 127.0.0.1 --port "$ORIGIN_TEST_PORT" --label test
+ORIGIN_SIGNING_SECRET="$TEST_ORIGIN_SECRET" start "demo origin (test)" "$DEMO" demo-origin --host 127.0.0.1 --port "$ORIGIN_TEST_PORT" --label test
 wait_for_port "$ORIGIN_PORT" "the live demo origin" 15
 wait_for_port "$ORIGIN_TEST_PORT" "the test demo origin" 15
 
@@ -164,7 +165,7 @@ esac
 # Fresh demo keys each run, created through the admin API: the registry stores hashes only,
 # the plaintext goes only to this terminal. Errors (which never hold a key) go to stderr.
 if ! keys_listing="$(KEYGATE_URL="http://127.0.0.1:$PORT" KEYGATE_ADMIN_TOKEN="$(read_var ADMIN_TOKEN)" \
-  "$KEYGATE" demo-keys --prefix "$ADMIN_PREFIX" --project acme "${demo_args[@]}")"; then
+  "$DEMO" demo-keys --prefix "$ADMIN_PREFIX" --project acme "${demo_args[@]}")"; then
   die "seeding the demo keys through the admin API failed (see above); stopping"
 fi
 

@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use keygate::timestamp::Timestamp;
+use keygate_core::timestamp::Timestamp;
 use serde_json::{json, Value};
 
 use common::{Gateway, Options, ADMIN_TOKEN};
@@ -60,7 +60,7 @@ fn create_returns_the_key_once_and_it_works_through_the_gateway() {
     let g = gateway();
     let (key, record) = create(g, json!({"project":"acme","name":"marketing site","role":"read_only","meta":{"team":"web"}}));
     assert!(key.starts_with("kg_live_"));
-    assert!(keygate::key::KeyFormat::default().parse(&key).is_ok());
+    assert!(keygate_core::key::KeyFormat::default().parse(&key).is_ok());
     assert!(record["id"].as_str().unwrap().starts_with("key_"));
     assert_eq!(record["status"], "active");
     assert_eq!(record["env"], "live");
@@ -360,7 +360,7 @@ fn openapi_document_is_served() {
     assert_eq!(response.status, 200);
     let doc = response.json();
     assert!(doc["openapi"].as_str().unwrap_or("").starts_with("3.1"), "{doc}");
-    for (_, template) in keygate::admin::router::ROUTES {
+    for (_, template) in keygate_core::admin::router::ROUTES {
         assert!(doc["paths"].get(*template).is_some(), "{template} missing from the served document");
     }
 }

@@ -16,7 +16,7 @@ fn the_ablation_patch_applies_to_the_current_sources() {
         Command::new("git").args(["apply", "--check", "benches/ablation/cuts.patch"]).current_dir(&root).output().expect("run git");
     assert!(
         output.status.success(),
-        "benches/ablation/cuts.patch no longer applies; regenerate it against src/edge/mod.rs:\n{}",
+        "benches/ablation/cuts.patch no longer applies; regenerate it against crates/worker/src/lib.rs:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
 }

@@ -16,7 +16,7 @@ fn gateway() -> &'static Gateway {
 }
 
 fn keygate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keygate"))
+    Command::new(common::bin("keygate"))
         .arg("keys")
         .args(args)
         .env("KEYGATE_URL", &gateway().url)
@@ -98,7 +98,7 @@ fn api_errors_exit_1_with_the_code_and_fields() {
     let missing = keygate(&["show", "key_doesnotexist"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("NOT_FOUND"));
-    let wrong_token = Command::new(env!("CARGO_BIN_EXE_keygate"))
+    let wrong_token = Command::new(common::bin("keygate"))
         .args(["keys", "list", "--project", "cli"])
         .env("KEYGATE_URL", &gateway().url)
         .env("KEYGATE_ADMIN_TOKEN", "not-the-admin-token-at-all")
@@ -111,7 +111,7 @@ fn api_errors_exit_1_with_the_code_and_fields() {
 #[test]
 fn unreachable_gateway_exits_3() {
     let port = common::free_port();
-    let output = Command::new(env!("CARGO_BIN_EXE_keygate"))
+    let output = Command::new(common::bin("keygate"))
         .args(["keys", "list", "--project", "cli"])
         .env("KEYGATE_URL", format!("http://127.0.0.1:{port}"))
         .env("KEYGATE_ADMIN_TOKEN", ADMIN_TOKEN)

@@ -2,8 +2,8 @@
 //! real worker under `wrangler dev`: the configured headers are the credential (and only they
 //! are stripped before the origin), whatever case the client sends them in.
 //!
-//! The stripping rule is stated in Rust (`keygate::forward::strips_header`, unit-tested) and
-//! applied on the request path by the small JavaScript function in `src/edge/forward.rs`; this
+//! The stripping rule is stated in Rust (`keygate_core::forward::strips_header`, unit-tested) and
+//! applied on the request path by the small JavaScript function in `crates/worker/src/forward.rs`; this
 //! test holds the two to the same rule for names other than the defaults.
 
 // Tests: a failed expectation is a failed test, with its message.
@@ -14,8 +14,8 @@ mod common;
 use std::sync::OnceLock;
 
 use common::{Gateway, Options};
-use keygate::config::Config;
-use keygate::forward::strips_header;
+use keygate_core::config::Config;
+use keygate_core::forward::strips_header;
 
 const AUTH: &str = "X-Acme-Auth";
 const API_KEY: &str = "X-Acme-Key";

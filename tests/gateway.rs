@@ -9,7 +9,7 @@ mod common;
 use std::sync::OnceLock;
 
 use common::{Gateway, Options, CORS_ORIGIN, LOCKED_ORIGIN, SIGNING_SECRET};
-use keygate::signature::{verify, Audience, DEFAULT_TOLERANCE_SECONDS};
+use keygate_core::signature::{verify, Audience, DEFAULT_TOLERANCE_SECONDS};
 
 fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();

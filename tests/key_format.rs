@@ -12,7 +12,7 @@ mod common;
 use std::sync::OnceLock;
 
 use common::{Gateway, Options};
-use keygate::key::{self, KeyEnv, BODY_LEN, CHECKSUM_LEN};
+use keygate_core::key::{self, KeyEnv, BODY_LEN, CHECKSUM_LEN};
 use serde_json::{json, Value};
 
 /// OptimoCMS-like: `optimo` mints, `kg` is still accepted; `sandbox` mints test keys.

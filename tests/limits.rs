@@ -17,7 +17,7 @@ use common::{Gateway, Options, Resp};
 fn tiers() -> &'static str {
     static TIERS: OnceLock<String> = OnceLock::new();
     TIERS.get_or_init(|| {
-        let mut tiers: Value = serde_json::from_str(keygate::config::DEFAULT_TIERS).unwrap();
+        let mut tiers: Value = serde_json::from_str(keygate_core::config::DEFAULT_TIERS).unwrap();
         tiers["bound"] = json!({
             "limits": [{"name": "minute", "limit": 1000, "window_seconds": 60}],
             "mode": "fast",

@@ -11,7 +11,7 @@ mod common;
 use std::sync::OnceLock;
 
 use common::{Gateway, Options, SIGNING_SECRET, TEST_SIGNING_SECRET};
-use keygate::signature::{verify, Audience, VerifyError, DEFAULT_TOLERANCE_SECONDS};
+use keygate_core::signature::{verify, Audience, VerifyError, DEFAULT_TOLERANCE_SECONDS};
 
 fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::process::Command;
 
-use keygate::config::Config;
+use keygate_core::config::Config;
 
 const PROFILES: [&str; 5] = ["octavia", "ovok", "optimo", "atlas", "octopost"];
 
@@ -34,7 +34,7 @@ fn base_vars() -> BTreeMap<String, String> {
     out
 }
 
-fn config_of(vars: &BTreeMap<String, String>) -> Result<Config, keygate::config::ConfigError> {
+fn config_of(vars: &BTreeMap<String, String>) -> Result<Config, keygate_core::config::ConfigError> {
     Config::from_lookup(|name| vars.get(name).cloned())
 }
 
@@ -76,11 +76,8 @@ fn a_broken_profile_fails_closed_naming_the_setting() {
         "[vars]\nSCOPES = [\"posts:read\"]\nBUILTIN_ROLES = \"off\"\n[[vars.ROUTES]]\nmethods = [\"GET\"]\npath = \"/v1/posts\"\nscopes = [\"post:read\"]\n",
     )
     .expect("write profile");
-    let output = Command::new(env!("CARGO_BIN_EXE_keygate"))
-        .args(["profile-vars", "typo", "--root"])
-        .arg(root.path())
-        .output()
-        .expect("profile-vars");
+    let output =
+        Command::new(common::bin("keygate")).args(["profile-vars", "typo", "--root"]).arg(root.path()).output().expect("profile-vars");
     assert!(output.status.success());
     let mut vars = base_vars();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
@@ -90,10 +87,7 @@ fn a_broken_profile_fails_closed_naming_the_setting() {
     let error = config_of(&vars).expect_err("a route requiring a scope outside the catalogue");
     assert_eq!(error.setting, "ROUTES", "{error}");
 
-    let missing = Command::new(env!("CARGO_BIN_EXE_keygate"))
-        .args(["profile-vars", "nope", "--root"])
-        .arg(root.path())
-        .output()
-        .expect("profile-vars");
+    let missing =
+        Command::new(common::bin("keygate")).args(["profile-vars", "nope", "--root"]).arg(root.path()).output().expect("profile-vars");
     assert!(!missing.status.success(), "an unknown profile is an error, not an empty profile");
 }

@@ -5,7 +5,7 @@
 // Tests: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use keygate::config::Config;
+use keygate_core::config::Config;
 
 /// Every disagreement between the tiers (from `[vars]`, else the shipped ones) and the
 /// `[[ratelimits]]` bindings of the wrangler config `text`.

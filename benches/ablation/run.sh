@@ -32,7 +32,7 @@ export CARGO_TARGET_DIR="$root/target/ablation-target"
 for cut in $cuts; do
   echo "[ablation] building cut '$cut'"
   if [ "$cut" = full ]; then unset KEYGATE_CUT; else export KEYGATE_CUT="$cut"; fi
-  touch "$tree/src/edge/mod.rs" # option_env! is tracked by cargo, but be sure
+  touch "$tree/crates/worker/src/lib.rs" # option_env! is tracked by cargo, but be sure
   (cd "$tree" && sh scripts/build.sh >"$out/build-$cut.log" 2>&1) || { tail -30 "$out/build-$cut.log" >&2; exit 1; }
   rm -rf "${out:?}/$cut" && cp -r "$tree/build" "$out/$cut"
 done

@@ -1,4 +1,4 @@
-//! Admin request bodies and list queries: `keygate::admin::request::{parse_create,
+//! Admin request bodies and list queries: `keygate_core::admin::request::{parse_create,
 //! parse_update, parse_roll, parse_list}` on arbitrary bytes, with the default config's rules.
 //! Never panics; what they accept makes records the gateway can store and read back.
 #![no_main]
@@ -7,16 +7,16 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
-use keygate::admin::lifecycle;
-use keygate::admin::request::{
+use keygate_core::admin::lifecycle;
+use keygate_core::admin::request::{
     is_grantable, is_valid_project, parse_create, parse_list, parse_roll, parse_update, Rules, MAX_GRACE_SECONDS,
 };
-use keygate::config::{Tier, DEFAULT_TIERS};
-use keygate::error::GatewayError;
-use keygate::key::KeyFormat;
-use keygate::limit::algorithm::validate_specs;
-use keygate::record::{decode, encode, KeyRecord, Status};
-use keygate::scope::{Roles, DEFAULT_SCOPES};
+use keygate_core::config::{Tier, DEFAULT_TIERS};
+use keygate_core::error::GatewayError;
+use keygate_core::key::KeyFormat;
+use keygate_core::limit::algorithm::validate_specs;
+use keygate_core::record::{decode, encode, KeyRecord, Status};
+use keygate_core::scope::{Roles, DEFAULT_SCOPES};
 use libfuzzer_sys::fuzz_target;
 
 mod common;

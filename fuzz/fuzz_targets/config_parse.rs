@@ -1,4 +1,4 @@
-//! Configuration: `keygate::config::Config::from_lookup` on arbitrary values for every setting
+//! Configuration: `keygate_core::config::Config::from_lookup` on arbitrary values for every setting
 //! (ROUTES, ROLES, SCOPES, TIERS, DEFAULT_TIER, numbers, URLs, switches, …) must never panic;
 //! a config it accepts must hold what the hot path relies on.
 #![no_main]
@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 
 use arbitrary::{Arbitrary, Unstructured};
-use keygate::config::{Config, DEFAULT_ROUTES, DEFAULT_TIERS, SETTINGS};
-use keygate::key::{self, KeyEnv};
-use keygate::limit::algorithm::{decide, validate_specs};
-use keygate::limit::headers;
-use keygate::signature::Audience;
+use keygate_core::config::{Config, DEFAULT_ROUTES, DEFAULT_TIERS, SETTINGS};
+use keygate_core::key::{self, KeyEnv};
+use keygate_core::limit::algorithm::{decide, validate_specs};
+use keygate_core::limit::headers;
+use keygate_core::signature::Audience;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 

@@ -1,9 +1,9 @@
-//! Credential extraction: `keygate::credential::extract` on any pair of optional header values
+//! Credential extraction: `keygate_core::credential::extract` on any pair of optional header values
 //! must never panic, and what it returns must be a single token taken from one of them.
 #![no_main]
 
-use keygate::credential::{extract, Credential};
-use keygate::error::GatewayError;
+use keygate_core::credential::{extract, Credential};
+use keygate_core::error::GatewayError;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (Option<&str>, Option<&str>)| {

@@ -5,7 +5,7 @@
 #![no_main]
 
 use arbitrary::Unstructured;
-use keygate::key::{self, KeyEnv, KeyFormat, BASE62, BODY_LEN, CHECKSUM_LEN};
+use keygate_core::key::{self, KeyEnv, KeyFormat, BASE62, BODY_LEN, CHECKSUM_LEN};
 use libfuzzer_sys::fuzz_target;
 
 const PREFIX_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";

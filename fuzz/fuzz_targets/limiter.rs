@@ -1,4 +1,4 @@
-//! Limiter math: `keygate::limit::algorithm::decide` over arbitrary sequences of clock steps,
+//! Limiter math: `keygate_core::limit::algorithm::decide` over arbitrary sequences of clock steps,
 //! bursts and limit specs (within `validate_specs`), with the states carried the way the
 //! Durable Object carries them (by limit name, across config changes). Invariants:
 //! - a refused decision changes no state; `allowed` ⇔ no limit refused;
@@ -10,7 +10,7 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use keygate::limit::algorithm::{decide, validate_specs, LimitSpec, LimitState, QUOTA_WINDOW_SECONDS};
+use keygate_core::limit::algorithm::{decide, validate_specs, LimitSpec, LimitState, QUOTA_WINDOW_SECONDS};
 use libfuzzer_sys::fuzz_target;
 
 /// Most `decide` calls per input, to keep each run fast.

@@ -1,15 +1,15 @@
-//! Key records from KV: `keygate::record::decode` on arbitrary bytes must never panic; a value
+//! Key records from KV: `keygate_core::record::decode` on arbitrary bytes must never panic; a value
 //! it accepts must survive encode → decode unchanged, and must be safe for everything the hot
 //! path does with a record next (authorize, the limiter, the rate-limit headers).
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use keygate::key::KeyEnv;
-use keygate::limit::{algorithm::decide, headers};
-use keygate::policy::{authorize, RequestFacts};
-use keygate::record::{decode, encode, KeyRecord};
-use keygate::routes::RouteTable;
-use keygate::scope::Roles;
+use keygate_core::key::KeyEnv;
+use keygate_core::limit::{algorithm::decide, headers};
+use keygate_core::policy::{authorize, RequestFacts};
+use keygate_core::record::{decode, encode, KeyRecord};
+use keygate_core::routes::RouteTable;
+use keygate_core::scope::Roles;
 use libfuzzer_sys::fuzz_target;
 
 mod common;

@@ -4,8 +4,8 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use keygate::config::DEFAULT_ROUTES;
-use keygate::routes::{check_canonical, RouteTable};
+use keygate_core::config::DEFAULT_ROUTES;
+use keygate_core::routes::{check_canonical, RouteTable};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keygate::key::{self, KeyEnv, PlaintextKey};
-use keygate::record::{self, KeyRecord, Status};
-use keygate::timestamp::Timestamp;
+use keygate_core::key::{self, KeyEnv, PlaintextKey};
+use keygate_core::record::{self, KeyRecord, Status};
+use keygate_core::timestamp::Timestamp;
 
 /// Signing secret shared by the test gateway and the demo origins (test-only value). It signs
 /// for the test origin too unless [`Options::test_signing_secret`] is set.
@@ -109,6 +109,16 @@ pub struct Gateway {
     children: Vec<Child>,
 }
 
+/// A binary of the workspace (`keygate`, `keygate-demo`), as `cargo build --workspace --bins`
+/// (run by `make test`) left it next to this test's own executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/..");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.is_file(), "{} is missing: build the workspace's binaries first (cargo build --workspace --bins)", path.display());
+    path
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -189,7 +199,7 @@ fn wait_for_log(log: &Path, needle: &str, limit: Duration) -> String {
 fn start_origin(label: &str, secret: &str, dir: &Path) -> (String, Child, ChildStdin) {
     let log = dir.join(format!("origin-{label}.log"));
     let args = ["demo-origin", "--host", "127.0.0.1", "--port", "0", "--label", label].map(String::from);
-    let (child, guard) = spawn_guarded(env!("CARGO_BIN_EXE_keygate"), &args, &log, &[("ORIGIN_SIGNING_SECRET", secret)], None);
+    let (child, guard) = spawn_guarded(&bin("keygate-demo").display().to_string(), &args, &log, &[("ORIGIN_SIGNING_SECRET", secret)], None);
     let text = wait_for_log(&log, "listening on http://", Duration::from_secs(30));
     let url = text.split("listening on ").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("origin url").to_string();
     (url, child, guard)
@@ -256,11 +266,8 @@ fn fixtures() -> (Keys, String) {
 /// The settings of seed profile `name`, as `make dev` passes them to `wrangler dev --var`
 /// (`keygate profile-vars`: strings, lists and tables as JSON text).
 pub fn profile_vars(name: &str) -> Vec<(String, String)> {
-    let output = Command::new(env!("CARGO_BIN_EXE_keygate"))
-        .args(["profile-vars", name, "--root"])
-        .arg(repo_root())
-        .output()
-        .expect("run keygate profile-vars");
+    let output =
+        Command::new(bin("keygate")).args(["profile-vars", name, "--root"]).arg(repo_root()).output().expect("run keygate profile-vars");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "profile {name}: {}", String::from_utf8_lossy(&output.stderr));
     stdout.lines().filter_map(|line| line.split_once(':')).map(|(n, v)| (n.to_string(), v.to_string())).collect()

@@ -1,5 +1,5 @@
 //! Baseline for `make bench`: forwards every request to `ORIGIN_URL` unchanged, the cheapest way
-//! a Rust worker can, in the same shape as keygate's `src/edge/forward.rs`: one JavaScript call
+//! a Rust worker can, in the same shape as keygate's `crates/worker/src/forward.rs`: one JavaScript call
 //! builds the outbound request (the runtime copies the incoming `Headers` natively, minus
 //! `host`: of the ways tried, the cheapest on workerd; method, body, manual redirects, an abort signal), then `fetch` raced against the
 //! origin timeout, the response returned as is. It does no key handling, no KV, no Durable

@@ -3,7 +3,7 @@
 //! hashing and MAC crates (`hmac`, `sha2`, `hex`; the MAC comparison is `hmac`'s constant-time
 //! one), so a Rust origin can depend on it without the gateway: `keygate_verify::verify(secret,
 //! &audience, method, path_and_query, header, now_seconds, DEFAULT_TOLERANCE_SECONDS)`. keygate
-//! re-exports it as `keygate::signature`.
+//! re-exports it as `keygate_core::signature`.
 //!
 //! keygate adds identity headers and an HMAC-SHA256 signature over this canonical string —
 //! fields joined by `\n`, no trailing newline:

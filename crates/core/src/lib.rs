@@ -1,0 +1,39 @@
+//! keygate: an API-key gateway that runs as a Cloudflare Worker in front of an origin.
+//!
+//! A request passes these phases, in order (cheap checks before costly ones):
+//!
+//! 1. **extract** the key from `Authorization: Bearer` or `X-Api-Key` ([`credential`]);
+//! 2. **route**: the route table says which scopes the path needs ([`routes`]);
+//! 3. **parse** the key's format and checksum, no I/O ([`key`]);
+//! 4. **lookup** the record by SHA-256 hash: isolate cache ([`cache`]), then Workers KV ([`record`]);
+//! 5. **check** status, validity window, scopes, project, `Origin` ([`policy`], [`scope`]);
+//! 6. **forward** to the live or test origin without the credential, with signed identity
+//!    headers ([`forward`], [`signature`]);
+//! 7. **respond**: the origin's answer, or a JSON error ([`error`]) in the configured dialect
+//!    ([`dialect`]).
+//!
+//! Off the hot path, each isolate reports the last use of the keys it admitted to their
+//! project's registry in batches ([`seen`]), for key lists.
+//!
+//! Everything above is pure and unit-tested natively; `edge` (wasm32 only) is the Workers glue
+//! that reads the clock, KV and the network and calls into the core.
+
+#![cfg_attr(test, allow(clippy::type_complexity))] // table-driven tests use wide row tuples
+
+pub mod admin;
+pub mod cache;
+pub mod config;
+pub mod cors;
+pub mod credential;
+pub mod dialect;
+pub mod error;
+pub mod forward;
+pub mod key;
+pub mod limit;
+pub mod policy;
+pub mod record;
+pub mod routes;
+pub mod scope;
+pub mod seen;
+pub mod signature;
+pub mod timestamp;

@@ -1,0 +1,688 @@
+//! `keygate demo-origin`: a loopback stand-in for the CMS origin behind keygate.
+//!
+//! Every request except `GET /__health` must carry a valid keygate signature made for this
+//! origin's audience ([`keygate_core::signature::verify`]); anything else gets
+//! `401 ORIGIN_SIGNATURE_INVALID`. The audience is the origin's own URL: by default
+//! `http://<address it listens on>` as it prints it, or the `--audience` URL (needed when the
+//! gateway reaches it under another name, e.g. behind a proxy). The project of a request is the
+//! project of its verified identity. Routes:
+//!
+//! | method        | path                                            | answer                              |
+//! |---------------|-------------------------------------------------|-------------------------------------|
+//! | GET, HEAD     | `/__health`                                     | `{"ok":true,"label":…}`, unsigned   |
+//! | GET, HEAD     | `/v1/public/cms/:type/items[?limit=N]`          | published items of the project      |
+//! | GET, HEAD     | `/v1/public/cms/:type/items/:id[/…]`            | one published item (id or slug)     |
+//! | GET, HEAD     | `/v1/projects/:project/public/cms/:type/items`  | list; `:project` must be the signed one (else 403) |
+//! | POST          | `/v1/cms/:type/items`                           | 201 `{"created":<body>,…}`          |
+//! | any           | `/__echo`, `/__echo/…`                          | echo of method, path, headers, body, identity |
+//! | any           | `/__status/:code`                               | that status (clamped to 200–599)    |
+//!
+//! Anything else is `404 NOT_FOUND`. Every JSON body has `"origin": <label>` and every response
+//! has an `x-origin-label` header, so tests can tell the live origin from the test origin.
+//! Drafts in the sample data are never returned.
+//!
+//! The request handling ([`route`], [`handle`]) is pure; [`serve`] is the `tiny_http` glue.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use keygate_core::signature::{self, Audience, SignedIdentity, VerifyError};
+use serde_json::{json, Map, Value};
+
+/// Largest request body the demo origin reads.
+pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// Worker threads answering requests concurrently.
+const WORKERS: usize = 8;
+
+/// How to run the demo origin.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on (0 picks a free port).
+    pub port: u16,
+    /// Label put in every response.
+    pub label: String,
+    /// The gateway's secret for this origin: `ORIGIN_SIGNING_SECRET` for the live origin,
+    /// `ORIGIN_SIGNING_SECRET_TEST` (if set) for the test origin.
+    pub secret: Vec<u8>,
+    /// The URL the gateway forwards to (its `ORIGIN_URL` / `ORIGIN_URL_TEST`), whose audience
+    /// signatures must be made for. `None`: `http://<listening address>`.
+    pub audience: Option<String>,
+}
+
+/// A request as the origin received it, independent of the HTTP library.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginRequest {
+    /// HTTP method, as sent (uppercase for standard methods).
+    pub method: String,
+    /// Request target: path plus `?query`, exactly as received.
+    pub path_and_query: String,
+    /// Lowercase header name → value; a repeated header's values are joined with `", "`.
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    pub body: Vec<u8>,
+}
+
+impl OriginRequest {
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.path_and_query.split_once('?').map_or(self.path_and_query.as_str(), |(path, _)| path)
+    }
+
+    /// The query after `?`, or `""`.
+    pub fn query(&self) -> &str {
+        self.path_and_query.split_once('?').map_or("", |(_, query)| query)
+    }
+}
+
+/// A response: status and JSON body (`content-type` and `x-origin-label` are added by [`serve`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OriginResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// JSON body; always an object carrying `"origin"`.
+    pub body: Value,
+}
+
+/// What a method and path ask for. Path segments borrow from the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// `GET|HEAD /__health`.
+    Health,
+    /// `GET|HEAD /v1/public/cms/:type/items`.
+    List {
+        /// Content type, e.g. `articles`.
+        kind: &'a str,
+    },
+    /// `GET|HEAD /v1/public/cms/:type/items/:id` and deeper paths under it.
+    Item {
+        /// Content type.
+        kind: &'a str,
+        /// Item id or slug.
+        id: &'a str,
+    },
+    /// `GET|HEAD /v1/projects/:project/public/cms/:type/items`.
+    ProjectList {
+        /// Project named in the path.
+        project: &'a str,
+        /// Content type.
+        kind: &'a str,
+    },
+    /// `POST /v1/cms/:type/items`.
+    Create {
+        /// Content type.
+        kind: &'a str,
+    },
+    /// Any method on `/__echo` or `/__echo/…`.
+    Echo,
+    /// Any method on `/__status/:code`, with the code clamped to 200–599.
+    Status(u16),
+    /// Any method on `/__slow/:ms`: answers after `ms` milliseconds (at most 30 000), to test
+    /// the gateway's origin timeout.
+    Slow(u64),
+    /// Any method on another `/v1/<resource>/…` path (not `public`, `cms` or `projects`): the
+    /// surfaces of the seed profiles (`/v1/sites`, `/v1/posts`, `/v1/articles`, …). Answers what
+    /// it received and who the signed identity is, so a test can see that a request got through.
+    Resource {
+        /// The first path segment after `/v1/`.
+        resource: &'a str,
+    },
+    /// Nothing matches.
+    NotFound,
+}
+
+/// Matches a method and a path (without query) to a [`Route`]. Pure.
+/// Longest delay `/__slow/:ms` will wait.
+pub const MAX_SLOW_MS: u64 = 30_000;
+
+pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Route::NotFound;
+    };
+    let segments: Vec<&'a str> = rest.split('/').collect();
+    let read = matches!(method, "GET" | "HEAD");
+    let named = |s: &&str| !s.is_empty();
+    match segments.as_slice() {
+        ["__health"] if read => Route::Health,
+        ["__echo", ..] => Route::Echo,
+        ["__status", code] => code.parse::<u64>().map_or(Route::NotFound, |c| Route::Status(clamp_status(c))),
+        ["__slow", ms] => ms.parse::<u64>().map_or(Route::NotFound, |ms| Route::Slow(ms.min(MAX_SLOW_MS))),
+        ["v1", "public", "cms", kind, "items"] if read && named(kind) => Route::List { kind },
+        ["v1", "public", "cms", kind, "items", id, ..] if read && named(kind) && named(id) => Route::Item { kind, id },
+        ["v1", "projects", project, "public", "cms", kind, "items"] if read && named(project) && named(kind) => {
+            Route::ProjectList { project, kind }
+        }
+        ["v1", "cms", kind, "items"] if method == "POST" && named(kind) => Route::Create { kind },
+        ["v1", resource, rest @ ..] if named(resource) && !matches!(*resource, "public" | "cms" | "projects") && rest.iter().all(named) => {
+            Route::Resource { resource }
+        }
+        _ => Route::NotFound,
+    }
+}
+
+/// Clamps a requested status to what can be a final response: 1xx are informational only.
+fn clamp_status(code: u64) -> u16 {
+    // The clamp guarantees the value fits in u16.
+    u16::try_from(code.clamp(200, 599)).unwrap_or(599)
+}
+
+/// One sample CMS item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Item {
+    /// Owning project.
+    pub project: &'static str,
+    /// Content type (`articles`, `pages`).
+    pub kind: &'static str,
+    /// Item id.
+    pub id: &'static str,
+    /// URL slug.
+    pub slug: &'static str,
+    /// Title.
+    pub title: &'static str,
+    /// `published` or `draft`; drafts are never returned.
+    pub status: &'static str,
+}
+
+const fn item(
+    project: &'static str,
+    kind: &'static str,
+    id: &'static str,
+    slug: &'static str,
+    title: &'static str,
+    status: &'static str,
+) -> Item {
+    Item { project, kind, id, slug, title, status }
+}
+
+/// The built-in sample content: projects `acme` and `globex`, types `articles` and `pages`.
+pub const SAMPLE_ITEMS: &[Item] = &[
+    item("acme", "articles", "1", "hello-world", "Hello, world", "published"),
+    item("acme", "articles", "2", "launch-notes", "Launch notes", "published"),
+    item("acme", "articles", "3", "secret-roadmap", "Secret roadmap (draft)", "draft"),
+    item("acme", "articles", "4", "pricing-update", "Pricing update", "published"),
+    item("acme", "pages", "1", "about", "About Acme", "published"),
+    item("acme", "pages", "2", "careers", "Careers (draft)", "draft"),
+    item("acme", "pages", "3", "contact", "Contact", "published"),
+    item("globex", "articles", "1", "globex-news", "Globex news", "published"),
+    item("globex", "articles", "2", "merger-plans", "Merger plans (draft)", "draft"),
+    item("globex", "pages", "1", "home", "Globex home", "published"),
+];
+
+impl Item {
+    /// The public JSON form.
+    pub fn json(self) -> Value {
+        json!({"id": self.id, "slug": self.slug, "title": self.title, "status": self.status})
+    }
+}
+
+/// Published items of one project and type, in sample order.
+pub fn published_items<'a>(project: &'a str, kind: &'a str) -> impl Iterator<Item = &'static Item> + 'a {
+    SAMPLE_ITEMS.iter().filter(move |i| i.project == project && i.kind == kind && i.status == "published")
+}
+
+/// Answers one request at `now_seconds`, accepting signatures made with `secret` for `audience`.
+/// Pure: no I/O, no clock.
+pub fn handle(request: &OriginRequest, label: &str, secret: &[u8], audience: &Audience, now_seconds: u64) -> OriginResponse {
+    let mut response = dispatch(request, label, secret, audience, now_seconds);
+    if let Value::Object(map) = &mut response.body {
+        map.insert("origin".into(), Value::String(label.to_string()));
+    }
+    response
+}
+
+fn dispatch(request: &OriginRequest, label: &str, secret: &[u8], audience: &Audience, now_seconds: u64) -> OriginResponse {
+    let route = route(&request.method, request.path());
+    if route == Route::Health {
+        return ok(200, json!({"ok": true, "label": label}));
+    }
+    let header = |name: &str| request.headers.get(name).cloned();
+    let identity = match signature::verify(
+        secret,
+        audience,
+        &request.method,
+        &request.path_and_query,
+        header,
+        now_seconds,
+        signature::DEFAULT_TOLERANCE_SECONDS,
+    ) {
+        Ok(identity) => identity,
+        Err(e) => return signature_error(e),
+    };
+    let project = identity.project.as_str();
+    match route {
+        Route::Health => ok(200, json!({"ok": true, "label": label})),
+        Route::List { kind } => list(project, kind, request.query()),
+        Route::ProjectList { project: wanted, kind } if wanted == project => list(project, kind, request.query()),
+        Route::ProjectList { project: wanted, .. } => error(
+            403,
+            "FORBIDDEN",
+            "the path names another project than the signed identity",
+            json!({"path_project": wanted, "signed_project": project}),
+        ),
+        Route::Item { kind, id } => match published_items(project, kind).find(|i| i.id == id || i.slug == id) {
+            Some(item) => ok(200, json!({"project": project, "type": kind, "item": item.json()})),
+            None => not_found("no published item with that id"),
+        },
+        Route::Create { kind } => {
+            let created = serde_json::from_slice::<Value>(&request.body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&request.body).into_owned()));
+            ok(201, json!({"created": created, "project": project, "type": kind}))
+        }
+        Route::Echo => ok(200, echo(request, &identity)),
+        Route::Status(code) => ok(code, json!({"status": code, "message": "status requested via /__status"})),
+        Route::Slow(ms) => ok(200, json!({"slept_ms": ms})),
+        Route::Resource { resource } => {
+            let status = if request.method == "POST" { 201 } else { 200 };
+            let who = json!({"key_id": identity.key_id, "project": identity.project, "env": identity.env, "scopes": identity.scopes});
+            ok(status, json!({"resource": resource, "method": request.method, "path": request.path(), "identity": who}))
+        }
+        Route::NotFound => not_found("no such route on the demo origin"),
+    }
+}
+
+fn list(project: &str, kind: &str, query: &str) -> OriginResponse {
+    let limit = query_param(query, "limit").and_then(|v| v.parse::<usize>().ok()).unwrap_or(usize::MAX);
+    let items: Vec<Value> = published_items(project, kind).take(limit).copied().map(Item::json).collect();
+    ok(200, json!({"project": project, "type": kind, "items": items}))
+}
+
+/// First value of `name` in a query string (no percent-decoding; the demo needs none).
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
+}
+
+fn echo(request: &OriginRequest, identity: &SignedIdentity) -> Value {
+    let headers: Map<String, Value> = request.headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    json!({
+        "method": request.method,
+        "path": request.path(),
+        "query": request.query(),
+        "path_and_query": request.path_and_query,
+        "headers": headers,
+        "body": String::from_utf8_lossy(&request.body),
+        "identity": {
+            "audience": identity.audience,
+            "key_id": identity.key_id,
+            "project": identity.project,
+            "env": identity.env,
+            "scopes": identity.scopes,
+            "timestamp": identity.timestamp,
+        },
+    })
+}
+
+fn signature_error(e: VerifyError) -> OriginResponse {
+    let (reason, message) = match e {
+        VerifyError::MissingHeader(name) => ("missing_header", format!("missing header {name}")),
+        VerifyError::Malformed => ("malformed", "signature or timestamp is malformed".to_string()),
+        VerifyError::Stale => ("stale", "signature timestamp is outside the accepted window".to_string()),
+        VerifyError::Mismatch => {
+            ("mismatch", "signature does not match the request, or was made for another origin or with another secret".to_string())
+        }
+    };
+    let mut details = json!({"reason": reason});
+    if let (VerifyError::MissingHeader(name), Value::Object(map)) = (e, &mut details) {
+        map.insert("header".into(), Value::String(name.to_string()));
+    }
+    error(401, "ORIGIN_SIGNATURE_INVALID", &message, details)
+}
+
+fn ok(status: u16, body: Value) -> OriginResponse {
+    OriginResponse { status, body }
+}
+
+fn error(status: u16, code: &str, message: &str, details: Value) -> OriginResponse {
+    OriginResponse { status, body: json!({"error": {"code": code, "message": message, "details": details}}) }
+}
+
+fn not_found(message: &str) -> OriginResponse {
+    error(404, "NOT_FOUND", message, json!({}))
+}
+
+/// Whether `label` can go into a header and a log line: 1–64 of `A-Z a-z 0-9 - _ .`.
+pub fn is_valid_label(label: &str) -> bool {
+    (1..=64).contains(&label.len()) && label.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The audience signatures must be made for: the `--audience` URL if given, else this origin's
+/// own URL, `http://<listening address>` (as printed at startup).
+pub fn audience(flag: Option<&str>, listening: &str) -> Result<Audience, String> {
+    match flag {
+        Some(url) => {
+            Audience::from_url(url).ok_or_else(|| format!("--audience {url:?} must be an http(s) URL with an ASCII host and a valid port"))
+        }
+        None => Audience::from_url(&format!("http://{listening}"))
+            .ok_or_else(|| format!("listening address {listening:?} has no audience; pass --audience")),
+    }
+}
+
+/// Listens on `options.host:options.port` and answers requests until the process is stopped.
+pub fn serve(options: &Options) -> Result<(), String> {
+    if !is_valid_label(&options.label) {
+        return Err(format!("--label {:?} must be 1-64 characters of A-Z, a-z, 0-9, '-', '_' or '.'", options.label));
+    }
+    let server = tiny_http::Server::http((options.host.as_str(), options.port))
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", options.host, options.port))?;
+    let address = server.server_addr().to_ip().map_or_else(|| format!("{}:{}", options.host, options.port), |a| a.to_string());
+    let audience = audience(options.audience.as_deref(), &address)?;
+    let server = Arc::new(server);
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let server = Arc::clone(&server);
+            let label = options.label.clone();
+            let secret = options.secret.clone();
+            let audience = audience.clone();
+            std::thread::spawn(move || {
+                for request in server.incoming_requests() {
+                    answer(request, &label, &secret, &audience);
+                }
+            })
+        })
+        .collect();
+    eprintln!("demo origin ({}) accepts signatures for audience {}", options.label, audience.as_str());
+    eprintln!("demo origin ({}) listening on http://{address}", options.label);
+    for worker in workers {
+        if worker.join().is_err() {
+            return Err("a demo origin worker thread panicked".into());
+        }
+    }
+    Ok(())
+}
+
+fn answer(mut request: tiny_http::Request, label: &str, secret: &[u8], audience: &Audience) {
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for h in request.headers() {
+        let name = h.field.as_str().as_str().to_ascii_lowercase();
+        let value = h.value.as_str();
+        headers
+            .entry(name)
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(value);
+            })
+            .or_insert_with(|| value.to_string());
+    }
+    let mut body = Vec::new();
+    let read = request.as_reader().take(MAX_BODY_BYTES + 1).read_to_end(&mut body);
+    let origin_request =
+        OriginRequest { method: request.method().as_str().to_string(), path_and_query: request.url().to_string(), headers, body };
+    let response = match read {
+        Err(_) => error(400, "BAD_REQUEST", "could not read the request body", json!({})),
+        Ok(n) if n as u64 > MAX_BODY_BYTES => {
+            error(413, "PAYLOAD_TOO_LARGE", "request body too large", json!({"max_bytes": MAX_BODY_BYTES}))
+        }
+        Ok(_) => {
+            let response = handle(&origin_request, label, secret, audience, unix_seconds());
+            // Sleep only for a verified request: the delay is the point of the route.
+            if let (200, Route::Slow(ms)) = (response.status, route(&origin_request.method, origin_request.path())) {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+            response
+        }
+    };
+    let mut body = response.body;
+    if let Value::Object(map) = &mut body {
+        map.entry("origin").or_insert_with(|| Value::String(label.to_string()));
+    }
+    eprintln!("demo origin ({label}): {} {} -> {}", origin_request.method, origin_request.path(), response.status);
+    let mut reply = tiny_http::Response::from_data(body.to_string().into_bytes()).with_status_code(response.status);
+    for (name, value) in [("content-type", "application/json"), ("x-origin-label", label)] {
+        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            reply = reply.with_header(header);
+        }
+    }
+    // A client that went away is not the origin's problem.
+    let _ = request.respond(reply);
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keygate_core::signature::{HEADER_ENV, HEADER_KEY_ID, HEADER_PROJECT, HEADER_SCOPES, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+
+    const SECRET: &[u8] = b"0123456789abcdef0123";
+    const NOW: u64 = 1_800_000_000;
+    const AUDIENCE: &str = "http://127.0.0.1:8788";
+
+    fn own_audience() -> Audience {
+        Audience::from_url(AUDIENCE).unwrap()
+    }
+
+    fn signed(method: &str, path_and_query: &str, project: &str, body: &[u8]) -> OriginRequest {
+        signed_for(AUDIENCE, method, path_and_query, project, body)
+    }
+
+    fn signed_for(audience: &str, method: &str, path_and_query: &str, project: &str, body: &[u8]) -> OriginRequest {
+        let identity = SignedIdentity {
+            audience: audience.into(),
+            timestamp: NOW,
+            method: method.into(),
+            path_and_query: path_and_query.into(),
+            key_id: "key_demo".into(),
+            project: project.into(),
+            env: "live".into(),
+            scopes: "content:read content:write".into(),
+        };
+        let headers = BTreeMap::from([
+            (HEADER_SIGNATURE.to_string(), identity.sign(SECRET)),
+            (HEADER_TIMESTAMP.to_string(), NOW.to_string()),
+            (HEADER_KEY_ID.to_string(), identity.key_id.clone()),
+            (HEADER_PROJECT.to_string(), identity.project.clone()),
+            (HEADER_ENV.to_string(), identity.env.clone()),
+            (HEADER_SCOPES.to_string(), identity.scopes.clone()),
+            ("accept".to_string(), "application/json".to_string()),
+        ]);
+        OriginRequest { method: method.into(), path_and_query: path_and_query.into(), headers, body: body.to_vec() }
+    }
+
+    fn run(request: &OriginRequest) -> OriginResponse {
+        handle(request, "live", SECRET, &own_audience(), NOW + 5)
+    }
+
+    #[test]
+    fn route_table() {
+        use Route::*;
+        let rows: Vec<(&str, &str, Route)> = vec![
+            ("GET", "/__health", Health),
+            ("HEAD", "/__health", Health),
+            ("POST", "/__health", NotFound),
+            ("GET", "/v1/public/cms/articles/items", List { kind: "articles" }),
+            ("HEAD", "/v1/public/cms/pages/items", List { kind: "pages" }),
+            ("POST", "/v1/public/cms/articles/items", NotFound),
+            ("GET", "/v1/public/cms//items", NotFound),
+            ("GET", "/v1/public/cms/articles/items/2", Item { kind: "articles", id: "2" }),
+            ("GET", "/v1/public/cms/articles/items/2/media/1", Item { kind: "articles", id: "2" }),
+            ("GET", "/v1/public/cms/articles/items/", NotFound),
+            ("DELETE", "/v1/public/cms/articles/items/2", NotFound),
+            ("GET", "/v1/projects/acme/public/cms/pages/items", ProjectList { project: "acme", kind: "pages" }),
+            ("GET", "/v1/projects//public/cms/pages/items", NotFound),
+            ("POST", "/v1/cms/articles/items", Create { kind: "articles" }),
+            ("GET", "/v1/cms/articles/items", NotFound),
+            ("POST", "/v1/cms/articles/items/1", NotFound),
+            ("PATCH", "/__echo", Echo),
+            ("GET", "/__echo/", Echo),
+            ("DELETE", "/__echo/a/b", Echo),
+            ("GET", "/__echoes", NotFound),
+            ("GET", "/__status/503", Status(503)),
+            ("GET", "/__status/100", Status(200)),
+            ("GET", "/__status/999", Status(599)),
+            ("GET", "/__status/99999999999999999999999", NotFound),
+            ("GET", "/__status/teapot", NotFound),
+            ("GET", "/__slow/250", Slow(250)),
+            ("POST", "/__slow/999999", Slow(MAX_SLOW_MS)),
+            ("GET", "/__slow/soon", NotFound),
+            ("GET", "/", NotFound),
+            ("GET", "", NotFound),
+            ("GET", "*", NotFound),
+            ("GET", "/V1/public/cms/articles/items", NotFound),
+            ("GET", "/v1/sites", Resource { resource: "sites" }),
+            ("DELETE", "/v1/posts/p_1", Resource { resource: "posts" }),
+            ("PUT", "/v1/acme/admin/api-keys/key_1", Resource { resource: "acme" }),
+            ("GET", "/v1/sites/", NotFound),
+            ("GET", "/v1/", NotFound),
+        ];
+        for (method, path, expected) in rows {
+            assert_eq!(route(method, path), expected, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn sample_data_has_drafts_but_responses_never_do() {
+        assert!(SAMPLE_ITEMS.iter().any(|i| i.status == "draft"), "the sample must exercise the filter");
+        for project in ["acme", "globex"] {
+            for kind in ["articles", "pages"] {
+                let response = run(&signed("GET", &format!("/v1/public/cms/{kind}/items"), project, b""));
+                assert_eq!(response.status, 200);
+                let items = response.body["items"].as_array().cloned().unwrap_or_default();
+                assert!(!items.is_empty(), "{project} {kind}");
+                assert!(items.iter().all(|i| i["status"] == "published"), "{project} {kind}");
+                assert!(!response.body.to_string().contains("draft"), "{project} {kind}");
+            }
+        }
+        for draft in SAMPLE_ITEMS.iter().filter(|i| i.status == "draft") {
+            for id in [draft.id, draft.slug] {
+                let path = format!("/v1/public/cms/{}/items/{id}", draft.kind);
+                let response = run(&signed("GET", &path, draft.project, b""));
+                assert_eq!(response.status, 404, "{path}");
+                assert_eq!(response.body["error"]["code"], "NOT_FOUND");
+            }
+        }
+    }
+
+    #[test]
+    fn list_is_scoped_to_the_signed_project_and_honours_limit() {
+        let response = run(&signed("GET", "/v1/public/cms/articles/items?limit=1", "acme", b""));
+        assert_eq!(response.body["project"], "acme");
+        assert_eq!(response.body["origin"], "live");
+        assert_eq!(response.body["items"].as_array().map(Vec::len), Some(1));
+        let globex = run(&signed("GET", "/v1/public/cms/articles/items", "globex", b""));
+        assert_eq!(globex.body["items"][0]["slug"], "globex-news");
+        let item = run(&signed("GET", "/v1/public/cms/articles/items/hello-world/extra", "acme", b""));
+        assert_eq!((item.status, item.body["item"]["id"].clone()), (200, json!("1")));
+        assert_eq!(run(&signed("GET", "/v1/public/cms/articles/items/1", "globex", b"")).body["item"]["slug"], "globex-news");
+    }
+
+    #[test]
+    fn project_path_must_match_the_signed_project() {
+        let same = run(&signed("GET", "/v1/projects/acme/public/cms/pages/items", "acme", b""));
+        assert_eq!(same.status, 200);
+        assert_eq!(same.body["items"].as_array().map(Vec::len), Some(2));
+        let other = run(&signed("GET", "/v1/projects/globex/public/cms/pages/items", "acme", b""));
+        assert_eq!(other.status, 403);
+        assert_eq!(other.body["origin"], "live");
+    }
+
+    #[test]
+    fn unsigned_and_tampered_requests_are_refused_with_a_reason() {
+        let health = OriginRequest { method: "GET".into(), path_and_query: "/__health".into(), ..Default::default() };
+        let response = run(&health);
+        assert_eq!((response.status, response.body["label"].clone()), (200, json!("live")));
+
+        let unsigned = OriginRequest { method: "GET".into(), path_and_query: "/v1/public/cms/articles/items".into(), ..Default::default() };
+        let mut bad_sig = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
+        bad_sig.headers.insert(HEADER_SIGNATURE.into(), "v2=zz".into());
+        let mut other_project = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
+        other_project.headers.insert(HEADER_PROJECT.into(), "globex".into());
+        let mut other_query = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
+        other_query.path_and_query.push_str("?limit=100");
+        let mut padded_timestamp = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
+        padded_timestamp.headers.insert(HEADER_TIMESTAMP.into(), format!("0{NOW}"));
+        let rows = [
+            ("unsigned", unsigned, NOW, "missing_header"),
+            ("malformed", bad_sig, NOW, "malformed"),
+            ("tampered project", other_project, NOW, "mismatch"),
+            ("tampered query", other_query, NOW, "mismatch"),
+            (
+                "signed for the test origin",
+                signed_for("http://127.0.0.1:8789", "GET", "/v1/public/cms/articles/items", "acme", b""),
+                NOW,
+                "mismatch",
+            ),
+            ("timestamp not in its canonical spelling", padded_timestamp, NOW, "malformed"),
+            ("stale", signed("GET", "/__echo", "acme", b""), NOW + 301, "stale"),
+            (
+                "unsigned 404",
+                OriginRequest { method: "GET".into(), path_and_query: "/nope".into(), ..Default::default() },
+                NOW,
+                "missing_header",
+            ),
+        ];
+        for (what, request, now, reason) in rows {
+            let response = handle(&request, "live", SECRET, &own_audience(), now);
+            assert_eq!(response.status, 401, "{what}");
+            assert_eq!(response.body["error"]["code"], "ORIGIN_SIGNATURE_INVALID", "{what}");
+            assert_eq!(response.body["error"]["details"]["reason"], reason, "{what}");
+            assert_eq!(response.body["origin"], "live", "{what}");
+        }
+    }
+
+    #[test]
+    fn echo_reports_exactly_what_arrived() {
+        let response = handle(&signed("PUT", "/__echo/x?a=1&b=2", "acme", b"hi \xff"), "test", SECRET, &own_audience(), NOW);
+        let body = &response.body;
+        assert_eq!(response.status, 200);
+        assert_eq!(body["origin"], "test");
+        assert_eq!(body["method"], "PUT");
+        assert_eq!(body["path"], "/__echo/x");
+        assert_eq!(body["query"], "a=1&b=2");
+        assert_eq!(body["path_and_query"], "/__echo/x?a=1&b=2");
+        assert_eq!(body["headers"]["accept"], "application/json");
+        assert_eq!(body["body"], "hi \u{fffd}");
+        assert_eq!(body["identity"]["project"], "acme");
+        assert_eq!(body["identity"]["timestamp"], NOW);
+        assert_eq!(body["identity"]["audience"], AUDIENCE);
+    }
+
+    #[test]
+    fn create_status_and_unknown_routes() {
+        let created = run(&signed("POST", "/v1/cms/articles/items", "acme", br#"{"title":"New"}"#));
+        assert_eq!(created.status, 201);
+        assert_eq!(created.body["created"]["title"], "New");
+        assert_eq!(created.body["project"], "acme");
+        let raw = run(&signed("POST", "/v1/cms/articles/items", "acme", b"not json"));
+        assert_eq!(raw.body["created"], "not json");
+        assert_eq!(run(&signed("GET", "/__status/418", "acme", b"")).status, 418);
+        let missing = run(&signed("GET", "/v2/other", "acme", b""));
+        assert_eq!((missing.status, missing.body["error"]["code"].clone()), (404, json!("NOT_FOUND")));
+        let resource = run(&signed("POST", "/v1/posts", "acme", b"{}"));
+        assert_eq!(
+            (resource.status, resource.body["resource"].clone(), resource.body["identity"]["project"].clone()),
+            (201, json!("posts"), json!("acme"))
+        );
+        let unsigned = run(&OriginRequest { headers: BTreeMap::new(), ..signed("GET", "/v1/sites", "acme", b"") });
+        assert_eq!(unsigned.status, 401, "a profile surface is only answered to a signed request");
+    }
+
+    #[test]
+    fn audience_is_the_listening_url_unless_overridden() {
+        let rows: [(Option<&str>, &str, Result<&str, &str>); 6] = [
+            (None, "127.0.0.1:8788", Ok("http://127.0.0.1:8788")),
+            (None, "[::1]:8788", Ok("http://[::1]:8788")),
+            (Some("https://API.example:443/base"), "127.0.0.1:8788", Ok("https://api.example")),
+            (Some("http://127.0.0.1:9000"), "0.0.0.0:8788", Ok("http://127.0.0.1:9000")),
+            (Some("api.example"), "127.0.0.1:8788", Err("--audience")),
+            (Some("http://user@api.example"), "127.0.0.1:8788", Err("--audience")),
+        ];
+        for (flag, listening, expected) in rows {
+            match (audience(flag, listening), expected) {
+                (Ok(audience), Ok(expected)) => assert_eq!(audience.as_str(), expected, "{flag:?} {listening}"),
+                (Err(message), Err(expected)) => assert!(message.starts_with(expected), "{flag:?}: {message}"),
+                (got, expected) => panic!("{flag:?} {listening}: got {got:?}, expected {expected:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn labels_must_be_header_safe() {
+        for (label, ok) in [("live", true), ("test-2.b_c", true), ("", false), ("a b", false), ("x\r\ny", false)] {
+            assert_eq!(is_valid_label(label), ok, "{label:?}");
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Admin API glue: authenticate (with failure limits, [`crate::admin_auth`]), bound and validate the request, generate key material, and
+//! call the registry Durable Objects. Contract: `docs/admin-api.md`.
+
+use serde::Serialize;
+use serde_json::json;
+use worker::Env;
+
+use keygate_core::admin::facade::{self, FacadeRoute};
+use keygate_core::admin::protocol::{Failure, Op, Reply};
+use keygate_core::admin::request::{parse_create, parse_list, parse_roll, parse_update, Rules};
+use keygate_core::admin::router::{route, AdminRoute};
+use keygate_core::admin::{lifecycle, OPENAPI};
+use keygate_core::config::{AdminFacade, Config};
+use keygate_core::error::GatewayError;
+use keygate_core::key;
+use keygate_core::limit::protocol::{LimiterOp, LimiterReply};
+use keygate_core::record::{KeyRecord, Status};
+use keygate_core::timestamp::Timestamp;
+
+use crate::registry::{DIRECTORY, REGISTRY_BINDING};
+use crate::respond::log_event;
+use crate::Incoming;
+
+type AdminResult = Result<(u16, String), GatewayError>;
+
+/// Whether this request is for the admin API.
+pub fn is_admin_path(config: &Config, path: &str) -> bool {
+    is_native_admin_path(config, path) || (config.admin_facade == AdminFacade::Atlas && facade::is_facade_path(path))
+}
+
+fn is_native_admin_path(config: &Config, path: &str) -> bool {
+    path.strip_prefix(config.admin_prefix.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Handles one admin request (the native API, or the configured facade); the answer is
+/// (status, JSON body).
+pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> AdminResult {
+    crate::admin_auth::authenticate(incoming, env, config).await?;
+    if !is_native_admin_path(config, incoming.path()) {
+        return handle_facade(incoming, env, config).await.map_err(facade::error);
+    }
+    let relative = incoming.path()[config.admin_prefix.len()..].to_string();
+    let operation = route(&incoming.method, &relative).ok_or(GatewayError::NotFound)?;
+    let rules = Rules::of(config, incoming.now_ms);
+    match operation {
+        AdminRoute::OpenApi => Ok((200, OPENAPI.to_string())),
+        AdminRoute::CreateKey => {
+            let body = read_body(incoming, config, true).await?;
+            let (plaintext, record) = create_key(env, config, &body, &rules).await?;
+            Ok((201, json!({ "key": plaintext.expose(), "record": record }).to_string()))
+        }
+        AdminRoute::ListKeys => {
+            let query = parse_list(incoming.query())?;
+            let op = Op::List { status: query.status, cursor: query.cursor, limit: query.limit };
+            match call(env, &query.project, &op).await? {
+                Reply::Page { items, last_used, cursor } => {
+                    // Each item is the record plus `last_used_at` (RFC 3339, or null when no use
+                    // has been reported yet: reports are batched, at most a minute behind).
+                    let items: Vec<serde_json::Value> = items
+                        .iter()
+                        .zip(last_used.iter().chain(std::iter::repeat(&None)))
+                        .map(|(record, at)| {
+                            let mut item = serde_json::to_value(record).unwrap_or_default();
+                            if let Some(fields) = item.as_object_mut() {
+                                fields.insert("last_used_at".into(), json!(at.map(|ms| Timestamp(ms).to_rfc3339())));
+                            }
+                            item
+                        })
+                        .collect();
+                    ok_json(200, &json!({ "items": items, "cursor": cursor }))
+                }
+                _ => Err(unexpected()),
+            }
+        }
+        AdminRoute::GetKey(id) => record_reply(200, call_for_key(env, &id, Op::Get { id: id.clone() }).await?),
+        AdminRoute::UpdateKey(id) => {
+            let body = read_body(incoming, config, true).await?;
+            parse_update(&body, &rules)?;
+            let body = String::from_utf8(body)
+                .map_err(|_| GatewayError::ValidationFailed { fields: [("body".to_string(), "must be UTF-8".to_string())].into() })?;
+            record_reply(200, call_for_key(env, &id, Op::Update { id: id.clone(), body }).await?)
+        }
+        AdminRoute::RevokeKey(id) => record_reply(200, call_for_key(env, &id, Op::Revoke { id: id.clone() }).await?),
+        AdminRoute::RollKey(id) => {
+            let body = read_body(incoming, config, false).await?;
+            let roll = parse_roll(&body)?;
+            let project = resolve(env, &id).await?;
+            let current = match call(env, &project, &Op::Get { id: id.clone() }).await? {
+                Reply::Record { record, .. } => record,
+                _ => return Err(unexpected()),
+            };
+            let plaintext = config.key_format.generate(current.env).map_err(mint_failure)?;
+            let new_id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
+            call(env, DIRECTORY, &Op::Register { id: new_id.clone(), project: project.clone() }).await?;
+            let op =
+                Op::Roll { id, new_id, new_hash: plaintext.hash().to_hex(), new_hint: plaintext.hint(), grace_seconds: roll.grace_seconds };
+            match call(env, &project, &op).await? {
+                Reply::Rolled { record, previous, .. } => {
+                    ok_json(201, &json!({ "key": plaintext.expose(), "record": record, "previous": previous }))
+                }
+                _ => Err(unexpected()),
+            }
+        }
+        AdminRoute::KeyUsage(id) => {
+            let record = match call_for_key(env, &id, Op::Get { id: id.clone() }).await? {
+                Reply::Record { record, .. } => record,
+                _ => return Err(unexpected()),
+            };
+            match crate::limits::call(env, record.family_id(), &LimiterOp::Usage { key_id: id }).await {
+                Ok(LimiterReply::Usage { usage }) => ok_json(200, &usage),
+                Ok(_) => Err(unexpected()),
+                Err(reason) => {
+                    log_event("limiter_unavailable", incoming.request_id(), &[("reason", &reason)]);
+                    Err(GatewayError::StoreUnavailable)
+                }
+            }
+        }
+        AdminRoute::KeyAudit(id) => match call_for_key(env, &id, Op::Audit { id: id.clone() }).await? {
+            Reply::Audit { items } => ok_json(200, &json!({ "items": items })),
+            _ => Err(unexpected()),
+        },
+    }
+}
+
+/// Validates a native create body, mints the key and stores it: the plaintext (for the one
+/// answer that shows it) and the stored record.
+async fn create_key(env: &Env, config: &Config, body: &[u8], rules: &Rules<'_>) -> Result<(key::PlaintextKey, KeyRecord), GatewayError> {
+    let create = parse_create(body, rules)?;
+    let plaintext = config.key_format.generate(create.env).map_err(mint_failure)?;
+    let id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
+    let (record, _) = lifecycle::create(&create, id.clone(), plaintext.hint(), rules.now_ms);
+    let hash = plaintext.hash();
+    call(env, DIRECTORY, &Op::Register { id: id.clone(), project: create.project.clone() }).await?;
+    let reply = call(env, &create.project, &Op::Create { record, hash: hash.to_hex() }).await?;
+    let Reply::Record { record, .. } = reply else { return Err(unexpected()) };
+    Ok((plaintext, record))
+}
+
+/// The AtlasCMS contract ([`facade`]), translated to the same registry calls as the native API.
+async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> AdminResult {
+    let operation = facade::route(&incoming.method, incoming.path()).ok_or(GatewayError::NotFound)?;
+    let rules = Rules::of(config, incoming.now_ms);
+    // The path's project is the registry instance asked, so a key of another project is simply
+    // not there (404) and no id directory lookup is needed; a revoked key is deleted to Atlas.
+    let live = |record: KeyRecord| if record.status == Status::Revoked { Err(GatewayError::NotFound) } else { Ok(record) };
+    let record_of = |reply: Reply| match reply {
+        Reply::Record { record, .. } => Ok(record),
+        _ => Err(unexpected()),
+    };
+    match operation {
+        FacadeRoute::List { project } => {
+            let mut items = Vec::new();
+            let mut cursor = None;
+            // Atlas lists every key at once: page through the registry, bounded.
+            for _ in 0..FACADE_MAX_PAGES {
+                let op = Op::List { status: None, cursor: cursor.take(), limit: 100 };
+                let Reply::Page { items: page, cursor: next, .. } = call(env, &project, &op).await? else { return Err(unexpected()) };
+                items.extend(page.iter().filter(|r| r.status != Status::Revoked).map(facade::view));
+                match next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            ok_json(200, &items)
+        }
+        FacadeRoute::Create { project } => {
+            let body = read_body(incoming, config, true).await?;
+            let (plaintext, _) = create_key(env, config, &facade::create_body(&project, &body)?, &rules).await?;
+            ok_json(200, &json!({ "result": plaintext.expose() }))
+        }
+        FacadeRoute::Get { project, id } => {
+            let record = live(record_of(call(env, &project, &Op::Get { id }).await?)?)?;
+            ok_json(200, &facade::view(&record))
+        }
+        FacadeRoute::Replace { project, id } => {
+            let body = facade::replace_body(&read_body(incoming, config, true).await?)?;
+            live(record_of(call(env, &project, &Op::Get { id: id.clone() }).await?)?)?;
+            parse_update(&body, &rules)?;
+            let body = String::from_utf8(body).map_err(|_| unexpected())?;
+            let record = record_of(call(env, &project, &Op::Update { id, body }).await?)?;
+            ok_json(200, &facade::view(&record))
+        }
+        FacadeRoute::Delete { project, id } => {
+            live(record_of(call(env, &project, &Op::Get { id: id.clone() }).await?)?)?;
+            let record = record_of(call(env, &project, &Op::Revoke { id }).await?)?;
+            ok_json(200, &facade::view(&record))
+        }
+    }
+}
+
+/// The facade's list reads at most this many registry pages of 100 keys.
+const FACADE_MAX_PAGES: usize = 100;
+
+/// A key that cannot be minted: a test key rolled after its segment left `KEY_ENV_SEGMENTS` is a
+/// conflict (the record's env never changes); a CSPRNG failure is a 503.
+fn mint_failure(error: key::MintError) -> GatewayError {
+    match error {
+        key::MintError::EnvironmentNotInFormat(env) => GatewayError::Conflict {
+            reason: format!("this gateway's key format (KEY_ENV_SEGMENTS) has no segment for {env} keys, so this {env} key cannot be rolled; create a live key instead"),
+        },
+        key::MintError::Random(_) => GatewayError::StoreUnavailable,
+    }
+}
+
+fn unexpected() -> GatewayError {
+    GatewayError::StoreUnavailable
+}
+
+fn ok_json(status: u16, value: &impl Serialize) -> AdminResult {
+    serde_json::to_string(value).map(|body| (status, body)).map_err(|_| unexpected())
+}
+
+/// A record reply. No cache is touched here: the registry told the key family's limiter first,
+/// and the limiter hands the newer record to whichever isolate serves the key next.
+fn record_reply(status: u16, reply: Reply) -> AdminResult {
+    match reply {
+        Reply::Record { record, .. } => ok_json(status, &record),
+        _ => Err(unexpected()),
+    }
+}
+
+async fn read_body(incoming: &mut Incoming, config: &Config, required: bool) -> Result<Vec<u8>, GatewayError> {
+    let limit = config.admin_max_body_bytes;
+    let declared = incoming.header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    let content_type = incoming.header("content-type").unwrap_or_default().to_ascii_lowercase();
+    let is_json = content_type.split(';').next().map(str::trim) == Some("application/json");
+    let body = incoming.request.bytes().await.map_err(|_| GatewayError::BadRequest { reason: "unreadable body".into() })?;
+    if body.len() > limit {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    if (required || !body.is_empty()) && !is_json {
+        return Err(GatewayError::UnsupportedMediaType);
+    }
+    Ok(body)
+}
+
+async fn resolve(env: &Env, id: &str) -> Result<String, GatewayError> {
+    match call(env, DIRECTORY, &Op::Resolve { id: id.to_string() }).await? {
+        Reply::Project { project } => Ok(project),
+        _ => Err(unexpected()),
+    }
+}
+
+async fn call_for_key(env: &Env, id: &str, op: Op) -> Result<Reply, GatewayError> {
+    let project = resolve(env, id).await?;
+    call(env, &project, &op).await
+}
+
+/// Sends `op` to the registry instance `name` and decodes its answer.
+async fn call(env: &Env, name: &str, op: &Op) -> Result<Reply, GatewayError> {
+    let outcome: Result<Reply, Failure> = crate::durable::call(env, REGISTRY_BINDING, name, op).await.map_err(|reason| {
+        log_event("registry_unavailable", "-", &[("reason", &reason)]);
+        GatewayError::StoreUnavailable
+    })?;
+    outcome.map_err(|failure| {
+        if let Failure::Store { reason } = &failure {
+            log_event("registry_unavailable", "-", &[("reason", reason)]);
+        }
+        GatewayError::from(failure)
+    })
+}

@@ -1,0 +1,292 @@
+//! `KeyRegistry`: the SQLite-backed Durable Object that is the source of truth for one
+//! project's keys (one instance per project, named by the project), plus the id directory
+//! (the instance named [`DIRECTORY`]) that maps a key id to its project.
+//!
+//! Every mutation runs under `blockConcurrencyWhile`, so reads, the KV write-through and the
+//! SQLite write of one change never interleave with another change: KV always ends with the
+//! latest revision. A change to an existing key first tells the key family's limiter (so the
+//! next request anywhere sees it; a limiter failure is logged, not fatal), then writes KV; if
+//! the KV write fails nothing is recorded in SQLite and the admin gets `STORE_UNAVAILABLE` to
+//! retry. Revocation writes a tombstone, never a delete.
+
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
+
+use keygate_core::admin::lifecycle::{self, AuditEntry};
+use keygate_core::admin::protocol::{decode_cursor, encode_cursor, Failure, Op, Reply, FIRST_PAGE_AFTER, MAX_SAFE_INTEGER};
+use keygate_core::admin::request::{parse_update, Rules};
+use keygate_core::limit::protocol::LimiterOp;
+use keygate_core::record::{self, KeyRecord};
+
+use crate::durable::{read_json, rows};
+use crate::now_ms;
+use crate::store::KEYS_BINDING;
+
+/// Durable Object binding name.
+pub const REGISTRY_BINDING: &str = "REGISTRY";
+/// Name of the instance that holds the id → project directory.
+pub const DIRECTORY: &str = "__directory__";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS keys (
+  id TEXT PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS keys_by_created ON keys (created_at, id);
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  key_id TEXT NOT NULL,
+  entry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_key ON audit (key_id, seq);
+CREATE TABLE IF NOT EXISTS directory (
+  id TEXT PRIMARY KEY,
+  project TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS last_used (
+  id TEXT PRIMARY KEY,
+  at INTEGER NOT NULL
+);";
+
+#[durable_object]
+pub struct KeyRegistry {
+    state: State,
+    env: Env,
+}
+
+impl DurableObject for KeyRegistry {
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env }
+    }
+
+    async fn fetch(&self, mut request: Request) -> Result<Response> {
+        let outcome: std::result::Result<Reply, Failure> = match read_json::<Op>(&mut request).await {
+            Err(_) => Err(Failure::Store { reason: "undecodable registry request".into() }),
+            Ok(op) => {
+                let sql = self.state.storage().sql();
+                let env = self.env.clone();
+                // Serialise every operation: see the module docs.
+                match self.state.block_concurrency_while(async move { Ok(run(&sql, &env, op).await) }).await {
+                    Ok(outcome) => outcome,
+                    Err(e) => Err(Failure::Store { reason: e.to_string() }),
+                }
+            }
+        };
+        Response::from_json(&outcome)
+    }
+}
+
+fn store_failure(context: &str) -> impl Fn(worker::Error) -> Failure + '_ {
+    move |e| Failure::Store { reason: format!("{context}: {e}") }
+}
+
+/// The first column of every row, as text.
+fn texts(cursor: Result<worker::SqlCursor>) -> Result<Vec<String>> {
+    rows(cursor?)?.into_iter().map(|mut row| row.text(0)).collect()
+}
+
+async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, Failure> {
+    sql.exec(SCHEMA, None).map_err(store_failure("schema"))?;
+    match op {
+        Op::Register { id, project } => {
+            sql.exec("INSERT OR REPLACE INTO directory (id, project) VALUES (?, ?)", vec![id.into(), project.into()])
+                .map_err(store_failure("directory write"))?;
+            Ok(Reply::Done)
+        }
+        Op::Resolve { id } => {
+            let projects = texts(sql.exec("SELECT project AS value FROM directory WHERE id = ?", vec![id.into()]))
+                .map_err(store_failure("directory read"))?;
+            projects.into_iter().next().map(|project| Reply::Project { project }).ok_or(Failure::NotFound)
+        }
+        Op::Create { record, hash } => {
+            write_through(env, &hash, &record).await?;
+            let audit = lifecycle::create_audit(&record);
+            insert(sql, &hash, &record)?;
+            append_audit(sql, &record.id, &audit)?;
+            Ok(Reply::Record { record, hash })
+        }
+        Op::Get { id } => {
+            let (record, hash) = load(sql, &id)?;
+            Ok(Reply::Record { record, hash })
+        }
+        Op::List { status, cursor, limit } => list(sql, status, cursor, limit),
+        Op::Seen { seen } => {
+            // Reports from many isolates arrive in any order: keep the latest use of each key.
+            for (id, at) in seen {
+                sql.exec(
+                    "INSERT INTO last_used (id, at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET at = MAX(at, excluded.at)",
+                    vec![id.into(), SqlStorageValue::Integer(at.clamp(0, MAX_SAFE_INTEGER))],
+                )
+                .map_err(store_failure("last used write"))?;
+            }
+            Ok(Reply::Done)
+        }
+        Op::Update { id, body } => {
+            let (old, hash) = load(sql, &id)?;
+            let config = crate::config::load(env).map_err(|e| Failure::Store { reason: e.to_string() })?;
+            let now = now_ms();
+            let rules = Rules::of(&config, now);
+            let update = parse_update(body.as_bytes(), &rules)?;
+            let (new, audit) = lifecycle::update(&old, &update, now)?;
+            if let Some(audit) = audit {
+                commit_change(sql, env, &hash, &new, &audit).await?;
+            }
+            Ok(Reply::Record { record: new, hash })
+        }
+        Op::Revoke { id } => {
+            let (old, hash) = load(sql, &id)?;
+            let (new, audit) = lifecycle::revoke(&old, now_ms());
+            if let Some(audit) = audit {
+                commit_change(sql, env, &hash, &new, &audit).await?;
+            }
+            Ok(Reply::Record { record: new, hash })
+        }
+        Op::Roll { id, new_id, new_hash, new_hint, grace_seconds } => {
+            let (old, old_hash) = load(sql, &id)?;
+            let rolled = lifecycle::roll(&old, new_id, new_hint, grace_seconds, now_ms())?;
+            // The replacement first: if anything fails after, the old key still works.
+            write_through(env, &new_hash, &rolled.new).await?;
+            insert(sql, &new_hash, &rolled.new)?;
+            append_audit(sql, &rolled.new.id, &rolled.new_audit)?;
+            commit_change(sql, env, &old_hash, &rolled.old, &rolled.old_audit).await?;
+            Ok(Reply::Rolled { record: rolled.new, previous: rolled.old, previous_hash: old_hash })
+        }
+        Op::Audit { id } => {
+            load(sql, &id)?;
+            let entries = texts(sql.exec("SELECT entry AS value FROM audit WHERE key_id = ? ORDER BY seq", vec![id.into()]))
+                .map_err(store_failure("audit read"))?;
+            let items = entries
+                .iter()
+                .map(|entry| serde_json::from_str::<AuditEntry>(entry))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Failure::Store { reason: format!("audit decode: {e}") })?;
+            Ok(Reply::Audit { items })
+        }
+    }
+}
+
+/// Commits a change to an existing key, in the order the module docs give: limiter, KV,
+/// SQLite record, audit entry.
+async fn commit_change(
+    sql: &SqlStorage,
+    env: &Env,
+    hash: &str,
+    record: &KeyRecord,
+    audit: &AuditEntry,
+) -> std::result::Result<(), Failure> {
+    mark_limiter(env, record).await;
+    write_through(env, hash, record).await?;
+    replace(sql, record)?;
+    append_audit(sql, &record.id, audit)
+}
+
+/// Tells the key family's limiter the key's new record, before KV changes, so the very next
+/// request with the key sees it even where KV and caches are stale. If the limiter cannot be
+/// told, the change still goes ahead (a revocation must never wait for the limiter); it then
+/// takes effect as KV and the caches catch up, and the limiter never holds an older record
+/// than the worker's, so it cannot undo the change.
+async fn mark_limiter(env: &Env, record: &KeyRecord) {
+    let op = LimiterOp::Mark { record: record.clone() };
+    if let Err(reason) = crate::limits::call(env, record.family_id(), &op).await {
+        crate::respond::log_event("limiter_unavailable", "-", &[("reason", &format!("mark: {reason}")), ("key_id", &record.id)]);
+    }
+}
+
+async fn write_through(env: &Env, hash: &str, record: &KeyRecord) -> std::result::Result<(), Failure> {
+    let kv = env.kv(KEYS_BINDING).map_err(store_failure("KEYS binding"))?;
+    kv.put(&format!("key:{hash}"), record::encode(record))
+        .map_err(|e| Failure::Store { reason: format!("kv put: {e}") })?
+        .execute()
+        .await
+        .map_err(|e| Failure::Store { reason: format!("kv put: {e}") })
+}
+
+fn status_text(record: &KeyRecord) -> String {
+    serde_json::to_value(record.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+fn insert(sql: &SqlStorage, hash: &str, record: &KeyRecord) -> std::result::Result<(), Failure> {
+    let values: Vec<SqlStorageValue> = vec![
+        record.id.clone().into(),
+        hash.to_string().into(),
+        SqlStorageValue::Integer(record.created_at.millis()),
+        status_text(record).into(),
+        record::encode(record).into(),
+    ];
+    sql.exec("INSERT INTO keys (id, hash, created_at, status, record) VALUES (?, ?, ?, ?, ?)", values).map_err(store_failure("insert"))?;
+    Ok(())
+}
+
+fn replace(sql: &SqlStorage, record: &KeyRecord) -> std::result::Result<(), Failure> {
+    let values: Vec<SqlStorageValue> = vec![status_text(record).into(), record::encode(record).into(), record.id.clone().into()];
+    sql.exec("UPDATE keys SET status = ?, record = ? WHERE id = ?", values).map_err(store_failure("update"))?;
+    Ok(())
+}
+
+fn append_audit(sql: &SqlStorage, id: &str, entry: &AuditEntry) -> std::result::Result<(), Failure> {
+    let entry = serde_json::to_string(entry).map_err(|e| Failure::Store { reason: e.to_string() })?;
+    sql.exec("INSERT INTO audit (key_id, entry) VALUES (?, ?)", vec![id.to_string().into(), entry.into()])
+        .map_err(store_failure("audit write"))?;
+    Ok(())
+}
+
+fn load(sql: &SqlStorage, id: &str) -> std::result::Result<(KeyRecord, String), Failure> {
+    let row = sql
+        .exec("SELECT hash, record FROM keys WHERE id = ?", vec![id.to_string().into()])
+        .and_then(rows)
+        .and_then(|rows| rows.into_iter().next().map(|mut row| Ok((row.text(0)?, row.text(1)?))).transpose())
+        .map_err(store_failure("read"))?;
+    let (hash, text) = row.ok_or(Failure::NotFound)?;
+    let record = record::decode(text.as_bytes()).map_err(|e| Failure::Store { reason: format!("record decode: {}", e.0) })?;
+    Ok((record, hash))
+}
+
+fn list(
+    sql: &SqlStorage,
+    status: Option<keygate_core::record::Status>,
+    cursor: Option<String>,
+    limit: usize,
+) -> std::result::Result<Reply, Failure> {
+    let (after_at, after_id) = match cursor {
+        None => (FIRST_PAGE_AFTER, String::new()),
+        Some(text) => decode_cursor(&text)
+            .ok_or_else(|| Failure::Validation { fields: [("cursor".to_string(), "is not a cursor from this API".to_string())].into() })?,
+    };
+    let status = status.and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(String::from));
+    let status_value = status.map(SqlStorageValue::from).unwrap_or(SqlStorageValue::Null);
+    let values: Vec<SqlStorageValue> = vec![
+        status_value.clone(),
+        status_value,
+        SqlStorageValue::Integer(after_at),
+        SqlStorageValue::Integer(after_at),
+        after_id.into(),
+        SqlStorageValue::Integer(limit as i64 + 1),
+    ];
+    let page = rows(
+        sql.exec(
+            "SELECT keys.record, last_used.at FROM keys LEFT JOIN last_used ON last_used.id = keys.id \
+             WHERE (? IS NULL OR keys.status = ?) AND (keys.created_at > ? OR (keys.created_at = ? AND keys.id > ?)) \
+             ORDER BY keys.created_at, keys.id LIMIT ?",
+            values,
+        )
+        .map_err(store_failure("list"))?,
+    )
+    .map_err(store_failure("list"))?;
+    let mut items = Vec::with_capacity(page.len());
+    let mut last_used = Vec::with_capacity(page.len());
+    for mut row in page {
+        let text = row.text(0).map_err(store_failure("list row"))?;
+        items.push(record::decode(text.as_bytes()).map_err(|e| Failure::Store { reason: format!("record decode: {}", e.0) })?);
+        last_used.push(row.optional_int(1).map_err(store_failure("list row"))?);
+    }
+    let cursor = if items.len() > limit {
+        items.truncate(limit);
+        last_used.truncate(limit);
+        items.last().map(|last| encode_cursor(last.created_at.millis(), &last.id))
+    } else {
+        None
+    };
+    Ok(Reply::Page { items, last_used, cursor })
+}

@@ -1,5 +1,0 @@
-//! Origin request signing: the [`keygate_verify`] crate, re-exported (so `keygate::signature`
-//! keeps meaning what it always has). The signing scheme, the audience rule and [`verify`] live
-//! there, in a crate an origin can depend on without the gateway.
-
-pub use keygate_verify::*;
