@@ -2,9 +2,10 @@
 //! real worker under `wrangler dev`: the configured headers are the credential (and only they
 //! are stripped before the origin), whatever case the client sends them in.
 //!
-//! The stripping rule is stated in Rust (`keygate_core::forward::strips_header`, unit-tested) and
-//! applied on the request path by the small JavaScript function in `crates/worker/src/forward.rs`; this
-//! test holds the two to the same rule for names other than the defaults.
+//! The stripping rule is stated in Rust (`keygate_core::forward::strips_header`, unit-tested),
+//! which lists the incoming names to drop, and applied on the request path by the JavaScript
+//! `outbound` in `crates/worker/js/runtime.js`; this test holds the wire to the same rule for
+//! names other than the defaults.
 
 // Tests: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -1,10 +1,13 @@
 //! Forwarding plan: where a granted request goes and how its headers change. Pure.
 //!
 //! Live keys go to `ORIGIN_URL`, test keys to `ORIGIN_URL_TEST` (absent → `ENVIRONMENT_MISMATCH`).
-//! Method, path, query and body are kept. The credential headers and every client-sent
-//! `X-Keygate-*` header are removed; keygate's signed identity headers are added, signed with
-//! the chosen origin's signer for the chosen origin's audience.
+//! Method, path, query and body are kept. `Host`, the credential headers and every client-sent
+//! `X-Keygate-*` header are removed ([`strips_header`], the one statement of that rule);
+//! keygate's signed identity headers are added, signed with the chosen origin's signer for the
+//! chosen origin's audience. [`outbound_headers`] turns both into what the JavaScript that
+//! builds the outbound request applies without deciding anything.
 
+use crate::boundary::{fields, BoundaryError, Encoder};
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::key::KeyEnv;
@@ -22,9 +25,39 @@ pub struct ForwardPlan {
     pub add_headers: Vec<(&'static str, String)>,
 }
 
-/// Whether a client header must not reach the origin.
+/// Whether a client header must not reach the origin: `host` (the origin's own comes from its
+/// URL), the two credential headers, and every `x-keygate-*` header (only keygate signs those).
 pub fn strips_header(config: &Config, lowercase_name: &str) -> bool {
-    lowercase_name == config.auth_header || lowercase_name == config.api_key_header || lowercase_name.starts_with(HEADER_PREFIX)
+    lowercase_name == "host"
+        || lowercase_name == config.auth_header
+        || lowercase_name == config.api_key_header
+        || lowercase_name.starts_with(HEADER_PREFIX)
+}
+
+/// The header changes of a forwarded request, encoded for the JavaScript that builds it
+/// ([`crate::boundary`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundHeaders {
+    /// The incoming header names to drop, one field each.
+    pub strip: String,
+    /// The headers to add: name, value, name, value…
+    pub add: String,
+}
+
+/// Which of the incoming `header_names` (a list as they crossed the boundary) to drop, by
+/// [`strips_header`], and the plan's headers to add. A value holding `\n` or `\0` is
+/// [`BoundaryError::Unencodable`] (the runtime would refuse it as a header value anyway).
+pub fn outbound_headers(config: &Config, plan: &ForwardPlan, header_names: &str) -> Result<OutboundHeaders, BoundaryError> {
+    let mut strip = Encoder::with_capacity(64);
+    for name in fields(header_names).filter(|name| strips_header(config, name)) {
+        strip.field(name)?;
+    }
+    let mut add = Encoder::with_capacity(256);
+    for (name, value) in &plan.add_headers {
+        add.field(name)?;
+        add.field(value)?;
+    }
+    Ok(OutboundHeaders { strip: strip.finish(), add: add.finish() })
 }
 
 /// What follows the authority of an absolute URL (`http://h:1/p?q` → `/p?q`), `None` when
@@ -161,6 +194,7 @@ mod tests {
     fn credential_and_keygate_headers_are_stripped() {
         let config = config(None);
         for (name, stripped) in [
+            ("host", true),
             ("authorization", true),
             ("x-api-key", true),
             ("x-keygate-project", true),
@@ -168,8 +202,36 @@ mod tests {
             ("content-type", false),
             ("x-request-id", false),
             ("cookie", false),
+            ("x-forwarded-host", false),
         ] {
             assert_eq!(strips_header(&config, name), stripped, "{name}");
         }
+    }
+
+    #[test]
+    fn outbound_headers_drop_what_strips_header_says_and_add_the_plan() {
+        let config = config(None);
+        let plan = plan(&config, &grant(KeyEnv::Live), "GET", "/v1/x", 10).unwrap();
+        let names = "accept\nauthorization\nhost\nuser-agent\nx-api-key\nx-keygate-env\nx-keygate-whatever\n";
+        let outbound = outbound_headers(&config, &plan, names).unwrap();
+        assert_eq!(outbound.strip, "authorization\nhost\nx-api-key\nx-keygate-env\nx-keygate-whatever\n");
+        let added: Vec<&str> = fields(&outbound.add).collect();
+        let expected: Vec<&str> = plan.add_headers.iter().flat_map(|(name, value)| [*name, value.as_str()]).collect();
+        assert_eq!(added, expected);
+        assert_eq!(added[0], HEADER_KEY_ID);
+        assert_eq!(added[1], "key_1");
+        // Nothing to strip is an empty list, not one empty name.
+        assert_eq!(outbound_headers(&config, &plan, "accept\n").unwrap().strip, "");
+        assert_eq!(outbound_headers(&config, &plan, "").unwrap().strip, "");
+    }
+
+    #[test]
+    fn outbound_headers_refuse_a_value_that_cannot_cross() {
+        let config = config(None);
+        let mut plan = plan(&config, &grant(KeyEnv::Live), "GET", "/v1/x", 10).unwrap();
+        plan.add_headers[1].1 = "acme\0".into();
+        assert_eq!(outbound_headers(&config, &plan, "host\n"), Err(BoundaryError::Unencodable));
+        plan.add_headers[1].1 = "acme\nx-keygate-env\ntest".into();
+        assert_eq!(outbound_headers(&config, &plan, "host\n"), Err(BoundaryError::Unencodable));
     }
 }

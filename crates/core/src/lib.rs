@@ -15,12 +15,15 @@
 //! Off the hot path, each isolate reports the last use of the keys it admitted to their
 //! project's registry in batches ([`seen`]), for key lists.
 //!
+//! What crosses the wasm/JS boundary is encoded one way, by [`boundary`].
+//!
 //! Everything above is pure and unit-tested natively; `edge` (wasm32 only) is the Workers glue
 //! that reads the clock, KV and the network and calls into the core.
 
 #![cfg_attr(test, allow(clippy::type_complexity))] // table-driven tests use wide row tuples
 
 pub mod admin;
+pub mod boundary;
 pub mod cache;
 pub mod config;
 pub mod cors;

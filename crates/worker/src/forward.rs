@@ -1,72 +1,38 @@
-//! Sends a granted request to its origin: same method, path, query and body; credential and
-//! client `X-Keygate-*` headers removed; signed identity headers added.
+//! Sends a granted request to its origin: same method, path, query and body; `host`, credential
+//! and client `X-Keygate-*` headers removed; signed identity headers added.
 //!
-//! The outbound request is built by one small JavaScript function (`outbound` below): copying,
-//! filtering and adding headers from Rust would cross the wasm/JS boundary several times per
-//! header, each crossing re-encoding a string. Rust passes only what it decided: the names to
-//! strip and one string with the signed headers. The JS keeps the headers that may go in a
-//! plain object (no prototype, so no header name is special), adds the signed ones, and hands
-//! that object to `new Request`. Measured on this workerd (`benches/outbound.mjs`), per request: a plain object 14 µs, a list of `[name, value]`
-//! pairs 33 µs (each pair goes through the iterator protocol), copying the `Headers` and then
-//! deleting and setting 18 µs; the pass-through's bare copy is 8.5 µs. The rules stay in Rust
-//! ([`keygate_core::forward::strips_header`] states the stripping rule natively; the JS applies the same
-//! rule; `tests/gateway.rs` and `tests/bad_input.rs` check on the wire what reaches the origin, and
-//! `tests/custom_headers.rs` holds the JS to `strips_header` for custom credential header names).
+//! The outbound request is built by one JavaScript call (`outbound` in
+//! `crates/worker/js/runtime.js`): copying, filtering and adding headers from Rust would cross
+//! the wasm/JS boundary several times per header, each crossing re-encoding a string. The JS
+//! decides nothing. Rust passes the incoming header names to drop and the signed headers to add
+//! ([`keygate_core::forward::outbound_headers`], by [`keygate_core::forward::strips_header`], the
+//! one statement of the rule); the JS keeps every other header in a plain object (no prototype,
+//! so no header name is special), adds the signed ones, and hands that object to `new Request`.
+//!
+//! The trade-off: which names to drop depends on names only the JS has (`x-keygate-*` is a
+//! prefix). Rather than asking for them in a second crossing, `requestFacts`, the one call that
+//! already reads the request for every request, also returns them. So every request, forwarded
+//! or not, pays one JS iteration over its header names and a few more bytes in that string;
+//! in exchange the rule lives only in Rust and a request still crosses twice (facts, outbound).
+//! Measured on this workerd (`benches/outbound.mjs`), per request: a plain object 14 µs, a
+//! list of `[name, value]` pairs 33 µs (each pair goes through the iterator protocol), copying
+//! the `Headers` and then deleting and setting 18 µs; the pass-through's bare copy is 8.5 µs.
+//! `tests/gateway.rs` and `tests/bad_input.rs` check on the wire what reaches the origin, and
+//! `tests/custom_headers.rs` holds the wire to `strips_header` for custom credential header names.
 
 use std::pin::pin;
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use wasm_bindgen::prelude::*;
-use worker::{web_sys, AbortController, Delay, Fetch, Request, Response};
+use worker::{AbortController, Delay, Fetch, Request, Response};
 
 use keygate_core::config::Config;
 use keygate_core::error::GatewayError;
-use keygate_core::forward::ForwardPlan;
-use keygate_core::signature::HEADER_PREFIX;
+use keygate_core::forward::{outbound_headers, ForwardPlan};
 
 use crate::respond::log_event;
+use crate::runtime::outbound;
 use crate::Incoming;
-
-#[wasm_bindgen(inline_js = r#"
-export function outbound(request, url, authHeader, apiKeyHeader, prefix, added, signal) {
-  const headers = Object.create(null);
-  for (const pair of request.headers) {
-    const name = pair[0];
-    if (name !== "host" && name !== authHeader && name !== apiKeyHeader && !name.startsWith(prefix)) headers[name] = pair[1];
-  }
-  const parts = added.split("\n");
-  for (let i = 0; i + 1 < parts.length; i += 2) headers[parts[i]] = parts[i + 1];
-  return new Request(url, { method: request.method, headers, body: request.body, redirect: "manual", signal });
-}
-"#)]
-extern "C" {
-    /// `new Request(url, …)` with the incoming method, body and headers minus `host`, the two
-    /// credential headers and every `prefix…` header, plus `added` (`name\nvalue\n…`).
-    #[wasm_bindgen(catch)]
-    fn outbound(
-        request: &web_sys::Request,
-        url: &str,
-        auth_header: &str,
-        api_key_header: &str,
-        prefix: &str,
-        added: &str,
-        signal: &web_sys::AbortSignal,
-    ) -> Result<web_sys::Request, JsValue>;
-}
-
-/// The signed headers as `name\nvalue\n…` for [`outbound`]. Header values never contain a
-/// newline (the runtime refuses them), so the encoding is unambiguous.
-fn encode_added(plan: &ForwardPlan) -> String {
-    let mut added = String::with_capacity(256);
-    for (name, value) in &plan.add_headers {
-        added.push_str(name);
-        added.push('\n');
-        added.push_str(value);
-        added.push('\n');
-    }
-    added
-}
 
 pub async fn send(incoming: &Incoming, config: &Config, plan: ForwardPlan) -> Result<Response, GatewayError> {
     let unavailable = |reason: &str| {
@@ -76,12 +42,12 @@ pub async fn send(incoming: &Incoming, config: &Config, plan: ForwardPlan) -> Re
     if plan.add_headers.iter().any(|(_, value)| value.contains(['\n', '\r'])) {
         return Err(unavailable("identity header"));
     }
+    // A value that cannot cross (a NUL) is one `new Request` would refuse: the same outcome.
+    let headers = outbound_headers(config, &plan, &incoming.header_names).map_err(|_| unavailable("bad origin request"))?;
     let controller = AbortController::default();
     let signal = controller.signal();
-    let added = encode_added(&plan);
-    let outbound =
-        outbound(incoming.request.inner(), &plan.url, &config.auth_header, &config.api_key_header, HEADER_PREFIX, &added, &signal)
-            .map_err(|_| unavailable("bad origin request"))?;
+    let outbound = outbound(incoming.request.inner(), &plan.url, &headers.strip, &headers.add, &signal)
+        .map_err(|_| unavailable("bad origin request"))?;
     let fetch = Fetch::Request(Request::from(outbound));
     let sending = pin!(fetch.send());
     let timeout = pin!(Delay::from(Duration::from_millis(config.origin_timeout_ms)));

@@ -17,11 +17,13 @@ mod limiter;
 mod limits;
 mod registry;
 mod respond;
+mod runtime;
 mod seen;
 mod store;
 
 use worker::{event, Context, Env, Request, Response, Result};
 
+use keygate_core::boundary::ReceivedRequest;
 use keygate_core::credential::{self, Credential};
 use keygate_core::error::GatewayError;
 use keygate_core::policy::{self, RequestFacts};
@@ -41,6 +43,9 @@ struct Incoming {
     api_key: Option<String>,
     /// Whether the request has a body stream (`request.body !== null`).
     has_body: bool,
+    /// The incoming header names as they crossed the boundary (`name\n…`), for
+    /// [`forward::send`] to choose which ones the origin must not see.
+    header_names: String,
     /// Made on first use: most requests succeed and never need one.
     request_id: std::cell::OnceCell<String>,
     now_ms: i64,
@@ -179,47 +184,22 @@ async fn gate(
     }
 }
 
-#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
-export function requestFacts(request, authHeader, apiKeyHeader) {
-  const headers = request.headers;
-  const value = (name) => { const v = headers.get(name); return v === null ? "\0" : v; };
-  return request.method + "\n" + request.url + "\n" + value(authHeader) + "\n" + value(apiKeyHeader) + "\n" + value("origin") + "\n" + (request.body === null ? "0" : "1");
-}
-"#)]
-extern "C" {
-    /// `method\nurl\n<auth>\n<api key>\n<origin>\n<body: 0 or 1>` in one crossing of the wasm/JS boundary, an
-    /// absent header as `\0`. Neither header values nor a parsed URL can hold `\n` or NUL, and a
-    /// method is a token, so the fields split unambiguously.
-    #[wasm_bindgen(js_name = requestFacts)]
-    fn request_facts(request: &worker::web_sys::Request, auth_header: &str, api_key_header: &str) -> String;
-}
-
+/// Reads the request in one JS call ([`runtime::request_facts`], decoded by the core). The
+/// runtime's own strings always decode; were one not to, the request is taken as one with an
+/// empty method and path, which matches no route and carries no key.
 fn receive(request: Request, auth_header: &str, api_key_header: &str) -> Incoming {
-    let facts = request_facts(request.inner(), auth_header, api_key_header);
-    let mut fields = facts.split('\n');
-    let mut next = || fields.next().unwrap_or("");
-    let header = |value: &str| (value != "\0").then(|| value.to_string());
-    let method = next().to_string();
-    let path_and_query = path_and_query_of(next()).to_string();
-    let authorization = header(next());
-    let api_key = header(next());
-    let origin = header(next());
-    let has_body = next() == "1";
-    let path_len = path_and_query.find('?').unwrap_or(path_and_query.len());
+    let facts = runtime::request_facts(request.inner(), auth_header, api_key_header);
+    let ReceivedRequest { method, path_and_query, path_len, authorization, api_key, origin, has_body, header_names } =
+        ReceivedRequest::decode(&facts).unwrap_or_default();
     let request_id = std::cell::OnceCell::new();
     let now_ms = now_ms();
-    Incoming { request, method, path_and_query, path_len, origin, authorization, api_key, has_body, request_id, now_ms }
+    Incoming { request, method, path_and_query, path_len, origin, authorization, api_key, has_body, header_names, request_id, now_ms }
 }
 
 /// The clock, in unix milliseconds, for the worker and both Durable Objects: `Date.now()`
 /// itself, because `worker::Date::now()` would allocate a JS `Date` on every call.
 pub(crate) fn now_ms() -> i64 {
     js_sys::Date::now() as i64
-}
-
-/// `https://host:port/p?q` → `/p?q` (fragments never reach a server).
-fn path_and_query_of(url: &str) -> &str {
-    keygate_core::forward::after_authority(url).unwrap_or("/")
 }
 
 fn generate_request_id() -> String {

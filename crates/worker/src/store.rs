@@ -32,21 +32,11 @@ use keygate_core::key::KeyHash;
 use keygate_core::record::{self, KeyRecord};
 
 use crate::respond::log_event;
+use crate::runtime::kv_get_bytes;
 use crate::Incoming;
 
 /// KV namespace binding holding `key:<hash>` records.
 pub const KEYS_BINDING: &str = "KEYS";
-
-#[wasm_bindgen(inline_js = r#"
-export function kvGetBytes(namespace, key, cacheTtl) {
-  return namespace.get(key, { type: "arrayBuffer", cacheTtl }).then((value) => (value === null ? null : new Uint8Array(value)));
-}
-"#)]
-extern "C" {
-    /// `KV.get(key, {type: "arrayBuffer", cacheTtl})` as a promise of a `Uint8Array` or `null`.
-    #[wasm_bindgen(js_name = kvGetBytes, catch)]
-    fn kv_get_bytes(namespace: &JsValue, key: &str, cache_ttl: f64) -> Result<js_sys::Promise, JsValue>;
-}
 
 /// The cache's TTLs and bound, copied out of the config so background work can own them.
 #[derive(Clone, Copy)]

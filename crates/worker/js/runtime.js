@@ -1,0 +1,34 @@
+// keygate's runtime fast paths: the few places where doing the work in JavaScript saves many
+// crossings of the wasm/JS boundary (crates/worker/src/runtime.rs declares them for Rust).
+//
+// No policy here. These functions read and execute; Rust decides. Strings crossing the boundary
+// use the one encoding of keygate_core::boundary: each field is followed by "\n", an absent
+// optional field is "\0".
+
+// Once per request: method, URL, the two credential headers, Origin (each "\0" when absent),
+// whether there is a body, then every incoming header name (the names are for Rust to choose
+// what the origin must not see; see crates/worker/src/forward.rs).
+export function requestFacts(request, authHeader, apiKeyHeader) {
+  const headers = request.headers;
+  const value = (name) => { const v = headers.get(name); return v === null ? "\0" : v; };
+  let facts = request.method + "\n" + request.url + "\n" + value(authHeader) + "\n" + value(apiKeyHeader) + "\n" + value("origin") + "\n" + (request.body === null ? "0" : "1") + "\n";
+  for (const name of headers.keys()) facts += name + "\n";
+  return facts;
+}
+
+// KV.get(key, { type: "arrayBuffer", cacheTtl }) as a promise of a Uint8Array or null.
+export function kvGetBytes(namespace, key, cacheTtl) {
+  return namespace.get(key, { type: "arrayBuffer", cacheTtl }).then((value) => (value === null ? null : new Uint8Array(value)));
+}
+
+// new Request(url, …) with the incoming method and body, the incoming headers minus the names
+// in `strip`, plus `add` (name, value, name, value…). A plain object without prototype holds
+// the headers: no header name is special in it, and it is the cheapest form new Request takes.
+export function outbound(request, url, strip, add, signal) {
+  const drop = strip.split("\n");
+  const headers = Object.create(null);
+  for (const pair of request.headers) if (!drop.includes(pair[0])) headers[pair[0]] = pair[1];
+  const parts = add.split("\n");
+  for (let i = 0; i + 1 < parts.length; i += 2) headers[parts[i]] = parts[i + 1];
+  return new Request(url, { method: request.method, headers, body: request.body, redirect: "manual", signal });
+}

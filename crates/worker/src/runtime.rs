@@ -1,0 +1,34 @@
+//! The runtime fast paths, `crates/worker/js/runtime.js`: one JavaScript call each where doing
+//! the work from Rust would cross the wasm/JS boundary once per value (each crossing re-encodes
+//! a string). The JavaScript holds no policy: it reads the request, reads KV, or builds the
+//! outbound request exactly as told. Every string crossing either way is encoded by
+//! [`keygate_core::boundary`] (fields each followed by `\n`, an absent one as `\0`), which is
+//! unit-tested natively.
+//!
+//! worker-build bundles the module: wasm-bindgen copies it into the build's `snippets/`, and
+//! esbuild inlines it into `build/index.js` with the rest of the glue.
+
+use wasm_bindgen::prelude::*;
+use worker::web_sys;
+
+#[wasm_bindgen(module = "/js/runtime.js")]
+extern "C" {
+    /// The request facts, decoded by [`keygate_core::boundary::ReceivedRequest::decode`].
+    #[wasm_bindgen(js_name = requestFacts)]
+    pub fn request_facts(request: &web_sys::Request, auth_header: &str, api_key_header: &str) -> String;
+
+    /// `KV.get(key, {type: "arrayBuffer", cacheTtl})` as a promise of a `Uint8Array` or `null`.
+    #[wasm_bindgen(js_name = kvGetBytes, catch)]
+    pub fn kv_get_bytes(namespace: &JsValue, key: &str, cache_ttl: f64) -> Result<js_sys::Promise, JsValue>;
+
+    /// `new Request(url, …)` with the incoming method, body and headers minus the names in
+    /// `strip`, plus `add` ([`keygate_core::forward::outbound_headers`] encodes both).
+    #[wasm_bindgen(catch)]
+    pub fn outbound(
+        request: &web_sys::Request,
+        url: &str,
+        strip: &str,
+        add: &str,
+        signal: &web_sys::AbortSignal,
+    ) -> Result<web_sys::Request, JsValue>;
+}
