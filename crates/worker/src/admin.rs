@@ -1,16 +1,21 @@
-//! Admin API glue: authenticate (with failure limits, [`crate::admin_auth`]), bound and validate the request, generate key material, and
-//! call the registry Durable Objects. Contract: `docs/admin-api.md`.
+//! Admin API glue: authenticate (with failure limits, [`crate::admin_auth`]), read the request,
+//! generate key material, and call the registry Durable Objects. What is decided is pure:
+//! routing and admin paths ([`keygate_core::admin::router`]), body rules
+//! ([`keygate_core::admin::body`]), validation ([`keygate_core::admin::request`], done here,
+//! once: the registry receives the typed, validated change) and the records and audit entries
+//! of a change ([`keygate_core::admin::lifecycle`]). Contract: `docs/admin-api.md`.
 
 use serde::Serialize;
 use serde_json::json;
 use worker::Env;
 
+use keygate_core::admin::body::{self, BodyRequirement};
 use keygate_core::admin::facade::{self, FacadeRoute};
 use keygate_core::admin::protocol::{Failure, Op, Reply};
 use keygate_core::admin::request::{parse_create, parse_list, parse_roll, parse_update, Rules};
-use keygate_core::admin::router::{route, AdminRoute};
+use keygate_core::admin::router::{native_path, route, AdminRoute};
 use keygate_core::admin::{lifecycle, OPENAPI};
-use keygate_core::config::{AdminFacade, Config};
+use keygate_core::config::Config;
 use keygate_core::error::GatewayError;
 use keygate_core::key;
 use keygate_core::limit::protocol::{LimiterOp, LimiterReply};
@@ -23,29 +28,21 @@ use crate::Incoming;
 
 type AdminResult = Result<(u16, String), GatewayError>;
 
-/// Whether this request is for the admin API.
-pub fn is_admin_path(config: &Config, path: &str) -> bool {
-    is_native_admin_path(config, path) || (config.admin_facade == AdminFacade::Atlas && facade::is_facade_path(path))
-}
-
-fn is_native_admin_path(config: &Config, path: &str) -> bool {
-    path.strip_prefix(config.admin_prefix.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
+pub use keygate_core::admin::router::is_admin_path;
 
 /// Handles one admin request (the native API, or the configured facade); the answer is
 /// (status, JSON body).
 pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> AdminResult {
     crate::admin_auth::authenticate(incoming, env, config).await?;
-    if !is_native_admin_path(config, incoming.path()) {
+    let Some(relative) = native_path(&config.admin_prefix, incoming.path()) else {
         return handle_facade(incoming, env, config).await.map_err(facade::error);
-    }
-    let relative = incoming.path()[config.admin_prefix.len()..].to_string();
-    let operation = route(&incoming.method, &relative).ok_or(GatewayError::NotFound)?;
+    };
+    let operation = route(&incoming.method, relative).ok_or(GatewayError::NotFound)?;
     let rules = Rules::of(config, incoming.now_ms);
     match operation {
         AdminRoute::OpenApi => Ok((200, OPENAPI.to_string())),
         AdminRoute::CreateKey => {
-            let body = read_body(incoming, config, true).await?;
+            let body = read_body(incoming, config, BodyRequirement::Required).await?;
             let (plaintext, record) = create_key(env, config, &body, &rules).await?;
             Ok((201, json!({ "key": plaintext.expose(), "record": record }).to_string()))
         }
@@ -72,20 +69,17 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
                 _ => Err(unexpected()),
             }
         }
-        AdminRoute::GetKey(id) => record_reply(200, call_for_key(env, &id, Op::Get { id: id.clone() }).await?),
+        AdminRoute::GetKey(id) => record_reply(200, call_for_key(env, &id, Op::Get(id.clone())).await?),
         AdminRoute::UpdateKey(id) => {
-            let body = read_body(incoming, config, true).await?;
-            parse_update(&body, &rules)?;
-            let body = String::from_utf8(body)
-                .map_err(|_| GatewayError::ValidationFailed { fields: [("body".to_string(), "must be UTF-8".to_string())].into() })?;
-            record_reply(200, call_for_key(env, &id, Op::Update { id: id.clone(), body }).await?)
+            let change = parse_update(&read_body(incoming, config, BodyRequirement::Required).await?, &rules)?;
+            record_reply(200, call_for_key(env, &id, Op::Update { id: id.clone(), change }).await?)
         }
-        AdminRoute::RevokeKey(id) => record_reply(200, call_for_key(env, &id, Op::Revoke { id: id.clone() }).await?),
+        AdminRoute::RevokeKey(id) => record_reply(200, call_for_key(env, &id, Op::Revoke(id.clone())).await?),
         AdminRoute::RollKey(id) => {
-            let body = read_body(incoming, config, false).await?;
+            let body = read_body(incoming, config, BodyRequirement::Optional).await?;
             let roll = parse_roll(&body)?;
             let project = resolve(env, &id).await?;
-            let current = match call(env, &project, &Op::Get { id: id.clone() }).await? {
+            let current = match call(env, &project, &Op::Get(id.clone())).await? {
                 Reply::Record { record, .. } => record,
                 _ => return Err(unexpected()),
             };
@@ -102,11 +96,11 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
             }
         }
         AdminRoute::KeyUsage(id) => {
-            let record = match call_for_key(env, &id, Op::Get { id: id.clone() }).await? {
+            let record = match call_for_key(env, &id, Op::Get(id.clone())).await? {
                 Reply::Record { record, .. } => record,
                 _ => return Err(unexpected()),
             };
-            match crate::limits::call(env, record.family_id(), &LimiterOp::Usage { key_id: id }).await {
+            match crate::limiter::call(env, record.family_id(), &LimiterOp::Usage { key_id: id }).await {
                 Ok(LimiterReply::Usage { usage }) => ok_json(200, &usage),
                 Ok(_) => Err(unexpected()),
                 Err(reason) => {
@@ -115,8 +109,8 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
                 }
             }
         }
-        AdminRoute::KeyAudit(id) => match call_for_key(env, &id, Op::Audit { id: id.clone() }).await? {
-            Reply::Audit { items } => ok_json(200, &json!({ "items": items })),
+        AdminRoute::KeyAudit(id) => match call_for_key(env, &id, Op::Audit(id.clone())).await? {
+            Reply::Audit(items) => ok_json(200, &json!({ "items": items })),
             _ => Err(unexpected()),
         },
     }
@@ -128,10 +122,10 @@ async fn create_key(env: &Env, config: &Config, body: &[u8], rules: &Rules<'_>) 
     let create = parse_create(body, rules)?;
     let plaintext = config.key_format.generate(create.env).map_err(mint_failure)?;
     let id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
-    let (record, _) = lifecycle::create(&create, id.clone(), plaintext.hint(), rules.now_ms);
+    let (record, audit) = lifecycle::create(&create, id.clone(), plaintext.hint(), rules.now_ms);
     let hash = plaintext.hash();
     call(env, DIRECTORY, &Op::Register { id: id.clone(), project: create.project.clone() }).await?;
-    let reply = call(env, &create.project, &Op::Create { record, hash: hash.to_hex() }).await?;
+    let reply = call(env, &create.project, &Op::Create { record, hash: hash.to_hex(), audit }).await?;
     let Reply::Record { record, .. } = reply else { return Err(unexpected()) };
     Ok((plaintext, record))
 }
@@ -164,25 +158,24 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
             ok_json(200, &items)
         }
         FacadeRoute::Create { project } => {
-            let body = read_body(incoming, config, true).await?;
+            let body = read_body(incoming, config, BodyRequirement::Required).await?;
             let (plaintext, _) = create_key(env, config, &facade::create_body(&project, &body)?, &rules).await?;
             ok_json(200, &json!({ "result": plaintext.expose() }))
         }
         FacadeRoute::Get { project, id } => {
-            let record = live(record_of(call(env, &project, &Op::Get { id }).await?)?)?;
+            let record = live(record_of(call(env, &project, &Op::Get(id)).await?)?)?;
             ok_json(200, &facade::view(&record))
         }
         FacadeRoute::Replace { project, id } => {
-            let body = facade::replace_body(&read_body(incoming, config, true).await?)?;
-            live(record_of(call(env, &project, &Op::Get { id: id.clone() }).await?)?)?;
-            parse_update(&body, &rules)?;
-            let body = String::from_utf8(body).map_err(|_| unexpected())?;
-            let record = record_of(call(env, &project, &Op::Update { id, body }).await?)?;
+            let body = facade::replace_body(&read_body(incoming, config, BodyRequirement::Required).await?)?;
+            live(record_of(call(env, &project, &Op::Get(id.clone())).await?)?)?;
+            let change = parse_update(&body, &rules)?;
+            let record = record_of(call(env, &project, &Op::Update { id, change }).await?)?;
             ok_json(200, &facade::view(&record))
         }
         FacadeRoute::Delete { project, id } => {
-            live(record_of(call(env, &project, &Op::Get { id: id.clone() }).await?)?)?;
-            let record = record_of(call(env, &project, &Op::Revoke { id }).await?)?;
+            live(record_of(call(env, &project, &Op::Get(id.clone())).await?)?)?;
+            let record = record_of(call(env, &project, &Op::Revoke(id)).await?)?;
             ok_json(200, &facade::view(&record))
         }
     }
@@ -219,27 +212,19 @@ fn record_reply(status: u16, reply: Reply) -> AdminResult {
     }
 }
 
-async fn read_body(incoming: &mut Incoming, config: &Config, required: bool) -> Result<Vec<u8>, GatewayError> {
+/// Reads the body under [`body`]'s rules (`ADMIN_MAX_BODY_BYTES`, JSON content type).
+async fn read_body(incoming: &mut Incoming, config: &Config, requirement: BodyRequirement) -> Result<Vec<u8>, GatewayError> {
     let limit = config.admin_max_body_bytes;
-    let declared = incoming.header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(GatewayError::PayloadTooLarge { limit });
-    }
-    let content_type = incoming.header("content-type").unwrap_or_default().to_ascii_lowercase();
-    let is_json = content_type.split(';').next().map(str::trim) == Some("application/json");
-    let body = incoming.request.bytes().await.map_err(|_| GatewayError::BadRequest { reason: "unreadable body".into() })?;
-    if body.len() > limit {
-        return Err(GatewayError::PayloadTooLarge { limit });
-    }
-    if (required || !body.is_empty()) && !is_json {
-        return Err(GatewayError::UnsupportedMediaType);
-    }
-    Ok(body)
+    body::check_declared(incoming.header("content-length").as_deref(), limit)?;
+    let content_type = incoming.header("content-type");
+    let bytes = incoming.request.bytes().await.map_err(|_| GatewayError::BadRequest { reason: "unreadable body".into() })?;
+    body::check_received(&bytes, content_type.as_deref(), limit, requirement)?;
+    Ok(bytes)
 }
 
 async fn resolve(env: &Env, id: &str) -> Result<String, GatewayError> {
-    match call(env, DIRECTORY, &Op::Resolve { id: id.to_string() }).await? {
-        Reply::Project { project } => Ok(project),
+    match call(env, DIRECTORY, &Op::Resolve(id.to_string())).await? {
+        Reply::Project(project) => Ok(project),
         _ => Err(unexpected()),
     }
 }
@@ -256,7 +241,7 @@ async fn call(env: &Env, name: &str, op: &Op) -> Result<Reply, GatewayError> {
         GatewayError::StoreUnavailable
     })?;
     outcome.map_err(|failure| {
-        if let Failure::Store { reason } = &failure {
+        if let Failure::Store(reason) = &failure {
             log_event("registry_unavailable", "-", &[("reason", reason)]);
         }
         GatewayError::from(failure)

@@ -11,6 +11,9 @@
 //! A decision reads state, decides and writes state with synchronous SQLite calls and no
 //! `await` in between, so concurrent requests are serialised by the object and limits are
 //! exact under any concurrency.
+//!
+//! [`call`] is the client: the one way the worker (request path, admin API, admin
+//! authentication) and the registry send a [`LimiterOp`] to an instance.
 
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
@@ -25,6 +28,12 @@ use crate::now_ms;
 
 /// Durable Object binding name.
 pub const LIMITER_BINDING: &str = "LIMITER";
+
+/// Sends one operation to the limiter instance `name` (a key family's id, or
+/// `ADMIN_AUTH_INSTANCE`) and decodes its answer. `Err` describes what failed (for logs).
+pub async fn call(env: &Env, name: &str, op: &LimiterOp) -> std::result::Result<LimiterReply, String> {
+    crate::durable::call(env, LIMITER_BINDING, name, op).await
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS limit_state (name TEXT PRIMARY KEY, mark INTEGER NOT NULL, count INTEGER NOT NULL);
@@ -53,7 +62,7 @@ impl DurableObject for KeyLimiter {
         let now = now_ms();
         let reply = match op {
             LimiterOp::Hit { key_id, revision, limits } => hit(&sql, &key_id, revision, &limits, now)?,
-            LimiterOp::Fresh { key_id, revision } => match newer_record(&sql, &key_id, revision)? {
+            LimiterOp::IsStale { key_id, revision } => match newer_record(&sql, &key_id, revision)? {
                 Some(record) => LimiterReply::Stale { record },
                 None => LimiterReply::Done,
             },

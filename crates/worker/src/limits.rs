@@ -27,7 +27,7 @@ use keygate_core::limit::local::LocalCounters;
 use keygate_core::limit::protocol::{LimiterOp, LimiterReply};
 use keygate_core::record::{KeyRecord, LimitMode};
 
-use crate::limiter::LIMITER_BINDING;
+use crate::limiter::call;
 use crate::respond::log_event;
 use crate::Incoming;
 
@@ -212,16 +212,11 @@ pub async fn fresher(env: &Env, config: &Config, record: &KeyRecord) -> Option<K
     if config.mode_for(record) != LimitMode::Exact || config.limiter_fault {
         return None;
     }
-    let op = LimiterOp::Fresh { key_id: record.id.clone(), revision: record.revision };
+    let op = LimiterOp::IsStale { key_id: record.id.clone(), revision: record.revision };
     match call(env, record.family_id(), &op).await {
         Ok(LimiterReply::Stale { record }) => Some(record),
         _ => None,
     }
-}
-
-/// Sends one operation to the limiter of `family`.
-pub async fn call(env: &Env, family: &str, op: &LimiterOp) -> Result<LimiterReply, String> {
-    crate::durable::call(env, LIMITER_BINDING, family, op).await
 }
 
 /// Counts a refusal made in this isolate; a batched flush runs after the response, inside this

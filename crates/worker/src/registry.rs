@@ -8,12 +8,16 @@
 //! next request anywhere sees it; a limiter failure is logged, not fatal), then writes KV; if
 //! the KV write fails nothing is recorded in SQLite and the admin gets `STORE_UNAVAILABLE` to
 //! retry. Revocation writes a tombstone, never a delete.
+//!
+//! Changes arrive validated by the worker's admin edge (a create's record with its audit entry,
+//! a PATCH as a typed [`UpdateKey`](keygate_core::admin::request::UpdateKey)): the registry
+//! applies them to the stored record ([`keygate_core::admin::lifecycle`]) and stores them, and
+//! never reads the gateway's configuration.
 
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
 use keygate_core::admin::lifecycle::{self, AuditEntry};
 use keygate_core::admin::protocol::{decode_cursor, encode_cursor, Failure, Op, Reply, FIRST_PAGE_AFTER, MAX_SAFE_INTEGER};
-use keygate_core::admin::request::{parse_update, Rules};
 use keygate_core::limit::protocol::LimiterOp;
 use keygate_core::record::{self, KeyRecord};
 
@@ -63,14 +67,14 @@ impl DurableObject for KeyRegistry {
 
     async fn fetch(&self, mut request: Request) -> Result<Response> {
         let outcome: std::result::Result<Reply, Failure> = match read_json::<Op>(&mut request).await {
-            Err(_) => Err(Failure::Store { reason: "undecodable registry request".into() }),
+            Err(_) => Err(Failure::Store("undecodable registry request".into())),
             Ok(op) => {
                 let sql = self.state.storage().sql();
                 let env = self.env.clone();
                 // Serialise every operation: see the module docs.
                 match self.state.block_concurrency_while(async move { Ok(run(&sql, &env, op).await) }).await {
                     Ok(outcome) => outcome,
-                    Err(e) => Err(Failure::Store { reason: e.to_string() }),
+                    Err(e) => Err(Failure::Store(e.to_string())),
                 }
             }
         };
@@ -79,7 +83,7 @@ impl DurableObject for KeyRegistry {
 }
 
 fn store_failure(context: &str) -> impl Fn(worker::Error) -> Failure + '_ {
-    move |e| Failure::Store { reason: format!("{context}: {e}") }
+    move |e| Failure::Store(format!("{context}: {e}"))
 }
 
 /// The first column of every row, as text.
@@ -95,24 +99,23 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
                 .map_err(store_failure("directory write"))?;
             Ok(Reply::Done)
         }
-        Op::Resolve { id } => {
+        Op::Resolve(id) => {
             let projects = texts(sql.exec("SELECT project AS value FROM directory WHERE id = ?", vec![id.into()]))
                 .map_err(store_failure("directory read"))?;
-            projects.into_iter().next().map(|project| Reply::Project { project }).ok_or(Failure::NotFound)
+            projects.into_iter().next().map(Reply::Project).ok_or(Failure::NotFound)
         }
-        Op::Create { record, hash } => {
+        Op::Create { record, hash, audit } => {
             write_through(env, &hash, &record).await?;
-            let audit = lifecycle::create_audit(&record);
             insert(sql, &hash, &record)?;
             append_audit(sql, &record.id, &audit)?;
             Ok(Reply::Record { record, hash })
         }
-        Op::Get { id } => {
+        Op::Get(id) => {
             let (record, hash) = load(sql, &id)?;
             Ok(Reply::Record { record, hash })
         }
         Op::List { status, cursor, limit } => list(sql, status, cursor, limit),
-        Op::Seen { seen } => {
+        Op::Seen(seen) => {
             // Reports from many isolates arrive in any order: keep the latest use of each key.
             for (id, at) in seen {
                 sql.exec(
@@ -123,19 +126,15 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             }
             Ok(Reply::Done)
         }
-        Op::Update { id, body } => {
+        Op::Update { id, change } => {
             let (old, hash) = load(sql, &id)?;
-            let config = crate::config::load(env).map_err(|e| Failure::Store { reason: e.to_string() })?;
-            let now = now_ms();
-            let rules = Rules::of(&config, now);
-            let update = parse_update(body.as_bytes(), &rules)?;
-            let (new, audit) = lifecycle::update(&old, &update, now)?;
+            let (new, audit) = lifecycle::update(&old, &change, now_ms())?;
             if let Some(audit) = audit {
                 commit_change(sql, env, &hash, &new, &audit).await?;
             }
             Ok(Reply::Record { record: new, hash })
         }
-        Op::Revoke { id } => {
+        Op::Revoke(id) => {
             let (old, hash) = load(sql, &id)?;
             let (new, audit) = lifecycle::revoke(&old, now_ms());
             if let Some(audit) = audit {
@@ -153,7 +152,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             commit_change(sql, env, &old_hash, &rolled.old, &rolled.old_audit).await?;
             Ok(Reply::Rolled { record: rolled.new, previous: rolled.old, previous_hash: old_hash })
         }
-        Op::Audit { id } => {
+        Op::Audit(id) => {
             load(sql, &id)?;
             let entries = texts(sql.exec("SELECT entry AS value FROM audit WHERE key_id = ? ORDER BY seq", vec![id.into()]))
                 .map_err(store_failure("audit read"))?;
@@ -161,8 +160,8 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
                 .iter()
                 .map(|entry| serde_json::from_str::<AuditEntry>(entry))
                 .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Failure::Store { reason: format!("audit decode: {e}") })?;
-            Ok(Reply::Audit { items })
+                .map_err(|e| Failure::Store(format!("audit decode: {e}")))?;
+            Ok(Reply::Audit(items))
         }
     }
 }
@@ -189,7 +188,7 @@ async fn commit_change(
 /// than the worker's, so it cannot undo the change.
 async fn mark_limiter(env: &Env, record: &KeyRecord) {
     let op = LimiterOp::Mark { record: record.clone() };
-    if let Err(reason) = crate::limits::call(env, record.family_id(), &op).await {
+    if let Err(reason) = crate::limiter::call(env, record.family_id(), &op).await {
         crate::respond::log_event("limiter_unavailable", "-", &[("reason", &format!("mark: {reason}")), ("key_id", &record.id)]);
     }
 }
@@ -197,10 +196,10 @@ async fn mark_limiter(env: &Env, record: &KeyRecord) {
 async fn write_through(env: &Env, hash: &str, record: &KeyRecord) -> std::result::Result<(), Failure> {
     let kv = env.kv(KEYS_BINDING).map_err(store_failure("KEYS binding"))?;
     kv.put(&format!("key:{hash}"), record::encode(record))
-        .map_err(|e| Failure::Store { reason: format!("kv put: {e}") })?
+        .map_err(|e| Failure::Store(format!("kv put: {e}")))?
         .execute()
         .await
-        .map_err(|e| Failure::Store { reason: format!("kv put: {e}") })
+        .map_err(|e| Failure::Store(format!("kv put: {e}")))
 }
 
 fn status_text(record: &KeyRecord) -> String {
@@ -226,7 +225,7 @@ fn replace(sql: &SqlStorage, record: &KeyRecord) -> std::result::Result<(), Fail
 }
 
 fn append_audit(sql: &SqlStorage, id: &str, entry: &AuditEntry) -> std::result::Result<(), Failure> {
-    let entry = serde_json::to_string(entry).map_err(|e| Failure::Store { reason: e.to_string() })?;
+    let entry = serde_json::to_string(entry).map_err(|e| Failure::Store(e.to_string()))?;
     sql.exec("INSERT INTO audit (key_id, entry) VALUES (?, ?)", vec![id.to_string().into(), entry.into()])
         .map_err(store_failure("audit write"))?;
     Ok(())
@@ -239,7 +238,7 @@ fn load(sql: &SqlStorage, id: &str) -> std::result::Result<(KeyRecord, String), 
         .and_then(|rows| rows.into_iter().next().map(|mut row| Ok((row.text(0)?, row.text(1)?))).transpose())
         .map_err(store_failure("read"))?;
     let (hash, text) = row.ok_or(Failure::NotFound)?;
-    let record = record::decode(text.as_bytes()).map_err(|e| Failure::Store { reason: format!("record decode: {}", e.0) })?;
+    let record = record::decode(text.as_bytes()).map_err(|e| Failure::Store(format!("record decode: {}", e.0)))?;
     Ok((record, hash))
 }
 
@@ -252,7 +251,7 @@ fn list(
     let (after_at, after_id) = match cursor {
         None => (FIRST_PAGE_AFTER, String::new()),
         Some(text) => decode_cursor(&text)
-            .ok_or_else(|| Failure::Validation { fields: [("cursor".to_string(), "is not a cursor from this API".to_string())].into() })?,
+            .ok_or_else(|| Failure::Validation([("cursor".to_string(), "is not a cursor from this API".to_string())].into()))?,
     };
     let status = status.and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(String::from));
     let status_value = status.map(SqlStorageValue::from).unwrap_or(SqlStorageValue::Null);
@@ -278,7 +277,7 @@ fn list(
     let mut last_used = Vec::with_capacity(page.len());
     for mut row in page {
         let text = row.text(0).map_err(store_failure("list row"))?;
-        items.push(record::decode(text.as_bytes()).map_err(|e| Failure::Store { reason: format!("record decode: {}", e.0) })?);
+        items.push(record::decode(text.as_bytes()).map_err(|e| Failure::Store(format!("record decode: {}", e.0)))?);
         last_used.push(row.optional_int(1).map_err(store_failure("list row"))?);
     }
     let cursor = if items.len() > limit {

@@ -31,8 +31,8 @@ pub fn admitted(env: &Env, ctx: &Context, config: &Config, project: &str, key_id
     ctx.wait_until(async move {
         for (project, seen) in batch {
             let outcome: Result<Result<Reply, Failure>, String> =
-                crate::durable::call(&env, REGISTRY_BINDING, &project, &Op::Seen { seen }).await;
-            if let Err(reason) | Ok(Err(Failure::Store { reason })) = outcome {
+                crate::durable::call(&env, REGISTRY_BINDING, &project, &Op::Seen(seen)).await;
+            if let Err(reason) | Ok(Err(Failure::Store(reason))) = outcome {
                 log_event("last_used_report_failed", "background", &[("reason", &reason)]);
             }
         }

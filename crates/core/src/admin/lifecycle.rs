@@ -36,7 +36,7 @@ pub struct AuditEntry {
     pub changes: BTreeMap<String, FieldChange>,
 }
 
-/// The record for a newly created key.
+/// The record for a newly created key, and its `created` audit entry.
 pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (KeyRecord, AuditEntry) {
     let record = KeyRecord {
         id,
@@ -60,13 +60,9 @@ pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (Ke
         limits: request.limits.clone(),
         limit_mode: request.limit_mode,
     };
-    let audit = create_audit(&record);
+    // Computed here, once: the registry stores this entry as it is with the record.
+    let audit = AuditEntry { at: record.created_at, action: "created".into(), revision: record.revision, changes: diff(None, &record) };
     (record, audit)
-}
-
-/// The audit entry for a newly created record.
-pub fn create_audit(record: &KeyRecord) -> AuditEntry {
-    AuditEntry { at: record.created_at, action: "created".into(), revision: record.revision, changes: diff(None, record) }
 }
 
 fn fields_of(record: &KeyRecord) -> BTreeMap<String, Value> {
@@ -110,36 +106,22 @@ pub fn update(old: &KeyRecord, request: &UpdateKey, now_ms: i64) -> Result<(KeyR
     if let Some(name) = &request.name {
         new.name = name.clone();
     }
-    if let Some(role) = &request.role {
-        new.role = role.clone();
-    }
+    request.role.apply(&mut new.role);
     if let Some(scopes) = &request.scopes {
         new.scopes = scopes.clone();
     }
-    if let Some(valid_from) = request.valid_from {
-        new.valid_from = valid_from;
-    }
-    if let Some(valid_to) = request.valid_to {
-        new.valid_to = valid_to;
-    }
+    request.valid_from.apply(&mut new.valid_from);
+    request.valid_to.apply(&mut new.valid_to);
     if let Some(status) = request.status {
         new.status = status;
     }
-    if let Some(origins) = &request.allowed_origins {
-        new.allowed_origins = origins.clone();
-    }
+    request.allowed_origins.apply(&mut new.allowed_origins);
     if let Some(meta) = &request.meta {
         new.meta = meta.clone();
     }
-    if let Some(tier) = &request.tier {
-        new.tier = tier.clone();
-    }
-    if let Some(limits) = &request.limits {
-        new.limits = limits.clone();
-    }
-    if let Some(mode) = request.limit_mode {
-        new.limit_mode = mode;
-    }
+    request.tier.apply(&mut new.tier);
+    request.limits.apply(&mut new.limits);
+    request.limit_mode.apply(&mut new.limit_mode);
     if new.role.is_none() && new.scopes.is_empty() && !request.may_have_no_permissions {
         return Err(GatewayError::ValidationFailed {
             fields: [("scopes".to_string(), "a key needs a role or at least one scope".to_string())].into(),
@@ -148,7 +130,7 @@ pub fn update(old: &KeyRecord, request: &UpdateKey, now_ms: i64) -> Result<(KeyR
     // Unlike create, an update may set `valid_to` in the past: that is how an owner ends a key
     // now (it then answers KEY_EXPIRED, and stays visible, unlike a revoked key). The window
     // must still be ordered.
-    if request.valid_to.is_some() || request.valid_from.is_some() {
+    if !request.valid_to.is_keep() || !request.valid_from.is_keep() {
         if let (Some(from), Some(to)) = (new.valid_from, new.valid_to) {
             if to <= from {
                 return Err(GatewayError::ValidationFailed {
@@ -244,6 +226,7 @@ pub fn roll(old: &KeyRecord, new_id: String, new_hint: String, grace_seconds: u6
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admin::patch::Patch;
     use crate::key::KeyEnv;
 
     const NOW: i64 = 1_800_000_000_000;
@@ -316,28 +299,86 @@ mod tests {
     #[test]
     fn update_switches_between_date_and_lifetime() {
         let record = created();
-        let dated = UpdateKey { valid_to: Some(Some(Timestamp(NOW + 1000))), ..Default::default() };
+        let dated = UpdateKey { valid_to: Patch::Set(Timestamp(NOW + 1000)), ..Default::default() };
         let (record, audit) = update(&record, &dated, NOW).unwrap();
         assert_eq!(record.valid_to, Some(Timestamp(NOW + 1000)));
         assert_eq!(audit.unwrap().changes["valid_to"].from, Value::Null);
-        let lifetime = UpdateKey { valid_to: Some(None), ..Default::default() };
+        let lifetime = UpdateKey { valid_to: Patch::Clear, ..Default::default() };
         let (record, _) = update(&record, &lifetime, NOW).unwrap();
         assert_eq!(record.valid_to, None);
+    }
+
+    /// Each clearable field: `Set` gives it the value, `Clear` empties it, `Keep` leaves it.
+    #[test]
+    fn update_keeps_clears_or_sets_each_optional_field() {
+        use crate::limit::algorithm::LimitSpec;
+        use crate::record::LimitMode;
+        type Read = fn(&KeyRecord) -> String;
+        let limits = vec![LimitSpec { name: "m".into(), limit: 5, window_seconds: 60 }];
+        let rows: Vec<(&str, UpdateKey, UpdateKey, Read)> = vec![
+            (
+                "role",
+                UpdateKey { role: Patch::Set("writer".into()), ..Default::default() },
+                UpdateKey { role: Patch::Clear, scopes: Some(vec!["content:read".into()]), ..Default::default() },
+                |r| format!("{:?}", r.role),
+            ),
+            (
+                "valid_from",
+                UpdateKey { valid_from: Patch::Set(Timestamp(NOW + 5)), ..Default::default() },
+                UpdateKey { valid_from: Patch::Clear, ..Default::default() },
+                |r| format!("{:?}", r.valid_from),
+            ),
+            (
+                "allowed_origins",
+                UpdateKey { allowed_origins: Patch::Set(vec!["https://a.example".into()]), ..Default::default() },
+                UpdateKey { allowed_origins: Patch::Clear, ..Default::default() },
+                |r| format!("{:?}", r.allowed_origins),
+            ),
+            (
+                "tier",
+                UpdateKey { tier: Patch::Set("pro".into()), ..Default::default() },
+                UpdateKey { tier: Patch::Clear, ..Default::default() },
+                |r| format!("{:?}", r.tier),
+            ),
+            (
+                "limits",
+                UpdateKey { limits: Patch::Set(limits.clone()), ..Default::default() },
+                UpdateKey { limits: Patch::Clear, ..Default::default() },
+                |r| format!("{:?}", r.limits),
+            ),
+            (
+                "limit_mode",
+                UpdateKey { limit_mode: Patch::Set(LimitMode::Fast), ..Default::default() },
+                UpdateKey { limit_mode: Patch::Clear, ..Default::default() },
+                |r| format!("{:?}", r.limit_mode),
+            ),
+        ];
+        for (field, set, clear, read) in rows {
+            let original = created();
+            let (with_value, audit) = update(&original, &set, NOW + 1).unwrap();
+            assert_ne!(read(&with_value), "None", "{field}: set");
+            assert!(audit.unwrap().changes.contains_key(field), "{field}: the audit names the field");
+            let rename = UpdateKey { name: Some("renamed".into()), ..Default::default() };
+            let (kept, _) = update(&with_value, &rename, NOW + 2).unwrap();
+            assert_eq!(read(&kept), read(&with_value), "{field}: kept when absent");
+            let (cleared, _) = update(&kept, &clear, NOW + 3).unwrap();
+            assert_eq!(read(&cleared), "None", "{field}: cleared");
+        }
     }
 
     #[test]
     fn update_refusals() {
         let record = created();
-        let past = UpdateKey { valid_to: Some(Some(Timestamp(NOW - 1))), ..Default::default() };
+        let past = UpdateKey { valid_to: Patch::Set(Timestamp(NOW - 1)), ..Default::default() };
         let (ended, _) = update(&record, &past, NOW).unwrap();
         assert_eq!(ended.valid_to, Some(Timestamp(NOW - 1)), "an update may end a key now");
         let mut with_start = record.clone();
         with_start.valid_from = Some(Timestamp(NOW + 10_000));
-        let before_start = UpdateKey { valid_to: Some(Some(Timestamp(NOW + 5_000))), ..Default::default() };
+        let before_start = UpdateKey { valid_to: Patch::Set(Timestamp(NOW + 5_000)), ..Default::default() };
         assert_eq!(update(&with_start, &before_start, NOW).unwrap_err().code(), "VALIDATION_FAILED");
-        let strip = UpdateKey { role: Some(None), ..Default::default() };
+        let strip = UpdateKey { role: Patch::Clear, ..Default::default() };
         assert_eq!(update(&record, &strip, NOW).unwrap_err().code(), "VALIDATION_FAILED");
-        let strip_allowed = UpdateKey { role: Some(None), may_have_no_permissions: true, ..Default::default() };
+        let strip_allowed = UpdateKey { role: Patch::Clear, may_have_no_permissions: true, ..Default::default() };
         assert_eq!(update(&record, &strip_allowed, NOW).unwrap().0.role, None, "EMPTY_SCOPES=all");
         let (revoked, _) = revoke(&record, NOW);
         let enable = UpdateKey { status: Some(Status::Active), ..Default::default() };

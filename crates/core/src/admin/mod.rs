@@ -5,8 +5,10 @@
 //! OpenAPI document served at `/openapi.json` ([`OPENAPI`]).
 
 pub mod auth_limit;
+pub mod body;
 pub mod facade;
 pub mod lifecycle;
+pub mod patch;
 pub mod protocol;
 pub mod request;
 pub mod router;

@@ -1,98 +1,60 @@
 //! Messages between the worker's admin handler and the registry Durable Object (internal).
 //!
 //! The worker authenticates, validates and generates key material; only the key's hash and
-//! hint cross into the registry, never the plaintext.
+//! hint cross into the registry, never the plaintext. A change arrives validated (an
+//! [`UpdateKey`], a create's record with its audit entry): the registry applies and stores it.
+//!
+//! Encoding: serde's derive with its default, externally tagged form: `{"roll":{"id":…}}`, a
+//! variant of one value as `{"get":"key_a"}`, a unit variant as `"done"`. Of serde's forms this
+//! is the smallest in the wasm: it decodes straight from the input, while the internally and
+//! adjacently tagged forms buffer the message and decode every nested type a second time from
+//! the buffer. A variant of one value is a newtype variant for the same reason: each struct
+//! variant costs its own decoder. Unknown fields inside a variant are ignored, as serde's derive
+//! does; an unknown or missing variant, a missing field or any other shape is an error.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::admin::lifecycle::AuditEntry;
+use crate::admin::request::UpdateKey;
 use crate::error::GatewayError;
 use crate::record::{KeyRecord, Status};
-
-/// Implements `Deserialize` for an internally tagged enum (`#[serde(tag = ...)]`, whose
-/// `Serialize` stays derived) without serde's buffering of the whole message: the tag must be
-/// the message's first field, which it always is in what the derived `Serialize` writes. The
-/// other fields of the chosen variant are then read straight from the input (unknown fields
-/// are ignored, a missing `Option` field is `None`, as with the derive). Serde's own internally
-/// tagged decoding buffers the message into `Content` first, which costs a second copy of every
-/// nested type's decoder in the wasm.
-macro_rules! tagged_deserialize {
-    ($enum:ident, $tag:literal, { $($name:literal => $variant:ident { $($field:ident: $ty:ty),* $(,)? }),+ $(,)? }) => {
-        impl<'de> serde::Deserialize<'de> for $enum {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct Visitor;
-                impl<'de> serde::de::Visitor<'de> for Visitor {
-                    type Value = $enum;
-
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                        f.write_str(concat!("a ", stringify!($enum), " object whose first field is `", $tag, "`"))
-                    }
-
-                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$enum, A::Error> {
-                        let variant = $crate::admin::protocol::read_tag(&mut map, $tag)?;
-                        let rest = serde::de::value::MapAccessDeserializer::new(map);
-                        match variant.as_str() {
-                            $($name => {
-                                #[derive(serde::Deserialize)]
-                                struct Fields { $($field: $ty),* }
-                                let Fields { $($field),* } = serde::Deserialize::deserialize(rest)?;
-                                Ok($enum::$variant { $($field),* })
-                            })+
-                            other => Err(serde::de::Error::unknown_variant(other, &[$($name),+])),
-                        }
-                    }
-                }
-                deserializer.deserialize_map(Visitor)
-            }
-        }
-    };
-}
-pub(crate) use tagged_deserialize;
-
-/// Reads the first key of a tagged message, which must be `tag`, and returns its value.
-pub(crate) fn read_tag<'de, A: serde::de::MapAccess<'de>>(map: &mut A, tag: &'static str) -> Result<String, A::Error> {
-    match map.next_key::<String>()? {
-        Some(key) if key == tag => map.next_value(),
-        _ => Err(serde::de::Error::missing_field(tag)),
-    }
-}
 
 // Messages are built once per admin call and moved straight into JSON: boxing the large
 // variants would buy nothing.
 #[allow(clippy::large_enum_variant)]
 /// An operation on one project's registry (or, for `Register`/`Resolve`, the id directory).
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Op {
-    /// Store a new key.
-    Create { record: KeyRecord, hash: String },
+    /// Store a new key, with its `created` audit entry (both from [`crate::admin::lifecycle::create`]).
+    Create { record: KeyRecord, hash: String, audit: AuditEntry },
     /// One page of keys.
     List { status: Option<Status>, cursor: Option<String>, limit: usize },
-    /// One key.
-    Get { id: String },
-    /// Apply a PATCH body (re-validated inside the registry against the stored record).
-    Update { id: String, body: String },
-    /// Revoke (tombstone).
-    Revoke { id: String },
+    /// One key, by id.
+    Get(String),
+    /// Apply a validated PATCH to the stored record ([`crate::admin::lifecycle::update`]).
+    Update { id: String, change: UpdateKey },
+    /// Revoke the key with this id (a tombstone).
+    Revoke(String),
     /// Roll to a new key whose hash and hint the worker computed.
     Roll { id: String, new_id: String, new_hash: String, new_hint: String, grace_seconds: u64 },
-    /// A key's audit log.
-    Audit { id: String },
+    /// The audit log of the key with this id.
+    Audit(String),
     /// Directory: remember which project owns `id`.
     Register { id: String, project: String },
-    /// Directory: which project owns `id`.
-    Resolve { id: String },
+    /// Directory: which project owns the key with this id.
+    Resolve(String),
     /// Keys of this project used since the last report: `(key id, unix ms of the last use)`,
     /// batched by the worker's isolates (see `edge::seen`).
-    Seen { seen: Vec<(String, i64)> },
+    Seen(Vec<(String, i64)>),
 }
 
 #[allow(clippy::large_enum_variant)]
 /// A successful answer.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "reply", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reply {
     /// A record and the hash it is stored under (so the worker can drop its cache entry).
     Record { record: KeyRecord, hash: String },
@@ -101,59 +63,34 @@ pub enum Reply {
     /// A page of records, with the last use of each (unix ms; `None` = never reported).
     Page { items: Vec<KeyRecord>, last_used: Vec<Option<i64>>, cursor: Option<String> },
     /// Audit entries, oldest first.
-    Audit { items: Vec<AuditEntry> },
+    Audit(Vec<AuditEntry>),
     /// The owning project.
-    Project { project: String },
+    Project(String),
     /// Nothing to return.
     Done,
 }
 
 /// A refusal or failure inside the registry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "failure", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Failure {
+    /// No such key (or directory entry).
     NotFound,
-    Conflict { reason: String },
-    Validation { fields: BTreeMap<String, String> },
-    Store { reason: String },
+    /// The change conflicts with the key's state; the reason.
+    Conflict(String),
+    /// Field → problem.
+    Validation(BTreeMap<String, String>),
+    /// Storage failed; the reason (for logs).
+    Store(String),
 }
-
-tagged_deserialize!(Op, "op", {
-    "create" => Create { record: KeyRecord, hash: String },
-    "list" => List { status: Option<Status>, cursor: Option<String>, limit: usize },
-    "get" => Get { id: String },
-    "update" => Update { id: String, body: String },
-    "revoke" => Revoke { id: String },
-    "roll" => Roll { id: String, new_id: String, new_hash: String, new_hint: String, grace_seconds: u64 },
-    "audit" => Audit { id: String },
-    "register" => Register { id: String, project: String },
-    "resolve" => Resolve { id: String },
-    "seen" => Seen { seen: Vec<(String, i64)> },
-});
-
-tagged_deserialize!(Reply, "reply", {
-    "record" => Record { record: KeyRecord, hash: String },
-    "rolled" => Rolled { record: KeyRecord, previous: KeyRecord, previous_hash: String },
-    "page" => Page { items: Vec<KeyRecord>, last_used: Vec<Option<i64>>, cursor: Option<String> },
-    "audit" => Audit { items: Vec<AuditEntry> },
-    "project" => Project { project: String },
-    "done" => Done {},
-});
-
-tagged_deserialize!(Failure, "failure", {
-    "not_found" => NotFound {},
-    "conflict" => Conflict { reason: String },
-    "validation" => Validation { fields: BTreeMap<String, String> },
-    "store" => Store { reason: String },
-});
 
 impl From<GatewayError> for Failure {
     fn from(error: GatewayError) -> Failure {
         match error {
             GatewayError::NotFound => Failure::NotFound,
-            GatewayError::Conflict { reason } => Failure::Conflict { reason },
-            GatewayError::ValidationFailed { fields } => Failure::Validation { fields },
-            other => Failure::Store { reason: other.code().to_string() },
+            GatewayError::Conflict { reason } => Failure::Conflict(reason),
+            GatewayError::ValidationFailed { fields } => Failure::Validation(fields),
+            other => Failure::Store(other.code().to_string()),
         }
     }
 }
@@ -162,9 +99,9 @@ impl From<Failure> for GatewayError {
     fn from(failure: Failure) -> GatewayError {
         match failure {
             Failure::NotFound => GatewayError::NotFound,
-            Failure::Conflict { reason } => GatewayError::Conflict { reason },
-            Failure::Validation { fields } => GatewayError::ValidationFailed { fields },
-            Failure::Store { .. } => GatewayError::StoreUnavailable,
+            Failure::Conflict(reason) => GatewayError::Conflict { reason },
+            Failure::Validation(fields) => GatewayError::ValidationFailed { fields },
+            Failure::Store(_) => GatewayError::StoreUnavailable,
         }
     }
 }
@@ -224,34 +161,53 @@ mod tests {
         ] {
             assert_eq!(GatewayError::from(Failure::from(error.clone())), error);
         }
-        assert_eq!(GatewayError::from(Failure::Store { reason: "kv".into() }), GatewayError::StoreUnavailable);
+        assert_eq!(GatewayError::from(Failure::Store("kv".into())), GatewayError::StoreUnavailable);
     }
 
-    /// Every message decodes back to itself, with the tag anywhere the encoder puts it (first).
+    fn sample_record() -> KeyRecord {
+        serde_json::from_str(crate::record::tests::sample_json()).unwrap()
+    }
+
+    fn sample_audit() -> AuditEntry {
+        serde_json::from_str(r#"{"at":"2026-01-01T00:00:00Z","action":"updated","revision":2,"changes":{"name":{"from":"a","to":"b"}}}"#)
+            .unwrap()
+    }
+
+    /// Decodes `message`'s JSON and checks it is `message` again, and encodes to the same JSON.
+    fn assert_round_trips<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(message: T) {
+        let json = serde_json::to_string(&message).unwrap();
+        let back: T = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json} does not decode: {e}"));
+        assert_eq!(back, message, "{json}");
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+
+    /// Every variant of every message decodes back to itself.
     #[test]
     fn messages_round_trip() {
-        let record: KeyRecord = serde_json::from_str(crate::record::tests::sample_json()).unwrap();
-        let entry: AuditEntry = serde_json::from_str(
-            r#"{"at":"2026-01-01T00:00:00Z","action":"updated","revision":2,"changes":{"name":{"from":"a","to":"b"}}}"#,
-        )
-        .unwrap();
+        let record = sample_record();
+        let change = UpdateKey {
+            name: Some("n".into()),
+            role: crate::admin::patch::Patch::Clear,
+            valid_to: crate::admin::patch::Patch::Set(crate::timestamp::Timestamp(1_800_000_000_000)),
+            status: Some(Status::Inactive),
+            may_have_no_permissions: true,
+            ..UpdateKey::default()
+        };
         let ops = [
-            Op::Create { record: record.clone(), hash: "ab".into() },
+            Op::Create { record: record.clone(), hash: "ab".into(), audit: sample_audit() },
             Op::List { status: Some(Status::Inactive), cursor: Some("1.key_a".into()), limit: 7 },
             Op::List { status: None, cursor: None, limit: 100 },
-            Op::Get { id: "key_a".into() },
-            Op::Update { id: "key_a".into(), body: r#"{"name":"x"}"#.into() },
-            Op::Revoke { id: "key_a".into() },
+            Op::Get("key_a".into()),
+            Op::Update { id: "key_a".into(), change },
+            Op::Update { id: "key_a".into(), change: UpdateKey::default() },
+            Op::Revoke("key_a".into()),
             Op::Roll { id: "key_a".into(), new_id: "key_b".into(), new_hash: "cd".into(), new_hint: "h".into(), grace_seconds: 60 },
-            Op::Audit { id: "key_a".into() },
+            Op::Audit("key_a".into()),
             Op::Register { id: "key_a".into(), project: "acme".into() },
-            Op::Resolve { id: "key_a".into() },
-            Op::Seen { seen: vec![("key_a".into(), 1_800_000_000_000), ("key_b".into(), 1)] },
+            Op::Resolve("key_a".into()),
+            Op::Seen(vec![("key_a".into(), 1_800_000_000_000), ("key_b".into(), 1)]),
         ];
-        for op in ops {
-            let json = serde_json::to_string(&op).unwrap();
-            assert_eq!(serde_json::to_string(&serde_json::from_str::<Op>(&json).unwrap()).unwrap(), json);
-        }
+        ops.into_iter().for_each(assert_round_trips);
         let replies = [
             Reply::Record { record: record.clone(), hash: "ab".into() },
             Reply::Rolled { record: record.clone(), previous: record.clone(), previous_hash: "cd".into() },
@@ -261,43 +217,63 @@ mod tests {
                 cursor: Some("1.key_a".into()),
             },
             Reply::Page { items: vec![], last_used: vec![], cursor: None },
-            Reply::Audit { items: vec![entry] },
-            Reply::Project { project: "acme".into() },
+            Reply::Audit(vec![sample_audit()]),
+            Reply::Project("acme".into()),
             Reply::Done,
         ];
-        for reply in replies {
-            let ok: Result<Reply, Failure> = Ok(reply);
-            let json = serde_json::to_string(&ok).unwrap();
-            assert_eq!(serde_json::to_string(&serde_json::from_str::<Result<Reply, Failure>>(&json).unwrap()).unwrap(), json);
-        }
+        replies.into_iter().map(Ok::<Reply, Failure>).for_each(assert_round_trips);
         let failures = [
             Failure::NotFound,
-            Failure::Conflict { reason: "revoked".into() },
-            Failure::Validation { fields: [("name".into(), "bad".into())].into() },
-            Failure::Store { reason: "kv put".into() },
+            Failure::Conflict("revoked".into()),
+            Failure::Validation([("name".into(), "bad".into())].into()),
+            Failure::Store("kv put".into()),
         ];
-        for failure in failures {
-            let err: Result<Reply, Failure> = Err(failure.clone());
-            let json = serde_json::to_string(&err).unwrap();
-            assert_eq!(serde_json::from_str::<Result<Reply, Failure>>(&json).unwrap().unwrap_err(), failure);
-        }
+        failures.into_iter().map(Err::<Reply, Failure>).for_each(assert_round_trips);
+    }
+
+    /// The typed change carries keep, clear and set as absent, `null` and a value.
+    #[test]
+    fn an_update_carries_keep_clear_and_set() {
+        let change = UpdateKey {
+            role: crate::admin::patch::Patch::Clear,
+            tier: crate::admin::patch::Patch::Set("pro".into()),
+            ..UpdateKey::default()
+        };
+        let json = serde_json::to_string(&Op::Update { id: "key_a".into(), change }).unwrap();
+        assert_eq!(json, r#"{"update":{"id":"key_a","change":{"role":null,"tier":"pro","may_have_no_permissions":false}}}"#);
     }
 
     #[test]
-    fn messages_ignore_unknown_fields_and_reject_unknown_or_missing_tags() {
-        let op: Op = serde_json::from_str(r#"{"op":"get","extra":[1,{"a":null}],"id":"key_a"}"#).unwrap();
-        assert!(matches!(op, Op::Get { id } if id == "key_a"));
-        let reply: Reply = serde_json::from_str(r#"{"reply":"done","x":1}"#).unwrap();
-        assert!(matches!(reply, Reply::Done));
-        assert!(serde_json::from_str::<Op>(r#"{"op":"explode","id":"key_a"}"#).is_err());
-        assert!(serde_json::from_str::<Op>(r#"{"id":"key_a"}"#).is_err());
-        assert!(serde_json::from_str::<Op>(r#"{"op":"get"}"#).is_err());
-        assert!(serde_json::from_str::<Op>(r#"["get","key_a"]"#).is_err());
+    fn messages_ignore_unknown_fields_and_reject_malformed_ones() {
+        let op: Op = serde_json::from_str(r#"{"register":{"extra":[1,{"a":null}],"id":"key_a","project":"acme"}}"#).unwrap();
+        assert_eq!(op, Op::Register { id: "key_a".into(), project: "acme".into() });
+        assert_eq!(serde_json::from_str::<Reply>(r#""done""#).unwrap(), Reply::Done);
+        let rows: &[(&str, &str)] = &[
+            ("unknown variant", r#"{"explode":{"id":"key_a"}}"#),
+            ("no variant", r#"{"id":"key_a"}"#),
+            ("missing field", r#"{"register":{"id":"key_a"}}"#),
+            ("field of the wrong type", r#"{"register":{"id":7,"project":"acme"}}"#),
+            ("value of the wrong type", r#"{"get":7}"#),
+            ("a struct for a value", r#"{"get":{"id":"key_a"}}"#),
+            ("two variants", r#"{"get":"key_a","revoke":"key_a"}"#),
+            ("a list", r#"["get","key_a"]"#),
+            ("a variant with a value as a bare name", r#""get""#),
+            ("the internally tagged form", r#"{"op":"get","id":"key_a"}"#),
+            ("an update with an invalid change", r#"{"update":{"id":"key_a","change":{"valid_to":"tomorrow"}}}"#),
+            ("not JSON", r#"{"get":"#),
+        ];
+        for (what, json) in rows {
+            assert!(serde_json::from_str::<Op>(json).is_err(), "{what}: {json}");
+        }
+        assert!(serde_json::from_str::<Reply>(r#""record""#).is_err(), "a reply with fields needs them");
+        assert!(serde_json::from_str::<Result<Reply, Failure>>(r#"{"Err":{"teapot":{}}}"#).is_err(), "unknown failure");
     }
 
     #[test]
     fn ops_serialize_with_a_tag() {
-        let json = serde_json::to_string(&Op::Get { id: "key_a".into() }).unwrap();
-        assert_eq!(json, r#"{"op":"get","id":"key_a"}"#);
+        assert_eq!(serde_json::to_string(&Op::Get("key_a".into())).unwrap(), r#"{"get":"key_a"}"#);
+        let json = serde_json::to_string(&Op::Register { id: "key_a".into(), project: "acme".into() }).unwrap();
+        assert_eq!(json, r#"{"register":{"id":"key_a","project":"acme"}}"#);
+        assert_eq!(serde_json::to_string(&Reply::Done).unwrap(), r#""done""#);
     }
 }

@@ -7,8 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::admin::patch::Patch;
 use crate::config::Tier;
 use crate::error::GatewayError;
 use crate::key::{KeyEnv, KeyFormat};
@@ -73,21 +75,37 @@ pub struct CreateKey {
     pub status: Status,
 }
 
-/// `PATCH /keys/{id}`: `None` = unchanged; `Some(None)` = cleared.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// `PATCH /keys/{id}`, validated: what changes. `None` / [`Patch::Keep`] = unchanged; a field
+/// that can be empty is a [`Patch`] (`null` in the body clears it).
+///
+/// Validated once, at the admin API's edge, and carried to the registry as it is (serde: an
+/// unchanged field is absent, a cleared one `null`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct UpdateKey {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    pub role: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Patch::is_keep")]
+    pub role: Patch<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
-    pub valid_from: Option<Option<Timestamp>>,
-    pub valid_to: Option<Option<Timestamp>>,
+    #[serde(default, skip_serializing_if = "Patch::is_keep")]
+    pub valid_from: Patch<Timestamp>,
+    #[serde(default, skip_serializing_if = "Patch::is_keep")]
+    pub valid_to: Patch<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
-    pub allowed_origins: Option<Option<Vec<String>>>,
+    #[serde(default, skip_serializing_if = "Patch::is_keep")]
+    pub allowed_origins: Patch<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<BTreeMap<String, String>>,
-    pub tier: Option<Option<String>>,
-    pub limits: Option<Option<Vec<LimitSpec>>>,
-    pub limit_mode: Option<Option<LimitMode>>,
+    #[serde(default, skip_serializing_if = "Patch::is_keep")]
+    pub tier: Patch<String>,
+    #[serde(default, skip_serializing_if = "Patch::is_keep")]
+    pub limits: Patch<Vec<LimitSpec>>,
+    #[serde(default, skip_serializing_if = "Patch::is_keep")]
+    pub limit_mode: Patch<LimitMode>,
     /// Whether the result may have neither role nor scopes (`EMPTY_SCOPES=all`, from [`Rules`]).
+    #[serde(default)]
     pub may_have_no_permissions: bool,
 }
 
@@ -450,16 +468,16 @@ pub fn parse_update(body: &[u8], rules: &Rules<'_>) -> Result<UpdateKey, Gateway
         update.name = Some(name(value, &mut problems));
     }
     if let Some(value) = map.get("role") {
-        update.role = Some(role(value, rules, &mut problems));
+        update.role = Patch::present(role(value, rules, &mut problems));
     }
     if let Some(value) = map.get("scopes") {
         update.scopes = Some(scopes(value, rules, &mut problems));
     }
     if let Some(value) = map.get("valid_from") {
-        update.valid_from = Some(timestamp("valid_from", value, &mut problems));
+        update.valid_from = Patch::present(timestamp("valid_from", value, &mut problems));
     }
     if let Some(value) = map.get("valid_to") {
-        update.valid_to = Some(timestamp("valid_to", value, &mut problems));
+        update.valid_to = Patch::present(timestamp("valid_to", value, &mut problems));
     }
     if let Some(value) = map.get("status") {
         update.status = match value.as_str() {
@@ -476,19 +494,19 @@ pub fn parse_update(body: &[u8], rules: &Rules<'_>) -> Result<UpdateKey, Gateway
         };
     }
     if let Some(value) = map.get("allowed_origins") {
-        update.allowed_origins = Some(origins(value, &mut problems));
+        update.allowed_origins = Patch::present(origins(value, &mut problems));
     }
     if let Some(value) = map.get("meta") {
         update.meta = Some(meta(value, &mut problems));
     }
     if let Some(value) = map.get("tier") {
-        update.tier = Some(tier(value, rules, &mut problems));
+        update.tier = Patch::present(tier(value, rules, &mut problems));
     }
     if let Some(value) = map.get("limits") {
-        update.limits = Some(limits(value, &mut problems));
+        update.limits = Patch::present(limits(value, &mut problems));
     }
     if let Some(value) = map.get("limit_mode") {
-        update.limit_mode = Some(limit_mode(value, &mut problems));
+        update.limit_mode = Patch::present(limit_mode(value, &mut problems));
     }
     problems.finish(update)
 }
@@ -649,7 +667,7 @@ mod tests {
         assert_eq!(create.limit_mode, Some(LimitMode::Fast));
         assert_eq!(create.limits.unwrap()[0].limit, 5);
         let update = with_rules(|r| parse_update(br#"{"tier":null,"limits":null}"#, r)).unwrap();
-        assert_eq!((update.tier, update.limits), (Some(None), Some(None)));
+        assert_eq!((update.tier, update.limits), (Patch::Clear, Patch::Clear));
     }
 
     #[test]
@@ -735,11 +753,11 @@ mod tests {
     #[test]
     fn update_distinguishes_absent_from_null() {
         let update = with_rules(|r| parse_update(br#"{"valid_to":null,"role":null,"status":"inactive"}"#, r)).unwrap();
-        assert_eq!(update.valid_to, Some(None));
-        assert_eq!(update.role, Some(None));
+        assert_eq!(update.valid_to, Patch::Clear);
+        assert_eq!(update.role, Patch::Clear);
         assert_eq!(update.status, Some(Status::Inactive));
         assert_eq!(update.name, None);
-        assert_eq!(update.valid_from, None);
+        assert_eq!(update.valid_from, Patch::Keep);
     }
 
     #[test]

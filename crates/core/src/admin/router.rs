@@ -1,4 +1,7 @@
-//! Admin routes: method and path (after the admin prefix) → operation. Unknown → `NOT_FOUND`.
+//! Admin routes: which paths are the admin API's, and method and path (after the admin prefix)
+//! → operation. Unknown → `NOT_FOUND`.
+
+use crate::config::{AdminFacade, Config};
 
 /// One admin operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +42,19 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// Whether `id` looks like a key id (`key_` + 1–32 ASCII alphanumerics).
 pub fn is_key_id(id: &str) -> bool {
     id.strip_prefix("key_").is_some_and(|rest| (1..=32).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// The path relative to the native admin API's `prefix` (`ADMIN_PREFIX`, no trailing `/`), when
+/// `path` is under it: the prefix itself or the prefix followed by `/`.
+pub fn native_path<'a>(prefix: &str, path: &'a str) -> Option<&'a str> {
+    path.strip_prefix(prefix).filter(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Whether a request path is the admin API's (the native API, or the configured facade): such a
+/// path is answered by the admin API, never forwarded to the origin.
+pub fn is_admin_path(config: &Config, path: &str) -> bool {
+    native_path(&config.admin_prefix, path).is_some()
+        || (config.admin_facade == AdminFacade::Atlas && crate::admin::facade::is_facade_path(path))
 }
 
 /// Routes `method` + `path` (relative to the admin prefix, without query).
@@ -88,6 +104,39 @@ mod tests {
         for (method, path, expected) in rows {
             assert_eq!(route(method, path), expected, "{method} {path}");
         }
+    }
+
+    #[test]
+    fn native_paths_are_the_prefix_and_below() {
+        let rows = [
+            ("/_keygate/v1", Some("")),
+            ("/_keygate/v1/", Some("/")),
+            ("/_keygate/v1/keys", Some("/keys")),
+            ("/_keygate/v1keys", None),
+            ("/_keygate/v2/keys", None),
+            ("/_keygate", None),
+            ("/api/_keygate/v1/keys", None),
+        ];
+        for (path, expected) in rows {
+            assert_eq!(native_path("/_keygate/v1", path), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_facade_is_admin_only_when_configured() {
+        let vars = |name: &str| match name {
+            "ORIGIN_URL" => Some("http://127.0.0.1:8788/".to_string()),
+            "ORIGIN_SIGNING_SECRET" => Some("0123456789abcdef0123".to_string()),
+            _ => None,
+        };
+        let mut config = Config::from_lookup(vars).unwrap();
+        assert!(is_admin_path(&config, &format!("{}/keys", config.admin_prefix)));
+        assert!(!is_admin_path(&config, "/acme/admin/api-keys"), "no facade by default");
+        assert!(!is_admin_path(&config, "/content/posts"));
+        config.admin_facade = AdminFacade::Atlas;
+        assert!(is_admin_path(&config, "/acme/admin/api-keys"));
+        assert!(is_admin_path(&config, "/acme/admin/api-keys/key_a"));
+        assert!(!is_admin_path(&config, "/content/posts"));
     }
 
     #[test]

@@ -1,23 +1,27 @@
 //! Messages between the worker and a key family's limiter Durable Object (internal).
+//!
+//! Encoded as serde's default, externally tagged enums (`{"usage":{"key_id":"key_a"}}`, a unit
+//! variant as `"done"`), like the registry's messages (see `admin::protocol`): decoded without
+//! buffering, unknown fields inside a variant ignored, anything else malformed refused.
 
 use serde::{Deserialize, Serialize};
 
 use super::algorithm::{Decision, LimitSpec};
-use crate::admin::protocol::tagged_deserialize;
 use crate::record::KeyRecord;
 use crate::timestamp::Timestamp;
 
 /// A request to a limiter.
 // Messages are built once per call and moved straight into JSON: boxing would buy nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LimiterOp {
     /// Decide one request of `key_id` (whose cached record has `revision`) against `limits`.
     Hit { key_id: String, revision: u64, limits: Vec<LimitSpec> },
-    /// Is there a record of `key_id` newer than `revision`? (Asked before refusing a disabled or
-    /// out-of-window key, which the admin API may have just re-enabled.) No usage is counted.
-    Fresh { key_id: String, revision: u64 },
+    /// Is the worker's record of `key_id` (at `revision`) stale? Answered `Stale` with the newer
+    /// record, or `Done`. (Asked before refusing a disabled or out-of-window key, which the admin
+    /// API may have just re-enabled.) No usage is counted.
+    IsStale { key_id: String, revision: u64 },
     /// The admin API changed a key: remember its newest record (sent before KV is written).
     Mark { record: KeyRecord },
     /// Requests refused inside a worker isolate (never reached the limiter), to count in usage.
@@ -25,7 +29,7 @@ pub enum LimiterOp {
     /// A key's usage.
     Usage { key_id: String },
     /// One admin authentication attempt from address bucket `address`, judged against `limits`
-    /// (`[address, global]`, see [`crate::admin::auth_limit`]); only a `failed` one is charged.
+    /// (`[address, global]`, see `admin::auth_limit`); only a `failed` one is charged.
     /// Sent only to the reserved instance [`ADMIN_AUTH_INSTANCE`]. Answered with `Decided`.
     AdminAuth { address: String, failed: bool, limits: Vec<LimitSpec> },
 }
@@ -36,10 +40,11 @@ pub const ADMIN_AUTH_INSTANCE: &str = "admin-auth";
 
 /// The limiter's answer.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "reply", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LimiterReply {
-    /// The worker's copy of the record is older than this one: check again with it.
+    /// The worker's copy of the record is older than this one (to `Hit` or `IsStale`): check
+    /// again with it.
     Stale { record: KeyRecord },
     /// The limits' decision.
     Decided { decision: Decision },
@@ -48,23 +53,6 @@ pub enum LimiterReply {
     /// Nothing to return.
     Done,
 }
-
-// Decoded without serde's buffering: see `tagged_deserialize`.
-tagged_deserialize!(LimiterOp, "op", {
-    "hit" => Hit { key_id: String, revision: u64, limits: Vec<LimitSpec> },
-    "fresh" => Fresh { key_id: String, revision: u64 },
-    "mark" => Mark { record: KeyRecord },
-    "add_refused" => AddRefused { key_id: String, count: u64 },
-    "usage" => Usage { key_id: String },
-    "admin_auth" => AdminAuth { address: String, failed: bool, limits: Vec<LimitSpec> },
-});
-
-tagged_deserialize!(LimiterReply, "reply", {
-    "stale" => Stale { record: KeyRecord },
-    "decided" => Decided { decision: Decision },
-    "usage" => Usage { usage: Usage },
-    "done" => Done {},
-});
 
 /// Per-day request counts of one key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,26 +81,27 @@ pub fn day_of(now_ms: i64) -> String {
 mod tests {
     use super::*;
 
+    fn assert_round_trips<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(message: T) {
+        let json = serde_json::to_string(&message).unwrap();
+        let back: T = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json} does not decode: {e}"));
+        assert_eq!(back, message, "{json}");
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+
+    /// Every variant decodes back to itself.
     #[test]
     fn messages_round_trip() {
         let record: KeyRecord = serde_json::from_str(crate::record::tests::sample_json()).unwrap();
         let spec = LimitSpec { name: "minute".into(), limit: 60, window_seconds: 60 };
         let ops = [
-            LimiterOp::Hit { key_id: "key_a".into(), revision: 3, limits: vec![spec.clone(), spec] },
-            LimiterOp::Fresh { key_id: "key_a".into(), revision: 3 },
+            LimiterOp::Hit { key_id: "key_a".into(), revision: 3, limits: vec![spec.clone(), spec.clone()] },
+            LimiterOp::IsStale { key_id: "key_a".into(), revision: 3 },
             LimiterOp::Mark { record: record.clone() },
             LimiterOp::AddRefused { key_id: "key_a".into(), count: 9 },
             LimiterOp::Usage { key_id: "key_a".into() },
-            LimiterOp::AdminAuth {
-                address: "203.0.113.7".into(),
-                failed: true,
-                limits: crate::admin::auth_limit::AdminAuthLimits::default().specs(),
-            },
+            LimiterOp::AdminAuth { address: "203.0.113.7".into(), failed: true, limits: vec![spec.clone(), spec] },
         ];
-        for op in ops {
-            let json = serde_json::to_string(&op).unwrap();
-            assert_eq!(serde_json::to_string(&serde_json::from_str::<LimiterOp>(&json).unwrap()).unwrap(), json);
-        }
+        ops.into_iter().for_each(assert_round_trips);
         let mut states = vec![Default::default()];
         let decision = crate::limit::algorithm::decide(&[LimitSpec { name: "m".into(), limit: 1, window_seconds: 60 }], &mut states, 1_000);
         let usage = Usage {
@@ -122,11 +111,30 @@ mod tests {
         };
         let replies =
             [LimiterReply::Stale { record }, LimiterReply::Decided { decision }, LimiterReply::Usage { usage }, LimiterReply::Done];
-        for reply in replies {
-            let json = serde_json::to_string(&reply).unwrap();
-            assert_eq!(serde_json::to_string(&serde_json::from_str::<LimiterReply>(&json).unwrap()).unwrap(), json);
+        replies.into_iter().for_each(assert_round_trips);
+    }
+
+    #[test]
+    fn malformed_messages_are_refused() {
+        let op: LimiterOp = serde_json::from_str(r#"{"usage":{"key_id":"key_a","later":true}}"#).unwrap();
+        assert_eq!(op, LimiterOp::Usage { key_id: "key_a".into() }, "unknown fields inside a variant are ignored");
+        let rows: &[(&str, &str)] = &[
+            ("the internally tagged form", r#"{"op":"usage","key_id":"key_a"}"#),
+            ("unknown variant", r#"{"fresh":{"key_id":"key_a","revision":1}}"#),
+            ("missing field", r#"{"hit":{"key_id":"key_a","revision":1}}"#),
+            ("negative count", r#"{"add_refused":{"key_id":"key_a","count":-1}}"#),
+            (
+                "a limit with an unknown field",
+                r#"{"hit":{"key_id":"k","revision":1,"limits":[{"name":"m","limit":1,"window_seconds":1,"burst":2}]}}"#,
+            ),
+            ("two variants", r#"{"usage":{"key_id":"a"},"mark":{}}"#),
+            ("a list", r#"["usage","key_a"]"#),
+        ];
+        for (what, json) in rows {
+            assert!(serde_json::from_str::<LimiterOp>(json).is_err(), "{what}: {json}");
         }
-        assert!(serde_json::from_str::<LimiterOp>(r#"{"key_id":"key_a","op":"usage"}"#).is_err(), "the tag comes first");
+        assert!(serde_json::from_str::<LimiterReply>(r#"{"stale":{}}"#).is_err(), "a stale reply carries the record");
+        assert_eq!(serde_json::to_string(&LimiterReply::Done).unwrap(), r#""done""#);
     }
 
     #[test]
