@@ -34,7 +34,7 @@ pub const MAX_WINDOW_SECONDS: u64 = 31 * 86_400;
 /// How a limit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
-    /// A rate: GCRA, a burst of N then one request every W/N (`RATE_LIMITED`).
+    /// A rate: GCRA, a burst of N then one request every W/N (`RATE_LIMIT_EXCEEDED`).
     Gcra,
     /// A quota: a fixed calendar window that resets at a known instant (`QUOTA_EXCEEDED`).
     CalendarQuota,
