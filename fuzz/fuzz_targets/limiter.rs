@@ -58,7 +58,7 @@ fn specs_of(list: &[SpecIn]) -> Vec<LimitSpec> {
         }
         let limit = if s.small { 1 + s.limit % 64 } else { 1 + s.limit % 1_000_000_000 };
         let window = if s.small { WINDOWS[(s.window % WINDOWS.len() as u64) as usize] } else { 1 + s.window % 2_678_400 };
-        specs.push(LimitSpec { name, limit, window_seconds: window });
+        specs.push(LimitSpec::new(name, limit, window));
     }
     assert!(validate_specs(&specs).is_ok(), "{specs:?}");
     specs

@@ -122,11 +122,7 @@ fn main() {
     let facts = RequestFacts { key_env: KeyEnv::Live, route: &route, origin: None };
     assert!(policy::authorize(&record, &facts, &roles, &[], NOW_MS).is_ok(), "the fixture record must be granted");
     // The shipped `pro` tier's limits, decided once for a key that has used a few requests.
-    let specs = vec![
-        LimitSpec { name: "burst".into(), limit: 50, window_seconds: 1 },
-        LimitSpec { name: "minute".into(), limit: 600, window_seconds: 60 },
-        LimitSpec { name: "daily".into(), limit: 100_000, window_seconds: 86_400 },
-    ];
+    let specs = vec![LimitSpec::new("burst", 50, 1), LimitSpec::new("minute", 600, 60), LimitSpec::new("daily", 100_000, 86_400)];
     let mut states: Vec<LimitState> = Vec::new();
     for i in 0..5 {
         decide(&specs, &mut states, NOW_MS - 5_000 + i * 1_000);

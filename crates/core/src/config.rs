@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::admin::auth_limit::AdminAuthLimits;
+use crate::credential::AdminToken;
 use crate::dialect::Refusals;
 use crate::key::{KeyEnv, KeyFormat, KeyFormatProblem};
 use crate::limit::algorithm::{validate_new_specs, LimitSpec};
@@ -73,24 +74,6 @@ pub enum FailurePolicy {
     Closed,
 }
 
-/// A secret held as text (the `ADMIN_TOKEN`). Never printed. (The origin signing secrets are held
-/// only as keyed [`Signer`]s, which are never printed either.)
-#[derive(Clone)]
-pub struct SigningSecret(Vec<u8>);
-
-impl SigningSecret {
-    /// The raw secret bytes.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SigningSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SigningSecret(<redacted>)")
-    }
-}
-
 /// One origin keygate forwards to, with the signer for requests to it.
 #[derive(Debug, Clone)]
 pub struct OriginTarget {
@@ -98,7 +81,8 @@ pub struct OriginTarget {
     pub url: String,
     /// The audience signatures for this origin are bound to ([`Audience::from_url`] of `url`).
     pub audience: Audience,
-    /// Signs requests to this origin; keyed once, when the config is parsed.
+    /// Signs requests to this origin; keyed once, when the config is parsed (the secret itself
+    /// is not kept, and the signer prints redacted).
     pub signer: Signer,
 }
 
@@ -149,8 +133,8 @@ pub struct Config {
     pub admin_prefix: String,
     /// `ADMIN_MAX_BODY_BYTES`: largest admin request body.
     pub admin_max_body_bytes: usize,
-    /// `ADMIN_TOKEN` (secret). `None` = admin API refuses everyone.
-    pub admin_token: Option<SigningSecret>,
+    /// `ADMIN_TOKEN` (secret), held as its digest. `None` = admin API refuses everyone.
+    pub admin_token: Option<AdminToken>,
     /// `ADMIN_AUTH_*`: how many failed admin authentications are allowed, per address and overall.
     pub admin_auth: AdminAuthLimits,
     /// `TIERS`: named limit bundles.
@@ -321,239 +305,29 @@ fn err(setting: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError { setting, problem: problem.into() }
 }
 
+/// A settings lookup: a variable's value, trimmed; `None` when unset or empty.
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 impl Config {
-    /// Parses all settings from `lookup` (`None` or empty = unset → default).
+    /// Parses all settings from `lookup` (`None` or empty = unset → default). Settings are read
+    /// group by group in this order, and the first invalid one is the one reported.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-
-        let key_format = key_format(&get)?;
-        let header = |name: &'static str, default: &str| -> Result<String, ConfigError> {
-            let value = get(name).unwrap_or_else(|| default.into()).to_ascii_lowercase();
-            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                return Err(err(name, "must be an HTTP header name"));
-            }
-            Ok(value)
-        };
-        let auth_header = header("AUTH_HEADER", "authorization")?;
-        let api_key_header = header("API_KEY_HEADER", "x-api-key")?;
-        if auth_header == api_key_header {
-            return Err(err("API_KEY_HEADER", "must differ from AUTH_HEADER"));
-        }
-
-        let routes = RouteTable::from_json(&get("ROUTES").unwrap_or_else(|| DEFAULT_ROUTES.into())).map_err(|e| err("ROUTES", e))?;
-        if routes.is_empty() {
-            return Err(err("ROUTES", "must contain at least one route"));
-        }
-        let builtin_roles = match get("BUILTIN_ROLES").as_deref().map(|v| v.trim_matches('"')) {
-            None | Some("on") => true,
-            Some("off") => false,
-            Some(_) => {
-                return Err(err(
-                    "BUILTIN_ROLES",
-                    "must be \"on\" (the seven built-in roles, ROLES adds or replaces) or \"off\" (exactly ROLES)",
-                ))
-            }
-        };
-        let roles = match get("ROLES") {
-            None if builtin_roles => Roles::builtin(),
-            None => Roles::only(BTreeMap::new()).map_err(|e| err("ROLES", e))?,
-            Some(text) => {
-                let listed: BTreeMap<String, Vec<String>> = serde_json::from_str(&text).map_err(|e| err("ROLES", e.to_string()))?;
-                let roles = if builtin_roles { Roles::with_overrides(listed) } else { Roles::only(listed) };
-                roles.map_err(|e| err("ROLES", e))?
-            }
-        };
-        let scopes = match get("SCOPES") {
-            None => DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
-            Some(text) => {
-                let list: Vec<String> = serde_json::from_str(&text).map_err(|e| err("SCOPES", e.to_string()))?;
-                if let Some(bad) = list.iter().find(|s| !is_valid_grant(s) || s.contains('*')) {
-                    return Err(err("SCOPES", format!("invalid scope {bad:?}")));
-                }
-                list
-            }
-        };
-        check_against_catalogue(&routes, &roles, &scopes)?;
-
-        let number = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(text) => match text.trim_matches('"').parse::<u64>() {
-                    Ok(n) if n <= max => Ok(n),
-                    _ => Err(err(name, format!("must be an integer from 0 to {max}"))),
-                },
-            }
-        };
-        let cache_ttl_ms = number("CACHE_TTL_SECONDS", 30, 3600)? as i64 * 1000;
-        let negative_cache_ttl_ms = number("NEGATIVE_CACHE_TTL_SECONDS", 10, 3600)? as i64 * 1000;
-        let cache_max_entries = number("CACHE_MAX_ENTRIES", 10_000, 1_000_000)? as usize;
-        let kv_cache_ttl_seconds = number("KV_CACHE_TTL_SECONDS", 60, 86_400)?.max(30);
-
-        let (live_url, live_audience) = origin_url("ORIGIN_URL", get("ORIGIN_URL"))?.ok_or_else(|| err("ORIGIN_URL", "is required"))?;
-        let test_url = origin_url("ORIGIN_URL_TEST", get("ORIGIN_URL_TEST"))?;
-        let secret = |name: &'static str| -> Result<Option<String>, ConfigError> {
-            match get(name) {
-                Some(secret) if secret.len() < 16 => Err(err(name, "must be at least 16 characters")),
-                secret => Ok(secret),
-            }
-        };
-        let live_secret =
-            secret("ORIGIN_SIGNING_SECRET")?.ok_or_else(|| err("ORIGIN_SIGNING_SECRET", "is required (wrangler secret put)"))?;
-        // Checked even while ORIGIN_URL_TEST is unset, so a short secret is never left lying around.
-        let test_secret = secret("ORIGIN_SIGNING_SECRET_TEST")?;
-        let origin_live = OriginTarget { url: live_url, audience: live_audience, signer: Signer::new(live_secret.as_bytes()) };
-        let origin_test = test_url.map(|(url, audience)| {
-            // Without its own secret the test origin shares the live one; the audience still
-            // separates the two, but one leaked secret then opens both.
-            let secret = test_secret.as_deref().unwrap_or(&live_secret);
-            OriginTarget { url, audience, signer: Signer::new(secret.as_bytes()) }
-        });
-
-        let cors = CorsConfig {
-            allowed_origins: match get("CORS_ALLOWED_ORIGINS") {
-                None => Vec::new(),
-                Some(text) => serde_json::from_str(&text).map_err(|e| err("CORS_ALLOWED_ORIGINS", e.to_string()))?,
-            },
-            allowed_methods: get("CORS_ALLOWED_METHODS").unwrap_or_else(|| "GET, HEAD, POST, OPTIONS".into()),
-            allowed_headers: get("CORS_ALLOWED_HEADERS").unwrap_or_else(|| format!("{auth_header}, {api_key_header}, content-type")),
-            max_age_seconds: number("CORS_MAX_AGE_SECONDS", 600, 86_400)? as u32,
-        };
-
-        let admin_prefix = get("ADMIN_PREFIX").unwrap_or_else(|| "/_keygate/v1".into());
-        let admin_prefix = admin_prefix.trim_end_matches('/').to_string();
-        let prefix_ok = admin_prefix.starts_with('/')
-            && admin_prefix.len() > 1
-            && admin_prefix[1..]
-                .split('/')
-                .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) && s != "." && s != "..");
-        if !prefix_ok {
-            return Err(err("ADMIN_PREFIX", "must be an absolute path like /_keygate/v1"));
-        }
-        if routes.find("GET", &admin_prefix).is_some() {
-            return Err(err("ADMIN_PREFIX", "overlaps a gateway route"));
-        }
-        let admin_max_body_bytes = number("ADMIN_MAX_BODY_BYTES", 16_384, 1_048_576)? as usize;
-        let admin_token = match get("ADMIN_TOKEN") {
-            None => None,
-            // Read with the gateway's Bearer parser, which ends a token at a space, tab or comma.
-            Some(token) if token.contains([' ', '\t', ',']) => return Err(err("ADMIN_TOKEN", "must not contain spaces, tabs or commas")),
-            Some(token) if token.len() >= 16 => Some(SigningSecret(token.into_bytes())),
-            Some(_) => return Err(err("ADMIN_TOKEN", "must be at least 16 characters")),
-        };
-        let at_least_one = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
-            match number(name, default, max)? {
-                0 => Err(err(name, format!("must be an integer from 1 to {max}"))),
-                n => Ok(n),
-            }
-        };
-        let defaults = AdminAuthLimits::default();
-        let admin_auth = AdminAuthLimits {
-            per_address: at_least_one("ADMIN_AUTH_FAILURES_PER_ADDRESS", defaults.per_address, 1_000_000)?,
-            global: at_least_one("ADMIN_AUTH_FAILURES_GLOBAL", defaults.global, 1_000_000)?,
-            // Below a day, so both limits are rates (GCRA) that refill steadily.
-            window_seconds: at_least_one("ADMIN_AUTH_WINDOW_SECONDS", defaults.window_seconds, 86_399)?,
-        };
-        if admin_auth.global < admin_auth.per_address {
-            return Err(err("ADMIN_AUTH_FAILURES_GLOBAL", "must be at least ADMIN_AUTH_FAILURES_PER_ADDRESS"));
-        }
-
-        let tiers: BTreeMap<String, Tier> =
-            serde_json::from_str(&get("TIERS").unwrap_or_else(|| DEFAULT_TIERS.into())).map_err(|e| err("TIERS", e.to_string()))?;
-        for (name, tier) in &tiers {
-            if !(1..=32).contains(&name.len())
-                || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-            {
-                return Err(err("TIERS", format!("tier name {name:?} must be 1-32 chars of a-z, 0-9, _ or -")));
-            }
-            validate_new_specs(&tier.limits).map_err(|e| err("TIERS", format!("tier {name:?}: {e}")))?;
-            if let Some(fast) = &tier.fast_binding {
-                let limit = tier.limits.iter().find(|l| l.name == fast.limit);
-                if !limit.is_some_and(|l| l.window_seconds == 10 || l.window_seconds == 60) {
-                    return Err(err(
-                        "TIERS",
-                        format!("tier {name:?}: fast_binding.limit must name one of its limits with a 10 or 60 s window"),
-                    ));
-                }
-                if fast.binding.is_empty() || !fast.binding.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                    return Err(err("TIERS", format!("tier {name:?}: fast_binding.binding must be a binding name")));
-                }
-            }
-        }
-        let default_tier = get("DEFAULT_TIER");
-        if let Some(name) = &default_tier {
-            if !tiers.contains_key(name) {
-                return Err(err("DEFAULT_TIER", format!("{name:?} is not a tier in TIERS")));
-            }
-        }
-        let limit_mode = match get("LIMIT_MODE").as_deref() {
-            None | Some("exact") => LimitMode::Exact,
-            Some("fast") => LimitMode::Fast,
-            Some(_) => return Err(err("LIMIT_MODE", "must be exact or fast")),
-        };
-        let rate_limit_failure = match get("RATE_LIMIT_FAILURE").as_deref() {
-            None | Some("open") => FailurePolicy::Open,
-            Some("closed") => FailurePolicy::Closed,
-            Some(_) => return Err(err("RATE_LIMIT_FAILURE", "must be open or closed")),
-        };
-        // Fault switches for tests. They are refused unless the deployment explicitly calls
-        // itself a test deployment, so a production config can never enable one by accident.
-        let test_mode = match get("KEYGATE_TEST_MODE").as_deref() {
-            None | Some("off") => false,
-            Some("yes-this-is-a-test-deployment") => true,
-            Some(_) => return Err(err("KEYGATE_TEST_MODE", "must be unset")),
-        };
-        let switch = |name: &'static str| match get(name).as_deref() {
-            None | Some("off") => Ok(false),
-            Some("on") if test_mode => Ok(true),
-            Some(_) => Err(err(name, "is a test-only switch")),
-        };
-        let limiter_fault = switch("LIMITER_FAULT")?;
-        let kv_fault = switch("KV_FAULT")?;
-        let origin_timeout_ms = number("ORIGIN_TIMEOUT_MS", 15_000, 120_000)?.max(100);
-        let admin_facade = match get("ADMIN_FACADE").as_deref().map(|v| v.trim_matches('"')) {
-            None | Some("none") => AdminFacade::None,
-            Some("atlas") => AdminFacade::Atlas,
-            Some(_) => return Err(err("ADMIN_FACADE", "must be \"none\" or \"atlas\"")),
-        };
-        let last_used_report_ms = match number("LAST_USED_REPORT_SECONDS", 60, 3600)? {
-            0 => return Err(err("LAST_USED_REPORT_SECONDS", "must be an integer from 1 to 3600")),
-            seconds => seconds as i64 * 1000,
-        };
-
-        // How refusals look and which refusal a request gets (the seed profiles).
-        let refusals = Refusals::from_settings(&get)?;
-        let unmatched = Unmatched::from_settings(&get)?;
-        let empty_scopes = match get("EMPTY_SCOPES").as_deref() {
-            None | Some("none") => EmptyScopes::None,
-            Some("all") => EmptyScopes::All,
-            Some(_) => return Err(err("EMPTY_SCOPES", "must be none or all")),
-        };
-        let rate_limit_header_limit = get("RATE_LIMIT_HEADER_LIMIT");
-        if let Some(name) = &rate_limit_header_limit {
-            if !tiers.values().any(|tier| tier.limits.iter().any(|l| &l.name == name)) {
-                return Err(err("RATE_LIMIT_HEADER_LIMIT", format!("{name:?} is not the name of a limit of any tier in TIERS")));
-            }
-        }
-
+        let get: Lookup = &get;
+        let key_format = key_format(get)?;
+        let (auth_header, api_key_header) = credential_headers(get)?;
+        let (routes, roles, scopes) = access(get)?;
+        let (cache_ttl_ms, negative_cache_ttl_ms, cache_max_entries, kv_cache_ttl_seconds) = caches(get)?;
+        let (origin_live, origin_test) = origins(get)?;
+        let cors = cors(get, &auth_header, &api_key_header)?;
+        let admin_prefix = admin_prefix(get, &routes)?;
+        let admin_max_body_bytes = number(get, "ADMIN_MAX_BODY_BYTES", 16_384, 1_048_576)? as usize;
+        let admin_token = admin_token(get)?;
+        let admin_auth = admin_auth(get)?;
+        let tiers = tiers(get)?;
+        let (default_tier, limit_mode, rate_limit_failure) = limit_policy(get, &tiers)?;
+        let (test_mode, limiter_fault, kv_fault) = test_switches(get)?;
         Ok(Config {
-            tiers,
-            default_tier,
-            limit_mode,
-            rate_limit_failure,
-            limiter_fault,
-            kv_fault,
-            test_mode,
-            origin_timeout_ms,
-            last_used_report_ms,
-            admin_facade,
-            refusals,
-            empty_scopes,
-            unmatched,
-            rate_limit_header_limit,
-            admin_prefix,
-            admin_max_body_bytes,
-            admin_token,
-            admin_auth,
             key_format,
             auth_header,
             api_key_header,
@@ -567,15 +341,309 @@ impl Config {
             origin_live,
             origin_test,
             cors,
+            admin_prefix,
+            admin_max_body_bytes,
+            admin_token,
+            admin_auth,
+            default_tier,
+            limit_mode,
+            rate_limit_failure,
+            limiter_fault,
+            kv_fault,
+            test_mode,
+            // The rest are read here, in this order, which keeps the order of the reports.
+            origin_timeout_ms: number(get, "ORIGIN_TIMEOUT_MS", 15_000, 120_000)?.max(100),
+            admin_facade: admin_facade(get)?,
+            last_used_report_ms: last_used_report_ms(get)?,
+            // How refusals look and which refusal a request gets (the seed profiles).
+            refusals: Refusals::from_settings(get)?,
+            unmatched: Unmatched::from_settings(get)?,
+            empty_scopes: empty_scopes(get)?,
+            rate_limit_header_limit: rate_limit_header_limit(get, &tiers)?,
+            tiers,
         })
     }
+}
+
+/// An integer setting from 0 to `max`, `default` when unset (quotes around it are allowed).
+fn number(get: Lookup, name: &'static str, default: u64, max: u64) -> Result<u64, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(text) => match text.trim_matches('"').parse::<u64>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(err(name, format!("must be an integer from 0 to {max}"))),
+        },
+    }
+}
+
+/// As [`number`], from 1.
+fn at_least_one(get: Lookup, name: &'static str, default: u64, max: u64) -> Result<u64, ConfigError> {
+    match number(get, name, default, max)? {
+        0 => Err(err(name, format!("must be an integer from 1 to {max}"))),
+        n => Ok(n),
+    }
+}
+
+/// `AUTH_HEADER` and `API_KEY_HEADER`: lowercase header names, different from each other.
+fn credential_headers(get: Lookup) -> Result<(String, String), ConfigError> {
+    let header = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+        let value = get(name).unwrap_or_else(|| default.into()).to_ascii_lowercase();
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(err(name, "must be an HTTP header name"));
+        }
+        Ok(value)
+    };
+    let auth_header = header("AUTH_HEADER", "authorization")?;
+    let api_key_header = header("API_KEY_HEADER", "x-api-key")?;
+    if auth_header == api_key_header {
+        return Err(err("API_KEY_HEADER", "must differ from AUTH_HEADER"));
+    }
+    Ok((auth_header, api_key_header))
+}
+
+/// `ROUTES`, `BUILTIN_ROLES` with `ROLES`, and `SCOPES`, checked against each other.
+fn access(get: Lookup) -> Result<(RouteTable, Roles, Vec<String>), ConfigError> {
+    let routes = RouteTable::from_json(&get("ROUTES").unwrap_or_else(|| DEFAULT_ROUTES.into())).map_err(|e| err("ROUTES", e))?;
+    if routes.is_empty() {
+        return Err(err("ROUTES", "must contain at least one route"));
+    }
+    let roles = roles(get)?;
+    let scopes = match get("SCOPES") {
+        None => DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+        Some(text) => {
+            let list: Vec<String> = serde_json::from_str(&text).map_err(|e| err("SCOPES", e.to_string()))?;
+            if let Some(bad) = list.iter().find(|s| !is_valid_grant(s) || s.contains('*')) {
+                return Err(err("SCOPES", format!("invalid scope {bad:?}")));
+            }
+            list
+        }
+    };
+    check_against_catalogue(&routes, &roles, &scopes)?;
+    Ok((routes, roles, scopes))
+}
+
+/// `BUILTIN_ROLES` (`on`: the built-in roles, which `ROLES` extends or overrides; `off`:
+/// exactly `ROLES`).
+fn roles(get: Lookup) -> Result<Roles, ConfigError> {
+    let builtin_roles = match get("BUILTIN_ROLES").as_deref().map(|v| v.trim_matches('"')) {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(_) => {
+            return Err(err(
+                "BUILTIN_ROLES",
+                "must be \"on\" (the seven built-in roles, ROLES adds or replaces) or \"off\" (exactly ROLES)",
+            ))
+        }
+    };
+    match get("ROLES") {
+        None if builtin_roles => Ok(Roles::builtin()),
+        None => Roles::only(BTreeMap::new()).map_err(|e| err("ROLES", e)),
+        Some(text) => {
+            let listed: BTreeMap<String, Vec<String>> = serde_json::from_str(&text).map_err(|e| err("ROLES", e.to_string()))?;
+            let roles = if builtin_roles { Roles::with_overrides(listed) } else { Roles::only(listed) };
+            roles.map_err(|e| err("ROLES", e))
+        }
+    }
+}
+
+/// `CACHE_TTL_SECONDS` and `NEGATIVE_CACHE_TTL_SECONDS` (in ms), `CACHE_MAX_ENTRIES` and
+/// `KV_CACHE_TTL_SECONDS` (at least Cloudflare's minimum of 30).
+fn caches(get: Lookup) -> Result<(i64, i64, usize, u64), ConfigError> {
+    let cache_ttl_ms = number(get, "CACHE_TTL_SECONDS", 30, 3600)? as i64 * 1000;
+    let negative_cache_ttl_ms = number(get, "NEGATIVE_CACHE_TTL_SECONDS", 10, 3600)? as i64 * 1000;
+    let cache_max_entries = number(get, "CACHE_MAX_ENTRIES", 10_000, 1_000_000)? as usize;
+    let kv_cache_ttl_seconds = number(get, "KV_CACHE_TTL_SECONDS", 60, 86_400)?.max(30);
+    Ok((cache_ttl_ms, negative_cache_ttl_ms, cache_max_entries, kv_cache_ttl_seconds))
+}
+
+/// `ORIGIN_URL` with `ORIGIN_SIGNING_SECRET`, and `ORIGIN_URL_TEST` with
+/// `ORIGIN_SIGNING_SECRET_TEST` (else the live secret); each signer keyed once, here.
+fn origins(get: Lookup) -> Result<(OriginTarget, Option<OriginTarget>), ConfigError> {
+    let (live_url, live_audience) = origin_url("ORIGIN_URL", get("ORIGIN_URL"))?.ok_or_else(|| err("ORIGIN_URL", "is required"))?;
+    let test_url = origin_url("ORIGIN_URL_TEST", get("ORIGIN_URL_TEST"))?;
+    let secret = |name: &'static str| -> Result<Option<String>, ConfigError> {
+        match get(name) {
+            Some(secret) if secret.len() < 16 => Err(err(name, "must be at least 16 characters")),
+            secret => Ok(secret),
+        }
+    };
+    let live_secret = secret("ORIGIN_SIGNING_SECRET")?.ok_or_else(|| err("ORIGIN_SIGNING_SECRET", "is required (wrangler secret put)"))?;
+    // Checked even while ORIGIN_URL_TEST is unset, so a short secret is never left lying around.
+    let test_secret = secret("ORIGIN_SIGNING_SECRET_TEST")?;
+    let origin_live = OriginTarget { url: live_url, audience: live_audience, signer: Signer::new(live_secret.as_bytes()) };
+    let origin_test = test_url.map(|(url, audience)| {
+        // Without its own secret the test origin shares the live one; the audience still
+        // separates the two, but one leaked secret then opens both.
+        let secret = test_secret.as_deref().unwrap_or(&live_secret);
+        OriginTarget { url, audience, signer: Signer::new(secret.as_bytes()) }
+    });
+    Ok((origin_live, origin_test))
+}
+
+/// `CORS_*`; the allowed headers default to the two credential headers and `content-type`.
+fn cors(get: Lookup, auth_header: &str, api_key_header: &str) -> Result<CorsConfig, ConfigError> {
+    Ok(CorsConfig {
+        allowed_origins: match get("CORS_ALLOWED_ORIGINS") {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(&text).map_err(|e| err("CORS_ALLOWED_ORIGINS", e.to_string()))?,
+        },
+        allowed_methods: get("CORS_ALLOWED_METHODS").unwrap_or_else(|| "GET, HEAD, POST, OPTIONS".into()),
+        allowed_headers: get("CORS_ALLOWED_HEADERS").unwrap_or_else(|| format!("{auth_header}, {api_key_header}, content-type")),
+        max_age_seconds: number(get, "CORS_MAX_AGE_SECONDS", 600, 86_400)? as u32,
+    })
+}
+
+/// `ADMIN_PREFIX`: an absolute path of plain segments, no trailing slash, outside every route.
+fn admin_prefix(get: Lookup, routes: &RouteTable) -> Result<String, ConfigError> {
+    let admin_prefix = get("ADMIN_PREFIX").unwrap_or_else(|| "/_keygate/v1".into());
+    let admin_prefix = admin_prefix.trim_end_matches('/').to_string();
+    let prefix_ok = admin_prefix.starts_with('/')
+        && admin_prefix.len() > 1
+        && admin_prefix[1..]
+            .split('/')
+            .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) && s != "." && s != "..");
+    if !prefix_ok {
+        return Err(err("ADMIN_PREFIX", "must be an absolute path like /_keygate/v1"));
+    }
+    if routes.find("GET", &admin_prefix).is_some() {
+        return Err(err("ADMIN_PREFIX", "overlaps a gateway route"));
+    }
+    Ok(admin_prefix)
+}
+
+/// `ADMIN_TOKEN` (secret), hashed here once; unset = the admin API refuses everyone.
+fn admin_token(get: Lookup) -> Result<Option<AdminToken>, ConfigError> {
+    match get("ADMIN_TOKEN") {
+        None => Ok(None),
+        // Read with the gateway's Bearer parser, which ends a token at a space, tab or comma.
+        Some(token) if token.contains([' ', '\t', ',']) => Err(err("ADMIN_TOKEN", "must not contain spaces, tabs or commas")),
+        Some(token) if token.len() >= 16 => Ok(Some(AdminToken::new(&token))),
+        Some(_) => Err(err("ADMIN_TOKEN", "must be at least 16 characters")),
+    }
+}
+
+/// `ADMIN_AUTH_*`: failed admin authentications allowed per address and overall, per window.
+fn admin_auth(get: Lookup) -> Result<AdminAuthLimits, ConfigError> {
+    let defaults = AdminAuthLimits::default();
+    let admin_auth = AdminAuthLimits {
+        per_address: at_least_one(get, "ADMIN_AUTH_FAILURES_PER_ADDRESS", defaults.per_address, 1_000_000)?,
+        global: at_least_one(get, "ADMIN_AUTH_FAILURES_GLOBAL", defaults.global, 1_000_000)?,
+        // Below a day, so both limits are rates (GCRA) that refill steadily.
+        window_seconds: at_least_one(get, "ADMIN_AUTH_WINDOW_SECONDS", defaults.window_seconds, 86_399)?,
+    };
+    if admin_auth.global < admin_auth.per_address {
+        return Err(err("ADMIN_AUTH_FAILURES_GLOBAL", "must be at least ADMIN_AUTH_FAILURES_PER_ADDRESS"));
+    }
+    Ok(admin_auth)
+}
+
+/// `TIERS`: each tier's name, limits (as new limits) and fast-mode binding.
+fn tiers(get: Lookup) -> Result<BTreeMap<String, Tier>, ConfigError> {
+    let tiers: BTreeMap<String, Tier> =
+        serde_json::from_str(&get("TIERS").unwrap_or_else(|| DEFAULT_TIERS.into())).map_err(|e| err("TIERS", e.to_string()))?;
+    for (name, tier) in &tiers {
+        if !(1..=32).contains(&name.len()) || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            return Err(err("TIERS", format!("tier name {name:?} must be 1-32 chars of a-z, 0-9, _ or -")));
+        }
+        validate_new_specs(&tier.limits).map_err(|e| err("TIERS", format!("tier {name:?}: {e}")))?;
+        if let Some(fast) = &tier.fast_binding {
+            let limit = tier.limits.iter().find(|l| l.name == fast.limit);
+            if !limit.is_some_and(|l| l.window_seconds == 10 || l.window_seconds == 60) {
+                return Err(err(
+                    "TIERS",
+                    format!("tier {name:?}: fast_binding.limit must name one of its limits with a 10 or 60 s window"),
+                ));
+            }
+            if fast.binding.is_empty() || !fast.binding.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(err("TIERS", format!("tier {name:?}: fast_binding.binding must be a binding name")));
+            }
+        }
+    }
+    Ok(tiers)
+}
+
+/// `DEFAULT_TIER` (one of `tiers`), `LIMIT_MODE` and `RATE_LIMIT_FAILURE`.
+fn limit_policy(get: Lookup, tiers: &BTreeMap<String, Tier>) -> Result<(Option<String>, LimitMode, FailurePolicy), ConfigError> {
+    let default_tier = get("DEFAULT_TIER");
+    if let Some(name) = &default_tier {
+        if !tiers.contains_key(name) {
+            return Err(err("DEFAULT_TIER", format!("{name:?} is not a tier in TIERS")));
+        }
+    }
+    let limit_mode = match get("LIMIT_MODE").as_deref() {
+        None | Some("exact") => LimitMode::Exact,
+        Some("fast") => LimitMode::Fast,
+        Some(_) => return Err(err("LIMIT_MODE", "must be exact or fast")),
+    };
+    let rate_limit_failure = match get("RATE_LIMIT_FAILURE").as_deref() {
+        None | Some("open") => FailurePolicy::Open,
+        Some("closed") => FailurePolicy::Closed,
+        Some(_) => return Err(err("RATE_LIMIT_FAILURE", "must be open or closed")),
+    };
+    Ok((default_tier, limit_mode, rate_limit_failure))
+}
+
+/// `KEYGATE_TEST_MODE`, then the fault switches `LIMITER_FAULT` and `KV_FAULT`: `(test_mode,
+/// limiter_fault, kv_fault)`.
+fn test_switches(get: Lookup) -> Result<(bool, bool, bool), ConfigError> {
+    // Fault switches for tests. They are refused unless the deployment explicitly calls
+    // itself a test deployment, so a production config can never enable one by accident.
+    let test_mode = match get("KEYGATE_TEST_MODE").as_deref() {
+        None | Some("off") => false,
+        Some("yes-this-is-a-test-deployment") => true,
+        Some(_) => return Err(err("KEYGATE_TEST_MODE", "must be unset")),
+    };
+    let switch = |name: &'static str| match get(name).as_deref() {
+        None | Some("off") => Ok(false),
+        Some("on") if test_mode => Ok(true),
+        Some(_) => Err(err(name, "is a test-only switch")),
+    };
+    Ok((test_mode, switch("LIMITER_FAULT")?, switch("KV_FAULT")?))
+}
+
+/// `ADMIN_FACADE`.
+fn admin_facade(get: Lookup) -> Result<AdminFacade, ConfigError> {
+    match get("ADMIN_FACADE").as_deref().map(|v| v.trim_matches('"')) {
+        None | Some("none") => Ok(AdminFacade::None),
+        Some("atlas") => Ok(AdminFacade::Atlas),
+        Some(_) => Err(err("ADMIN_FACADE", "must be \"none\" or \"atlas\"")),
+    }
+}
+
+/// `LAST_USED_REPORT_SECONDS` (1 to 3600), in ms.
+fn last_used_report_ms(get: Lookup) -> Result<i64, ConfigError> {
+    match number(get, "LAST_USED_REPORT_SECONDS", 60, 3600)? {
+        0 => Err(err("LAST_USED_REPORT_SECONDS", "must be an integer from 1 to 3600")),
+        seconds => Ok(seconds as i64 * 1000),
+    }
+}
+
+/// `EMPTY_SCOPES`.
+fn empty_scopes(get: Lookup) -> Result<EmptyScopes, ConfigError> {
+    match get("EMPTY_SCOPES").as_deref() {
+        None | Some("none") => Ok(EmptyScopes::None),
+        Some("all") => Ok(EmptyScopes::All),
+        Some(_) => Err(err("EMPTY_SCOPES", "must be none or all")),
+    }
+}
+
+/// `RATE_LIMIT_HEADER_LIMIT`: the name of a limit of some tier.
+fn rate_limit_header_limit(get: Lookup, tiers: &BTreeMap<String, Tier>) -> Result<Option<String>, ConfigError> {
+    let rate_limit_header_limit = get("RATE_LIMIT_HEADER_LIMIT");
+    if let Some(name) = &rate_limit_header_limit {
+        if !tiers.values().any(|tier| tier.limits.iter().any(|l| &l.name == name)) {
+            return Err(err("RATE_LIMIT_HEADER_LIMIT", format!("{name:?} is not the name of a limit of any tier in TIERS")));
+        }
+    }
+    Ok(rate_limit_header_limit)
 }
 
 /// `KEY_PREFIX` (one prefix) or `KEY_PREFIXES` (a JSON list, the first mints), and
 /// `KEY_ENV_SEGMENTS`: unset = `live` and `test`; `"none"` or `{}` = no segment; else a JSON
 /// object from environment (`live`, `test`) to a segment name or a list of them (the first mints).
 /// A list, not segment → env, so the minting name never depends on the order of object keys.
-fn key_format(get: &impl Fn(&str) -> Option<String>) -> Result<KeyFormat, ConfigError> {
+fn key_format(get: Lookup) -> Result<KeyFormat, ConfigError> {
     let (prefixes, prefix_setting) = match (get("KEY_PREFIX"), get("KEY_PREFIXES")) {
         (Some(_), Some(_)) => return Err(err("KEY_PREFIXES", "set KEY_PREFIX or KEY_PREFIXES, not both")),
         (Some(prefix), None) => (vec![prefix], "KEY_PREFIX"),
@@ -866,6 +934,39 @@ mod tests {
     }
 
     #[test]
+    fn the_first_invalid_setting_in_reading_order_is_reported() {
+        // (what, earlier invalid setting, later invalid setting): the earlier group is named.
+        let rows: [(&str, (&'static str, &str), (&'static str, &str)); 8] = [
+            ("key format before headers", ("KEY_PREFIX", "K_G"), ("AUTH_HEADER", "bad header")),
+            ("headers before routes", ("AUTH_HEADER", "bad header"), ("ROUTES", "[]")),
+            ("roles before scopes", ("BUILTIN_ROLES", "maybe"), ("SCOPES", r#"["content:*"]"#)),
+            ("caches before origins", ("CACHE_MAX_ENTRIES", "x"), ("ORIGIN_URL", "ftp://x")),
+            ("signing secrets before CORS", ("ORIGIN_SIGNING_SECRET_TEST", "short"), ("CORS_MAX_AGE_SECONDS", "x")),
+            ("admin token before tiers", ("ADMIN_TOKEN", "short"), ("TIERS", "free")),
+            ("limit mode before test switches", ("LIMIT_MODE", "strict"), ("KV_FAULT", "on")),
+            ("origin timeout before the refusal settings", ("ORIGIN_TIMEOUT_MS", "999999"), ("ERROR_DIALECT", "json")),
+        ];
+        for (what, (earlier, earlier_value), (later, later_value)) in rows {
+            let mut vars = base();
+            vars.insert(later, later_value.to_string());
+            assert_eq!(parse(&vars).unwrap_err().setting, later, "{what}: the later one alone is invalid");
+            vars.insert(earlier, earlier_value.to_string());
+            assert_eq!(parse(&vars).unwrap_err().setting, earlier, "{what}");
+        }
+    }
+
+    #[test]
+    fn the_admin_token_is_held_as_a_digest_that_matches_it() {
+        let mut vars = base();
+        vars.insert("ADMIN_TOKEN", "  admin-token-5555555555 ".into());
+        let config = parse(&vars).unwrap();
+        let token = config.admin_token.as_ref().unwrap();
+        assert!(token.matches(Some("Bearer admin-token-5555555555")), "surrounding whitespace is trimmed");
+        assert!(!token.matches(Some("Bearer admin-token-5555555556")));
+        assert_eq!(format!("{token:?}"), "AdminToken(<redacted>)");
+    }
+
+    #[test]
     fn shipped_tiers_follow_the_seed_and_resolve_per_key() {
         let config = parse(&base()).unwrap();
         let names: Vec<&str> = config.tiers.keys().map(String::as_str).collect();
@@ -885,7 +986,7 @@ mod tests {
         record.tier = Some("free".into());
         assert_eq!(config.limits_for(&record).len(), 3);
         assert_eq!(config.fast_binding_for(&record).unwrap().binding, "RL_FREE_MINUTE");
-        record.limits = Some(vec![LimitSpec { name: "hour".into(), limit: 5, window_seconds: 3600 }]);
+        record.limits = Some(vec![LimitSpec::new("hour", 5, 3600)]);
         assert_eq!(config.limits_for(&record)[0].name, "hour", "inline limits win");
         assert!(config.fast_binding_for(&record).is_none(), "inline limits have no binding");
         record.limit_mode = Some(LimitMode::Fast);

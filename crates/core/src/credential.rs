@@ -8,11 +8,15 @@
 //! - both present and different → `BAD_REQUEST`;
 //! - a value that holds more than one token (repeated headers are joined with `,` by the
 //!   runtime) → `BAD_REQUEST`.
+//!
+//! The admin API's token is read with the same Bearer parser and held as an [`AdminToken`]: its
+//! digest only, compared in constant time.
 
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::GatewayError;
-use crate::key::{KeyFormat, KeyHash};
+use crate::key::KeyFormat;
 
 /// The raw credential, not yet format-checked.
 #[derive(Debug, PartialEq, Eq)]
@@ -69,14 +73,39 @@ pub fn bearer_token(value: &str) -> Result<Option<&str>, GatewayError> {
     single_token(token).map(Some)
 }
 
-/// Whether the `Authorization` value carries `expected` as its Bearer token (read by
-/// [`bearer_token`], the gateway's own parser). Compares fixed-length SHA-256 digests in constant
-/// time, so neither content nor length leaks through timing; an empty token never matches.
+/// The admin API's Bearer token (`ADMIN_TOKEN`), held only as its SHA-256 digest, taken once
+/// when the config is parsed. A presented token is hashed and the fixed-length digests compared
+/// in constant time (`subtle`), so neither content nor length leaks through timing. Never
+/// printed: `Debug` is redacted, and there is no way back to the token.
+#[derive(Clone)]
+pub struct AdminToken([u8; 32]);
+
+impl AdminToken {
+    /// The token `token`, hashed now.
+    pub fn new(token: &str) -> AdminToken {
+        AdminToken(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Whether the `Authorization` value carries this token as its Bearer token (read by
+    /// [`bearer_token`], the gateway's own parser); an empty token never matches.
+    pub fn matches(&self, authorization: Option<&str>) -> bool {
+        let token = authorization.and_then(|value| bearer_token(value).ok().flatten()).unwrap_or("");
+        let given: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        !token.is_empty() && bool::from(given.ct_eq(&self.0))
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+/// Whether the `Authorization` value carries `expected` as its Bearer token: [`AdminToken`]
+/// for a token known only now (it hashes `expected` on every call; hold an [`AdminToken`] to
+/// hash it once).
 pub fn bearer_matches(authorization: Option<&str>, expected: &[u8]) -> bool {
-    let token = authorization.and_then(|value| bearer_token(value).ok().flatten()).unwrap_or("");
-    let given = KeyHash::of(token);
-    let wanted = KeyHash::of(std::str::from_utf8(expected).unwrap_or_default());
-    !token.is_empty() && bool::from(given.as_bytes().ct_eq(wanted.as_bytes()))
+    AdminToken::new(std::str::from_utf8(expected).unwrap_or_default()).matches(authorization)
 }
 
 fn single_token(value: &str) -> Result<&str, GatewayError> {
@@ -191,5 +220,38 @@ mod tests {
             assert_eq!(bearer_matches(authorization, TOKEN.as_bytes()), expected, "{what}");
         }
         assert!(!bearer_matches(Some("Bearer "), b""), "an empty expected token never matches");
+    }
+
+    #[test]
+    fn admin_token_keeps_only_its_digest_and_compares_it() {
+        const TOKEN: &str = "admin-token-0123456789";
+        let token = AdminToken::new(TOKEN);
+        assert_eq!(token.0, <[u8; 32]>::from(Sha256::digest(TOKEN.as_bytes())), "the SHA-256 digest of the token");
+        // (what, Authorization, matches)
+        let rows = [
+            ("the token", Some("Bearer admin-token-0123456789"), true),
+            ("the token, lowercase scheme", Some("bearer admin-token-0123456789"), true),
+            ("one character off", Some("Bearer admin-token-0123456788"), false),
+            ("a prefix", Some("Bearer admin-token-012345678"), false),
+            ("the digest itself", Some(&*format!("Bearer {}", hex::encode(token.0))), false),
+            ("no token", Some("Bearer"), false),
+            ("absent", None, false),
+        ];
+        for (what, authorization, expected) in rows {
+            assert_eq!(token.matches(authorization), expected, "{what}");
+            assert_eq!(bearer_matches(authorization, TOKEN.as_bytes()), expected, "{what}: the one-off form agrees");
+        }
+        assert!(!AdminToken::new("").matches(Some("Bearer ")), "an empty token never matches");
+        assert!(!AdminToken::new("").matches(None), "an empty token never matches");
+        assert!(AdminToken::new("other-token-0123456789").matches(Some("Bearer other-token-0123456789")));
+    }
+
+    #[test]
+    fn admin_token_debug_is_redacted() {
+        let token = AdminToken::new("admin-token-0123456789");
+        let printed = format!("{token:?} {token:#?}");
+        assert!(!printed.contains("admin-token"), "{printed}");
+        assert!(!printed.contains(&hex::encode(token.0)), "not even the digest: {printed}");
+        assert_eq!(format!("{token:?}"), "AdminToken(<redacted>)");
     }
 }

@@ -26,7 +26,9 @@
 //! signed for the test origin fails at the live origin even under a shared secret; it is not sent
 //! as a header (the origin knows its own URL). The body is not signed (it streams through
 //! untouched). An origin verifies with [`verify`]: recompute, compare in constant time, and
-//! refuse timestamps outside a small window (default 300 s) to bound replay.
+//! refuse timestamps outside a small window (default 300 s) to bound replay. Signing and
+//! verifying share one path: both MAC the canonical pieces with a [`Signer`], so what keygate
+//! signs and what an origin checks cannot drift apart.
 //!
 //! Each header value has exactly one accepted spelling (the timestamp in decimal without sign,
 //! whitespace or leading zeros; the signature as `v2=` and 64 lowercase hex digits), so a replay
@@ -144,27 +146,47 @@ pub struct SignedIdentity {
 impl SignedIdentity {
     /// The canonical string defined in the module docs.
     pub fn canonical(&self) -> String {
-        format!(
-            "keygate-v2\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
-            self.audience,
-            self.timestamp,
-            self.method.to_ascii_uppercase(),
-            self.path_and_query,
-            self.key_id,
-            self.project,
-            self.env,
-            self.scopes
-        )
+        let mut canonical = Vec::new();
+        self.write_canonical(|piece| canonical.extend_from_slice(piece));
+        // Lossless: every piece is UTF-8 (the fields are strings, the timestamp is ASCII digits,
+        // the method is uppercased ASCII-wise only).
+        String::from_utf8_lossy(&canonical).into_owned()
     }
 
     /// `v2=<hex>` signature value.
     pub fn sign(&self, secret: &[u8]) -> String {
         Signer::new(secret).sign(self)
     }
+
+    /// Feeds the canonical string to `write` in pieces (the fields and the `\n` between them):
+    /// the one definition of what is signed, behind [`SignedIdentity::canonical`],
+    /// [`Signer::sign`] and [`verify`]. Writing pieces lets signing skip building the string.
+    fn write_canonical(&self, mut write: impl FnMut(&[u8])) {
+        let mut timestamp = [0u8; 20];
+        let method = uppercase(&self.method);
+        let pieces: [&[u8]; 9] = [
+            SCHEME,
+            self.audience.as_bytes(),
+            decimal(self.timestamp, &mut timestamp),
+            &method,
+            self.path_and_query.as_bytes(),
+            self.key_id.as_bytes(),
+            self.project.as_bytes(),
+            self.env.as_bytes(),
+            self.scopes.as_bytes(),
+        ];
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                write(b"\n");
+            }
+            write(piece);
+        }
+    }
 }
 
 /// HMAC-SHA256 keyed once: the key schedule (two SHA-256 blocks) is computed when the signer is
-/// made, not for every request. Signs exactly [`SignedIdentity::canonical`], fed in pieces.
+/// made, not for every request. Signing and [`verify`] both MAC exactly
+/// [`SignedIdentity::canonical`], fed in pieces.
 #[derive(Clone)]
 pub struct Signer(Hmac<Sha256>);
 
@@ -184,30 +206,18 @@ impl Signer {
 
     /// `v2=<hex>` signature value of `identity`.
     pub fn sign(&self, identity: &SignedIdentity) -> String {
-        let mut mac = self.0.clone();
-        let mut timestamp = [0u8; 20];
-        let method = uppercase(&identity.method);
-        let pieces: [&[u8]; 9] = [
-            SCHEME,
-            identity.audience.as_bytes(),
-            decimal(identity.timestamp, &mut timestamp),
-            &method,
-            identity.path_and_query.as_bytes(),
-            identity.key_id.as_bytes(),
-            identity.project.as_bytes(),
-            identity.env.as_bytes(),
-            identity.scopes.as_bytes(),
-        ];
-        for (i, piece) in pieces.iter().enumerate() {
-            if i > 0 {
-                mac.update(b"\n");
-            }
-            mac.update(piece);
-        }
         let mut out = String::with_capacity(67);
         out.push_str(SIGNATURE_PREFIX);
-        out.push_str(&hex::encode(mac.finalize().into_bytes()));
+        out.push_str(&hex::encode(self.mac(identity).finalize().into_bytes()));
         out
+    }
+
+    /// The MAC of `identity`'s canonical string, not yet finalised (signing encodes it,
+    /// [`verify`] compares it in constant time).
+    fn mac(&self, identity: &SignedIdentity) -> Hmac<Sha256> {
+        let mut mac = self.0.clone();
+        identity.write_canonical(|piece| mac.update(piece));
+        mac
     }
 }
 
@@ -224,20 +234,13 @@ fn decimal(mut value: u64, buffer: &mut [u8; 20]) -> &[u8] {
     }
 }
 
-/// `method` in ASCII uppercase, as [`SignedIdentity::canonical`] writes it.
+/// `method` in ASCII uppercase, as the canonical string writes it.
 fn uppercase(method: &str) -> std::borrow::Cow<'_, [u8]> {
     if method.bytes().any(|b| b.is_ascii_lowercase()) {
         std::borrow::Cow::Owned(method.to_ascii_uppercase().into_bytes())
     } else {
         std::borrow::Cow::Borrowed(method.as_bytes())
     }
-}
-
-fn mac(secret: &[u8], message: &str) -> Hmac<Sha256> {
-    // HMAC accepts keys of any length; new_from_slice cannot fail for it.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
-    mac.update(message.as_bytes());
-    mac
 }
 
 /// Why an origin must refuse a request.
@@ -282,7 +285,8 @@ pub fn verify(
     if now_seconds.abs_diff(timestamp) > tolerance_seconds {
         return Err(VerifyError::Stale);
     }
-    mac(secret, &identity.canonical()).verify_slice(&expected).map_err(|_| VerifyError::Mismatch)?;
+    // `verify_slice` compares in constant time.
+    Signer::new(secret).mac(&identity).verify_slice(&expected).map_err(|_| VerifyError::Mismatch)?;
     Ok(identity)
 }
 
@@ -311,6 +315,13 @@ mod tests {
     use std::collections::HashMap;
 
     const LIVE: &str = "https://api.example";
+
+    /// A reference HMAC-SHA256 of a whole message, independent of the canonical pieces.
+    fn mac(secret: &[u8], message: &str) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap();
+        mac.update(message.as_bytes());
+        mac
+    }
 
     fn audience(url: &str) -> Audience {
         Audience::from_url(url).unwrap()
@@ -406,6 +417,22 @@ mod tests {
                 // A clone of the keyed state is reused: signing twice gives the same answer.
                 assert_eq!(signer.sign(&id), expected);
             }
+        }
+    }
+
+    #[test]
+    fn verify_accepts_exactly_what_the_keyed_signer_signs() {
+        let signer = Signer::new(b"secret");
+        for (timestamp, method) in [(0, "GET"), (9, "get"), (10, "Post"), (1_800_000_000, "PATCH"), (u64::MAX, "a-very-long-custom-method")]
+        {
+            let id = SignedIdentity { timestamp, method: method.into(), ..identity() };
+            let mut h = headers(&id, b"secret");
+            h.insert(HEADER_SIGNATURE.to_string(), signer.sign(&id));
+            let checked = |method: &str| run(&h, method, &id.path_and_query, timestamp);
+            assert_eq!(checked(method), Ok(id.clone()), "{timestamp} {method}");
+            // The method is signed in uppercase, so its case as received does not matter.
+            assert!(checked(&method.to_ascii_uppercase()).is_ok(), "{timestamp} {method}");
+            assert_eq!(checked("DELETE"), Err(VerifyError::Mismatch), "{timestamp} {method}");
         }
     }
 

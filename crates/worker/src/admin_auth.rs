@@ -1,7 +1,8 @@
 //! Admin authentication glue: reads the token and the client address, asks the `admin-auth`
 //! limiter instance whether this attempt may be judged (and charges it if it failed), and falls
 //! back to this isolate's own count when that limiter cannot answer. The decisions themselves
-//! are pure: [`keygate_core::admin::auth_limit`] and [`keygate_core::credential::bearer_matches`].
+//! are pure: [`keygate_core::admin::auth_limit`] and [`keygate_core::credential::AdminToken`]
+//! (the token's digest, taken once when the config is parsed, compared in constant time).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -10,7 +11,6 @@ use worker::Env;
 
 use keygate_core::admin::auth_limit::{self, address_bucket};
 use keygate_core::config::Config;
-use keygate_core::credential;
 use keygate_core::error::GatewayError;
 use keygate_core::limit::algorithm::{Decision, LimitState};
 use keygate_core::limit::protocol::{LimiterOp, LimiterReply, ADMIN_AUTH_INSTANCE};
@@ -33,7 +33,7 @@ pub async fn authenticate(incoming: &Incoming, env: &Env, config: &Config) -> Re
         log_event("admin_disabled", incoming.request_id(), &[("reason", "ADMIN_TOKEN is not set")]);
         return Err(GatewayError::Unauthorized);
     };
-    let matches = credential::bearer_matches(incoming.header("authorization").as_deref(), expected.expose());
+    let matches = expected.matches(incoming.header("authorization").as_deref());
     let address = address_bucket(incoming.header("cf-connecting-ip").as_deref());
     let decision = judge(incoming, env, config, &address, !matches).await;
     if let Err(error) = auth_limit::refusal(&decision) {

@@ -45,10 +45,7 @@ impl Default for AdminAuthLimits {
 impl AdminAuthLimits {
     /// The two limits in the order their states are kept: `[address, global]`.
     pub fn specs(&self) -> Vec<LimitSpec> {
-        vec![
-            LimitSpec { name: ADDRESS.into(), limit: self.per_address, window_seconds: self.window_seconds },
-            LimitSpec { name: GLOBAL.into(), limit: self.global, window_seconds: self.window_seconds },
-        ]
+        vec![LimitSpec::new(ADDRESS, self.per_address, self.window_seconds), LimitSpec::new(GLOBAL, self.global, self.window_seconds)]
     }
 }
 

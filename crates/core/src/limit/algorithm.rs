@@ -1,6 +1,8 @@
 //! Limiter math (pure, clock passed in): decides one request against all of a key's limits.
 //!
-//! Two algorithms, chosen by window length:
+//! Each limit runs one of two algorithms ([`Algorithm`]), derived from its window length once,
+//! when the spec is made or decoded ([`Algorithm::for_window`]), and held in the spec; the JSON
+//! of a spec stays `{name, limit, window_seconds}`:
 //! - **GCRA** (generic cell rate algorithm, as in `governor` or redis-cell) for rate limits
 //!   (windows shorter than a day). "N per W" admits a burst of exactly N, then one request every
 //!   W/N as capacity refills: N concurrent clients on a fresh key get exactly N successes, the
@@ -18,7 +20,9 @@
 //!   maximum promises and what `X-RateLimit-Reset` can state truthfully.
 //!
 //! A request is admitted only if every limit admits it, and then all of them are charged
-//! together; a refused request charges none (quota is never spent on a refusal).
+//! together; a refused request charges none (quota is never spent on a refusal). Every decision
+//! about one limit goes through one `match` on its algorithm (`LimitSpec::evaluate`); fast
+//! mode's memory asks [`LimitSpec::idle_from`], the only other one.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +31,33 @@ pub const QUOTA_WINDOW_SECONDS: u64 = 86_400;
 /// Longest window a limit may have: 31 days.
 pub const MAX_WINDOW_SECONDS: u64 = 31 * 86_400;
 
-/// One limit as configured: at most `limit` requests per `window_seconds`.
+/// How a limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// A rate: GCRA, a burst of N then one request every W/N (`RATE_LIMIT_EXCEEDED`).
+    Gcra,
+    /// A quota: a fixed calendar window that resets at a known instant (`QUOTA_EXCEEDED`).
+    CalendarQuota,
+}
+
+impl Algorithm {
+    /// The algorithm of a limit with this window: a quota from [`QUOTA_WINDOW_SECONDS`] on, a
+    /// rate below.
+    pub fn for_window(window_seconds: u64) -> Algorithm {
+        if window_seconds >= QUOTA_WINDOW_SECONDS {
+            Algorithm::CalendarQuota
+        } else {
+            Algorithm::Gcra
+        }
+    }
+}
+
+/// One limit as configured: at most `limit` requests per `window_seconds`, counted by the
+/// [`Algorithm`] its window implies. Made with [`LimitSpec::new`] or decoded from
+/// `{"name", "limit", "window_seconds"}`; both derive the algorithm, so the fields are read-only
+/// in practice (a spec with another window is a new spec).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "LimitSpecFields")]
 pub struct LimitSpec {
     /// Name used in headers and errors (`burst`, `minute`, `daily`).
     pub name: String,
@@ -37,12 +65,42 @@ pub struct LimitSpec {
     pub limit: u64,
     /// Window length in seconds (≥ 1).
     pub window_seconds: u64,
+    /// Derived from `window_seconds`; not part of the JSON.
+    #[serde(skip)]
+    algorithm: Algorithm,
+}
+
+/// The JSON of a [`LimitSpec`]: its fields without the derived algorithm (named `LimitSpec` so
+/// decoding errors read as before).
+#[derive(Deserialize)]
+#[serde(rename = "LimitSpec", deny_unknown_fields)]
+struct LimitSpecFields {
+    name: String,
+    limit: u64,
+    window_seconds: u64,
+}
+
+impl From<LimitSpecFields> for LimitSpec {
+    fn from(fields: LimitSpecFields) -> LimitSpec {
+        LimitSpec::new(fields.name, fields.limit, fields.window_seconds)
+    }
 }
 
 impl LimitSpec {
+    /// At most `limit` requests per `window_seconds`, named `name` (unchecked: see
+    /// [`LimitSpec::validate`]).
+    pub fn new(name: impl Into<String>, limit: u64, window_seconds: u64) -> LimitSpec {
+        LimitSpec { name: name.into(), limit, window_seconds, algorithm: Algorithm::for_window(window_seconds) }
+    }
+
+    /// How this limit counts.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
     /// Whether this limit is a quota (fixed window) rather than a rate (GCRA).
     pub fn is_quota(&self) -> bool {
-        self.window_seconds >= QUOTA_WINDOW_SECONDS
+        self.algorithm == Algorithm::CalendarQuota
     }
 
     /// Checks the spec's own ranges; `Err` names the problem.
@@ -75,6 +133,37 @@ impl LimitSpec {
             ));
         }
         Ok(())
+    }
+
+    /// This limit at `now`: its status and its state after the request (charged only when
+    /// `charge` is set and it admits). The one place the algorithm is dispatched on.
+    fn evaluate(&self, state: LimitState, now_ms: i64, charge: bool) -> (LimitStatus, LimitState) {
+        let standing = match self.algorithm {
+            Algorithm::Gcra => gcra(self, state, now_ms, charge),
+            Algorithm::CalendarQuota => calendar_quota(self, state, now_ms, charge),
+        };
+        let status = LimitStatus {
+            name: self.name.clone(),
+            limit: self.limit,
+            window_seconds: self.window_seconds,
+            remaining: standing.remaining.min(self.limit),
+            reset_seconds: standing.reset_seconds,
+            refused: standing.wait_ms.is_some(),
+            retry_after_seconds: standing.wait_ms.map_or(0, |ms| ceil_div(ms, 1000).max(1)),
+            retry_after_ms: standing.wait_ms.map_or(0, |ms| ms.max(1) as u64),
+            quota: self.is_quota(),
+        };
+        (status, standing.state)
+    }
+
+    /// The unix ms from which `state` decides exactly like fresh state: a rate's theoretical
+    /// arrival time (µs, rounded up to ms), or the end of the window of a quota that has counted.
+    pub fn idle_from(&self, state: &LimitState) -> i64 {
+        match self.algorithm {
+            Algorithm::Gcra => state.mark.saturating_add(999) / 1000,
+            Algorithm::CalendarQuota if state.count == 0 => i64::MIN,
+            Algorithm::CalendarQuota => state.mark.saturating_add(self.window_seconds as i64 * 1000),
+        }
     }
 }
 
@@ -158,19 +247,6 @@ fn window_ms(spec: &LimitSpec) -> i64 {
     spec.window_seconds.clamp(1, MAX_WINDOW_SECONDS) as i64 * 1000
 }
 
-/// GCRA parameters of a rate limit, in µs: `(interval, tolerance, slack)`.
-///
-/// At most one request per µs (the state's resolution). The interval is W/N rounded up, so the
-/// sustained rate never exceeds N/W; the tolerance admits a burst of exactly N at one instant
-/// (`W − interval` would admit ⌊W/interval⌋, more than N when W/N is not whole). `slack` is what
-/// rounding up adds to a full refill (< N µs): resets are reported against the nominal window.
-fn gcra(spec: &LimitSpec) -> (i64, i64, i64) {
-    let window_us = window_ms(spec) * 1000;
-    let limit = spec.limit.clamp(1, window_us as u64) as i64;
-    let interval = (window_us + limit - 1) / limit;
-    (interval, interval * (limit - 1), interval * limit - window_us)
-}
-
 fn ceil_div(value: i64, divisor: i64) -> u64 {
     if value <= 0 {
         0
@@ -184,11 +260,10 @@ fn ceil_div(value: i64, divisor: i64) -> u64 {
 /// limit reports its state as it stands (nothing was charged).
 pub fn decide(specs: &[LimitSpec], states: &mut Vec<LimitState>, now_ms: i64) -> Decision {
     states.resize(specs.len(), LimitState::default());
-    let now_us = now_ms.saturating_mul(1000);
     let mut next = states.clone();
     let mut limits = Vec::with_capacity(specs.len());
     for (spec, state) in specs.iter().zip(next.iter_mut()) {
-        let (status, charged) = charge(spec, *state, now_ms, now_us);
+        let (status, charged) = spec.evaluate(*state, now_ms, true);
         *state = charged;
         limits.push(status);
     }
@@ -198,66 +273,68 @@ pub fn decide(specs: &[LimitSpec], states: &mut Vec<LimitState>, now_ms: i64) ->
     } else {
         for ((spec, state), status) in specs.iter().zip(states.iter()).zip(limits.iter_mut()) {
             if !status.refused {
-                *status = peek(spec, *state, now_ms, now_us);
+                *status = spec.evaluate(*state, now_ms, false).0;
             }
         }
     }
     Decision { allowed, limits }
 }
 
-/// Tries to charge one request to one limit: its status and the state after charging (equal
-/// to the input when refused).
-fn charge(spec: &LimitSpec, state: LimitState, now_ms: i64, now_us: i64) -> (LimitStatus, LimitState) {
-    if spec.is_quota() {
-        let window_ms = window_ms(spec);
-        let start = now_ms.div_euclid(window_ms) * window_ms;
-        let state = if state.mark == start { state } else { LimitState { mark: start, count: 0 } };
-        if state.count >= spec.limit.max(1) {
-            let wait_ms = start + window_ms - now_ms;
-            return (status_of(spec, state, now_ms, now_us, Some(wait_ms)), state);
-        }
-        let charged = LimitState { count: state.count + 1, ..state };
-        (status_of(spec, charged, now_ms, now_us, None), charged)
-    } else {
-        let (interval, tolerance, _) = gcra(spec);
-        let tat = state.mark.max(now_us);
-        if tat - now_us > tolerance {
-            let wait_ms = ceil_div(tat - now_us - tolerance, 1000) as i64;
-            return (status_of(spec, state, now_ms, now_us, Some(wait_ms)), state);
-        }
-        let charged = LimitState { mark: tat + interval, count: 0 };
-        (status_of(spec, charged, now_ms, now_us, None), charged)
-    }
+/// How one limit stands after [`LimitSpec::evaluate`], before it becomes a [`LimitStatus`].
+struct Standing {
+    /// The state after the request (the input when refused or not charged).
+    state: LimitState,
+    /// Requests still allowed.
+    remaining: u64,
+    /// Seconds until fully available again (rate) or reset (quota), rounded up.
+    reset_seconds: u64,
+    /// `Some(wait)` when this limit refused the request.
+    wait_ms: Option<i64>,
 }
 
-/// A limit's status without charging (for limits that did not refuse a refused request).
-fn peek(spec: &LimitSpec, state: LimitState, now_ms: i64, now_us: i64) -> LimitStatus {
-    status_of(spec, state, now_ms, now_us, None)
-}
-
-/// How a limit stands in `state` at `now`; `wait_ms` is `Some` when it refused the request.
-fn status_of(spec: &LimitSpec, state: LimitState, now_ms: i64, now_us: i64, wait_ms: Option<i64>) -> LimitStatus {
-    let (remaining, reset_seconds) = if spec.is_quota() {
-        let window_ms = window_ms(spec);
-        let start = now_ms.div_euclid(window_ms) * window_ms;
-        let count = if state.mark == start { state.count } else { 0 };
-        (spec.limit.saturating_sub(count), ceil_div(start + window_ms - now_ms, 1000))
+/// GCRA in whole µs: `interval` is W/N rounded up (at most one request per µs, the state's
+/// resolution), so the sustained rate never exceeds N/W; the tolerance `interval·(N−1)` admits a
+/// burst of exactly N at one instant (`W − interval` would admit ⌊W/interval⌋, more than N when
+/// W/N is not whole). `slack` is what rounding up adds to a full refill (< N µs): resets are
+/// reported against the nominal window.
+fn gcra(spec: &LimitSpec, state: LimitState, now_ms: i64, charge: bool) -> Standing {
+    let now_us = now_ms.saturating_mul(1000);
+    let window_us = window_ms(spec) * 1000;
+    let limit = spec.limit.clamp(1, window_us as u64) as i64;
+    let interval = (window_us + limit - 1) / limit;
+    let tolerance = interval * (limit - 1);
+    let slack = interval * limit - window_us;
+    let tat = state.mark.max(now_us);
+    let (state, tat, wait_ms) = if !charge {
+        (state, tat, None)
+    } else if tat - now_us > tolerance {
+        (state, tat, Some(ceil_div(tat - now_us - tolerance, 1000) as i64))
     } else {
-        let (interval, tolerance, slack) = gcra(spec);
-        let tat = state.mark.max(now_us);
-        (((now_us + tolerance + interval - tat).max(0) / interval) as u64, ceil_div(tat - now_us - slack, 1_000_000))
+        (LimitState { mark: tat + interval, count: 0 }, tat + interval, None)
     };
-    LimitStatus {
-        name: spec.name.clone(),
-        limit: spec.limit,
-        window_seconds: spec.window_seconds,
-        remaining: remaining.min(spec.limit),
-        reset_seconds,
-        refused: wait_ms.is_some(),
-        retry_after_seconds: wait_ms.map_or(0, |ms| ceil_div(ms, 1000).max(1)),
-        retry_after_ms: wait_ms.map_or(0, |ms| ms.max(1) as u64),
-        quota: spec.is_quota(),
+    Standing {
+        state,
+        remaining: ((now_us + tolerance + interval - tat).max(0) / interval) as u64,
+        reset_seconds: ceil_div(tat - now_us - slack, 1_000_000),
+        wait_ms,
     }
+}
+
+/// A fixed calendar window: the window holding `now` starts at a multiple of its length since
+/// the epoch (UTC midnight for a day), and counts from zero in each new window.
+fn calendar_quota(spec: &LimitSpec, state: LimitState, now_ms: i64, charge: bool) -> Standing {
+    let window_ms = window_ms(spec);
+    let start = now_ms.div_euclid(window_ms) * window_ms;
+    let current = if state.mark == start { state } else { LimitState { mark: start, count: 0 } };
+    let (state, wait_ms) = if !charge {
+        (state, None)
+    } else if current.count >= spec.limit.max(1) {
+        (current, Some(start + window_ms - now_ms))
+    } else {
+        (LimitState { count: current.count + 1, ..current }, None)
+    };
+    let counted = if state.mark == start { state.count } else { 0 };
+    Standing { state, remaining: spec.limit.saturating_sub(counted), reset_seconds: ceil_div(start + window_ms - now_ms, 1000), wait_ms }
 }
 
 #[cfg(test)]
@@ -265,7 +342,7 @@ mod tests {
     use super::*;
 
     fn spec(name: &str, limit: u64, window_seconds: u64) -> LimitSpec {
-        LimitSpec { name: name.into(), limit, window_seconds }
+        LimitSpec::new(name, limit, window_seconds)
     }
 
     /// Runs `count` requests at `at_ms` and returns how many were admitted.
@@ -274,6 +351,37 @@ mod tests {
     }
 
     const T0: i64 = 20_833 * 86_400_000; // UTC midnight, 2027-01-14
+
+    #[test]
+    fn the_algorithm_is_derived_from_the_window_and_the_json_keeps_three_fields() {
+        // (what, window_seconds, algorithm)
+        let rows = [
+            ("one second is a rate", 1, Algorithm::Gcra),
+            ("a minute is a rate", 60, Algorithm::Gcra),
+            ("just under a day is a rate", 86_399, Algorithm::Gcra),
+            ("a day is a quota", 86_400, Algorithm::CalendarQuota),
+            ("a week is a quota", 604_800, Algorithm::CalendarQuota),
+            ("a window out of range still gets one", u64::MAX, Algorithm::CalendarQuota),
+        ];
+        for (what, window, algorithm) in rows {
+            let made = spec("x", 5, window);
+            assert_eq!(made.algorithm(), algorithm, "{what}: made");
+            assert_eq!(made.is_quota(), algorithm == Algorithm::CalendarQuota, "{what}");
+            let json = serde_json::to_string(&made).unwrap();
+            assert_eq!(json, format!(r#"{{"name":"x","limit":5,"window_seconds":{window}}}"#), "{what}: the JSON has no algorithm");
+            let decoded: LimitSpec = serde_json::from_str(&json).unwrap();
+            assert_eq!(decoded.algorithm(), algorithm, "{what}: decoded");
+            assert_eq!(decoded, made, "{what}: round trip");
+            let decision = decide(&[decoded], &mut Vec::new(), T0);
+            assert_eq!(decision.limits[0].quota, algorithm == Algorithm::CalendarQuota, "{what}: decided by its algorithm");
+        }
+        // Decoding errors read as they did when the spec had only its three fields.
+        let error = |json: &str| serde_json::from_str::<LimitSpec>(json).unwrap_err().to_string();
+        assert!(error(r#"{"name":"x","limit":5,"window_seconds":60,"algorithm":"gcra"}"#)
+            .starts_with("unknown field `algorithm`, expected one of `name`, `limit`, `window_seconds`"));
+        assert!(error(r#""x""#).starts_with("invalid type: string \"x\", expected struct LimitSpec"), "{}", error(r#""x""#));
+        assert!(error(r#"{"name":"x","limit":5}"#).starts_with("missing field `window_seconds`"));
+    }
 
     #[test]
     fn exactly_n_admitted_at_once_then_refused() {

@@ -46,10 +46,7 @@ mod tests {
     use crate::limit::algorithm::decide;
 
     fn specs() -> Vec<LimitSpec> {
-        vec![
-            LimitSpec { name: "burst".into(), limit: 50, window_seconds: 1 },
-            LimitSpec { name: "minute".into(), limit: 600, window_seconds: 60 },
-        ]
+        vec![LimitSpec::new("burst", 50, 1), LimitSpec::new("minute", 600, 60)]
     }
 
     #[test]
@@ -88,7 +85,7 @@ mod tests {
 
     #[test]
     fn refusal_adds_retry_after() {
-        let specs = vec![LimitSpec { name: "minute".into(), limit: 1, window_seconds: 60 }];
+        let specs = vec![LimitSpec::new("minute", 1, 60)];
         let mut states = Vec::new();
         decide(&specs, &mut states, 0);
         let refused = decide(&specs, &mut states, 0);

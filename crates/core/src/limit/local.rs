@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::algorithm::{decide, Decision, LimitSpec, LimitState, QUOTA_WINDOW_SECONDS};
+use super::algorithm::{decide, Decision, LimitSpec, LimitState};
 
 /// Families tracked per isolate before idle ones are dropped.
 pub const MAX_FAMILIES: usize = 10_000;
@@ -69,25 +69,10 @@ impl LocalCounters {
 }
 
 /// The unix ms from which `states` decide exactly like fresh state for `specs`: the latest
-/// theoretical arrival time of a rate (µs state, rounded up to ms) and the end of the window of
-/// a quota that has counted.
+/// [`LimitSpec::idle_from`] (a rate's theoretical arrival time, rounded up to ms, or the end of
+/// the window of a quota that has counted).
 pub fn idle_from(specs: &[LimitSpec], states: &[LimitState]) -> i64 {
-    specs
-        .iter()
-        .zip(states)
-        .map(|(spec, state)| {
-            if spec.window_seconds >= QUOTA_WINDOW_SECONDS {
-                if state.count == 0 {
-                    i64::MIN
-                } else {
-                    state.mark.saturating_add(spec.window_seconds as i64 * 1000)
-                }
-            } else {
-                state.mark.saturating_add(999) / 1000
-            }
-        })
-        .max()
-        .unwrap_or(i64::MIN)
+    specs.iter().zip(states).map(|(spec, state)| spec.idle_from(state)).max().unwrap_or(i64::MIN)
 }
 
 #[cfg(test)]
@@ -97,7 +82,7 @@ mod tests {
     const T0: i64 = 1_800_000_000_000;
 
     fn spec(name: &str, limit: u64, window: u64) -> LimitSpec {
-        LimitSpec { name: name.into(), limit, window_seconds: window }
+        LimitSpec::new(name, limit, window)
     }
 
     #[test]

@@ -92,7 +92,7 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let record: KeyRecord = serde_json::from_str(crate::record::tests::sample_json()).unwrap();
-        let spec = LimitSpec { name: "minute".into(), limit: 60, window_seconds: 60 };
+        let spec = LimitSpec::new("minute", 60, 60);
         let ops = [
             LimiterOp::Hit { key_id: "key_a".into(), revision: 3, limits: vec![spec.clone(), spec.clone()] },
             LimiterOp::IsStale { key_id: "key_a".into(), revision: 3 },
@@ -103,7 +103,7 @@ mod tests {
         ];
         ops.into_iter().for_each(assert_round_trips);
         let mut states = vec![Default::default()];
-        let decision = crate::limit::algorithm::decide(&[LimitSpec { name: "m".into(), limit: 1, window_seconds: 60 }], &mut states, 1_000);
+        let decision = crate::limit::algorithm::decide(&[LimitSpec::new("m", 1, 60)], &mut states, 1_000);
         let usage = Usage {
             key_id: "key_a".into(),
             last_used_at: Some(Timestamp(1_000)),
