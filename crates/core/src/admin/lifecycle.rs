@@ -314,7 +314,7 @@ mod tests {
         use crate::limit::algorithm::LimitSpec;
         use crate::record::LimitMode;
         type Read = fn(&KeyRecord) -> String;
-        let limits = vec![LimitSpec { name: "m".into(), limit: 5, window_seconds: 60 }];
+        let limits = vec![LimitSpec::new("m", 5, 60)];
         let rows: Vec<(&str, UpdateKey, UpdateKey, Read)> = vec![
             (
                 "role",
