@@ -7,18 +7,22 @@
 //! 3. **parse** the key's format and checksum, no I/O ([`key`]);
 //! 4. **lookup** the record by SHA-256 hash: isolate cache ([`cache`]), then Workers KV ([`record`]);
 //! 5. **check** status, validity window, scopes, project, `Origin` ([`policy`], [`scope`]);
-//! 6. **forward** to the live or test origin without the credential, with signed identity
+//! 6. **limit**: the key's rate limits and quotas ([`gate::limit`], [`limit`]);
+//! 7. **forward** to the live or test origin without the credential, with signed identity
 //!    headers ([`forward`], [`signature`]);
-//! 7. **respond**: the origin's answer, or a JSON error ([`error`]) in the configured dialect
+//! 8. **respond**: the origin's answer, or a JSON error ([`error`]) in the configured dialect
 //!    ([`dialect`]).
+//!
+//! [`gate`] runs these phases as a sans-IO state machine: it answers a final decision or the
+//! next I/O it needs, and the worker feeds back what that I/O found.
 //!
 //! Off the hot path, each isolate reports the last use of the keys it admitted to their
 //! project's registry in batches ([`seen`]), for key lists.
 //!
 //! What crosses the wasm/JS boundary is encoded one way, by [`boundary`].
 //!
-//! Everything above is pure and unit-tested natively; `edge` (wasm32 only) is the Workers glue
-//! that reads the clock, KV and the network and calls into the core.
+//! Everything above is pure and unit-tested natively; `keygate-worker` (wasm32 only) is the
+//! Workers glue that reads the clock, KV and the network and does what the core decides.
 
 #![cfg_attr(test, allow(clippy::type_complexity))] // table-driven tests use wide row tuples
 
@@ -31,6 +35,7 @@ pub mod credential;
 pub mod dialect;
 pub mod error;
 pub mod forward;
+pub mod gate;
 pub mod key;
 pub mod limit;
 pub mod policy;

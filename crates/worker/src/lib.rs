@@ -24,11 +24,9 @@ mod store;
 use worker::{event, Context, Env, Request, Response, Result};
 
 use keygate_core::boundary::ReceivedRequest;
-use keygate_core::credential::{self, Credential};
+use keygate_core::config::Config;
 use keygate_core::error::GatewayError;
-use keygate_core::policy::{self, RequestFacts};
-use keygate_core::routes::{check_body, check_canonical};
-use limits::Refusal;
+use keygate_core::gate::{Admitted, Facts, Gate, Headers, Next, Refusal};
 
 /// Everything about the incoming request that the phases share.
 struct Incoming {
@@ -111,76 +109,38 @@ async fn fetch(request: Request, env: Env, ctx: Context) -> Result<Response> {
     }
 }
 
-/// extract → route → parse → lookup → check → limit → forward. Each `?` is a refusal.
-async fn gate(
-    incoming: &Incoming,
-    env: &Env,
-    ctx: &Context,
-    config: &keygate_core::config::Config,
-) -> std::result::Result<(Response, Vec<(&'static str, String)>), Refusal> {
-    // extract (a key in the URL is refused whatever the headers say: it has leaked)
-    credential::refuse_key_in_query(incoming.query(), &config.key_format)?;
-    let Credential(presented) = credential::extract(incoming.authorization.as_deref(), incoming.api_key.as_deref())?;
-
-    // route
-    check_canonical(incoming.path()).map_err(|reason| GatewayError::BadRequest { reason: reason.into() })?;
-    check_body(&incoming.method, incoming.has_body).map_err(|reason| GatewayError::BadRequest { reason: reason.into() })?;
-    let route = config.routes.find(&incoming.method, incoming.path());
-    if route.is_none() && !config.unmatched.answers_with_auth(incoming.path()) {
-        return Err(GatewayError::RouteNotFound.into());
-    }
-
-    // parse (no I/O)
-    let parsed = config.key_format.parse(presented).map_err(|e| GatewayError::InvalidKey { reason: Some(e.reason()) })?;
-    let hash = parsed.key.hash();
-
-    // lookup
-    let mut record = store::lookup(env, ctx, config, &hash, incoming).await?.ok_or(GatewayError::InvalidKey { reason: None })?;
-
-    // UNMATCHED=auth: the key decides between 401 (not valid) and 403 (valid); never forwarded,
-    // never counted against a limit.
-    let Some(route) = route else {
-        policy::check_standing(&record, parsed.env, incoming.now_ms)?;
-        return Err(GatewayError::RouteNotAllowed.into());
+/// Drives the pure pipeline ([`keygate_core::gate`]: extract → route → parse → lookup → check →
+/// limit → forward): performs each I/O step the gate asks for and feeds the answer back, until it
+/// admits the request (sent to the origin here) or refuses it.
+async fn gate(incoming: &Incoming, env: &Env, ctx: &Context, config: &Config) -> std::result::Result<(Response, Headers), Refusal> {
+    let facts = Facts {
+        method: &incoming.method,
+        path_and_query: &incoming.path_and_query,
+        authorization: incoming.authorization.as_deref(),
+        api_key: incoming.api_key.as_deref(),
+        origin: incoming.origin.as_deref(),
+        has_body: incoming.has_body,
     };
-
-    // check, then limit (only after every other check: quota is never spent on a refusal). The
-    // limiter may know a newer record than KV and the cache (the admin API tells it first):
-    // then check again with that one.
-    let facts = RequestFacts { key_env: parsed.env, route: &route, origin: incoming.origin.as_deref() };
-    let mut attempts = 0;
-    let (plan, verdict) = loop {
-        let grant = match policy::authorize(&record, &facts, &config.roles, config.empty_grant(), incoming.now_ms) {
-            Ok(grant) => grant,
-            // A refusal may rest on a stale record (re-enabled, re-dated, new role or origins):
-            // an exact-mode key asks its limiter once (`GatewayError::newer_record_may_lift`).
-            Err(error) if attempts < 2 && error.newer_record_may_lift() => match limits::fresher(env, config, &record).await {
-                Some(newer) => {
-                    attempts += 1;
-                    record = store::refresh(config, hash, newer, incoming.now_ms);
-                    continue;
-                }
-                None => return Err(error.into()),
-            },
-            Err(error) => return Err(error.into()),
-        };
-        let plan =
-            keygate_core::forward::plan(config, &grant, &incoming.method, &incoming.path_and_query, (incoming.now_ms / 1000) as u64)?;
-        match limits::enforce(env, ctx, config, &record, incoming).await? {
-            limits::Enforced::Proceed(verdict) => break (plan, verdict),
-            limits::Enforced::Stale(newer) if attempts < 2 => {
-                attempts += 1;
-                record = store::refresh(config, hash, newer, incoming.now_ms);
+    let mut gate = Gate::new(config, facts, incoming.now_ms);
+    loop {
+        match limits::with_isolate(|isolate| gate.next(isolate)) {
+            Next::ReadRecord(hash) => gate.record_read(store::lookup(env, ctx, config, &hash, incoming).await),
+            Next::AskLimiter { family, op } => gate.limiter_replied(limits::ask(env, config, &family, &op, incoming).await),
+            Next::CheckBinding { binding, family } => {
+                gate.binding_answered(limits::binding_allows(env, config, binding, family, incoming).await)
             }
-            limits::Enforced::Stale(_) => return Err(GatewayError::StoreUnavailable.into()),
+            Next::CacheRecord { hash, record } => store::refresh(config, hash, record, incoming.now_ms),
+            Next::FlushRefused => limits::flush_refused(env, ctx),
+            Next::Refuse(refusal) => return Err(refusal),
+            Next::Forward(Admitted { plan, headers, record }) => {
+                // The key counts as used once it is admitted; its registry hears of it in a batch.
+                seen::admitted(env, ctx, config, &record.project, &record.id, incoming.now_ms);
+                return match forward::send(incoming, config, plan).await {
+                    Ok(response) => Ok((response, headers)),
+                    Err(error) => Err(Refusal { error, headers }),
+                };
+            }
         }
-    };
-
-    // forward (the key counts as used once it is admitted; its registry hears of it in a batch)
-    seen::admitted(env, ctx, config, &record.project, &record.id, incoming.now_ms);
-    match forward::send(incoming, config, plan).await {
-        Ok(response) => Ok((response, verdict.headers)),
-        Err(error) => Err(Refusal { error, headers: verdict.headers }),
     }
 }
 

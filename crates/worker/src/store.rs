@@ -97,11 +97,9 @@ fn remember_read(ttls: Ttls, hash: KeyHash, read: Option<KeyRecord>, now_ms: i64
     Some(record)
 }
 
-/// Replaces the cached record for `hash` with a newer one (from the limiter) and returns it.
-pub fn refresh(config: &Config, hash: KeyHash, record: KeyRecord, now_ms: i64) -> Rc<KeyRecord> {
-    let record = Rc::new(record);
-    remember(Ttls::of(config), hash, Cached::Found(record.clone()), now_ms);
-    record
+/// Replaces the cached record for `hash` with a newer one (from the limiter).
+pub fn refresh(config: &Config, hash: KeyHash, record: Rc<KeyRecord>, now_ms: i64) {
+    remember(Ttls::of(config), hash, Cached::Found(record), now_ms);
 }
 
 /// The record for `hash`, `None` if unknown. KV failures and corrupt records fail closed.
