@@ -22,7 +22,7 @@ use keygate_core::limit::protocol::{LimiterOp, LimiterReply};
 use keygate_core::record::{KeyRecord, Status};
 use keygate_core::timestamp::Timestamp;
 
-use crate::registry::{DIRECTORY, REGISTRY_BINDING};
+use crate::key_registry::{DIRECTORY, REGISTRY_BINDING};
 use crate::respond::log_event;
 use crate::Incoming;
 
@@ -100,7 +100,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
                 Reply::Record { record, .. } => record,
                 _ => return Err(unexpected()),
             };
-            match crate::limiter::call(env, record.family_id(), &LimiterOp::Usage { key_id: id }).await {
+            match crate::key_limiter::call(env, record.family_id(), &LimiterOp::Usage { key_id: id }).await {
                 Ok(LimiterReply::Usage { usage }) => ok_json(200, &usage),
                 Ok(_) => Err(unexpected()),
                 Err(reason) => {

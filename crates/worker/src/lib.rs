@@ -13,9 +13,9 @@ mod config;
 mod counters;
 mod durable;
 mod forward;
-mod limiter;
-mod limits;
-mod registry;
+mod key_limiter;
+mod key_registry;
+mod limit_io;
 mod respond;
 mod runtime;
 mod seen;
@@ -123,14 +123,14 @@ async fn gate(incoming: &Incoming, env: &Env, ctx: &Context, config: &Config) ->
     };
     let mut gate = Gate::new(config, facts, incoming.now_ms);
     loop {
-        match limits::with_isolate(|isolate| gate.next(isolate)) {
+        match limit_io::with_isolate(|isolate| gate.next(isolate)) {
             Next::ReadRecord(hash) => gate.record_read(store::lookup(env, ctx, config, &hash, incoming).await),
-            Next::AskLimiter { family, op } => gate.limiter_replied(limits::ask(env, config, &family, &op, incoming).await),
+            Next::AskLimiter { family, op } => gate.limiter_replied(limit_io::ask(env, config, &family, &op, incoming).await),
             Next::CheckBinding { binding, family } => {
-                gate.binding_answered(limits::binding_allows(env, config, binding, family, incoming).await)
+                gate.binding_answered(limit_io::binding_allows(env, config, binding, family, incoming).await)
             }
-            Next::CacheRecord { hash, record } => store::refresh(config, hash, record, incoming.now_ms),
-            Next::FlushRefused => limits::flush_refused(env, ctx),
+            Next::CacheRecord { hash, record } => store::adopt(config, hash, record, incoming.now_ms),
+            Next::FlushRefused => limit_io::flush_refused(env, ctx),
             Next::Refuse(refusal) => return Err(refusal),
             Next::Forward(Admitted { plan, headers, record }) => {
                 // The key counts as used once it is admitted; its registry hears of it in a batch.

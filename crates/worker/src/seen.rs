@@ -12,7 +12,7 @@ use keygate_core::admin::protocol::{Failure, Op, Reply};
 use keygate_core::config::Config;
 use keygate_core::seen::LastUse;
 
-use crate::registry::REGISTRY_BINDING;
+use crate::key_registry::REGISTRY_BINDING;
 use crate::respond::log_event;
 
 thread_local! {

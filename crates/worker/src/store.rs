@@ -97,8 +97,9 @@ fn remember_read(ttls: Ttls, hash: KeyHash, read: Option<KeyRecord>, now_ms: i64
     Some(record)
 }
 
-/// Replaces the cached record for `hash` with a newer one (from the limiter).
-pub fn refresh(config: &Config, hash: KeyHash, record: Rc<KeyRecord>, now_ms: i64) {
+/// Adopts a newer record for `hash` (the limiter knew it before KV did): the cache holds it from
+/// now on.
+pub fn adopt(config: &Config, hash: KeyHash, record: Rc<KeyRecord>, now_ms: i64) {
     remember(Ttls::of(config), hash, Cached::Found(record), now_ms);
 }
 

@@ -4,7 +4,7 @@
 //! Every decision (blocked-until memory, `fast` mode and its binding override,
 //! `RATE_LIMIT_FAILURE`, which refusals to count in usage and when to flush them) is the core's
 //! ([`keygate_core::gate::limit`]); this module only performs the calls:
-//! - `exact` mode: the family's `KeyLimiter` Durable Object (see [`crate::limiter`]);
+//! - `exact` mode: the family's `KeyLimiter` Durable Object (see [`crate::key_limiter`]);
 //! - `fast` mode: the tier's Workers Rate Limiting binding, when it names one (its counting is
 //!   itself eventually consistent and per Cloudflare location);
 //! - the batched flush of refused usage, inside the `wait_until` of the request that started it.
@@ -21,7 +21,7 @@ use keygate_core::config::Config;
 use keygate_core::gate::IsolateState;
 use keygate_core::limit::protocol::{LimiterOp, LimiterReply};
 
-use crate::limiter::call;
+use crate::key_limiter::call;
 use crate::respond::log_event;
 use crate::Incoming;
 
