@@ -26,6 +26,22 @@ pub enum Status {
     Revoked,
 }
 
+impl Status {
+    /// The literal used in records and the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Inactive => "inactive",
+            Status::Revoked => "revoked",
+        }
+    }
+
+    /// Parses [`Status::as_str`]'s literals.
+    pub fn from_name(name: &str) -> Option<Status> {
+        [Status::Active, Status::Inactive, Status::Revoked].into_iter().find(|status| status.as_str() == name)
+    }
+}
+
 /// Everything keygate knows about one key. Never contains the plaintext key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyRecord {
@@ -97,6 +113,21 @@ pub enum LimitMode {
     Fast,
 }
 
+impl LimitMode {
+    /// The literal used in records and the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitMode::Exact => "exact",
+            LimitMode::Fast => "fast",
+        }
+    }
+
+    /// Parses [`LimitMode::as_str`]'s literals.
+    pub fn from_name(name: &str) -> Option<LimitMode> {
+        [LimitMode::Exact, LimitMode::Fast].into_iter().find(|mode| mode.as_str() == name)
+    }
+}
+
 impl KeyRecord {
     /// The roll-chain id (the first key's id).
     pub fn family_id(&self) -> &str {
@@ -137,6 +168,22 @@ pub fn encode(record: &KeyRecord) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn status_and_limit_mode_literals_are_their_json_spelling() {
+        for status in [Status::Active, Status::Inactive, Status::Revoked] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+            assert_eq!(Status::from_name(status.as_str()), Some(status));
+        }
+        for mode in [LimitMode::Exact, LimitMode::Fast] {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+            assert_eq!(LimitMode::from_name(mode.as_str()), Some(mode));
+        }
+        for other in ["", "Active", "exact ", "revoke"] {
+            assert_eq!(Status::from_name(other), None, "{other:?}");
+            assert_eq!(LimitMode::from_name(other), None, "{other:?}");
+        }
+    }
 
     pub(crate) fn sample_json() -> &'static str {
         r#"{"id":"key_abc","project":"acme","name":"marketing site","env":"live",

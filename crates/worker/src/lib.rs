@@ -1,7 +1,9 @@
-//! Workers glue (wasm32 only): the fetch entry point and the adapters it needs.
+//! keygate as a Cloudflare Worker (wasm32 only): the fetch entry point, the Durable Objects and
+//! the bindings.
 //!
-//! This is the only place that reads the clock, the environment, KV and the network. Each phase
-//! calls into the pure core and does what the returned decision says.
+//! This is the only place that reads the clock, the environment, KV and the network. The request
+//! path is `keygate_core::gate::Gate`, a state machine that decides; [`gate`] here is the loop
+//! that performs the I/O it asks for and feeds the answers back.
 
 // The Workers runtime exists only on wasm32: on a native build this crate is empty, so
 // `cargo build --workspace` and `cargo test --workspace` work on the host.

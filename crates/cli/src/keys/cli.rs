@@ -8,7 +8,10 @@
 
 use std::fmt;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Subcommand};
+use keygate_core::key::KeyEnv;
+use keygate_core::record::{LimitMode, Status};
 use keygate_core::timestamp::Timestamp;
 
 /// Help heading of the flags every `keys` subcommand accepts.
@@ -98,59 +101,24 @@ pub struct IdArg {
     pub id: String,
 }
 
+// `--env`, `--status` and `--limit-mode` take the core's own types (one definition of each
+// literal), with their accepted values listed in help and in usage errors.
+
 /// `live` or `test`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Env {
-    Live,
-    Test,
+fn env_parser() -> impl TypedValueParser<Value = KeyEnv> {
+    PossibleValuesParser::new(["live", "test"]).try_map(|name| KeyEnv::from_name(&name).ok_or("live or test"))
 }
 
-impl Env {
-    /// The literal the API uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Env::Live => "live",
-            Env::Test => "test",
-        }
-    }
+/// `active`, `inactive` or `revoked`.
+fn status_parser() -> impl TypedValueParser<Value = Status> {
+    PossibleValuesParser::new(["active", "inactive", "revoked"])
+        .try_map(|name| Status::from_name(&name).ok_or("active, inactive or revoked"))
 }
 
-/// Status filter of `list`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StatusFilter {
-    Active,
-    Inactive,
-    Revoked,
-}
-
-impl StatusFilter {
-    /// The literal the API uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StatusFilter::Active => "active",
-            StatusFilter::Inactive => "inactive",
-            StatusFilter::Revoked => "revoked",
-        }
-    }
-}
-
-/// `--limit-mode`: how the gateway enforces a key's limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LimitMode {
-    /// A limiter per key family decides every request (exact limits).
-    Exact,
-    /// Per-isolate counters, no limiter on the hot path (approximate limits).
-    Fast,
-}
-
-impl LimitMode {
-    /// The literal the API uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LimitMode::Exact => "exact",
-            LimitMode::Fast => "fast",
-        }
-    }
+/// `exact` (a limiter per key family decides every request: exact limits) or `fast` (per-isolate
+/// counters, no limiter on the hot path: approximate limits).
+fn limit_mode_parser() -> impl TypedValueParser<Value = LimitMode> {
+    PossibleValuesParser::new(["exact", "fast"]).try_map(|name| LimitMode::from_name(&name).ok_or("exact or fast"))
 }
 
 /// One `--limit NAME=LIMIT/WINDOW_SECONDS`.
@@ -171,8 +139,8 @@ pub struct CreateArgs {
     #[arg(long)]
     pub name: String,
     /// Environment (the server defaults to live).
-    #[arg(long, value_enum)]
-    pub env: Option<Env>,
+    #[arg(long, value_parser = env_parser())]
+    pub env: Option<KeyEnv>,
     /// Role (expanded to scopes by the gateway).
     #[arg(long)]
     pub role: Option<String>,
@@ -200,7 +168,7 @@ pub struct CreateArgs {
     #[arg(long = "limit", value_name = "NAME=LIMIT/WINDOW_SECONDS", value_parser = parse_limit)]
     pub limits: Vec<LimitArg>,
     /// How the limits are enforced (default: the tier's, else the gateway's LIMIT_MODE).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = limit_mode_parser())]
     pub limit_mode: Option<LimitMode>,
 }
 
@@ -211,8 +179,8 @@ pub struct ListArgs {
     #[arg(long)]
     pub project: String,
     /// Only keys with this status.
-    #[arg(long, value_enum)]
-    pub status: Option<StatusFilter>,
+    #[arg(long, value_parser = status_parser())]
+    pub status: Option<Status>,
     /// Page size, 1–100 (server default 50).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub limit: Option<u32>,
@@ -278,7 +246,7 @@ pub struct UpdateArgs {
     #[arg(long)]
     pub clear_limits: bool,
     /// New limit mode.
-    #[arg(long, value_enum, conflicts_with = "default_limit_mode")]
+    #[arg(long, value_parser = limit_mode_parser(), conflicts_with = "default_limit_mode")]
     pub limit_mode: Option<LimitMode>,
     /// Remove the key's own limit mode (limit_mode null: the tier's, else LIMIT_MODE).
     #[arg(long)]
