@@ -100,8 +100,8 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
                 Reply::Record { record, .. } => record,
                 _ => return Err(unexpected()),
             };
-            match crate::key_limiter::call(env, record.family_id(), &LimiterOp::Usage { key_id: id }).await {
-                Ok(LimiterReply::Usage { usage }) => ok_json(200, &usage),
+            match crate::key_limiter::call(env, record.family_id(), &LimiterOp::Usage(id)).await {
+                Ok(LimiterReply::Usage(usage)) => ok_json(200, &usage),
                 Ok(_) => Err(unexpected()),
                 Err(reason) => {
                     log_event("limiter_unavailable", incoming.request_id(), &[("reason", &reason)]);

@@ -62,7 +62,7 @@ async fn judge(incoming: &Incoming, env: &Env, config: &Config, address: &str, f
     } else {
         let op = LimiterOp::AdminAuth { address: address.to_string(), failed, limits: specs.clone() };
         match crate::key_limiter::call(env, ADMIN_AUTH_INSTANCE, &op).await {
-            Ok(LimiterReply::Decided { decision }) => return decision,
+            Ok(LimiterReply::Decided(decision)) => return decision,
             Ok(_) => "unexpected reply".to_string(),
             Err(reason) => reason,
         }

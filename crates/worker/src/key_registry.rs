@@ -187,7 +187,7 @@ async fn commit_change(
 /// takes effect as KV and the caches catch up, and the limiter never holds an older record
 /// than the worker's, so it cannot undo the change.
 async fn mark_limiter(env: &Env, record: &KeyRecord) {
-    let op = LimiterOp::Mark { record: record.clone() };
+    let op = LimiterOp::Mark(record.clone());
     if let Err(reason) = crate::key_limiter::call(env, record.family_id(), &op).await {
         crate::respond::log_event("limiter_unavailable", "-", &[("reason", &format!("mark: {reason}")), ("key_id", &record.id)]);
     }

@@ -222,7 +222,7 @@ impl<'a> Gate<'a> {
             (Phase::Lookup(presented), Some(Answer::Record(read))) => self.lookup(presented, read, isolate),
             (Phase::Check(matched), None) => self.check(matched, isolate),
             (Phase::Fresh(matched, refusal), Some(Answer::Limiter(reply))) => match reply {
-                Some(LimiterReply::Stale { record }) => self.adopt(matched, record),
+                Some(LimiterReply::Stale(record)) => self.adopt(matched, record),
                 _ => Next::Refuse(refusal.into()),
             },
             (Phase::Hit(matched, plan), Some(Answer::Limiter(reply))) => self.limited(matched, plan, reply, isolate),

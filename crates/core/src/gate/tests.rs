@@ -45,7 +45,7 @@ impl World {
         self.limiter = Box::new(move |op, now_ms| match op {
             LimiterOp::Hit { key_id, limits, .. } => {
                 let states = states.entry(format!("{key_id} {limits:?}")).or_default();
-                Some(LimiterReply::Decided { decision: decide(limits, states, now_ms) })
+                Some(LimiterReply::Decided(decide(limits, states, now_ms)))
             }
             _ => Some(LimiterReply::Done),
         });
@@ -225,8 +225,8 @@ fn a_refusal_a_newer_record_may_lift_asks_the_limiter_at_most_twice() {
     let config = config(&[]);
     let (key, bearer) = new_key(&config);
     let exact = |revision, status| record(revision, status, LimitMode::Exact, &[]);
-    let stale = |revision, status| Some(LimiterReply::Stale { record: exact(revision, status) });
-    let allowed = || Some(LimiterReply::Decided { decision: decide(&[], &mut Vec::new(), T0) });
+    let stale = |revision, status| Some(LimiterReply::Stale(exact(revision, status)));
+    let allowed = || Some(LimiterReply::Decided(decide(&[], &mut Vec::new(), T0)));
     let rows: Vec<(&str, KeyRecord, Vec<Option<LimiterReply>>, &str, Vec<Step>)> = vec![
         (
             "lifted: the limiter knows the key was re-enabled",

@@ -1,7 +1,8 @@
 //! Messages between the worker and a key family's limiter Durable Object (internal).
 //!
-//! Encoded as serde's default, externally tagged enums (`{"usage":{"key_id":"key_a"}}`, a unit
-//! variant as `"done"`), like the registry's messages (see `admin::protocol`): decoded without
+//! Encoded as serde's default, externally tagged enums (`{"add_refused":{"key_id":"key_a",
+//! "count":2}}`, a variant of one value as `{"usage":"key_a"}`, a unit variant as `"done"`), like
+//! the registry's messages (see `admin::protocol`, which says why this form): decoded without
 //! buffering, unknown fields inside a variant ignored, anything else malformed refused.
 
 use serde::{Deserialize, Serialize};
@@ -23,11 +24,11 @@ pub enum LimiterOp {
     /// API may have just re-enabled.) No usage is counted.
     IsStale { key_id: String, revision: u64 },
     /// The admin API changed a key: remember its newest record (sent before KV is written).
-    Mark { record: KeyRecord },
+    Mark(KeyRecord),
     /// Requests refused inside a worker isolate (never reached the limiter), to count in usage.
     AddRefused { key_id: String, count: u64 },
-    /// A key's usage.
-    Usage { key_id: String },
+    /// The usage of the key with this id.
+    Usage(String),
     /// One admin authentication attempt from address bucket `address`, judged against `limits`
     /// (`[address, global]`, see `admin::auth_limit`); only a `failed` one is charged.
     /// Sent only to the reserved instance [`ADMIN_AUTH_INSTANCE`]. Answered with `Decided`.
@@ -45,11 +46,11 @@ pub const ADMIN_AUTH_INSTANCE: &str = "admin-auth";
 pub enum LimiterReply {
     /// The worker's copy of the record is older than this one (to `Hit` or `IsStale`): check
     /// again with it.
-    Stale { record: KeyRecord },
+    Stale(KeyRecord),
     /// The limits' decision.
-    Decided { decision: Decision },
+    Decided(Decision),
     /// Usage of one key.
-    Usage { usage: Usage },
+    Usage(Usage),
     /// Nothing to return.
     Done,
 }
@@ -96,9 +97,9 @@ mod tests {
         let ops = [
             LimiterOp::Hit { key_id: "key_a".into(), revision: 3, limits: vec![spec.clone(), spec.clone()] },
             LimiterOp::IsStale { key_id: "key_a".into(), revision: 3 },
-            LimiterOp::Mark { record: record.clone() },
+            LimiterOp::Mark(record.clone()),
             LimiterOp::AddRefused { key_id: "key_a".into(), count: 9 },
-            LimiterOp::Usage { key_id: "key_a".into() },
+            LimiterOp::Usage("key_a".into()),
             LimiterOp::AdminAuth { address: "203.0.113.7".into(), failed: true, limits: vec![spec.clone(), spec] },
         ];
         ops.into_iter().for_each(assert_round_trips);
@@ -109,15 +110,14 @@ mod tests {
             last_used_at: Some(Timestamp(1_000)),
             days: vec![DayUsage { date: "1970-01-01".into(), allowed: 1, refused: 2 }],
         };
-        let replies =
-            [LimiterReply::Stale { record }, LimiterReply::Decided { decision }, LimiterReply::Usage { usage }, LimiterReply::Done];
+        let replies = [LimiterReply::Stale(record), LimiterReply::Decided(decision), LimiterReply::Usage(usage), LimiterReply::Done];
         replies.into_iter().for_each(assert_round_trips);
     }
 
     #[test]
     fn malformed_messages_are_refused() {
-        let op: LimiterOp = serde_json::from_str(r#"{"usage":{"key_id":"key_a","later":true}}"#).unwrap();
-        assert_eq!(op, LimiterOp::Usage { key_id: "key_a".into() }, "unknown fields inside a variant are ignored");
+        let op: LimiterOp = serde_json::from_str(r#"{"add_refused":{"key_id":"key_a","count":2,"later":true}}"#).unwrap();
+        assert_eq!(op, LimiterOp::AddRefused { key_id: "key_a".into(), count: 2 }, "unknown fields inside a variant are ignored");
         let rows: &[(&str, &str)] = &[
             ("the internally tagged form", r#"{"op":"usage","key_id":"key_a"}"#),
             ("unknown variant", r#"{"fresh":{"key_id":"key_a","revision":1}}"#),
@@ -127,7 +127,7 @@ mod tests {
                 "a limit with an unknown field",
                 r#"{"hit":{"key_id":"k","revision":1,"limits":[{"name":"m","limit":1,"window_seconds":1,"burst":2}]}}"#,
             ),
-            ("two variants", r#"{"usage":{"key_id":"a"},"mark":{}}"#),
+            ("two variants", r#"{"usage":"key_a","mark":{}}"#),
             ("a list", r#"["usage","key_a"]"#),
         ];
         for (what, json) in rows {
