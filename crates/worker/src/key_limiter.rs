@@ -61,8 +61,8 @@ impl DurableObject for KeyLimiter {
         let sql = self.state.storage().sql();
         let now = now_ms();
         let reply = match op {
-            LimiterOp::Hit { key_id, revision, limits } => hit(&sql, &key_id, revision, &limits, now)?,
-            LimiterOp::IsStale { key_id, revision } => match newer_record(&sql, &key_id, revision)? {
+            LimiterOp::Hit(key_id, revision, limits) => hit(&sql, &key_id, revision, &limits, now)?,
+            LimiterOp::IsStale(key_id, revision) => match newer_record(&sql, &key_id, revision)? {
                 Some(record) => LimiterReply::Stale(record),
                 None => LimiterReply::Done,
             },
@@ -70,12 +70,12 @@ impl DurableObject for KeyLimiter {
                 remember_record(&sql, &record)?;
                 LimiterReply::Done
             }
-            LimiterOp::AddRefused { key_id, count } => {
+            LimiterOp::AddRefused(key_id, count) => {
                 count_usage(&sql, &key_id, now, 0, count)?;
                 LimiterReply::Done
             }
             LimiterOp::Usage(key_id) => LimiterReply::Usage(usage(&sql, &key_id)?),
-            LimiterOp::AdminAuth { address, failed, limits } => admin_auth(&sql, &address, failed, &limits, now)?,
+            LimiterOp::AdminAuth(address, failed, limits) => admin_auth(&sql, &address, failed, &limits, now)?,
         };
         Response::from_json(&reply)
     }

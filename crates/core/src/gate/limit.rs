@@ -81,7 +81,7 @@ impl<'a> Gate<'a> {
             }
             LimitMode::Exact => {
                 let family = family.to_string();
-                let op = LimiterOp::Hit { key_id: record.id.clone(), revision: record.revision, limits: specs.to_vec() };
+                let op = LimiterOp::Hit(record.id.clone(), record.revision, specs.to_vec());
                 self.phase = Phase::Hit(matched, plan);
                 Next::AskLimiter { family, op }
             }

@@ -293,7 +293,7 @@ impl<'a> Gate<'a> {
                     && config.mode_for(&matched.record) == LimitMode::Exact =>
             {
                 let family = matched.record.family_id().to_string();
-                let op = LimiterOp::IsStale { key_id: matched.record.id.clone(), revision: matched.record.revision };
+                let op = LimiterOp::IsStale(matched.record.id.clone(), matched.record.revision);
                 self.phase = Phase::Fresh(matched, error);
                 return Next::AskLimiter { family, op };
             }
