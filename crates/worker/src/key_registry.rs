@@ -104,17 +104,17 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
                 .map_err(store_failure("directory read"))?;
             projects.into_iter().next().map(Reply::Project).ok_or(Failure::NotFound)
         }
-        Op::Create { record, hash, audit } => {
+        Op::Create(record, hash, audit) => {
             write_through(env, &hash, &record).await?;
             insert(sql, &hash, &record)?;
             append_audit(sql, &record.id, &audit)?;
-            Ok(Reply::Record { record, hash })
+            Ok(Reply::Record(record, hash))
         }
         Op::Get(id) => {
             let (record, hash) = load(sql, &id)?;
-            Ok(Reply::Record { record, hash })
+            Ok(Reply::Record(record, hash))
         }
-        Op::List { status, cursor, limit } => list(sql, status, cursor, limit),
+        Op::List(status, cursor, limit) => list(sql, status, cursor, limit),
         Op::Seen(seen) => {
             // Reports from many isolates arrive in any order: keep the latest use of each key.
             for (id, at) in seen {
@@ -126,13 +126,13 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             }
             Ok(Reply::Done)
         }
-        Op::Update { id, change } => {
+        Op::Update(id, change) => {
             let (old, hash) = load(sql, &id)?;
             let (new, audit) = lifecycle::update(&old, &change, now_ms())?;
             if let Some(audit) = audit {
                 commit_change(sql, env, &hash, &new, &audit).await?;
             }
-            Ok(Reply::Record { record: new, hash })
+            Ok(Reply::Record(new, hash))
         }
         Op::Revoke(id) => {
             let (old, hash) = load(sql, &id)?;
@@ -140,7 +140,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             if let Some(audit) = audit {
                 commit_change(sql, env, &hash, &new, &audit).await?;
             }
-            Ok(Reply::Record { record: new, hash })
+            Ok(Reply::Record(new, hash))
         }
         Op::Roll { id, new_id, new_hash, new_hint, grace_seconds } => {
             let (old, old_hash) = load(sql, &id)?;
@@ -287,5 +287,5 @@ fn list(
     } else {
         None
     };
-    Ok(Reply::Page { items, last_used, cursor })
+    Ok(Reply::Page(items, last_used, cursor))
 }
