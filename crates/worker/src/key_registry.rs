@@ -195,7 +195,8 @@ async fn mark_limiter(env: &Env, record: &KeyRecord) {
 
 async fn write_through(env: &Env, hash: &str, record: &KeyRecord) -> std::result::Result<(), Failure> {
     let kv = env.kv(KEYS_BINDING).map_err(store_failure("KEYS binding"))?;
-    kv.put(&format!("key:{hash}"), record::encode(record))
+    // The same text as bytes: `put` would take the `String` through serde_wasm_bindgen first.
+    kv.put_bytes(&format!("key:{hash}"), record::encode(record).as_bytes())
         .map_err(|e| Failure::Store(format!("kv put: {e}")))?
         .execute()
         .await
