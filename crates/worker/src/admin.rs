@@ -48,9 +48,9 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
         }
         AdminRoute::ListKeys => {
             let query = parse_list(incoming.query())?;
-            let op = Op::List { status: query.status, cursor: query.cursor, limit: query.limit };
+            let op = Op::List(query.status, query.cursor, query.limit);
             match call(env, &query.project, &op).await? {
-                Reply::Page { items, last_used, cursor } => {
+                Reply::Page(items, last_used, cursor) => {
                     // Each item is the record plus `last_used_at` (RFC 3339, or null when no use
                     // has been reported yet: reports are batched, at most a minute behind).
                     let items: Vec<serde_json::Value> = items
@@ -72,7 +72,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
         AdminRoute::GetKey(id) => record_reply(200, call_for_key(env, &id, Op::Get(id.clone())).await?),
         AdminRoute::UpdateKey(id) => {
             let change = parse_update(&read_body(incoming, config, BodyRequirement::Required).await?, &rules)?;
-            record_reply(200, call_for_key(env, &id, Op::Update { id: id.clone(), change }).await?)
+            record_reply(200, call_for_key(env, &id, Op::Update(id.clone(), change)).await?)
         }
         AdminRoute::RevokeKey(id) => record_reply(200, call_for_key(env, &id, Op::Revoke(id.clone())).await?),
         AdminRoute::RollKey(id) => {
@@ -80,7 +80,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
             let roll = parse_roll(&body)?;
             let project = resolve(env, &id).await?;
             let current = match call(env, &project, &Op::Get(id.clone())).await? {
-                Reply::Record { record, .. } => record,
+                Reply::Record(record, _) => record,
                 _ => return Err(unexpected()),
             };
             let plaintext = config.key_format.generate(current.env).map_err(mint_failure)?;
@@ -97,11 +97,11 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
         }
         AdminRoute::KeyUsage(id) => {
             let record = match call_for_key(env, &id, Op::Get(id.clone())).await? {
-                Reply::Record { record, .. } => record,
+                Reply::Record(record, _) => record,
                 _ => return Err(unexpected()),
             };
-            match crate::key_limiter::call(env, record.family_id(), &LimiterOp::Usage { key_id: id }).await {
-                Ok(LimiterReply::Usage { usage }) => ok_json(200, &usage),
+            match crate::key_limiter::call(env, record.family_id(), &LimiterOp::Usage(id)).await {
+                Ok(LimiterReply::Usage(usage)) => ok_json(200, &usage),
                 Ok(_) => Err(unexpected()),
                 Err(reason) => {
                     log_event("limiter_unavailable", incoming.request_id(), &[("reason", &reason)]);
@@ -125,8 +125,8 @@ async fn create_key(env: &Env, config: &Config, body: &[u8], rules: &Rules<'_>) 
     let (record, audit) = lifecycle::create(&create, id.clone(), plaintext.hint(), rules.now_ms);
     let hash = plaintext.hash();
     call(env, DIRECTORY, &Op::Register { id: id.clone(), project: create.project.clone() }).await?;
-    let reply = call(env, &create.project, &Op::Create { record, hash: hash.to_hex(), audit }).await?;
-    let Reply::Record { record, .. } = reply else { return Err(unexpected()) };
+    let reply = call(env, &create.project, &Op::Create(record, hash.to_hex(), audit)).await?;
+    let Reply::Record(record, _) = reply else { return Err(unexpected()) };
     Ok((plaintext, record))
 }
 
@@ -138,7 +138,7 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
     // not there (404) and no id directory lookup is needed; a revoked key is deleted to Atlas.
     let live = |record: KeyRecord| if record.status == Status::Revoked { Err(GatewayError::NotFound) } else { Ok(record) };
     let record_of = |reply: Reply| match reply {
-        Reply::Record { record, .. } => Ok(record),
+        Reply::Record(record, _) => Ok(record),
         _ => Err(unexpected()),
     };
     match operation {
@@ -147,8 +147,8 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
             let mut cursor = None;
             // Atlas lists every key at once: page through the registry, bounded.
             for _ in 0..FACADE_MAX_PAGES {
-                let op = Op::List { status: None, cursor: cursor.take(), limit: 100 };
-                let Reply::Page { items: page, cursor: next, .. } = call(env, &project, &op).await? else { return Err(unexpected()) };
+                let op = Op::List(None, cursor.take(), 100);
+                let Reply::Page(page, _, next) = call(env, &project, &op).await? else { return Err(unexpected()) };
                 items.extend(page.iter().filter(|r| r.status != Status::Revoked).map(facade::view));
                 match next {
                     Some(next) => cursor = Some(next),
@@ -170,7 +170,7 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
             let body = facade::replace_body(&read_body(incoming, config, BodyRequirement::Required).await?)?;
             live(record_of(call(env, &project, &Op::Get(id.clone())).await?)?)?;
             let change = parse_update(&body, &rules)?;
-            let record = record_of(call(env, &project, &Op::Update { id, change }).await?)?;
+            let record = record_of(call(env, &project, &Op::Update(id, change)).await?)?;
             ok_json(200, &facade::view(&record))
         }
         FacadeRoute::Delete { project, id } => {
@@ -207,7 +207,7 @@ fn ok_json(status: u16, value: &impl Serialize) -> AdminResult {
 /// and the limiter hands the newer record to whichever isolate serves the key next.
 fn record_reply(status: u16, reply: Reply) -> AdminResult {
     match reply {
-        Reply::Record { record, .. } => ok_json(status, &record),
+        Reply::Record(record, _) => ok_json(status, &record),
         _ => Err(unexpected()),
     }
 }

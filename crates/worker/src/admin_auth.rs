@@ -60,9 +60,9 @@ async fn judge(incoming: &Incoming, env: &Env, config: &Config, address: &str, f
     let reason = if config.limiter_fault {
         "LIMITER_FAULT test switch".to_string()
     } else {
-        let op = LimiterOp::AdminAuth { address: address.to_string(), failed, limits: specs.clone() };
+        let op = LimiterOp::AdminAuth(address.to_string(), failed, specs.clone());
         match crate::key_limiter::call(env, ADMIN_AUTH_INSTANCE, &op).await {
-            Ok(LimiterReply::Decided { decision }) => return decision,
+            Ok(LimiterReply::Decided(decision)) => return decision,
             Ok(_) => "unexpected reply".to_string(),
             Err(reason) => reason,
         }

@@ -61,21 +61,21 @@ impl DurableObject for KeyLimiter {
         let sql = self.state.storage().sql();
         let now = now_ms();
         let reply = match op {
-            LimiterOp::Hit { key_id, revision, limits } => hit(&sql, &key_id, revision, &limits, now)?,
-            LimiterOp::IsStale { key_id, revision } => match newer_record(&sql, &key_id, revision)? {
-                Some(record) => LimiterReply::Stale { record },
+            LimiterOp::Hit(key_id, revision, limits) => hit(&sql, &key_id, revision, &limits, now)?,
+            LimiterOp::IsStale(key_id, revision) => match newer_record(&sql, &key_id, revision)? {
+                Some(record) => LimiterReply::Stale(record),
                 None => LimiterReply::Done,
             },
-            LimiterOp::Mark { record } => {
+            LimiterOp::Mark(record) => {
                 remember_record(&sql, &record)?;
                 LimiterReply::Done
             }
-            LimiterOp::AddRefused { key_id, count } => {
+            LimiterOp::AddRefused(key_id, count) => {
                 count_usage(&sql, &key_id, now, 0, count)?;
                 LimiterReply::Done
             }
-            LimiterOp::Usage { key_id } => LimiterReply::Usage { usage: usage(&sql, &key_id)? },
-            LimiterOp::AdminAuth { address, failed, limits } => admin_auth(&sql, &address, failed, &limits, now)?,
+            LimiterOp::Usage(key_id) => LimiterReply::Usage(usage(&sql, &key_id)?),
+            LimiterOp::AdminAuth(address, failed, limits) => admin_auth(&sql, &address, failed, &limits, now)?,
         };
         Response::from_json(&reply)
     }
@@ -89,7 +89,7 @@ struct StateRow {
 
 fn hit(sql: &SqlStorage, key_id: &str, revision: u64, limits: &[LimitSpec], now: i64) -> Result<LimiterReply> {
     if let Some(record) = newer_record(sql, key_id, revision)? {
-        return Ok(LimiterReply::Stale { record });
+        return Ok(LimiterReply::Stale(record));
     }
     let rows = rows(sql.exec("SELECT name, mark, count FROM limit_state", None)?)?
         .into_iter()
@@ -121,7 +121,7 @@ fn hit(sql: &SqlStorage, key_id: &str, revision: u64, limits: &[LimitSpec], now:
     } else {
         count_usage(sql, key_id, now, 0, 1)?;
     }
-    Ok(LimiterReply::Decided { decision })
+    Ok(LimiterReply::Decided(decision))
 }
 
 /// Judges one admin authentication attempt: reads the address's and the global state, decides,
@@ -153,7 +153,7 @@ fn admin_auth(sql: &SqlStorage, address: &str, failed: bool, limits: &[LimitSpec
             vec![SqlStorageValue::Integer(now.saturating_mul(1000))],
         )?;
     }
-    Ok(LimiterReply::Decided { decision })
+    Ok(LimiterReply::Decided(decision))
 }
 
 fn newer_record(sql: &SqlStorage, key_id: &str, revision: u64) -> Result<Option<KeyRecord>> {

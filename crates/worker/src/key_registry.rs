@@ -104,17 +104,17 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
                 .map_err(store_failure("directory read"))?;
             projects.into_iter().next().map(Reply::Project).ok_or(Failure::NotFound)
         }
-        Op::Create { record, hash, audit } => {
+        Op::Create(record, hash, audit) => {
             write_through(env, &hash, &record).await?;
             insert(sql, &hash, &record)?;
             append_audit(sql, &record.id, &audit)?;
-            Ok(Reply::Record { record, hash })
+            Ok(Reply::Record(record, hash))
         }
         Op::Get(id) => {
             let (record, hash) = load(sql, &id)?;
-            Ok(Reply::Record { record, hash })
+            Ok(Reply::Record(record, hash))
         }
-        Op::List { status, cursor, limit } => list(sql, status, cursor, limit),
+        Op::List(status, cursor, limit) => list(sql, status, cursor, limit),
         Op::Seen(seen) => {
             // Reports from many isolates arrive in any order: keep the latest use of each key.
             for (id, at) in seen {
@@ -126,13 +126,13 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             }
             Ok(Reply::Done)
         }
-        Op::Update { id, change } => {
+        Op::Update(id, change) => {
             let (old, hash) = load(sql, &id)?;
             let (new, audit) = lifecycle::update(&old, &change, now_ms())?;
             if let Some(audit) = audit {
                 commit_change(sql, env, &hash, &new, &audit).await?;
             }
-            Ok(Reply::Record { record: new, hash })
+            Ok(Reply::Record(new, hash))
         }
         Op::Revoke(id) => {
             let (old, hash) = load(sql, &id)?;
@@ -140,7 +140,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             if let Some(audit) = audit {
                 commit_change(sql, env, &hash, &new, &audit).await?;
             }
-            Ok(Reply::Record { record: new, hash })
+            Ok(Reply::Record(new, hash))
         }
         Op::Roll { id, new_id, new_hash, new_hint, grace_seconds } => {
             let (old, old_hash) = load(sql, &id)?;
@@ -187,7 +187,7 @@ async fn commit_change(
 /// takes effect as KV and the caches catch up, and the limiter never holds an older record
 /// than the worker's, so it cannot undo the change.
 async fn mark_limiter(env: &Env, record: &KeyRecord) {
-    let op = LimiterOp::Mark { record: record.clone() };
+    let op = LimiterOp::Mark(record.clone());
     if let Err(reason) = crate::key_limiter::call(env, record.family_id(), &op).await {
         crate::respond::log_event("limiter_unavailable", "-", &[("reason", &format!("mark: {reason}")), ("key_id", &record.id)]);
     }
@@ -195,7 +195,8 @@ async fn mark_limiter(env: &Env, record: &KeyRecord) {
 
 async fn write_through(env: &Env, hash: &str, record: &KeyRecord) -> std::result::Result<(), Failure> {
     let kv = env.kv(KEYS_BINDING).map_err(store_failure("KEYS binding"))?;
-    kv.put(&format!("key:{hash}"), record::encode(record))
+    // The same text as bytes: `put` would take the `String` through serde_wasm_bindgen first.
+    kv.put_bytes(&format!("key:{hash}"), record::encode(record).as_bytes())
         .map_err(|e| Failure::Store(format!("kv put: {e}")))?
         .execute()
         .await
@@ -287,5 +288,5 @@ fn list(
     } else {
         None
     };
-    Ok(Reply::Page { items, last_used, cursor })
+    Ok(Reply::Page(items, last_used, cursor))
 }

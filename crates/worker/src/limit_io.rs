@@ -42,7 +42,7 @@ pub async fn ask(env: &Env, config: &Config, family: &str, op: &LimiterOp, incom
     let outcome = if config.limiter_fault { Err("LIMITER_FAULT test switch".to_string()) } else { call(env, family, op).await };
     outcome
         .map_err(|reason| {
-            if let LimiterOp::Hit { key_id, .. } = op {
+            if let LimiterOp::Hit(key_id, ..) = op {
                 log_event("limiter_unavailable", incoming.request_id(), &[("reason", &reason), ("key_id", key_id)]);
             }
         })

@@ -4,13 +4,17 @@
 //! hint cross into the registry, never the plaintext. A change arrives validated (an
 //! [`UpdateKey`], a create's record with its audit entry): the registry applies and stores it.
 //!
-//! Encoding: serde's derive with its default, externally tagged form: `{"roll":{"id":…}}`, a
-//! variant of one value as `{"get":"key_a"}`, a unit variant as `"done"`. Of serde's forms this
-//! is the smallest in the wasm: it decodes straight from the input, while the internally and
+//! Encoding: serde's derive with its default, externally tagged form: a variant of one value as
+//! `{"get":"key_a"}`, of several as a list (`{"update":["key_a",{…}]}`), with named fields as an
+//! object (`{"roll":{"id":…}}`), a unit variant as `"done"`. Of serde's forms this is the
+//! smallest in the wasm: it decodes straight from the input, while the internally and
 //! adjacently tagged forms buffer the message and decode every nested type a second time from
-//! the buffer. A variant of one value is a newtype variant for the same reason: each struct
-//! variant costs its own decoder. Unknown fields inside a variant are ignored, as serde's derive
-//! does; an unknown or missing variant, a missing field or any other shape is an error.
+//! the buffer. For the same reason a variant is a newtype or tuple variant wherever its values'
+//! types tell them apart: each struct variant costs its own decoder (for a list and for an
+//! object, with a decoder of its field names), a tuple variant only a list's. Named fields stay
+//! where positions could be confused (`Register`'s two strings, `Roll`, `Rolled`). Unknown
+//! fields inside a named-field variant are ignored, as serde's derive does; an unknown or
+//! missing variant, a missing field or value, a value too many or any other shape is an error.
 
 use std::collections::BTreeMap;
 
@@ -28,14 +32,16 @@ use crate::record::{KeyRecord, Status};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
-    /// Store a new key, with its `created` audit entry (both from [`crate::admin::lifecycle::create`]).
-    Create { record: KeyRecord, hash: String, audit: AuditEntry },
-    /// One page of keys.
-    List { status: Option<Status>, cursor: Option<String>, limit: usize },
+    /// Store a new key: (record, hash, its `created` audit entry), the record and the entry from
+    /// [`crate::admin::lifecycle::create`].
+    Create(KeyRecord, String, AuditEntry),
+    /// One page of keys: `(only this status, after this cursor, at most this many)`.
+    List(Option<Status>, Option<String>, usize),
     /// One key, by id.
     Get(String),
-    /// Apply a validated PATCH to the stored record ([`crate::admin::lifecycle::update`]).
-    Update { id: String, change: UpdateKey },
+    /// Apply a validated PATCH to the stored record: `(key id, change)`
+    /// ([`crate::admin::lifecycle::update`]).
+    Update(String, UpdateKey),
     /// Revoke the key with this id (a tombstone).
     Revoke(String),
     /// Roll to a new key whose hash and hint the worker computed.
@@ -57,11 +63,12 @@ pub enum Op {
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
     /// A record and the hash it is stored under (so the worker can drop its cache entry).
-    Record { record: KeyRecord, hash: String },
+    Record(KeyRecord, String),
     /// A roll's outcome.
     Rolled { record: KeyRecord, previous: KeyRecord, previous_hash: String },
-    /// A page of records, with the last use of each (unix ms; `None` = never reported).
-    Page { items: Vec<KeyRecord>, last_used: Vec<Option<i64>>, cursor: Option<String> },
+    /// A page: (records, the last use of each in unix ms or `None` if never reported, the next
+    /// page's cursor).
+    Page(Vec<KeyRecord>, Vec<Option<i64>>, Option<String>),
     /// Audit entries, oldest first.
     Audit(Vec<AuditEntry>),
     /// The owning project.
@@ -194,12 +201,12 @@ mod tests {
             ..UpdateKey::default()
         };
         let ops = [
-            Op::Create { record: record.clone(), hash: "ab".into(), audit: sample_audit() },
-            Op::List { status: Some(Status::Inactive), cursor: Some("1.key_a".into()), limit: 7 },
-            Op::List { status: None, cursor: None, limit: 100 },
+            Op::Create(record.clone(), "ab".into(), sample_audit()),
+            Op::List(Some(Status::Inactive), Some("1.key_a".into()), 7),
+            Op::List(None, None, 100),
             Op::Get("key_a".into()),
-            Op::Update { id: "key_a".into(), change },
-            Op::Update { id: "key_a".into(), change: UpdateKey::default() },
+            Op::Update("key_a".into(), change),
+            Op::Update("key_a".into(), UpdateKey::default()),
             Op::Revoke("key_a".into()),
             Op::Roll { id: "key_a".into(), new_id: "key_b".into(), new_hash: "cd".into(), new_hint: "h".into(), grace_seconds: 60 },
             Op::Audit("key_a".into()),
@@ -209,14 +216,10 @@ mod tests {
         ];
         ops.into_iter().for_each(assert_round_trips);
         let replies = [
-            Reply::Record { record: record.clone(), hash: "ab".into() },
+            Reply::Record(record.clone(), "ab".into()),
             Reply::Rolled { record: record.clone(), previous: record.clone(), previous_hash: "cd".into() },
-            Reply::Page {
-                items: vec![record.clone(), record],
-                last_used: vec![Some(1_800_000_000_000), None],
-                cursor: Some("1.key_a".into()),
-            },
-            Reply::Page { items: vec![], last_used: vec![], cursor: None },
+            Reply::Page(vec![record.clone(), record], vec![Some(1_800_000_000_000), None], Some("1.key_a".into())),
+            Reply::Page(vec![], vec![], None),
             Reply::Audit(vec![sample_audit()]),
             Reply::Project("acme".into()),
             Reply::Done,
@@ -239,8 +242,8 @@ mod tests {
             tier: crate::admin::patch::Patch::Set("pro".into()),
             ..UpdateKey::default()
         };
-        let json = serde_json::to_string(&Op::Update { id: "key_a".into(), change }).unwrap();
-        assert_eq!(json, r#"{"update":{"id":"key_a","change":{"role":null,"tier":"pro","may_have_no_permissions":false}}}"#);
+        let json = serde_json::to_string(&Op::Update("key_a".into(), change)).unwrap();
+        assert_eq!(json, r#"{"update":["key_a",{"role":null,"tier":"pro","may_have_no_permissions":false}]}"#);
     }
 
     #[test]
@@ -259,7 +262,9 @@ mod tests {
             ("a list", r#"["get","key_a"]"#),
             ("a variant with a value as a bare name", r#""get""#),
             ("the internally tagged form", r#"{"op":"get","id":"key_a"}"#),
-            ("an update with an invalid change", r#"{"update":{"id":"key_a","change":{"valid_to":"tomorrow"}}}"#),
+            ("an update with an invalid change", r#"{"update":["key_a",{"valid_to":"tomorrow"}]}"#),
+            ("an update with named fields", r#"{"update":{"id":"key_a","change":{}}}"#),
+            ("a value too many", r#"{"update":["key_a",{},1]}"#),
             ("not JSON", r#"{"get":"#),
         ];
         for (what, json) in rows {

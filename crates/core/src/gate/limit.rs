@@ -81,7 +81,7 @@ impl<'a> Gate<'a> {
             }
             LimitMode::Exact => {
                 let family = family.to_string();
-                let op = LimiterOp::Hit { key_id: record.id.clone(), revision: record.revision, limits: specs.to_vec() };
+                let op = LimiterOp::Hit(record.id.clone(), record.revision, specs.to_vec());
                 self.phase = Phase::Hit(matched, plan);
                 Next::AskLimiter { family, op }
             }
@@ -97,10 +97,10 @@ impl<'a> Gate<'a> {
         isolate: &mut IsolateState,
     ) -> Next<'a> {
         match reply {
-            Some(LimiterReply::Decided { decision }) => self.decided(matched, plan, decision, isolate),
-            Some(LimiterReply::Stale { record }) if self.adoptions < MAX_ADOPTIONS => self.adopt(matched, record),
-            Some(LimiterReply::Stale { .. }) => Next::Refuse(GatewayError::StoreUnavailable.into()),
-            Some(LimiterReply::Usage { .. } | LimiterReply::Done) | None => match self.config.rate_limit_failure {
+            Some(LimiterReply::Decided(decision)) => self.decided(matched, plan, decision, isolate),
+            Some(LimiterReply::Stale(record)) if self.adoptions < MAX_ADOPTIONS => self.adopt(matched, record),
+            Some(LimiterReply::Stale(_)) => Next::Refuse(GatewayError::StoreUnavailable.into()),
+            Some(LimiterReply::Usage(_) | LimiterReply::Done) | None => match self.config.rate_limit_failure {
                 FailurePolicy::Open => Gate::admit(matched, plan, Vec::new()),
                 FailurePolicy::Closed => Next::Refuse(GatewayError::StoreUnavailable.into()),
             },

@@ -222,7 +222,7 @@ impl<'a> Gate<'a> {
             (Phase::Lookup(presented), Some(Answer::Record(read))) => self.lookup(presented, read, isolate),
             (Phase::Check(matched), None) => self.check(matched, isolate),
             (Phase::Fresh(matched, refusal), Some(Answer::Limiter(reply))) => match reply {
-                Some(LimiterReply::Stale { record }) => self.adopt(matched, record),
+                Some(LimiterReply::Stale(record)) => self.adopt(matched, record),
                 _ => Next::Refuse(refusal.into()),
             },
             (Phase::Hit(matched, plan), Some(Answer::Limiter(reply))) => self.limited(matched, plan, reply, isolate),
@@ -293,7 +293,7 @@ impl<'a> Gate<'a> {
                     && config.mode_for(&matched.record) == LimitMode::Exact =>
             {
                 let family = matched.record.family_id().to_string();
-                let op = LimiterOp::IsStale { key_id: matched.record.id.clone(), revision: matched.record.revision };
+                let op = LimiterOp::IsStale(matched.record.id.clone(), matched.record.revision);
                 self.phase = Phase::Fresh(matched, error);
                 return Next::AskLimiter { family, op };
             }

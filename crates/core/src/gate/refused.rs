@@ -69,7 +69,7 @@ impl RefusedTally {
             return None;
         }
         self.rounds += 1;
-        Some(self.pending.drain().map(|((family, key_id), count)| (family, LimiterOp::AddRefused { key_id, count })).collect())
+        Some(self.pending.drain().map(|((family, key_id), count)| (family, LimiterOp::AddRefused(key_id, count))).collect())
     }
 
     /// Number of (family, key) counters waiting.
@@ -93,7 +93,7 @@ mod tests {
         let mut counts: Vec<_> = batch
             .iter()
             .filter_map(|(family, op)| match op {
-                LimiterOp::AddRefused { key_id, count } => Some((family.clone(), key_id.clone(), *count)),
+                LimiterOp::AddRefused(key_id, count) => Some((family.clone(), key_id.clone(), *count)),
                 _ => None,
             })
             .collect();

@@ -43,9 +43,9 @@ impl World {
     fn counting(mut self) -> World {
         let mut states: HashMap<String, Vec<LimitState>> = HashMap::new();
         self.limiter = Box::new(move |op, now_ms| match op {
-            LimiterOp::Hit { key_id, limits, .. } => {
+            LimiterOp::Hit(key_id, _, limits) => {
                 let states = states.entry(format!("{key_id} {limits:?}")).or_default();
-                Some(LimiterReply::Decided { decision: decide(limits, states, now_ms) })
+                Some(LimiterReply::Decided(decide(limits, states, now_ms)))
             }
             _ => Some(LimiterReply::Done),
         });
@@ -78,7 +78,7 @@ fn drive(
             }
             Next::AskLimiter { family, op } => {
                 assert!(!family.is_empty());
-                steps.push(if matches!(op, LimiterOp::IsStale { .. }) { Step::Fresh } else { Step::Hit });
+                steps.push(if matches!(op, LimiterOp::IsStale(..)) { Step::Fresh } else { Step::Hit });
                 gate.limiter_replied((world.limiter)(&op, now_ms));
             }
             Next::CheckBinding { binding, .. } => {
@@ -225,8 +225,8 @@ fn a_refusal_a_newer_record_may_lift_asks_the_limiter_at_most_twice() {
     let config = config(&[]);
     let (key, bearer) = new_key(&config);
     let exact = |revision, status| record(revision, status, LimitMode::Exact, &[]);
-    let stale = |revision, status| Some(LimiterReply::Stale { record: exact(revision, status) });
-    let allowed = || Some(LimiterReply::Decided { decision: decide(&[], &mut Vec::new(), T0) });
+    let stale = |revision, status| Some(LimiterReply::Stale(exact(revision, status)));
+    let allowed = || Some(LimiterReply::Decided(decide(&[], &mut Vec::new(), T0)));
     let rows: Vec<(&str, KeyRecord, Vec<Option<LimiterReply>>, &str, Vec<Step>)> = vec![
         (
             "lifted: the limiter knows the key was re-enabled",
@@ -318,7 +318,7 @@ fn a_blocked_family_is_refused_without_asking_until_its_retry_after_passes() {
     }
     let batch = isolate.refused.next_batch().unwrap();
     assert!(
-        matches!(&batch[..], [(family, LimiterOp::AddRefused { key_id, count: 2 })] if family == "key_1" && key_id == "key_1"),
+        matches!(&batch[..], [(family, LimiterOp::AddRefused(key_id, 2))] if family == "key_1" && key_id == "key_1"),
         "the two refusals made here count in usage: {batch:?}"
     );
 

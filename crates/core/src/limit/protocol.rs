@@ -1,7 +1,8 @@
 //! Messages between the worker and a key family's limiter Durable Object (internal).
 //!
-//! Encoded as serde's default, externally tagged enums (`{"usage":{"key_id":"key_a"}}`, a unit
-//! variant as `"done"`), like the registry's messages (see `admin::protocol`): decoded without
+//! Encoded as serde's default, externally tagged enums (`{"add_refused":{"key_id":"key_a",
+//! "count":2}}`, a variant of one value as `{"usage":"key_a"}`, a unit variant as `"done"`), like
+//! the registry's messages (see `admin::protocol`, which says why this form): decoded without
 //! buffering, unknown fields inside a variant ignored, anything else malformed refused.
 
 use serde::{Deserialize, Serialize};
@@ -16,22 +17,23 @@ use crate::timestamp::Timestamp;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimiterOp {
-    /// Decide one request of `key_id` (whose cached record has `revision`) against `limits`.
-    Hit { key_id: String, revision: u64, limits: Vec<LimitSpec> },
-    /// Is the worker's record of `key_id` (at `revision`) stale? Answered `Stale` with the newer
+    /// Decide one request of a key: `(key id, revision of the worker's record, its limits)`.
+    Hit(String, u64, Vec<LimitSpec>),
+    /// Is the worker's record `(key id, revision)` stale? Answered `Stale` with the newer
     /// record, or `Done`. (Asked before refusing a disabled or out-of-window key, which the admin
     /// API may have just re-enabled.) No usage is counted.
-    IsStale { key_id: String, revision: u64 },
+    IsStale(String, u64),
     /// The admin API changed a key: remember its newest record (sent before KV is written).
-    Mark { record: KeyRecord },
-    /// Requests refused inside a worker isolate (never reached the limiter), to count in usage.
-    AddRefused { key_id: String, count: u64 },
-    /// A key's usage.
-    Usage { key_id: String },
-    /// One admin authentication attempt from address bucket `address`, judged against `limits`
-    /// (`[address, global]`, see `admin::auth_limit`); only a `failed` one is charged.
+    Mark(KeyRecord),
+    /// Requests refused inside a worker isolate (never reached the limiter), to count in usage:
+    /// `(key id, count)`.
+    AddRefused(String, u64),
+    /// The usage of the key with this id.
+    Usage(String),
+    /// One admin authentication attempt: `(address bucket, failed, limits)`, the limits being
+    /// `[address, global]` (see `admin::auth_limit`); only a failed one is charged.
     /// Sent only to the reserved instance [`ADMIN_AUTH_INSTANCE`]. Answered with `Decided`.
-    AdminAuth { address: String, failed: bool, limits: Vec<LimitSpec> },
+    AdminAuth(String, bool, Vec<LimitSpec>),
 }
 
 /// The limiter instance that counts failed admin authentications. Other instances are named by
@@ -45,11 +47,11 @@ pub const ADMIN_AUTH_INSTANCE: &str = "admin-auth";
 pub enum LimiterReply {
     /// The worker's copy of the record is older than this one (to `Hit` or `IsStale`): check
     /// again with it.
-    Stale { record: KeyRecord },
+    Stale(KeyRecord),
     /// The limits' decision.
-    Decided { decision: Decision },
+    Decided(Decision),
     /// Usage of one key.
-    Usage { usage: Usage },
+    Usage(Usage),
     /// Nothing to return.
     Done,
 }
@@ -94,12 +96,12 @@ mod tests {
         let record: KeyRecord = serde_json::from_str(crate::record::tests::sample_json()).unwrap();
         let spec = LimitSpec::new("minute", 60, 60);
         let ops = [
-            LimiterOp::Hit { key_id: "key_a".into(), revision: 3, limits: vec![spec.clone(), spec.clone()] },
-            LimiterOp::IsStale { key_id: "key_a".into(), revision: 3 },
-            LimiterOp::Mark { record: record.clone() },
-            LimiterOp::AddRefused { key_id: "key_a".into(), count: 9 },
-            LimiterOp::Usage { key_id: "key_a".into() },
-            LimiterOp::AdminAuth { address: "203.0.113.7".into(), failed: true, limits: vec![spec.clone(), spec] },
+            LimiterOp::Hit("key_a".into(), 3, vec![spec.clone(), spec.clone()]),
+            LimiterOp::IsStale("key_a".into(), 3),
+            LimiterOp::Mark(record.clone()),
+            LimiterOp::AddRefused("key_a".into(), 9),
+            LimiterOp::Usage("key_a".into()),
+            LimiterOp::AdminAuth("203.0.113.7".into(), true, vec![spec.clone(), spec]),
         ];
         ops.into_iter().for_each(assert_round_trips);
         let mut states = vec![Default::default()];
@@ -109,25 +111,22 @@ mod tests {
             last_used_at: Some(Timestamp(1_000)),
             days: vec![DayUsage { date: "1970-01-01".into(), allowed: 1, refused: 2 }],
         };
-        let replies =
-            [LimiterReply::Stale { record }, LimiterReply::Decided { decision }, LimiterReply::Usage { usage }, LimiterReply::Done];
+        let replies = [LimiterReply::Stale(record), LimiterReply::Decided(decision), LimiterReply::Usage(usage), LimiterReply::Done];
         replies.into_iter().for_each(assert_round_trips);
     }
 
     #[test]
     fn malformed_messages_are_refused() {
-        let op: LimiterOp = serde_json::from_str(r#"{"usage":{"key_id":"key_a","later":true}}"#).unwrap();
-        assert_eq!(op, LimiterOp::Usage { key_id: "key_a".into() }, "unknown fields inside a variant are ignored");
+        assert_eq!(serde_json::to_string(&LimiterOp::AddRefused("key_a".into(), 2)).unwrap(), r#"{"add_refused":["key_a",2]}"#);
         let rows: &[(&str, &str)] = &[
             ("the internally tagged form", r#"{"op":"usage","key_id":"key_a"}"#),
             ("unknown variant", r#"{"fresh":{"key_id":"key_a","revision":1}}"#),
-            ("missing field", r#"{"hit":{"key_id":"key_a","revision":1}}"#),
-            ("negative count", r#"{"add_refused":{"key_id":"key_a","count":-1}}"#),
-            (
-                "a limit with an unknown field",
-                r#"{"hit":{"key_id":"k","revision":1,"limits":[{"name":"m","limit":1,"window_seconds":1,"burst":2}]}}"#,
-            ),
-            ("two variants", r#"{"usage":{"key_id":"a"},"mark":{}}"#),
+            ("missing value", r#"{"hit":["key_a",1]}"#),
+            ("a value too many", r#"{"add_refused":["key_a",1,2]}"#),
+            ("named fields", r#"{"add_refused":{"key_id":"key_a","count":1}}"#),
+            ("negative count", r#"{"add_refused":["key_a",-1]}"#),
+            ("a limit with an unknown field", r#"{"hit":["k",1,[{"name":"m","limit":1,"window_seconds":1,"burst":2}]]}"#),
+            ("two variants", r#"{"usage":"key_a","mark":{}}"#),
             ("a list", r#"["usage","key_a"]"#),
         ];
         for (what, json) in rows {
