@@ -14,13 +14,12 @@ use keygate_core::admin::facade::{self, FacadeRoute};
 use keygate_core::admin::protocol::{Failure, Op, Reply};
 use keygate_core::admin::request::{parse_create, parse_list, parse_roll, parse_update, Rules};
 use keygate_core::admin::router::{native_path, route, AdminRoute};
-use keygate_core::admin::{lifecycle, OPENAPI};
+use keygate_core::admin::{lifecycle, listing, OPENAPI};
 use keygate_core::config::Config;
 use keygate_core::error::GatewayError;
 use keygate_core::key;
 use keygate_core::limit::protocol::{LimiterOp, LimiterReply};
 use keygate_core::record::{KeyRecord, Status};
-use keygate_core::timestamp::Timestamp;
 
 use crate::key_registry::{DIRECTORY, REGISTRY_BINDING};
 use crate::respond::log_event;
@@ -46,29 +45,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
             let (plaintext, record) = create_key(env, config, &body, &rules).await?;
             Ok((201, json!({ "key": plaintext.expose(), "record": record }).to_string()))
         }
-        AdminRoute::ListKeys => {
-            let query = parse_list(incoming.query())?;
-            let op = Op::List(query.status, query.cursor, query.limit);
-            match call(env, &query.project, &op).await? {
-                Reply::Page(items, last_used, cursor) => {
-                    // Each item is the record plus `last_used_at` (RFC 3339, or null when no use
-                    // has been reported yet: reports are batched, at most a minute behind).
-                    let items: Vec<serde_json::Value> = items
-                        .iter()
-                        .zip(last_used.iter().chain(std::iter::repeat(&None)))
-                        .map(|(record, at)| {
-                            let mut item = serde_json::to_value(record).unwrap_or_default();
-                            if let Some(fields) = item.as_object_mut() {
-                                fields.insert("last_used_at".into(), json!(at.map(|ms| Timestamp(ms).to_rfc3339())));
-                            }
-                            item
-                        })
-                        .collect();
-                    ok_json(200, &json!({ "items": items, "cursor": cursor }))
-                }
-                _ => Err(unexpected()),
-            }
-        }
+        AdminRoute::ListKeys => list_keys(incoming, env).await,
         AdminRoute::GetKey(id) => record_reply(200, call_for_key(env, &id, Op::Get(id.clone())).await?),
         AdminRoute::UpdateKey(id) => {
             let change = parse_update(&read_body(incoming, config, BodyRequirement::Required).await?, &rules)?;
@@ -77,42 +54,59 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
         AdminRoute::RevokeKey(id) => record_reply(200, call_for_key(env, &id, Op::Revoke(id.clone())).await?),
         AdminRoute::RollKey(id) => {
             let body = read_body(incoming, config, BodyRequirement::Optional).await?;
-            let roll = parse_roll(&body)?;
-            let project = resolve(env, &id).await?;
-            let current = match call(env, &project, &Op::Get(id.clone())).await? {
-                Reply::Record(record, _) => record,
-                _ => return Err(unexpected()),
-            };
-            let plaintext = config.key_format.generate(current.env).map_err(mint_failure)?;
-            let new_id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
-            call(env, DIRECTORY, &Op::Register { id: new_id.clone(), project: project.clone() }).await?;
-            let op =
-                Op::Roll { id, new_id, new_hash: plaintext.hash().to_hex(), new_hint: plaintext.hint(), grace_seconds: roll.grace_seconds };
-            match call(env, &project, &op).await? {
-                Reply::Rolled { record, previous, .. } => {
-                    ok_json(201, &json!({ "key": plaintext.expose(), "record": record, "previous": previous }))
-                }
-                _ => Err(unexpected()),
-            }
+            roll_key(env, config, id, &body).await
         }
-        AdminRoute::KeyUsage(id) => {
-            let record = match call_for_key(env, &id, Op::Get(id.clone())).await? {
-                Reply::Record(record, _) => record,
-                _ => return Err(unexpected()),
-            };
-            match crate::key_limiter::call(env, record.family_id(), &LimiterOp::Usage(id)).await {
-                Ok(LimiterReply::Usage(usage)) => ok_json(200, &usage),
-                Ok(_) => Err(unexpected()),
-                Err(reason) => {
-                    log_event("limiter_unavailable", incoming.request_id(), &[("reason", &reason)]);
-                    Err(GatewayError::StoreUnavailable)
-                }
-            }
-        }
+        AdminRoute::KeyUsage(id) => key_usage(incoming, env, id).await,
         AdminRoute::KeyAudit(id) => match call_for_key(env, &id, Op::Audit(id.clone())).await? {
             Reply::Audit(items) => ok_json(200, &json!({ "items": items })),
             _ => Err(unexpected()),
         },
+    }
+}
+
+/// One page of a project's keys, each with its last reported use ([`listing::page`]).
+async fn list_keys(incoming: &Incoming, env: &Env) -> AdminResult {
+    let query = parse_list(incoming.query())?;
+    match call(env, &query.project, &Op::List(query.status, query.cursor, query.limit)).await? {
+        Reply::Page(items, last_used, cursor) => Ok((200, listing::page(&items, &last_used, cursor.as_deref()).to_string())),
+        _ => Err(unexpected()),
+    }
+}
+
+/// Mints the successor of key `id` and has its registry roll to it: the new key (shown once),
+/// its record and the old key's record with its new end.
+async fn roll_key(env: &Env, config: &Config, id: String, body: &[u8]) -> AdminResult {
+    let roll = parse_roll(body)?;
+    let project = resolve(env, &id).await?;
+    let current = match call(env, &project, &Op::Get(id.clone())).await? {
+        Reply::Record(record, _) => record,
+        _ => return Err(unexpected()),
+    };
+    let plaintext = config.key_format.generate(current.env).map_err(mint_failure)?;
+    let new_id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
+    call(env, DIRECTORY, &Op::Register { id: new_id.clone(), project: project.clone() }).await?;
+    let op = Op::Roll { id, new_id, new_hash: plaintext.hash().to_hex(), new_hint: plaintext.hint(), grace_seconds: roll.grace_seconds };
+    match call(env, &project, &op).await? {
+        Reply::Rolled { record, previous, .. } => {
+            ok_json(201, &json!({ "key": plaintext.expose(), "record": record, "previous": previous }))
+        }
+        _ => Err(unexpected()),
+    }
+}
+
+/// Key `id`'s usage per day and last use, from its family's limiter.
+async fn key_usage(incoming: &Incoming, env: &Env, id: String) -> AdminResult {
+    let record = match call_for_key(env, &id, Op::Get(id.clone())).await? {
+        Reply::Record(record, _) => record,
+        _ => return Err(unexpected()),
+    };
+    match crate::key_limiter::call(env, record.family_id(), &LimiterOp::Usage(id)).await {
+        Ok(LimiterReply::Usage(usage)) => ok_json(200, &usage),
+        Ok(_) => Err(unexpected()),
+        Err(reason) => {
+            log_event("limiter_unavailable", incoming.request_id(), &[("reason", &reason)]);
+            Err(GatewayError::StoreUnavailable)
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod auth_limit;
 pub mod body;
 pub mod facade;
 pub mod lifecycle;
+pub mod listing;
 pub mod patch;
 pub mod protocol;
 pub mod request;
