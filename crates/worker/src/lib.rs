@@ -2,7 +2,7 @@
 //! the bindings.
 //!
 //! This is the only place that reads the clock, the environment, KV and the network. The request
-//! path is `keygate_core::gate::Gate`, a state machine that decides; [`gate`] here is the loop
+//! path is `keygate_core::gate::Gate`, a state machine that decides; `gate` here is the loop
 //! that performs the I/O it asks for and feeds the answers back.
 
 // The Workers runtime exists only on wasm32: on a native build this crate is empty, so
