@@ -45,3 +45,6 @@ pub mod scope;
 pub mod seen;
 pub mod signature;
 pub mod timestamp;
+
+#[cfg(test)]
+mod testing;

@@ -1,4 +1,4 @@
-//! `keygate demo-keys`: seeds demo keys into a running gateway through its admin API.
+//! `keygate-demo demo-keys`: seeds demo keys into a running gateway through its admin API.
 //!
 //! Creates one active live key per built-in role, plus keys that must be refused (expired,
 //! inactive, not yet valid), a `test`-environment key and a key of another project (`globex`),

@@ -1,4 +1,4 @@
-//! `keygate demo-origin`: a loopback stand-in for the CMS origin behind keygate.
+//! `keygate-demo demo-origin`: a loopback stand-in for the CMS origin behind keygate.
 //!
 //! Every request except `GET /__health` must carry a valid keygate signature made for this
 //! origin's audience ([`keygate_core::signature::verify`]); anything else gets

@@ -231,8 +231,9 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000_000;
 
-    fn created() -> KeyRecord {
-        let request = CreateKey {
+    /// A create request for a live `read_only` key of `acme` with nothing else set.
+    fn request() -> CreateKey {
+        CreateKey {
             project: "acme".into(),
             name: "site".into(),
             env: KeyEnv::Live,
@@ -246,26 +247,21 @@ mod tests {
             limits: None,
             limit_mode: None,
             status: Status::Active,
-        };
-        create(&request, "key_1".into(), "kg_live_…abcd".into(), NOW).0
+        }
+    }
+
+    fn created() -> KeyRecord {
+        create(&request(), "key_1".into(), "kg_live_…abcd".into(), NOW).0
     }
 
     #[test]
     fn create_starts_active_at_revision_one_with_an_audit_of_set_fields() {
         let request = CreateKey {
-            project: "acme".into(),
-            name: "site".into(),
             env: KeyEnv::Test,
             role: None,
             scopes: vec!["content:read".into()],
-            valid_from: None,
             valid_to: Some(Timestamp(NOW + 1)),
-            allowed_origins: None,
-            meta: BTreeMap::new(),
-            tier: None,
-            limits: None,
-            limit_mode: None,
-            status: Status::Active,
+            ..request()
         };
         let (record, audit) = create(&request, "key_1".into(), "hint".into(), NOW);
         assert_eq!((record.status, record.revision, record.env), (Status::Active, 1, KeyEnv::Test));

@@ -139,6 +139,7 @@ pub const FIRST_PAGE_AFTER: i64 = -MAX_SAFE_INTEGER;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::assert_round_trips;
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
@@ -178,14 +179,6 @@ mod tests {
     fn sample_audit() -> AuditEntry {
         serde_json::from_str(r#"{"at":"2026-01-01T00:00:00Z","action":"updated","revision":2,"changes":{"name":{"from":"a","to":"b"}}}"#)
             .unwrap()
-    }
-
-    /// Decodes `message`'s JSON and checks it is `message` again, and encodes to the same JSON.
-    fn assert_round_trips<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(message: T) {
-        let json = serde_json::to_string(&message).unwrap();
-        let back: T = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json} does not decode: {e}"));
-        assert_eq!(back, message, "{json}");
-        assert_eq!(serde_json::to_string(&back).unwrap(), json);
     }
 
     /// Every variant of every message decodes back to itself.

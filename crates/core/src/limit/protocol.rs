@@ -82,13 +82,7 @@ pub fn day_of(now_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn assert_round_trips<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(message: T) {
-        let json = serde_json::to_string(&message).unwrap();
-        let back: T = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json} does not decode: {e}"));
-        assert_eq!(back, message, "{json}");
-        assert_eq!(serde_json::to_string(&back).unwrap(), json);
-    }
+    use crate::testing::assert_round_trips;
 
     /// Every variant decodes back to itself.
     #[test]
