@@ -21,10 +21,12 @@
 //! has an `x-origin-label` header, so tests can tell the live origin from the test origin.
 //! Drafts in the sample data are never returned.
 //!
-//! The request handling ([`route`], [`handle`]) is pure; [`serve`] is the `tiny_http` glue.
+//! The request handling ([`route`], [`handle`]) is pure; [`serve`] is a small HTTP/1.1 server
+//! around it (a thread per connection, keep-alive).
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -33,8 +35,6 @@ use serde_json::{json, Map, Value};
 
 /// Largest request body the demo origin reads.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
-/// Worker threads answering requests concurrently.
-const WORKERS: usize = 8;
 
 /// How to run the demo origin.
 #[derive(Debug, Clone)]
@@ -359,83 +359,194 @@ pub fn audience(flag: Option<&str>, listening: &str) -> Result<Audience, String>
     }
 }
 
-/// Listens on `options.host:options.port` and answers requests until the process is stopped.
+/// Listens on `options.host:options.port` and answers requests until the process is stopped:
+/// one thread per connection, HTTP/1.1 with keep-alive. (Not `tiny_http`: its connection pool
+/// can leave a new connection unserved while its threads sit in idle keep-alive connections, and
+/// a gateway's connection pool makes exactly that pattern; requests then timed out.)
 pub fn serve(options: &Options) -> Result<(), String> {
     if !is_valid_label(&options.label) {
         return Err(format!("--label {:?} must be 1-64 characters of A-Z, a-z, 0-9, '-', '_' or '.'", options.label));
     }
-    let server = tiny_http::Server::http((options.host.as_str(), options.port))
+    let listener = TcpListener::bind((options.host.as_str(), options.port))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", options.host, options.port))?;
-    let address = server.server_addr().to_ip().map_or_else(|| format!("{}:{}", options.host, options.port), |a| a.to_string());
+    let address = listener.local_addr().map_or_else(|_| format!("{}:{}", options.host, options.port), |a| a.to_string());
     let audience = audience(options.audience.as_deref(), &address)?;
-    let server = Arc::new(server);
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|_| {
-            let server = Arc::clone(&server);
-            let label = options.label.clone();
-            let secret = options.secret.clone();
-            let audience = audience.clone();
-            std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    answer(request, &label, &secret, &audience);
-                }
-            })
-        })
-        .collect();
-    eprintln!("demo origin ({}) accepts signatures for audience {}", options.label, audience.as_str());
-    eprintln!("demo origin ({}) listening on http://{address}", options.label);
-    for worker in workers {
-        if worker.join().is_err() {
-            return Err("a demo origin worker thread panicked".into());
-        }
+    let site = Arc::new(Site { label: options.label.clone(), secret: options.secret.clone(), audience });
+    eprintln!("demo origin ({}) accepts signatures for audience {}", site.label, site.audience.as_str());
+    eprintln!("demo origin ({}) listening on http://{address}", site.label);
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let site = Arc::clone(&site);
+        std::thread::spawn(move || connection(stream, &site));
     }
     Ok(())
 }
 
-fn answer(mut request: tiny_http::Request, label: &str, secret: &[u8], audience: &Audience) {
+/// What every connection's thread needs.
+struct Site {
+    label: String,
+    secret: Vec<u8>,
+    audience: Audience,
+}
+
+/// Longest request head (request line and headers) read.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Answers the requests of one connection, in order, until the client closes it, asks to close
+/// it, or sends something that is not HTTP/1.x.
+fn connection(stream: TcpStream, site: &Site) {
+    let _ = stream.set_nodelay(true);
+    let Ok(read_half) = stream.try_clone() else { return };
+    let mut reader = BufReader::new(read_half);
+    let mut writer = stream;
+    loop {
+        let (response, keep_alive) = match read_request(&mut reader) {
+            Ok(None) => return,
+            Ok(Some((request, keep_alive))) => (answer(&request, site), keep_alive),
+            Err(Unreadable::TooLarge) => {
+                (error(413, "PAYLOAD_TOO_LARGE", "request body too large", json!({"max_bytes": MAX_BODY_BYTES})), false)
+            }
+            Err(Unreadable::Malformed) => (error(400, "BAD_REQUEST", "could not read the request", json!({})), false),
+        };
+        if write_response(&mut writer, response, &site.label, keep_alive).is_err() || !keep_alive {
+            return;
+        }
+    }
+}
+
+/// Why a request could not be read (the connection closes after the answer).
+enum Unreadable {
+    TooLarge,
+    Malformed,
+}
+
+/// The next request on the connection and whether the connection stays open after it; `None`
+/// when the client closed the connection between requests.
+fn read_request(reader: &mut impl BufRead) -> Result<Option<(OriginRequest, bool)>, Unreadable> {
+    let mut head = Vec::new();
+    loop {
+        let n = reader.read_until(b'\n', &mut head).map_err(|_| Unreadable::Malformed)?;
+        if n == 0 {
+            return if head.is_empty() { Ok(None) } else { Err(Unreadable::Malformed) };
+        }
+        if head == b"\r\n" {
+            head.clear(); // a stray empty line between requests (RFC 9112 §2.2)
+        } else if head.ends_with(b"\r\n\r\n") {
+            break;
+        } else if head.len() > MAX_HEAD_BYTES {
+            return Err(Unreadable::Malformed);
+        }
+    }
+    let mut slots = [httparse::EMPTY_HEADER; 128];
+    let mut parsed = httparse::Request::new(&mut slots);
+    if !matches!(parsed.parse(&head), Ok(httparse::Status::Complete(_))) {
+        return Err(Unreadable::Malformed);
+    }
+    let (Some(method), Some(target), Some(minor)) = (parsed.method, parsed.path, parsed.version) else {
+        return Err(Unreadable::Malformed);
+    };
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    for h in request.headers() {
-        let name = h.field.as_str().as_str().to_ascii_lowercase();
-        let value = h.value.as_str();
+    for header in parsed.headers.iter() {
+        let value = String::from_utf8_lossy(header.value);
         headers
-            .entry(name)
+            .entry(header.name.to_ascii_lowercase())
             .and_modify(|v| {
                 v.push_str(", ");
-                v.push_str(value);
+                v.push_str(&value);
             })
-            .or_insert_with(|| value.to_string());
+            .or_insert_with(|| value.into_owned());
     }
-    let mut body = Vec::new();
-    let read = request.as_reader().take(MAX_BODY_BYTES + 1).read_to_end(&mut body);
-    let origin_request =
-        OriginRequest { method: request.method().as_str().to_string(), path_and_query: request.url().to_string(), headers, body };
-    let response = match read {
-        Err(_) => error(400, "BAD_REQUEST", "could not read the request body", json!({})),
-        Ok(n) if n as u64 > MAX_BODY_BYTES => {
-            error(413, "PAYLOAD_TOO_LARGE", "request body too large", json!({"max_bytes": MAX_BODY_BYTES}))
+    let connection = headers.get("connection").map(|v| v.to_ascii_lowercase()).unwrap_or_default();
+    let keep_alive = if minor == 1 { !connection.contains("close") } else { connection.contains("keep-alive") };
+    let body = if headers.get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+        read_chunked(reader)?
+    } else {
+        let length: u64 = match headers.get("content-length") {
+            None => 0,
+            Some(value) => value.trim().parse().map_err(|_| Unreadable::Malformed)?,
+        };
+        if length > MAX_BODY_BYTES {
+            return Err(Unreadable::TooLarge);
         }
-        Ok(_) => {
-            let response = handle(&origin_request, label, secret, audience, unix_seconds());
-            // Sleep only for a verified request: the delay is the point of the route.
-            if let (200, Route::Slow(ms)) = (response.status, route(&origin_request.method, origin_request.path())) {
-                std::thread::sleep(std::time::Duration::from_millis(ms));
-            }
-            response
-        }
+        let mut body = vec![0; length as usize];
+        reader.read_exact(&mut body).map_err(|_| Unreadable::Malformed)?;
+        body
     };
+    Ok(Some((OriginRequest { method: method.to_string(), path_and_query: target.to_string(), headers, body }, keep_alive)))
+}
+
+/// A `Transfer-Encoding: chunked` body, at most [`MAX_BODY_BYTES`].
+fn read_chunked(reader: &mut impl BufRead) -> Result<Vec<u8>, Unreadable> {
+    let mut body = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(|_| Unreadable::Malformed)?;
+        let size = line.split(';').next().map(str::trim).unwrap_or("");
+        let size = u64::from_str_radix(size, 16).map_err(|_| Unreadable::Malformed)?;
+        if body.len() as u64 + size > MAX_BODY_BYTES {
+            return Err(Unreadable::TooLarge);
+        }
+        if size == 0 {
+            // Trailers, if any, up to the empty line.
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => return Err(Unreadable::Malformed),
+                    Ok(_) if line == "\r\n" || line == "\n" => return Ok(body),
+                    Ok(_) => {}
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size as usize, 0);
+        reader.read_exact(&mut body[start..]).map_err(|_| Unreadable::Malformed)?;
+        let mut crlf = [0u8; 2];
+        reader.read_exact(&mut crlf).map_err(|_| Unreadable::Malformed)?;
+    }
+}
+
+/// The demo's answer to a request that was read in full.
+fn answer(request: &OriginRequest, site: &Site) -> OriginResponse {
+    let response = handle(request, &site.label, &site.secret, &site.audience, unix_seconds());
+    // Sleep only for a verified request: the delay is the point of the route.
+    if let (200, Route::Slow(ms)) = (response.status, route(&request.method, request.path())) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    eprintln!("demo origin ({}): {} {} -> {}", site.label, request.method, request.path(), response.status);
+    response
+}
+
+/// Writes `response` as JSON with `"origin": <label>` and the `x-origin-label` header.
+fn write_response(writer: &mut impl Write, response: OriginResponse, label: &str, keep_alive: bool) -> std::io::Result<()> {
     let mut body = response.body;
     if let Value::Object(map) = &mut body {
         map.entry("origin").or_insert_with(|| Value::String(label.to_string()));
     }
-    eprintln!("demo origin ({label}): {} {} -> {}", origin_request.method, origin_request.path(), response.status);
-    let mut reply = tiny_http::Response::from_data(body.to_string().into_bytes()).with_status_code(response.status);
-    for (name, value) in [("content-type", "application/json"), ("x-origin-label", label)] {
-        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            reply = reply.with_header(header);
-        }
+    let body = body.to_string();
+    let connection = if keep_alive { "" } else { "connection: close\r\n" };
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\nx-origin-label: {label}\r\ncontent-length: {}\r\n{connection}\r\n",
+        response.status,
+        reason(response.status),
+        body.len()
+    );
+    writer.write_all(head.as_bytes())?;
+    writer.write_all(body.as_bytes())?;
+    writer.flush()
+}
+
+/// A reason phrase (clients ignore it; RFC 9112 §4).
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        413 => "Content Too Large",
+        _ => "Status",
     }
-    // A client that went away is not the origin's problem.
-    let _ = request.respond(reply);
 }
 
 fn unix_seconds() -> u64 {
