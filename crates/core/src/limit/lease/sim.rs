@@ -13,6 +13,8 @@
 //! - each rate N per W (interval I = ⌈W/N⌉ µs): admitted so far ≤ N + ⌊(t − start)/I⌋, what
 //!   GCRA allows from fresh state;
 //! - each quota N per window: admissions attributed to the window holding `g` ≤ N;
+//! - at the end of the run, each rate: the admissions, at the instants `g` they were debited,
+//!   are a sequence GCRA admits in full from fresh state (the span bound of every window);
 //! - with revision 1 after a revoke at `r`: t ≤ r + max(lease_ms, max_delay_ms).
 
 use std::cmp::Reverse;
@@ -143,8 +145,10 @@ pub(super) fn run(seed: u64) -> Outcome {
     let mut quota_counts: std::collections::BTreeMap<(usize, i64), u64> = Default::default();
     let bound_ms = (lease_ms as i64).max(max_delay);
 
+    let mut debited_at: Vec<i64> = Vec::new();
     let mut admit = |now: i64, grant_at: i64, revision: u64, revoked_at: Option<i64>, outcome: &mut Outcome| {
         admitted_total += 1;
+        debited_at.push(grant_at);
         outcome.admitted += 1;
         for (index, spec) in specs.iter().enumerate() {
             let window_us = spec.window_seconds as i64 * 1_000_000;
@@ -227,6 +231,17 @@ pub(super) fn run(seed: u64) -> Outcome {
         }
     }
     assert!(isolates.iter().all(|i| i.waiting.is_empty()), "seed {seed}: every request that waited was decided");
+    // The admitted requests, at the instants the ledger debited them, conform to each rate:
+    // GCRA from fresh state admits every one (so over every span [a, b], at most
+    // N + ⌊(b − a)/I⌋ of them).
+    debited_at.sort_unstable();
+    for spec in specs.iter().filter(|s| !s.is_quota()) {
+        let alone = [spec.clone()];
+        let mut states = Vec::new();
+        for (n, at) in debited_at.iter().enumerate() {
+            assert!(decide(&alone, &mut states, *at).allowed, "seed {seed}: admission {n} at {} ms breaks rate {}", at - start, spec.name);
+        }
+    }
     if !revoke {
         let mut states = Vec::new();
         lost.sort_unstable();
