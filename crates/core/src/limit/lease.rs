@@ -4,7 +4,7 @@
 //! Two halves, each a plain state machine (the design, bounds and simulation: `docs/leases.md`):
 //! - [`LeaseLedger`], the limiter's side (one per key family, what the `KeyLimiter` Durable
 //!   Object holds): [`LeaseLedger::grant`] first takes back the isolate's previous grant
-//!   (re-crediting the unused part of quotas), then debits a new grant of up to `wanted`
+//!   (re-crediting its unused part where that is safe), then debits a new grant of up to `wanted`
 //!   requests from the limits, exactly as that many [`decide`] calls at one instant would.
 //! - [`Lease`], an isolate's side (one per key family it serves): [`Lease::admit`] admits from
 //!   the grant until it is used up or expires, then asks for a [`Renewal`]; [`Lease::settle`]
@@ -13,7 +13,8 @@
 //! Invariants:
 //! - **Never over-admit**: every admitted request was debited from the limits first; an unused
 //!   unit is re-credited only to the quota window it was debited from, and only once the isolate
-//!   has said it will not use it. Rate limits are never re-credited (see [`LeaseLedger::grant`]).
+//!   has said it will not use it; a rate's only while that grant is still its last debit (see
+//!   [`LeaseLedger::grant`]).
 //! - **Bounded change latency**: a grant is valid until `sent_at + lease_ms` on the isolate's own
 //!   clock, `sent_at` being when it asked; a grant made after an admin change carries the new
 //!   revision. So no request is admitted from a grant of an older revision later than
@@ -74,7 +75,9 @@ struct Outstanding {
     allowed: u64,
     granted_at_ms: i64,
     revision: u64,
-    /// Each limit's state mark right after the grant: a quota's window start.
+    /// Each limit's state mark before the grant (a rate's TAT, µs).
+    marks_before: Vec<i64>,
+    /// Each limit's state mark right after the grant: a rate's TAT, a quota's window start.
     marks: Vec<i64>,
 }
 
@@ -129,10 +132,15 @@ impl LeaseLedger {
     ///
     /// Re-crediting: a quota gets its unused units back when they were debited in the window it
     /// is still in (a unit is one count in one window; giving it back cannot let the window
-    /// count more than its limit). A rate (GCRA) does not: its state is one theoretical arrival
-    /// time, and once time passes it, the debit has already "refilled"; pulling the time back
-    /// would then create capacity the rate never had. Not re-crediting costs at most the unused
-    /// units for their refill time (`unused · W/N`), and grants stay small near exhaustion.
+    /// count more than its limit). A rate (GCRA) gets them back only when this grant is still
+    /// its last debit: its state is one theoretical arrival time (TAT), and later debits may
+    /// have been made after the TAT fell behind the clock and was clamped up to it; pulling the
+    /// TAT back by the unused intervals then would create capacity the rate never had (a grant
+    /// of 5 at 0 s on 10 per 10 s, idle until 10 s, a burst of 10 by others, then 5 returned:
+    /// 15 at one instant). When the grant is the last debit, the TAT minus the unused intervals
+    /// is exactly the state had only the used units been debited. Otherwise the unused units
+    /// are lost for their refill time (`unused · W/N`), which small grants near exhaustion keep
+    /// small.
     pub fn grant(&mut self, isolate_id: u64, key_id: &str, renewal: &Renewal, now_ms: i64) -> Grant {
         let usage = self.usage.entry(key_id.to_string()).or_default();
         usage.refused += renewal.refused;
@@ -140,7 +148,7 @@ impl LeaseLedger {
             let unused = previous.allowed.saturating_sub(renewal.used);
             usage.allowed = usage.allowed.saturating_sub(unused);
             if previous.revision == self.revision {
-                self.recredit_quotas(&previous, unused);
+                self.recredit(&previous, unused);
             }
         }
         let lease_ms = self.lease_ms as i64;
@@ -159,6 +167,8 @@ impl LeaseLedger {
         }
         let others = self.outstanding.values().filter(|g| g.granted_at_ms + lease_ms > now_ms).count() as u64;
         let mut target = renewal.wanted.max(renewal.waiting).clamp(1, MAX_GRANT);
+        self.states.resize(self.specs.len(), LimitState::default());
+        let marks_before = self.states.iter().map(|s| s.mark).collect();
         while grant.allowed < target {
             let decision = decide(&self.specs, &mut self.states, now_ms);
             if !decision.allowed {
@@ -183,16 +193,30 @@ impl LeaseLedger {
         }
         if self.lease_ms > 0 && grant.allowed > 0 {
             let marks = self.states.iter().map(|s| s.mark).collect();
-            let outstanding = Outstanding { allowed: grant.allowed, granted_at_ms: now_ms, revision: self.revision, marks };
+            let outstanding = Outstanding { allowed: grant.allowed, granted_at_ms: now_ms, revision: self.revision, marks_before, marks };
             self.outstanding.insert(isolate_id, outstanding);
         }
         grant
     }
 
-    fn recredit_quotas(&mut self, previous: &Outstanding, unused: u64) {
-        for ((spec, state), mark) in self.specs.iter().zip(self.states.iter_mut()).zip(&previous.marks) {
-            if spec.is_quota() && state.mark == *mark {
+    /// Gives `unused` units of `previous` back where that cannot exceed a limit (see
+    /// [`LeaseLedger::grant`]).
+    fn recredit(&mut self, previous: &Outstanding, unused: u64) {
+        if unused == 0 || previous.allowed == 0 {
+            return;
+        }
+        let limits = self.specs.iter().zip(self.states.iter_mut()).zip(previous.marks_before.iter().zip(&previous.marks));
+        for ((spec, state), (before, after)) in limits {
+            if state.mark != *after {
+                continue; // another window (quota), or debited since (rate)
+            }
+            if spec.is_quota() {
                 state.count = state.count.saturating_sub(unused);
+            } else {
+                // The grant moved the TAT from max(before, granted_at) by `allowed` intervals.
+                let start = (*before).max(previous.granted_at_ms.saturating_mul(1000));
+                let interval = (after - start) / previous.allowed as i64;
+                state.mark = after - interval * unused.min(previous.allowed) as i64;
             }
         }
     }
@@ -353,7 +377,9 @@ impl Lease {
         self.left = grant.allowed - self.used;
         self.expires_at_ms = in_flight.sent_at_ms.saturating_add(self.lease_ms.min(grant.valid_for_ms) as i64);
         self.remaining = grant.remaining;
-        self.blocked_until_ms = if grant.exhausted { now_ms.saturating_add(grant.retry_after_ms as i64) } else { i64::MIN };
+        // From when it asked, not when the answer came: the limit frees a request at the
+        // limiter's instant plus the wait, never earlier, so refusing before then is exact.
+        self.blocked_until_ms = if grant.exhausted { in_flight.sent_at_ms.saturating_add(grant.retry_after_ms as i64) } else { i64::MIN };
         let mut settled = Settled { admitted: self.used, refused: refused_first, ..Settled::default() };
         if still_waiting > 0 {
             if grant.exhausted {
@@ -418,8 +444,28 @@ mod tests {
         assert_eq!(sizes, [1, 2, 4, 8, 16, 32]);
     }
 
+    fn remaining(ledger: &LeaseLedger, at: i64) -> Vec<u64> {
+        let decision = decide(&ledger.specs, &mut ledger.states.clone(), at);
+        decision.limits.iter().map(|l| if decision.allowed { l.remaining + 1 } else { l.remaining }).collect()
+    }
+
     #[test]
-    fn unused_quota_is_recredited_in_its_window_but_a_rate_is_not() {
+    fn a_rate_is_recredited_only_while_the_grant_is_its_last_debit() {
+        let mut ledger = LeaseLedger::new(1_000, 1, vec![LimitSpec::new("rate", 10, 10)]);
+        let asked = Renewal { revision_seen: 1, used: 0, refused: 0, wanted: 5, waiting: 1 };
+        assert_eq!(ledger.grant(1, "key_a", &asked, T0).allowed, 5);
+        ledger.grant(1, "key_a", &Renewal { used: 2, wanted: 0, waiting: 0, ..asked }, T0 + 500);
+        assert_eq!(remaining(&ledger, T0 + 500), [10 - 2 - 1], "3 unused came back; 1 granted again");
+        // The counterexample: granted, idle past the TAT, others debit, then returned unused.
+        let mut ledger = LeaseLedger::new(1_000, 1, vec![LimitSpec::new("rate", 10, 10)]);
+        assert_eq!(ledger.grant(1, "key_a", &asked, T0).allowed, 5);
+        assert_eq!(ledger.grant(2, "key_a", &Renewal { wanted: 10, waiting: 10, ..asked }, T0 + 10_000).allowed, 10);
+        ledger.grant(1, "key_a", &Renewal { wanted: 1, ..asked }, T0 + 10_000);
+        assert_eq!(remaining(&ledger, T0 + 10_000), [0], "no capacity created");
+    }
+
+    #[test]
+    fn unused_units_go_back_to_a_quota_in_its_window_and_to_a_rate_still_at_that_grant() {
         let specs = vec![LimitSpec::new("minute", 100, 60), LimitSpec::new("daily", 100, 86_400)];
         let mut ledger = LeaseLedger::new(1_000, 1, specs);
         let asked = Renewal { revision_seen: 1, used: 0, refused: 0, wanted: 10, waiting: 1 };
@@ -427,8 +473,12 @@ mod tests {
         let back = Renewal { used: 3, wanted: 1, ..asked };
         let grant = ledger.grant(1, "key_a", &back, T0);
         assert_eq!(grant.allowed, 1);
-        let remaining: Vec<u64> = decide(&ledger.specs, &mut ledger.states.clone(), T0).limits.iter().map(|l| l.remaining).collect();
-        assert_eq!(remaining, [100 - 11 - 1, 100 - 4 - 1], "the minute keeps 11 debited, the day 4");
+        assert_eq!(remaining(&ledger, T0), [100 - 4, 100 - 4], "3 used, 1 granted again");
+        // A day later the old window's units are not given to the new one.
+        let mut ledger = LeaseLedger::new(1_000, 1, vec![LimitSpec::new("daily", 100, 86_400)]);
+        assert_eq!(ledger.grant(1, "key_a", &asked, T0 + 86_399_999).allowed, 10);
+        ledger.grant(1, "key_a", &back, T0 + 86_400_000);
+        assert_eq!(remaining(&ledger, T0 + 86_400_000), [100 - 1]);
         assert_eq!(ledger.usage("key_a").allowed, 4);
     }
 
