@@ -26,6 +26,10 @@ use std::collections::BTreeMap;
 
 use super::algorithm::{decide, LimitSpec, LimitState};
 
+/// The lease length keygate recommends (`docs/leases.md` says why): a revoke or any admin
+/// change is enforced everywhere within about a second.
+pub const DEFAULT_LEASE_MS: u64 = 1_000;
+
 /// The largest grant a ledger makes (and an isolate asks for).
 pub const MAX_GRANT: u64 = 256;
 
@@ -142,15 +146,7 @@ impl LeaseLedger {
     /// are lost for their refill time (`unused · W/N`), which small grants near exhaustion keep
     /// small.
     pub fn grant(&mut self, isolate_id: u64, key_id: &str, renewal: &Renewal, now_ms: i64) -> Grant {
-        let usage = self.usage.entry(key_id.to_string()).or_default();
-        usage.refused += renewal.refused;
-        if let Some(previous) = self.outstanding.remove(&isolate_id) {
-            let unused = previous.allowed.saturating_sub(renewal.used);
-            usage.allowed = usage.allowed.saturating_sub(unused);
-            if previous.revision == self.revision {
-                self.recredit(&previous, unused);
-            }
-        }
+        self.give_back(isolate_id, key_id, renewal);
         let lease_ms = self.lease_ms as i64;
         self.outstanding.retain(|_, grant| grant.granted_at_ms.saturating_add(lease_ms + FORGET_AFTER_MS) > now_ms);
         let mut grant = Grant {
@@ -166,7 +162,9 @@ impl LeaseLedger {
             return grant;
         }
         let others = self.outstanding.values().filter(|g| g.granted_at_ms + lease_ms > now_ms).count() as u64;
-        let mut target = renewal.wanted.max(renewal.waiting).clamp(1, MAX_GRANT);
+        // Without limits nothing can be stranded: a lease is only the revision, granted in full.
+        let wanted = if self.specs.is_empty() && self.lease_ms > 0 { MAX_GRANT } else { renewal.wanted.max(renewal.waiting) };
+        let mut target = wanted.clamp(1, MAX_GRANT);
         self.states.resize(self.specs.len(), LimitState::default());
         let marks_before = self.states.iter().map(|s| s.mark).collect();
         while grant.allowed < target {
@@ -197,6 +195,21 @@ impl LeaseLedger {
             self.outstanding.insert(isolate_id, outstanding);
         }
         grant
+    }
+
+    /// Takes back `isolate_id`'s grant and counts the usage `report` carries, granting nothing
+    /// (what [`LeaseLedger::grant`] does first; alone, for an isolate that stops using its
+    /// lease, [`Lease::surrender`]).
+    pub fn give_back(&mut self, isolate_id: u64, key_id: &str, report: &Renewal) {
+        let usage = self.usage.entry(key_id.to_string()).or_default();
+        usage.refused += report.refused;
+        if let Some(previous) = self.outstanding.remove(&isolate_id) {
+            let unused = previous.allowed.saturating_sub(report.used);
+            usage.allowed = usage.allowed.saturating_sub(unused);
+            if previous.revision == self.revision {
+                self.recredit(&previous, unused);
+            }
+        }
     }
 
     /// Gives `unused` units of `previous` back where that cannot exceed a limit (see
@@ -341,6 +354,21 @@ impl Lease {
         self.left = 0;
         self.used = 0;
         renewal
+    }
+
+    /// Stops using the current grant and reports it (what it used, the refusals not yet
+    /// reported), for [`LeaseLedger::give_back`]; `None` while a renewal is in flight (its
+    /// answer will carry the grant's fate).
+    pub fn surrender(&mut self) -> Option<Renewal> {
+        if self.in_flight.is_some() {
+            return None;
+        }
+        let report =
+            Renewal { revision_seen: self.revision, used: self.used, refused: std::mem::take(&mut self.refused), wanted: 0, waiting: 0 };
+        self.granted = 0;
+        self.left = 0;
+        self.used = 0;
+        Some(report)
     }
 
     /// The limiter's answer to the renewal in flight (with `lease_ms = 0`: to the one request
@@ -493,7 +521,7 @@ mod tests {
         assert_eq!(lease.settle(&grant, T0).stale, 1);
         assert_eq!(lease.revision(), 2);
         let grant = ledger.grant(1, "key_a", &renew(lease.admit(T0)), T0);
-        assert_eq!((grant.record_changed, grant.allowed), (false, 1), "a key without limits still leases");
+        assert_eq!((grant.record_changed, grant.allowed), (false, MAX_GRANT), "a key without limits still leases, in full");
     }
 
     #[test]

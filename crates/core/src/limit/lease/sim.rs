@@ -71,7 +71,11 @@ pub(super) struct Outcome {
     /// Latest admission with the old record after the revoke, ms after it.
     pub change_latency_ms: Option<i64>,
     pub lease_ms: u64,
+    /// Whether the key had limits (a key without still leases, for the record revision).
+    pub limited: bool,
     pub limiter_calls: u64,
+    /// Requests the limits refused (locally or by the ledger).
+    pub refused: u64,
     /// Isolates evicted (their debited but unused grants stay debited).
     pub evictions: u64,
     /// Requests that reached a lease (not refused first by a revoked record).
@@ -142,7 +146,7 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
         schedule(&mut queue, &mut events, at, event);
     }
 
-    let mut outcome = Outcome { lease_ms, ..Outcome::default() };
+    let mut outcome = Outcome { lease_ms, limited: !specs.is_empty(), ..Outcome::default() };
     let mut revoked_at: Option<i64> = None;
     let mut lost: Vec<i64> = Vec::new();
     let mut admitted_total: u64 = 0;
@@ -184,7 +188,7 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
                 outcome.reached += 1;
                 match isolate.lease.admit(now) {
                     Admit::Yes => admit(now, isolate.grant_at, isolate.lease.revision(), revoked_at, &mut outcome),
-                    Admit::No { .. } => {}
+                    Admit::No { .. } => outcome.refused += 1,
                     Admit::Wait => isolate.waiting.push(now),
                     Admit::Renew(renewal) => {
                         isolate.waiting.push(now);
@@ -206,6 +210,7 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
                 }
                 let revision = isolate.lease.revision();
                 let settled = isolate.lease.settle(&grant, now);
+                outcome.refused += settled.refused;
                 let decided = (settled.admitted + settled.refused + settled.stale) as usize;
                 isolate.waiting.drain(..decided.min(isolate.waiting.len()));
                 if !grant.record_changed {
@@ -236,6 +241,17 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
         }
     }
     assert!(isolates.iter().all(|i| i.waiting.is_empty()), "seed {seed}: every request that waited was decided");
+    // Usage is exact once every isolate has reported (an evicted one cannot: its unused grant
+    // stays counted as allowed, its unreported refusals are lost).
+    for isolate in &mut isolates {
+        if let Some(report) = isolate.lease.surrender() {
+            ledger.give_back(isolate.id, "key_a", &report);
+        }
+    }
+    if outcome.evictions == 0 {
+        let usage = ledger.usage("key_a");
+        assert_eq!((usage.allowed, usage.refused), (outcome.admitted, outcome.refused), "seed {seed}: usage counted by the ledger");
+    }
     // The admitted requests, at the instants the ledger debited them, conform to each rate:
     // GCRA from fresh state admits every one (so over every span [a, b], at most
     // N + ⌊(b − a)/I⌋ of them).
@@ -270,7 +286,7 @@ fn thousands_of_seeded_runs_never_over_admit_and_enforce_a_revoke_within_the_bou
     let mut worst = [(0i64, 0u64, 0u64, 0u64); 2];
     let mut worst_share = [(0.0f64, 0u64); 2];
     let mut latency_by_lease: std::collections::BTreeMap<u64, i64> = Default::default();
-    let mut calls_by_lease: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
+    let mut calls_by_lease: std::collections::BTreeMap<(bool, u64), (u64, u64)> = Default::default();
     let mut totals = [(0u64, 0u64); 2];
     for seed in 0..RUNS {
         let outcome = run(seed, None);
@@ -290,7 +306,7 @@ fn thousands_of_seeded_runs_never_over_admit_and_enforce_a_revoke_within_the_bou
             let entry = latency_by_lease.entry(outcome.lease_ms).or_default();
             *entry = (*entry).max(latency);
         }
-        let calls = calls_by_lease.entry(outcome.lease_ms).or_default();
+        let calls = calls_by_lease.entry((outcome.limited, outcome.lease_ms)).or_default();
         calls.0 += outcome.limiter_calls;
         calls.1 += outcome.reached;
     }
@@ -302,12 +318,14 @@ fn thousands_of_seeded_runs_never_over_admit_and_enforce_a_revoke_within_the_bou
     }
     println!("{RUNS} runs (under-admission: runs without a revoke, against per-request deciding)");
     println!("max change latency by lease_ms: {latency_by_lease:?}");
-    println!("limiter calls / arrivals by lease_ms: {calls_by_lease:?}");
+    println!("limiter calls / requests by (limited, lease_ms): {calls_by_lease:?}");
     let (reference_total, admitted_total) = totals[0];
     assert!(
         admitted_total * 1000 >= reference_total * 995,
         "without evictions leases admit at least 99.5% of what per-request deciding does"
     );
-    let lease_zero_calls = calls_by_lease.get(&0).copied().unwrap_or_default();
-    assert_eq!(lease_zero_calls.0, lease_zero_calls.1, "lease_ms = 0: one limiter call per request that reached the lease");
+    for limited in [false, true] {
+        let (calls, requests) = calls_by_lease.get(&(limited, 0)).copied().unwrap_or_default();
+        assert_eq!(calls, requests, "lease_ms = 0: one limiter call per request that reached the lease");
+    }
 }
