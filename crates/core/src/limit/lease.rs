@@ -37,6 +37,11 @@ pub const MAX_GRANT: u64 = 256;
 /// (an evicted isolate never does); after that the grant is forgotten, and stays debited.
 pub const FORGET_AFTER_MS: i64 = 60_000;
 
+/// A duration in ms as a signed offset, saturating (a `LEASE_MS` out of range cannot wrap).
+fn millis(duration_ms: u64) -> i64 {
+    i64::try_from(duration_ms).unwrap_or(i64::MAX)
+}
+
 /// What an isolate sends to renew its lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Renewal {
@@ -147,8 +152,8 @@ impl LeaseLedger {
     /// small.
     pub fn grant(&mut self, isolate_id: u64, key_id: &str, renewal: &Renewal, now_ms: i64) -> Grant {
         self.give_back(isolate_id, key_id, renewal);
-        let lease_ms = self.lease_ms as i64;
-        self.outstanding.retain(|_, grant| grant.granted_at_ms.saturating_add(lease_ms + FORGET_AFTER_MS) > now_ms);
+        let lease_ms = millis(self.lease_ms);
+        self.outstanding.retain(|_, grant| grant.granted_at_ms.saturating_add(lease_ms).saturating_add(FORGET_AFTER_MS) > now_ms);
         let mut grant = Grant {
             revision: self.revision,
             record_changed: renewal.revision_seen != self.revision,
@@ -161,7 +166,7 @@ impl LeaseLedger {
         if grant.record_changed {
             return grant;
         }
-        let others = self.outstanding.values().filter(|g| g.granted_at_ms + lease_ms > now_ms).count() as u64;
+        let others = self.outstanding.values().filter(|g| g.granted_at_ms.saturating_add(lease_ms) > now_ms).count() as u64;
         // Without limits nothing can be stranded: a lease is only the revision, granted in full.
         let wanted = if self.specs.is_empty() && self.lease_ms > 0 { MAX_GRANT } else { renewal.wanted.max(renewal.waiting) };
         let mut target = wanted.clamp(1, MAX_GRANT);
@@ -403,11 +408,11 @@ impl Lease {
         self.granted = grant.allowed;
         self.used = admitted_first + admitted_late;
         self.left = grant.allowed - self.used;
-        self.expires_at_ms = in_flight.sent_at_ms.saturating_add(self.lease_ms.min(grant.valid_for_ms) as i64);
+        self.expires_at_ms = in_flight.sent_at_ms.saturating_add(millis(self.lease_ms.min(grant.valid_for_ms)));
         self.remaining = grant.remaining;
         // From when it asked, not when the answer came: the limit frees a request at the
         // limiter's instant plus the wait, never earlier, so refusing before then is exact.
-        self.blocked_until_ms = if grant.exhausted { in_flight.sent_at_ms.saturating_add(grant.retry_after_ms as i64) } else { i64::MIN };
+        self.blocked_until_ms = if grant.exhausted { in_flight.sent_at_ms.saturating_add(millis(grant.retry_after_ms)) } else { i64::MIN };
         let mut settled = Settled { admitted: self.used, refused: refused_first, ..Settled::default() };
         if still_waiting > 0 {
             if grant.exhausted {
