@@ -3,5 +3,6 @@
 
 pub mod algorithm;
 pub mod headers;
+pub mod lease;
 pub mod local;
 pub mod protocol;
