@@ -78,10 +78,7 @@ async fn list_keys(incoming: &Incoming, env: &Env) -> AdminResult {
 async fn roll_key(env: &Env, config: &Config, id: String, body: &[u8]) -> AdminResult {
     let roll = parse_roll(body)?;
     let project = resolve(env, &id).await?;
-    let current = match call(env, &project, &Op::Get(id.clone())).await? {
-        Reply::Record(record, _) => record,
-        _ => return Err(unexpected()),
-    };
+    let current = record_of(call(env, &project, &Op::Get(id.clone())).await?)?;
     let plaintext = config.key_format.generate(current.env).map_err(mint_failure)?;
     let new_id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
     call(env, DIRECTORY, &Op::Register { id: new_id.clone(), project: project.clone() }).await?;
@@ -96,10 +93,7 @@ async fn roll_key(env: &Env, config: &Config, id: String, body: &[u8]) -> AdminR
 
 /// Key `id`'s usage per day and last use, from its family's limiter.
 async fn key_usage(incoming: &Incoming, env: &Env, id: String) -> AdminResult {
-    let record = match call_for_key(env, &id, Op::Get(id.clone())).await? {
-        Reply::Record(record, _) => record,
-        _ => return Err(unexpected()),
-    };
+    let record = record_of(call_for_key(env, &id, Op::Get(id.clone())).await?)?;
     match crate::key_limiter::call(env, record.family_id(), &LimiterOp::Usage(id)).await {
         Ok(LimiterReply::Usage(usage)) => ok_json(200, &usage),
         Ok(_) => Err(unexpected()),
@@ -119,8 +113,7 @@ async fn create_key(env: &Env, config: &Config, body: &[u8], rules: &Rules<'_>) 
     let (record, audit) = lifecycle::create(&create, id.clone(), plaintext.hint(), rules.now_ms);
     let hash = plaintext.hash();
     call(env, DIRECTORY, &Op::Register { id: id.clone(), project: create.project.clone() }).await?;
-    let reply = call(env, &create.project, &Op::Create(record, hash.to_hex(), audit)).await?;
-    let Reply::Record(record, _) = reply else { return Err(unexpected()) };
+    let record = record_of(call(env, &create.project, &Op::Create(record, hash.to_hex(), audit)).await?)?;
     Ok((plaintext, record))
 }
 
@@ -131,10 +124,6 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
     // The path's project is the registry instance asked, so a key of another project is simply
     // not there (404) and no id directory lookup is needed; a revoked key is deleted to Atlas.
     let live = |record: KeyRecord| if record.status == Status::Revoked { Err(GatewayError::NotFound) } else { Ok(record) };
-    let record_of = |reply: Reply| match reply {
-        Reply::Record(record, _) => Ok(record),
-        _ => Err(unexpected()),
-    };
     match operation {
         FacadeRoute::List { project } => {
             let mut items = Vec::new();
@@ -200,8 +189,13 @@ fn ok_json(status: u16, value: &impl Serialize) -> AdminResult {
 /// A record reply. No cache is touched here: the registry told the key family's limiter first,
 /// and the limiter hands the newer record to whichever isolate serves the key next.
 fn record_reply(status: u16, reply: Reply) -> AdminResult {
+    ok_json(status, &record_of(reply)?)
+}
+
+/// The record of a registry answer that must be one.
+fn record_of(reply: Reply) -> Result<KeyRecord, GatewayError> {
     match reply {
-        Reply::Record(record, _) => ok_json(status, &record),
+        Reply::Record(record, _) => Ok(record),
         _ => Err(unexpected()),
     }
 }
