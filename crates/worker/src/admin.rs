@@ -10,6 +10,7 @@ use serde_json::json;
 use worker::Env;
 
 use keygate_core::admin::body::{self, BodyRequirement};
+use keygate_core::admin::catalogue::catalogue;
 use keygate_core::admin::facade::{self, FacadeRoute};
 use keygate_core::admin::protocol::{Failure, Op, Reply};
 use keygate_core::admin::request::{parse_create, parse_list, parse_roll, parse_update, Rules};
@@ -40,6 +41,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
     let rules = Rules::of(config, incoming.now_ms);
     match operation {
         AdminRoute::OpenApi => Ok((200, OPENAPI.to_string())),
+        AdminRoute::Catalogue => Ok((200, catalogue(config))),
         AdminRoute::CreateKey => {
             let body = read_body(incoming, config, BodyRequirement::Required).await?;
             let (plaintext, record) = create_key(env, config, &body, &rules).await?;

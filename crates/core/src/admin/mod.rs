@@ -6,6 +6,7 @@
 
 pub mod auth_limit;
 pub mod body;
+pub mod catalogue;
 pub mod facade;
 pub mod lifecycle;
 pub mod listing;

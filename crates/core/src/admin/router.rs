@@ -22,6 +22,8 @@ pub enum AdminRoute {
     KeyAudit(String),
     /// `GET /keys/{id}/usage`
     KeyUsage(String),
+    /// `GET /catalogue`: key prefix, envs, roles, scopes and tiers of the active configuration
+    Catalogue,
     /// `GET /openapi.json`
     OpenApi,
 }
@@ -36,6 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/keys/{id}/roll"),
     ("GET", "/keys/{id}/audit"),
     ("GET", "/keys/{id}/usage"),
+    ("GET", "/catalogue"),
     ("GET", "/openapi.json"),
 ];
 
@@ -70,6 +73,7 @@ pub fn route(method: &str, path: &str) -> Option<AdminRoute> {
         ("POST", ["keys", key, "roll"]) => id(key).map(AdminRoute::RollKey),
         ("GET" | "HEAD", ["keys", key, "audit"]) => id(key).map(AdminRoute::KeyAudit),
         ("GET" | "HEAD", ["keys", key, "usage"]) => id(key).map(AdminRoute::KeyUsage),
+        ("GET" | "HEAD", ["catalogue"]) => Some(AdminRoute::Catalogue),
         ("GET" | "HEAD", ["openapi.json"]) => Some(AdminRoute::OpenApi),
         _ => None,
     }
@@ -91,7 +95,10 @@ mod tests {
             ("POST", "/keys/key_abc123/roll", Some(AdminRoute::RollKey(id()))),
             ("GET", "/keys/key_abc123/audit", Some(AdminRoute::KeyAudit(id()))),
             ("GET", "/keys/key_abc123/usage", Some(AdminRoute::KeyUsage(id()))),
+            ("GET", "/catalogue", Some(AdminRoute::Catalogue)),
             ("GET", "/openapi.json", Some(AdminRoute::OpenApi)),
+            ("POST", "/catalogue", None),
+            ("GET", "/console", None),
             ("PUT", "/keys/key_abc123", None),
             ("GET", "/keys/not-an-id", None),
             ("GET", "/keys/key_", None),
