@@ -176,7 +176,10 @@ Demo keys (shown once; the gateway stores only SHA-256 hashes):
 
 $keys_listing
 
-Manage keys with the CLI (the admin token is ADMIN_TOKEN in .dev.vars), e.g.:
+Key console: http://127.0.0.1:$PORT$ADMIN_PREFIX/console
+  (sign in with the admin token, ADMIN_TOKEN in .dev.vars; project "acme" holds the demo keys)
+
+Or manage keys with the CLI (the same admin token), e.g.:
   KEYGATE_URL=http://127.0.0.1:$PORT KEYGATE_ADMIN_TOKEN="\$(sed -n -E 's/^ADMIN_TOKEN="?([^"]*)"?\$/\1/p' .dev.vars | tail -n1)" \\
     $KEYGATE keys list --project acme
 

@@ -48,4 +48,15 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   log "npm ci (versions pinned by package-lock.json)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+# The key console's browser test (tests/console.rs) drives Debian's chromium headless. Installed
+# as root with apt; where that is impossible (not root, no apt) the test is skipped with a message.
+if command -v chromium >/dev/null 2>&1; then
+  :
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  log "installing chromium (Debian package, for the console's browser test)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+else
+  log "chromium is not installed and cannot be installed here (needs root and apt-get):"
+  log "  the console's browser test will be skipped; install it with 'apt-get install chromium'"
+fi
 log "tools ready"
