@@ -31,12 +31,15 @@ export function ratelimitsOf(workerOptions) {
   );
 }
 
-/** The modules of a worker build directory (index.js + index_bg.wasm). */
+/** The modules of a worker build directory (index.js + index_bg.wasm; for keygate's build also
+ * keygate.js and console_assets.js, which its entry index.js imports: see scripts/build.sh). */
 export function modulesOf(dir) {
+  const extra = ["keygate.js", "console_assets.js"].filter((name) => fs.existsSync(path.join(dir, name)));
   return {
     modulesRoot: dir,
     modules: [
       { type: "ESModule", path: path.join(dir, "index.js") },
+      ...extra.map((name) => ({ type: "ESModule", path: path.join(dir, name) })),
       { type: "CompiledWasm", path: path.join(dir, "index_bg.wasm") },
     ],
   };
