@@ -112,3 +112,20 @@ fn too_many_requests_get_the_documented_429() {
     assert_eq!(body["error"]["details"]["retryAfter"], json!(retry_after));
     assert_eq!(body["error"]["message"], format!("Rate limit exceeded. Try again in {retry_after} seconds."));
 }
+
+/// The key console offers the profile's choices: it reads them from `GET <ADMIN_PREFIX>/catalogue`.
+#[test]
+fn the_catalogue_offers_the_profiles_prefix_scopes_and_tiers() {
+    let g = gateway();
+    let response = g.admin("GET", "/catalogue").send();
+    assert_eq!(response.status, 200, "{}", response.body);
+    let catalogue = response.json();
+    assert_eq!(catalogue["key_prefix"], "optimo");
+    assert_eq!(catalogue["envs"], json!(["live", "test"]), "live and sandbox (test) keys can be created");
+    assert_eq!(catalogue["roles"], json!({}), "no roles: OptimoCMS grants scopes");
+    let scopes = catalogue["scopes"].as_array().expect("scopes");
+    assert_eq!(scopes.len(), 19, "{catalogue}");
+    assert!(scopes.contains(&json!("publish:write")), "{catalogue}");
+    assert_eq!(catalogue["default_tier"], "free", "{catalogue}");
+    assert!(catalogue["tiers"]["pro"].as_array().is_some_and(|limits| limits.iter().any(|l| l["limit"] == 600)), "{catalogue}");
+}
