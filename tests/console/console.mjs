@@ -137,6 +137,10 @@ async function run(page) {
   step = "edit name, role, expiry and limits";
   await page.click("#key-edit");
   await visible("#edit-form");
+  await page.check('input[name="edit-expiry"][value="date"]');
+  await page.fill("#edit-valid-to", "");
+  await page.click("#edit-form button[type=submit]");
+  await textMatching("#key-error", /^Expiry: pick the date/);
   await page.fill("#edit-name", "marketing site (www)");
   await page.check('input[name="edit-expiry"][value="lifetime"]');
   await page.selectOption("#edit-tier", "custom");

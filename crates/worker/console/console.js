@@ -106,13 +106,17 @@ async function api(method, path, body) {
   return data;
 }
 
+// A form value the page refuses before asking the API.
+class FormError extends Error {}
+
 // Runs `action`, showing its failure in `errorNode` (text).
 async function attempt(errorNode, action) {
   errorNode.textContent = "";
   try {
     await action();
   } catch (error) {
-    errorNode.textContent = error instanceof ApiError ? error.message : "Could not reach the admin API: " + error.message;
+    const known = error instanceof ApiError || error instanceof FormError;
+    errorNode.textContent = known ? error.message : "Could not reach the admin API: " + error.message;
   }
 }
 
@@ -256,7 +260,10 @@ function readKeyFields(prefix) {
   const scopes = [...$(prefix + "-scopes").querySelectorAll("input:checked")].map((box) => box.value);
   const expiry = document.querySelector(`input[name="${prefix}-expiry"]:checked`).value;
   let valid_to = null;
-  if (expiry === "date") valid_to = fromLocalInput(value("valid-to"));
+  if (expiry === "date") {
+    if (!value("valid-to")) throw new FormError("Expiry: pick the date and time the key ends (or choose lifetime).");
+    valid_to = fromLocalInput(value("valid-to"));
+  }
   if (expiry === "days") valid_to = new Date(Date.now() + Number(value("days")) * 86400000).toISOString();
   const origins = value("origins").split("\n").map((line) => line.trim()).filter(Boolean);
   const choice = value("tier");
