@@ -249,17 +249,6 @@ fn a_loopback_origin_or_the_zero_kv_id_in_production_is_reported() {
 }
 
 #[test]
-fn the_top_level_is_local_only() {
-    // What the deployable environments must not copy is exactly what the local config holds.
-    let doc = parse(&shipped_text());
-    let mut all = Vec::new();
-    strings("", &toml::Value::Table(doc.clone()), &mut all);
-    let top_level_only = |path: &str| !path.starts_with("env.");
-    assert!(all.iter().any(|(p, v)| top_level_only(p) && p == "vars.ORIGIN_URL" && v.contains("127.0.0.1")), "local ORIGIN_URL");
-    assert!(all.iter().any(|(p, v)| top_level_only(p) && p.starts_with("kv_namespaces") && v.chars().all(|c| c == '0')), "local KV id");
-}
-
-#[test]
 fn deployable_environments_restate_what_wrangler_does_not_inherit() {
     let doc = parse(&shipped_text());
     let problems: Vec<String> = DEPLOYABLE.iter().flat_map(|env| restatement_problems(&doc, env)).collect();
