@@ -22,7 +22,8 @@ dev: setup
 
 ## Formatting, lints (native and wasm32, warnings denied), API docs with warnings denied (broken
 ## intra-doc links fail), the fuzz targets still compile, native unit tests, then integration
-## tests against the real worker under wrangler dev.
+## tests against the real worker under wrangler dev, and `wrangler deploy --dry-run` of each
+## deployable environment (tests/deploy.rs, on the build/ made here).
 test: build fmt clippy doc
 	cargo check --quiet --locked --manifest-path fuzz/Cargo.toml
 	cargo test --workspace --lib --bins

@@ -80,8 +80,9 @@ if [ -n "$TEST_ORIGIN_SECRET" ] && [ "${#TEST_ORIGIN_SECRET}" -lt 16 ]; then
   die "ORIGIN_SIGNING_SECRET_TEST in .dev.vars must be at least 16 characters"
 fi
 TEST_ORIGIN_SECRET="${TEST_ORIGIN_SECRET:-$ORIGIN_SIGNING_SECRET}"
-# Where wrangler.toml puts the admin API (ADMIN_PREFIX), for `keygate demo-keys --prefix`.
-ADMIN_PREFIX="$(sed -n -E 's/^ADMIN_PREFIX[[:space:]]*=[[:space:]]*"([^"]*)".*$/\1/p' wrangler.toml | tail -n1)"
+# Where wrangler.toml puts the admin API (ADMIN_PREFIX), for `keygate demo-keys --prefix`: the
+# top level's, which ends where the deployable environments ([env.…]) begin.
+ADMIN_PREFIX="$(sed -n -E -e '/^\[+env\./q' -e 's/^ADMIN_PREFIX[[:space:]]*=[[:space:]]*"([^"]*)".*$/\1/p' wrangler.toml | tail -n1)"
 ADMIN_PREFIX="${ADMIN_PREFIX:-/_keygate/v1}"
 
 names=()

@@ -1,4 +1,5 @@
-//! The `keygate keys` CLI against the real worker under `wrangler dev`.
+//! The `keygate` CLI: `keygate keys` against the real worker under `wrangler dev`, and, without a
+//! gateway, `--version` and the shell completions.
 
 // Tests: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -118,4 +119,67 @@ fn unreachable_gateway_exits_3() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(3));
+}
+
+/// `keygate` without the gateway: `--version` and `completions` need no admin API.
+fn keygate_offline(args: &[&str]) -> Output {
+    Command::new(common::bin("keygate")).args(args).output().expect("run keygate")
+}
+
+/// keygate-cli's version as Cargo gives it to clap: its own, or the workspace's.
+fn cli_crate_version() -> String {
+    let read = |path: &str| -> toml::Table { std::fs::read_to_string(common::repo_root().join(path)).expect(path).parse().expect("toml") };
+    let cli = read("crates/cli/Cargo.toml");
+    match &cli["package"]["version"] {
+        toml::Value::String(version) => version.clone(),
+        _ => read("Cargo.toml")["workspace"]["package"]["version"].as_str().expect("workspace version").to_string(),
+    }
+}
+
+#[test]
+fn version_prints_the_cli_crate_version() {
+    let output = keygate_offline(&["--version"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stdout(&output), format!("keygate {}\n", cli_crate_version()));
+}
+
+/// Every command a completion must offer.
+const COMMANDS: [&str; 13] =
+    ["keys", "profile-vars", "completions", "create", "list", "show", "update", "enable", "disable", "revoke", "roll", "audit", "usage"];
+
+#[test]
+fn completion_scripts_offer_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = keygate_offline(&["completions", shell]);
+        assert!(output.status.success(), "{shell}: {}", String::from_utf8_lossy(&output.stderr));
+        let script = stdout(&output);
+        assert!(script.len() > 500, "{shell}: {script}");
+        for command in COMMANDS {
+            assert!(script.contains(command), "{shell}: the script never mentions {command}");
+        }
+    }
+    let unknown = keygate_offline(&["completions", "tcsh"]);
+    assert_eq!(unknown.status.code(), Some(2), "an unsupported shell is a usage error");
+}
+
+#[test]
+fn bash_completion_parses_and_completes_commands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("keygate.bash");
+    std::fs::write(&script, keygate_offline(&["completions", "bash"]).stdout).expect("write script");
+    let check = Command::new("bash").arg("-n").arg(&script).output().expect("run bash -n");
+    assert!(check.status.success(), "bash -n: {}", String::from_utf8_lossy(&check.stderr));
+    // As bash calls a completion function: the words so far, the index of the current one.
+    let complete = |words: &str, current: usize| -> String {
+        let program = format!(
+            "source '{}'; COMP_WORDS=({words}); COMP_CWORD={current}; _keygate keygate \"${{COMP_WORDS[{current}]}}\" \"${{COMP_WORDS[{}]}}\"; echo \"${{COMPREPLY[*]}}\"",
+            script.display(),
+            current - 1
+        );
+        let output = Command::new("bash").arg("-c").arg(program).output().expect("run bash");
+        assert!(output.status.success(), "{words}: {}", String::from_utf8_lossy(&output.stderr));
+        stdout(&output).trim().to_string()
+    };
+    assert_eq!(complete("keygate k", 1), "keys");
+    assert_eq!(complete("keygate keys r", 2), "revoke roll");
 }
