@@ -32,9 +32,9 @@ export function ratelimitsOf(workerOptions) {
 }
 
 /** The modules of a worker build directory (index.js + index_bg.wasm; for keygate's build also
- * keygate.js and console_assets.js, which its entry index.js imports: see scripts/build.sh). */
+ * keygate.js, console_assets.js and openapi_document.js, which its entry index.js imports: see scripts/build.sh). */
 export function modulesOf(dir) {
-  const extra = ["keygate.js", "console_assets.js"].filter((name) => fs.existsSync(path.join(dir, name)));
+  const extra = ["keygate.js", "console_assets.js", "openapi_document.js"].filter((name) => fs.existsSync(path.join(dir, name)));
   return {
     modulesRoot: dir,
     modules: [

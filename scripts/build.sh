@@ -64,8 +64,9 @@ worker-build --release "$@"
 wasm="${WASM_OUT:-build/index_bg.wasm}"
 "$WASM_OPT_BIN" "$wasm" --all-features --strip-debug --strip-producers -o "$wasm"
 # keygate's entry (build/index.js) is crates/worker/js/entry.js: it serves the key console's
-# static files (build/console_assets.js, from crates/worker/console/) and hands everything else to
-# worker-build's module, renamed build/keygate.js. wrangler bundles the three with the wasm.
+# static files (build/console_assets.js, from crates/worker/console/), holds the admin API's
+# OpenAPI document for the Rust side (build/openapi_document.js) and hands everything else to
+# worker-build's module, renamed build/keygate.js. wrangler bundles the four with the wasm.
 if [ "$keygate" = true ]; then
   mv build/index.js build/keygate.js
   node scripts/console-assets.mjs

@@ -363,6 +363,12 @@ fn openapi_document_is_served() {
     for (_, template) in keygate_core::admin::router::ROUTES {
         assert!(doc["paths"].get(*template).is_some(), "{template} missing from the served document");
     }
+    // The worker entry bundles the document as text (scripts/console-assets.mjs); it is the same
+    // JSON as the source the core embeds.
+    let source: serde_json::Value = serde_json::from_str(keygate_core::admin::OPENAPI).unwrap();
+    assert_eq!(doc, source, "the served document differs from crates/core/src/admin/openapi.json");
+    // Only after authentication, like every admin path.
+    g.request("GET", "/_keygate/v1/openapi.json").send().assert_error(401, "UNAUTHORIZED");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Serves the OpenAPI document minified: `src/admin/openapi.json` stays pretty-printed for
-//! people, and the wasm carries it without the whitespace between tokens (same JSON).
+//! people, and `keygate_core::admin::OPENAPI` carries it without the whitespace between tokens
+//! (same JSON; the worker serves the copy its JS entry bundles, `scripts/console-assets.mjs`).
 
 // A build script that cannot read its input should stop the build loudly.
 #![allow(clippy::expect_used)]

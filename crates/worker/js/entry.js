@@ -7,8 +7,14 @@
 // action it offers is an admin API call, authenticated and checked by the Rust side like any other.
 import Keygate from "./keygate.js";
 import assets from "./console_assets.js";
+import openapi from "./openapi_document.js";
 
 export { KeyLimiter, KeyRegistry } from "./keygate.js";
+
+// The admin API's OpenAPI document (text), for the Rust side to answer
+// GET <ADMIN_PREFIX>/openapi.json with after it has authenticated the caller
+// (crates/worker/js/runtime.js `openapiDocument`). Kept here, not in the wasm: ~8 KB gzipped less.
+globalThis.keygateOpenapi = openapi;
 
 // Sent with every console file. The page loads only its own script and stylesheet, talks only to
 // its own origin, can be framed by nobody and sends no referrer.

@@ -32,3 +32,9 @@ export function outbound(request, url, strip, add, signal) {
   for (let i = 0; i + 1 < parts.length; i += 2) headers[parts[i]] = parts[i + 1];
   return new Request(url, { method: request.method, headers, body: request.body, redirect: "manual", signal });
 }
+
+// The admin API's OpenAPI document, which the worker entry (crates/worker/js/entry.js) puts on
+// globalThis from its bundled text; null when keygate's wasm runs without that entry.
+export function openapiDocument() {
+  return typeof globalThis.keygateOpenapi === "string" ? globalThis.keygateOpenapi : null;
+}

@@ -15,7 +15,7 @@ use keygate_core::admin::facade::{self, FacadeRoute};
 use keygate_core::admin::protocol::{Failure, Op, Reply};
 use keygate_core::admin::request::{parse_create, parse_list, parse_roll, parse_update, Rules};
 use keygate_core::admin::router::{native_path, route, AdminRoute};
-use keygate_core::admin::{lifecycle, listing, OPENAPI};
+use keygate_core::admin::{lifecycle, listing};
 use keygate_core::config::Config;
 use keygate_core::error::GatewayError;
 use keygate_core::key;
@@ -40,7 +40,9 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
     let operation = route(&incoming.method, relative).ok_or(GatewayError::NotFound)?;
     let rules = Rules::of(config, incoming.now_ms);
     match operation {
-        AdminRoute::OpenApi => Ok((200, OPENAPI.to_string())),
+        AdminRoute::OpenApi => crate::runtime::openapi_document().map(|document| (200, document)).ok_or_else(|| {
+            GatewayError::ConfigInvalid { reason: "the OpenAPI document is bundled by the worker entry (build/index.js)".into() }
+        }),
         AdminRoute::Catalogue => Ok((200, catalogue(config))),
         AdminRoute::CreateKey => {
             let body = read_body(incoming, config, BodyRequirement::Required).await?;

@@ -31,4 +31,9 @@ extern "C" {
         add: &str,
         signal: &web_sys::AbortSignal,
     ) -> Result<web_sys::Request, JsValue>;
+
+    /// The admin API's OpenAPI document, minified, as the worker entry bundles it (not in the
+    /// wasm: static text is cheaper as a JS string); `None` without that entry.
+    #[wasm_bindgen(js_name = openapiDocument)]
+    pub fn openapi_document() -> Option<String>;
 }

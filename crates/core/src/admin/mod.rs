@@ -2,7 +2,8 @@
 //!
 //! The Workers glue authenticates the admin token, reads the body, and hands the per-project
 //! registry Durable Object what these functions decide. Contract: `docs/admin-api.md` and the
-//! OpenAPI document served at `/openapi.json` ([`OPENAPI`]).
+//! OpenAPI document served at `/openapi.json` ([`OPENAPI`], the same JSON the worker entry
+//! bundles as text, outside the wasm: `scripts/console-assets.mjs`).
 
 pub mod auth_limit;
 pub mod body;
