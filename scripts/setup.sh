@@ -48,4 +48,21 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   log "npm ci (versions pinned by package-lock.json)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+# The origin-side token snippets (docs/verify/) are run by tests/identity_snippets.rs: Node's is
+# verified with jose (package-lock.json above), Python's with PyJWT, Go's with golang-jwt v4.
+PYJWT_VERSION=2.10.1
+if ! PYTHONPATH=target/pydeps python3 -c "import jwt, sys; sys.exit(jwt.__version__ != '$PYJWT_VERSION')" 2>/dev/null; then
+  log "installing PyJWT $PYJWT_VERSION into target/pydeps"
+  python3 -m pip install --quiet --disable-pip-version-check --no-input --upgrade \
+    --target target/pydeps "PyJWT==$PYJWT_VERSION"
+fi
+# Debian's Go and golang-jwt v4 (4.4.3 in bookworm); the test builds offline against the packaged
+# source (a go.mod `replace` to /usr/share/gocode), so nothing is fetched from the Go proxy.
+if ! command -v go >/dev/null 2>&1 || [ ! -f /usr/share/gocode/src/github.com/golang-jwt/jwt/go.mod ]; then
+  log "installing golang-go and golang-github-golang-jwt-jwt-dev (apt)"
+  sudo_if_needed=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_if_needed="sudo"; fi
+  $sudo_if_needed apt-get update -qq
+  $sudo_if_needed apt-get install -y -qq --no-install-recommends golang-go golang-github-golang-jwt-jwt-dev
+fi
 log "tools ready"
