@@ -59,6 +59,11 @@ fi
 # Debian's Go and golang-jwt v4 (4.4.3 in bookworm); the test builds offline against the packaged
 # source (a go.mod `replace` to /usr/share/gocode), so nothing is fetched from the Go proxy.
 if ! command -v go >/dev/null 2>&1 || [ ! -f /usr/share/gocode/src/github.com/golang-jwt/jwt/go.mod ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "tests/identity_snippets.rs needs Go and golang-jwt v4 source at /usr/share/gocode (Debian's"
+    log "golang-go and golang-github-golang-jwt-jwt-dev); no apt-get here: install them by hand"
+    exit 1
+  fi
   log "installing golang-go and golang-github-golang-jwt-jwt-dev (apt)"
   sudo_if_needed=""
   if [ "$(id -u)" -ne 0 ]; then sudo_if_needed="sudo"; fi

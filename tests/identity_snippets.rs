@@ -28,21 +28,22 @@ fn gateway() -> &'static Gateway {
     GATEWAY.get_or_init(|| Gateway::start(Options::default()))
 }
 
-/// The token a real forwarded request carried, and its claims as the Rust verifier reads them.
-fn forwarded_token() -> &'static (String, SignedIdentity) {
-    static TOKEN: OnceLock<(String, SignedIdentity)> = OnceLock::new();
-    TOKEN.get_or_init(|| {
-        let g = gateway();
-        let response = g.request("POST", PATH).bearer(&g.keys.read_only).body("{}").send();
-        assert_eq!(response.status, 200, "{}", response.body);
-        let echo = response.json();
-        let token = echo["headers"]["x-keygate-identity"].as_str().expect("identity token").to_string();
-        let audience = Audience::from_url(&g.live_origin_url).expect("audience");
-        let issued_at = echo["identity"]["issued_at"].as_u64().expect("issued_at");
-        let identity = verify(SIGNING_SECRET.as_bytes(), &audience, "POST", PATH, Some(&token), issued_at, DEFAULT_LEEWAY_SECONDS)
-            .expect("the forwarded token verifies in Rust");
-        (token, identity)
-    })
+/// The token a real forwarded request carried just now, and its claims as the Rust verifier
+/// reads them. The snippets check it against the real clock, so each test takes a fresh one, after
+/// the Go snippet is built: the token stays valid for 60 s (+30 s leeway), and what runs between
+/// its issue and its checks is a few snippet processes.
+fn fresh_token() -> (String, SignedIdentity) {
+    go_binary();
+    let g = gateway();
+    let response = g.request("POST", PATH).bearer(&g.keys.read_only).body("{}").send();
+    assert_eq!(response.status, 200, "{}", response.body);
+    let echo = response.json();
+    let token = echo["headers"]["x-keygate-identity"].as_str().expect("identity token").to_string();
+    let audience = Audience::from_url(&g.live_origin_url).expect("audience");
+    let issued_at = echo["identity"]["issued_at"].as_u64().expect("issued_at");
+    let identity = verify(SIGNING_SECRET.as_bytes(), &audience, "POST", PATH, Some(&token), issued_at, DEFAULT_LEEWAY_SECONDS)
+        .expect("the forwarded token verifies in Rust");
+    (token, identity)
 }
 
 /// How to run one snippet: the command (built once for Go) and its environment.
@@ -109,9 +110,9 @@ fn claims_segment(identity: &SignedIdentity) -> String {
 #[test]
 fn each_snippet_accepts_the_token_keygate_forwarded() {
     let g = gateway();
-    let (token, identity) = forwarded_token();
+    let (token, identity) = fresh_token();
     for snippet in SNIPPETS {
-        let output = run(snippet, token, SIGNING_SECRET, &g.live_origin_url, "POST", PATH);
+        let output = run(snippet, &token, SIGNING_SECRET, &g.live_origin_url, "POST", PATH);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{snippet} refused a valid token: {stderr}");
         let claims: serde_json::Value = serde_json::from_slice(&output.stdout).expect("claims as JSON on stdout");
@@ -127,7 +128,8 @@ fn each_snippet_accepts_the_token_keygate_forwarded() {
 #[test]
 fn each_snippet_refuses_what_keygate_did_not_sign_for_this_request() {
     let g = gateway();
-    let (token, identity) = forwarded_token();
+    let (token, identity) = fresh_token();
+    let (token, identity) = (&token, &identity);
     let live = g.live_origin_url.as_str();
     let signature = token.rsplit_once('.').expect("three segments").1;
     let header = token.split('.').next().expect("header segment");
