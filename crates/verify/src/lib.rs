@@ -451,6 +451,7 @@ impl VerifyError {
 /// Verifies the `X-Keygate-Identity` `token` of a request this origin (`audience`) received as
 /// `method` `path_and_query` (the raw request target), at `now_seconds`, accepting
 /// `leeway_seconds` of clock skew. The signature is checked (in constant time) before any claim.
+/// [`Signer::verify`] does the same with a signer keyed once.
 pub fn verify(
     secret: &[u8],
     audience: &Audience,
@@ -460,34 +461,49 @@ pub fn verify(
     now_seconds: u64,
     leeway_seconds: u64,
 ) -> Result<SignedIdentity, VerifyError> {
-    let token = token.ok_or(VerifyError::Missing)?;
-    let (signing_input, signature) = token.rsplit_once('.').ok_or(VerifyError::Malformed)?;
-    let (header, claims) = signing_input.split_once('.').ok_or(VerifyError::Malformed)?;
-    if header != JOSE_HEADER {
-        return Err(VerifyError::Algorithm);
+    Signer::new(secret).verify(audience, method, path_and_query, token, now_seconds, leeway_seconds)
+}
+
+impl Signer {
+    /// [`verify`] with this signer's secret.
+    pub fn verify(
+        &self,
+        audience: &Audience,
+        method: &str,
+        path_and_query: &str,
+        token: Option<&str>,
+        now_seconds: u64,
+        leeway_seconds: u64,
+    ) -> Result<SignedIdentity, VerifyError> {
+        let token = token.ok_or(VerifyError::Missing)?;
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(VerifyError::Malformed)?;
+        let (header, claims) = signing_input.split_once('.').ok_or(VerifyError::Malformed)?;
+        if header != JOSE_HEADER {
+            return Err(VerifyError::Algorithm);
+        }
+        let signature = from_base64url(signature).filter(|s| s.len() == 32).ok_or(VerifyError::Malformed)?;
+        let claims = from_base64url(claims).ok_or(VerifyError::Malformed)?;
+        let identity = std::str::from_utf8(&claims).ok().and_then(SignedIdentity::parse_claims).ok_or(VerifyError::Malformed)?;
+        let rebuilt = identity.signing_input_bytes(0);
+        if rebuilt != signing_input.as_bytes() {
+            return Err(VerifyError::Malformed);
+        }
+        // `verify_slice` compares in constant time.
+        self.mac(&rebuilt).verify_slice(&signature).map_err(|_| VerifyError::Signature)?;
+        if identity.audience != audience.as_str() {
+            return Err(VerifyError::Audience);
+        }
+        if identity.method != uppercase(method) || identity.path_and_query != path_and_query {
+            return Err(VerifyError::Request);
+        }
+        if now_seconds > identity.expires_at.saturating_add(leeway_seconds) {
+            return Err(VerifyError::Expired);
+        }
+        if identity.issued_at > now_seconds.saturating_add(leeway_seconds) {
+            return Err(VerifyError::NotYetValid);
+        }
+        Ok(identity)
     }
-    let signature = from_base64url(signature).filter(|s| s.len() == 32).ok_or(VerifyError::Malformed)?;
-    let claims = from_base64url(claims).ok_or(VerifyError::Malformed)?;
-    let identity = std::str::from_utf8(&claims).ok().and_then(SignedIdentity::parse_claims).ok_or(VerifyError::Malformed)?;
-    let rebuilt = identity.signing_input_bytes(0);
-    if rebuilt != signing_input.as_bytes() {
-        return Err(VerifyError::Malformed);
-    }
-    // `verify_slice` compares in constant time.
-    Signer::new(secret).mac(&rebuilt).verify_slice(&signature).map_err(|_| VerifyError::Signature)?;
-    if identity.audience != audience.as_str() {
-        return Err(VerifyError::Audience);
-    }
-    if identity.method != uppercase(method) || identity.path_and_query != path_and_query {
-        return Err(VerifyError::Request);
-    }
-    if now_seconds > identity.expires_at.saturating_add(leeway_seconds) {
-        return Err(VerifyError::Expired);
-    }
-    if identity.issued_at > now_seconds.saturating_add(leeway_seconds) {
-        return Err(VerifyError::NotYetValid);
-    }
-    Ok(identity)
 }
 
 #[cfg(test)]
@@ -655,6 +671,8 @@ mod tests {
             let checked = |method: &str| run(&token, method, PATH, issued_at);
             let signed = SignedIdentity { method: method.to_ascii_uppercase(), ..id.clone() };
             assert_eq!(checked(method), Ok(signed), "{issued_at} {method}");
+            let keyed = signer.verify(&audience(LIVE), method, PATH, Some(&token), issued_at, DEFAULT_LEEWAY_SECONDS);
+            assert_eq!(keyed, checked(method), "the keyed signer verifies as the free function does");
             // The method is signed in uppercase, so its case as received does not matter.
             assert!(checked(&method.to_ascii_uppercase()).is_ok(), "{issued_at} {method}");
             assert_eq!(checked("DELETE"), Err(VerifyError::Request), "{issued_at} {method}");
