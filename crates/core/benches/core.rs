@@ -231,7 +231,7 @@ fn main() {
     let token = signer.sign(&identity());
     run(
         &|| {
-            bench("identity_sign", "X-Keygate-Identity: claims → JSON → base64url → HMAC-SHA256 (HS256 JWT, ~430 B)", || {
+            bench("identity_sign", "X-Keygate-Identity: claims → JSON → base64url → HMAC-SHA256 (HS256 JWT, 423 B)", || {
                 signer.sign(black_box(&identity()))
             })
         },

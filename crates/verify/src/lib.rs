@@ -170,8 +170,8 @@ impl SignedIdentity {
     pub fn claims_json(&self) -> String {
         let mut json = Vec::with_capacity(320);
         self.write_claims(&mut json);
-        // Lossless: the claims are strings and ASCII digits, the escapes ASCII.
-        String::from_utf8_lossy(&json).into_owned()
+        // The claims are strings and ASCII digits, the escapes ASCII: never the empty fallback.
+        String::from_utf8(json).unwrap_or_default()
     }
 
     /// Writes [`SignedIdentity::claims_json`] to `out`: the one definition of what is signed.
@@ -192,7 +192,8 @@ impl SignedIdentity {
     /// `<JOSE_HEADER>.<base64url(claims JSON)>`: what the signature covers, and the token
     /// without its last segment.
     pub fn signing_input(&self) -> String {
-        String::from_utf8_lossy(&self.signing_input_bytes(0)).into_owned()
+        // Every byte is base64url or `.`: never the empty fallback.
+        String::from_utf8(self.signing_input_bytes(0)).unwrap_or_default()
     }
 
     /// [`SignedIdentity::signing_input`] as bytes, with room for `spare` more.
@@ -388,8 +389,8 @@ impl Signer {
         let mac = self.mac(&token).finalize().into_bytes();
         token.push(b'.');
         base64url(&mac, &mut token);
-        // Lossless: every byte is base64url or `.`.
-        String::from_utf8_lossy(&token).into_owned()
+        // Every byte is base64url or `.`: never the empty fallback.
+        String::from_utf8(token).unwrap_or_default()
     }
 
     /// The MAC of a signing input, not yet finalised (signing encodes it, [`verify`] compares it
