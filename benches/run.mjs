@@ -591,6 +591,7 @@ async function main() {
       { id: "f", name: "fast limits", base: keygateUrl, expect: 200, wrk: { KG_AUTH: bearer(keys.fast) }, what: "fast-mode key, the same inline limits: per-isolate decision, RateLimit headers" },
       { id: "a2", name: "pass-through (again)", base: passthroughUrl, expect: 200, wrk: {}, what: "(a) once more at the end: drift of the machine during the run" },
       { id: "a6", name: "pass-through + 6 headers", base: passthroughUrl, path: `/__bench/identity${PATH}`, expect: 200, wrk: {}, what: "(a) adding six constant headers the size of keygate's signed identity headers (which issue #2 requires): what sending them costs on this runtime, without any key handling" },
+      { id: "a1h", name: "pass-through + 1 header", base: passthroughUrl, path: `/__bench/token${PATH}`, expect: 200, wrk: {}, what: "(a) adding one constant header the size of keygate's X-Keygate-Identity token (issue #15): what sending it costs on this runtime, without any key handling" },
       { id: "a6e", name: "pass-through + 6 hdrs + bindings", base: passthroughEnvUrl, path: `/__bench/identity${PATH}`, expect: 200, wrk: {}, what: "(a6) and (ae) together: the least a gateway shaped like keygate pays on this runtime before any key handling" },
       { id: "ae", name: "pass-through + bindings", base: passthroughEnvUrl, expect: 200, wrk: {}, what: "(a) with all of keygate's bindings (vars, KV, Durable Object namespaces, rate limiters) attached and unused" },
       { id: "a1", name: "pass-through, 1 connection", base: passthroughUrl, expect: 200, connections: 1, wrk: {}, what: "(a) with a single connection: latency without queueing" },
@@ -732,11 +733,17 @@ async function main() {
         by.a6?.ratio_rps_vs_a_median_of_rounds >= 0.9,
         "(a6) only adds the six identity headers issue #2 requires to the pass-through, with no key handling at all: no gateway that sends them can do better on this runtime",
       ),
-      ...["a6", "a6e"].map((id) => {
+      target(
+        "(a1h) req/s vs (a), median: the ceiling for (b) with one identity token",
+        "(context: keygate sends one X-Keygate-Identity header since issue #15; (a6) is the six headers before it)",
+        by.a1h?.ratio_rps_vs_a_median_of_rounds,
+        by.a1h?.ratio_rps_vs_a_median_of_rounds >= 0.9,
+      ),
+      ...["a6", "a1h", "a6e"].map((id) => {
         const paired = has(id) && has("b") ? median(by.b.ratio_rps_vs_a_by_round.map((r, i) => r / by[id].ratio_rps_vs_a_by_round[i])) : null;
         return target(
           `(b) req/s vs (${id}), median of paired rounds`,
-          `(context: keygate's cost beyond ${id === "a6" ? "the six headers issue #2 requires" : "those headers and its bindings"})`,
+          `(context: keygate's cost beyond ${{ a6: "the six headers issue #2 required", a1h: "the one token header it sends" }[id] ?? "those headers and its bindings"})`,
           round(paired, 3),
           paired >= 0.9,
         );

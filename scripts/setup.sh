@@ -59,4 +59,26 @@ else
   log "chromium is not installed and cannot be installed here (needs root and apt-get):"
   log "  the console's browser test will be skipped; install it with 'apt-get install chromium'"
 fi
+# The origin-side token snippets (docs/verify/) are run by tests/identity_snippets.rs: Node's is
+# verified with jose (package-lock.json above), Python's with PyJWT, Go's with golang-jwt v4.
+PYJWT_VERSION=2.10.1
+if ! PYTHONPATH=target/pydeps python3 -c "import jwt, sys; sys.exit(jwt.__version__ != '$PYJWT_VERSION')" 2>/dev/null; then
+  log "installing PyJWT $PYJWT_VERSION into target/pydeps"
+  python3 -m pip install --quiet --disable-pip-version-check --no-input --upgrade \
+    --target target/pydeps "PyJWT==$PYJWT_VERSION"
+fi
+# Debian's Go and golang-jwt v4 (4.4.3 in bookworm); the test builds offline against the packaged
+# source (a go.mod `replace` to /usr/share/gocode), so nothing is fetched from the Go proxy.
+if ! command -v go >/dev/null 2>&1 || [ ! -f /usr/share/gocode/src/github.com/golang-jwt/jwt/go.mod ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "tests/identity_snippets.rs needs Go and golang-jwt v4 source at /usr/share/gocode (Debian's"
+    log "golang-go and golang-github-golang-jwt-jwt-dev); no apt-get here: install them by hand"
+    exit 1
+  fi
+  log "installing golang-go and golang-github-golang-jwt-jwt-dev (apt)"
+  sudo_if_needed=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_if_needed="sudo"; fi
+  $sudo_if_needed apt-get update -qq
+  $sudo_if_needed apt-get install -y -qq --no-install-recommends golang-go golang-github-golang-jwt-jwt-dev
+fi
 log "tools ready"

@@ -396,12 +396,17 @@ fn spoofed_keygate_headers_never_reach_the_origin() {
         .header("X-Keygate-Env", "test")
         .header("X-Keygate-Admin", "true")
         .header("x-keygate-key-id", "key_forged")
+        .header("X-Keygate-Identity", "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.e30.")
         .send()
         .json();
     let headers = echo["headers"].as_object().unwrap();
-    assert_eq!(headers["x-keygate-project"], "acme");
-    assert_eq!(headers["x-keygate-env"], "live");
-    assert_ne!(headers["x-keygate-scopes"], "*");
-    assert_ne!(headers["x-keygate-key-id"], "key_forged");
-    assert!(headers.get("x-keygate-admin").is_none());
+    let keygate: Vec<&String> = headers.keys().filter(|name| name.starts_with("x-keygate-")).collect();
+    assert_eq!(keygate, ["x-keygate-identity"], "only keygate's own identity header reaches the origin");
+    assert_ne!(headers["x-keygate-identity"], "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.e30.");
+    // The origin verified keygate's token: its identity is the key's, not the client's.
+    let identity = &echo["identity"];
+    assert_eq!(identity["project"], "acme");
+    assert_eq!(identity["env"], "live");
+    assert_ne!(identity["scopes"], "*");
+    assert_ne!(identity["key_id"], "key_forged");
 }

@@ -134,7 +134,7 @@ fn octopost_key_without_permissions_has_the_whole_catalogue() {
     let key = create(g, json!({"project": "acme", "name": "no explicit permissions"}));
     let echoed = g.request("GET", "/__echo/full").bearer(&key).send();
     assert_eq!(echoed.status, 200, "{}", echoed.body);
-    let scopes = echoed.json()["headers"]["x-keygate-scopes"].as_str().expect("signed scopes").to_string();
+    let scopes = echoed.json()["identity"]["scopes"].as_str().expect("signed scopes").to_string();
     let listed: Vec<&str> = scopes.split(' ').collect();
     for scope in ["content:read", "content:write", "billing:write", "keys:write"] {
         assert!(listed.contains(&scope), "{scope} in {scopes}");

@@ -20,8 +20,12 @@ use worker::{event, web_sys, AbortController, Context, Delay, Env, Fetch, Reques
 export function outbound(request, url, signal, identity) {
   const headers = new Headers(request.headers);
   headers.delete("host");
-  if (identity) {
-    // Scenario a6: six constant headers shaped like keygate's signed identity headers.
+  if (identity === 1) {
+    // Scenario a1h: one constant header shaped like keygate's X-Keygate-Identity token (380 B).
+    headers.set("x-keygate-identity", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJrZXlnYXRlIiwic3ViIjoia2V5XzAxSFpYM1Y5UTdBQkNERUZHSEpLTU5QUVJTIiwiYXVkIjoiaHR0cDovLzEyNy4wLjAuMTo4Nzg4IiwiaWF0IjoxODAwMDAwMDAwLCJleHAiOjE4MDAwMDAwNjAsImh0bSI6IkdFVCIsImh0dSI6Ii92MS9wdWJsaWMvY21zL2FydGljbGVzL2l0ZW1zIiwicHJvamVjdCI6ImJlbmNoIiwiZW52IjoibGl2ZSIsInNjb3BlIjoiY29udGVudDpyZWFkIn0.BpUayX6S3HEJ7wa6t16Cg9oBQVgW0AnpFqaP96AmvyY");
+  } else if (identity === 6) {
+    // Scenario a6: six constant headers shaped like keygate's former signed identity headers
+    // (issue #2's scheme, kept as the historical comparison).
     headers.set("x-keygate-key-id", "key_01HZX3V9Q7ABCDEFGHJKMNPQRS");
     headers.set("x-keygate-project", "bench");
     headers.set("x-keygate-env", "live");
@@ -38,7 +42,7 @@ extern "C" {
         request: &web_sys::Request,
         url: &str,
         signal: &web_sys::AbortSignal,
-        identity: bool,
+        identity: u32,
     ) -> std::result::Result<web_sys::Request, JsValue>;
 }
 
@@ -46,6 +50,7 @@ extern "C" {
 const ORIGIN_TIMEOUT_MS: u64 = 15_000;
 const FLOOR_PATH: &str = "/__bench/floor";
 const IDENTITY_PREFIX: &str = "/__bench/identity";
+const TOKEN_PREFIX: &str = "/__bench/token";
 const FLOOR_BODY: &[u8] = b"{\"ok\":true,\"origin\":\"none\"}\n";
 
 #[event(fetch)]
@@ -61,11 +66,15 @@ async fn fetch(request: Request, env: Env, _ctx: Context) -> Result<Response> {
     if path_and_query == FLOOR_PATH {
         return Response::from_bytes(FLOOR_BODY.to_vec()).map(|r| r.with_status(200));
     }
-    // Scenario a6 of `make bench`: the same pass-through, plus six constant headers of the size
-    // of keygate's signed identity headers: what sending those costs on this runtime by itself.
-    let (identity, path_and_query) = match path_and_query.strip_prefix(IDENTITY_PREFIX) {
-        Some(rest) => (true, rest),
-        None => (false, path_and_query),
+    // Scenarios a6 and a1h of `make bench`: the same pass-through, plus six constant headers of
+    // the size of keygate's former signed identity headers (a6), or one of the size of its
+    // identity token (a1h): what sending those costs on this runtime by itself.
+    let (identity, path_and_query) = if let Some(rest) = path_and_query.strip_prefix(IDENTITY_PREFIX) {
+        (6, rest)
+    } else if let Some(rest) = path_and_query.strip_prefix(TOKEN_PREFIX) {
+        (1, rest)
+    } else {
+        (0, path_and_query)
     };
     let target = format!("{}{}", origin.trim_end_matches('/'), path_and_query);
 

@@ -24,6 +24,7 @@ use keygate_core::policy::{self, RequestFacts};
 use keygate_core::record::{KeyRecord, Status};
 use keygate_core::routes::{check_canonical, RouteTable};
 use keygate_core::scope::Roles;
+use keygate_core::signature::{self, Audience, SignedIdentity, Signer, TOKEN_LIFETIME_SECONDS};
 use keygate_core::timestamp::Timestamp;
 
 /// A fixed instant (2027-01-15), so runs are comparable.
@@ -211,6 +212,40 @@ fn main() {
             )
         },
         "core_request",
+    );
+
+    // The identity token of one forwarded request (forward::plan's signing, without the URL).
+    let signer = Signer::new(b"integration-test-signing-secret-0123456789");
+    let audience = Audience::from_url("https://origin.example").expect("audience");
+    let identity = || SignedIdentity {
+        audience: audience.as_str().to_string(),
+        issued_at: NOW_MS as u64 / 1000,
+        expires_at: NOW_MS as u64 / 1000 + TOKEN_LIFETIME_SECONDS,
+        method: "GET".into(),
+        path_and_query: format!("{PATH}?limit=20"),
+        key_id: "key_01HZX3V9Q7ABCDEFGHJKMNPQRS".into(),
+        project: "acme".into(),
+        env: "live".into(),
+        scopes: "content:read media:read".into(),
+    };
+    let token = signer.sign(&identity());
+    run(
+        &|| {
+            bench("identity_sign", "X-Keygate-Identity: claims → JSON → base64url → HMAC-SHA256 (HS256 JWT, 423 B)", || {
+                signer.sign(black_box(&identity()))
+            })
+        },
+        "identity_sign",
+    );
+    run(
+        &|| {
+            bench("identity_verify", "keygate_verify::verify of that token (the origin's side: parse, rebuild, HMAC, claims)", || {
+                let path = format!("{PATH}?limit=20");
+                signature::verify(b"integration-test-signing-secret-0123456789", &audience, "GET", &path, Some(&token), 1_800_000_000, 30)
+                    .map(|i| i.scopes.len())
+            })
+        },
+        "identity_verify",
     );
 
     if let Ok(path) = std::env::var("KEYGATE_BENCH_JSON") {

@@ -1024,10 +1024,11 @@ mod tests {
 
     #[test]
     fn each_origin_is_signed_with_its_own_secret_and_audience() {
-        use crate::signature::{verify, SignedIdentity, DEFAULT_TOLERANCE_SECONDS};
+        use crate::signature::{verify, SignedIdentity, DEFAULT_LEEWAY_SECONDS};
         let identity = |audience: &Audience| SignedIdentity {
             audience: audience.as_str().to_string(),
-            timestamp: 1_000,
+            issued_at: 1_000,
+            expires_at: 1_060,
             method: "GET".into(),
             path_and_query: "/x".into(),
             key_id: "key_1".into(),
@@ -1037,18 +1038,8 @@ mod tests {
         };
         // Whether `target`'s signer signs with `secret` for its own audience.
         let signs_with = |target: &OriginTarget, secret: &str| {
-            let id = identity(&target.audience);
-            let signature = target.signer.sign(&id);
-            let header = |name: &str| match name {
-                "x-keygate-signature" => Some(signature.clone()),
-                "x-keygate-timestamp" => Some("1000".to_string()),
-                "x-keygate-key-id" => Some(id.key_id.clone()),
-                "x-keygate-project" => Some(id.project.clone()),
-                "x-keygate-env" => Some(id.env.clone()),
-                "x-keygate-scopes" => Some(id.scopes.clone()),
-                _ => None,
-            };
-            verify(secret.as_bytes(), &target.audience, "GET", "/x", header, 1_000, DEFAULT_TOLERANCE_SECONDS).is_ok()
+            let token = target.signer.sign(&identity(&target.audience));
+            verify(secret.as_bytes(), &target.audience, "GET", "/x", Some(&token), 1_000, DEFAULT_LEEWAY_SECONDS).is_ok()
         };
         let live_secret = "0123456789abcdef0123";
         let test_secret = "test-secret-9876543210";

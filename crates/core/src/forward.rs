@@ -3,18 +3,21 @@
 //! Live keys go to `ORIGIN_URL`, test keys to `ORIGIN_URL_TEST` (absent → `ENVIRONMENT_MISMATCH`).
 //! Method, path, query and body are kept. `Host`, the credential headers and every client-sent
 //! `X-Keygate-*` header are removed ([`strips_header`], the one statement of that rule);
-//! keygate's signed identity headers are added, signed with the chosen origin's signer for the
-//! chosen origin's audience. [`outbound_headers`] turns both into what the JavaScript that
-//! builds the outbound request applies without deciding anything.
+//! one header is added, `X-Keygate-Identity`: the identity token (an HS256 JWT, see
+//! [`crate::signature`]) signed with the chosen origin's signer for the chosen origin's audience,
+//! this method and the path and query the origin receives. It is signed per request, not cached
+//! per key: binding the token to the request costs one HMAC-SHA256 over its ~380-byte signing
+//! input (about 3 µs natively, `identity_sign` in `crates/core/benches/core.rs`), while a per-key
+//! token would be replayable against any route for its lifetime (docs/identity.md has the
+//! trade-off). [`outbound_headers`] turns both into what the JavaScript that builds the outbound
+//! request applies without deciding anything.
 
 use crate::boundary::{fields, BoundaryError, Encoder};
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::key::KeyEnv;
 use crate::policy::Grant;
-use crate::signature::{
-    SignedIdentity, HEADER_ENV, HEADER_KEY_ID, HEADER_PREFIX, HEADER_PROJECT, HEADER_SCOPES, HEADER_SIGNATURE, HEADER_TIMESTAMP,
-};
+use crate::signature::{SignedIdentity, HEADER_IDENTITY, HEADER_PREFIX, TOKEN_LIFETIME_SECONDS};
 
 /// What the glue must do to forward a granted request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +29,7 @@ pub struct ForwardPlan {
 }
 
 /// Whether a client header must not reach the origin: `host` (the origin's own comes from its
-/// URL), the two credential headers, and every `x-keygate-*` header (only keygate signs those).
+/// URL), the two credential headers, and every `x-keygate-*` header (only keygate sets those).
 pub fn strips_header(config: &Config, lowercase_name: &str) -> bool {
     lowercase_name == "host"
         || lowercase_name == config.auth_header
@@ -82,7 +85,8 @@ pub fn plan(config: &Config, grant: &Grant, method: &str, path_and_query: &str, 
     let forwarded = format!("{}{path_and_query}", base_path(&target.url));
     let identity = SignedIdentity {
         audience: target.audience.as_str().to_string(),
-        timestamp: now_seconds,
+        issued_at: now_seconds,
+        expires_at: now_seconds.saturating_add(TOKEN_LIFETIME_SECONDS),
         method: method.to_string(),
         path_and_query: forwarded,
         key_id: grant.key_id.clone(),
@@ -90,24 +94,14 @@ pub fn plan(config: &Config, grant: &Grant, method: &str, path_and_query: &str, 
         env: grant.env.as_str().to_string(),
         scopes: grant.scopes.join(" "),
     };
-    let signature = target.signer.sign(&identity);
-    Ok(ForwardPlan {
-        url: format!("{}{path_and_query}", target.url),
-        add_headers: vec![
-            (HEADER_KEY_ID, identity.key_id),
-            (HEADER_PROJECT, identity.project),
-            (HEADER_ENV, identity.env),
-            (HEADER_SCOPES, identity.scopes),
-            (HEADER_TIMESTAMP, identity.timestamp.to_string()),
-            (HEADER_SIGNATURE, signature),
-        ],
-    })
+    let token = target.signer.sign(&identity);
+    Ok(ForwardPlan { url: format!("{}{path_and_query}", target.url), add_headers: vec![(HEADER_IDENTITY, token)] })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signature::{verify, Audience, VerifyError, DEFAULT_TOLERANCE_SECONDS};
+    use crate::signature::{verify, Audience, VerifyError, DEFAULT_LEEWAY_SECONDS};
 
     const SECRET: &[u8] = b"a-very-secret-signing-key";
 
@@ -123,6 +117,11 @@ mod tests {
 
     fn audience(url: &str) -> Audience {
         Audience::from_url(url).unwrap()
+    }
+
+    /// The `X-Keygate-Identity` value a plan adds.
+    fn token_of(plan: &ForwardPlan) -> String {
+        plan.add_headers.iter().find(|(name, _)| *name == HEADER_IDENTITY).map(|(_, value)| value.clone()).expect("identity header")
     }
 
     fn grant(env: KeyEnv) -> Grant {
@@ -142,24 +141,24 @@ mod tests {
     fn signature_covers_the_path_the_origin_receives() {
         let config = config(Some("http://127.0.0.1:9001/sandbox"));
         let plan = plan(&config, &grant(KeyEnv::Test), "GET", "/v1/x?a=1", 50).unwrap();
-        let lookup = |name: &str| plan.add_headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+        let token = token_of(&plan);
         let received = "/sandbox/v1/x?a=1";
         assert!(plan.url.ends_with(received));
         let test_origin = audience("http://127.0.0.1:9001");
-        assert!(verify(SECRET, &test_origin, "GET", received, lookup, 50, DEFAULT_TOLERANCE_SECONDS).is_ok());
-        assert!(verify(SECRET, &test_origin, "GET", "/v1/x?a=1", lookup, 50, DEFAULT_TOLERANCE_SECONDS).is_err());
+        assert!(verify(SECRET, &test_origin, "GET", received, Some(&token), 50, DEFAULT_LEEWAY_SECONDS).is_ok());
+        assert_eq!(verify(SECRET, &test_origin, "GET", "/v1/x?a=1", Some(&token), 50, DEFAULT_LEEWAY_SECONDS), Err(VerifyError::Request));
     }
 
     #[test]
     fn a_test_key_signature_does_not_verify_at_the_live_origin() {
         let config = config(Some("http://127.0.0.1:9001"));
         let plan = plan(&config, &grant(KeyEnv::Test), "GET", "/v1/x", 50).unwrap();
-        let lookup = |name: &str| plan.add_headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+        let token = token_of(&plan);
         // Both origins share the secret here (no ORIGIN_SIGNING_SECRET_TEST): only the audience differs.
-        assert!(verify(SECRET, &audience("http://127.0.0.1:9001"), "GET", "/v1/x", lookup, 50, DEFAULT_TOLERANCE_SECONDS).is_ok());
+        assert!(verify(SECRET, &audience("http://127.0.0.1:9001"), "GET", "/v1/x", Some(&token), 50, DEFAULT_LEEWAY_SECONDS).is_ok());
         assert_eq!(
-            verify(SECRET, &audience("http://127.0.0.1:9000"), "GET", "/v1/x", lookup, 50, DEFAULT_TOLERANCE_SECONDS),
-            Err(VerifyError::Mismatch)
+            verify(SECRET, &audience("http://127.0.0.1:9000"), "GET", "/v1/x", Some(&token), 50, DEFAULT_LEEWAY_SECONDS),
+            Err(VerifyError::Audience)
         );
     }
 
@@ -178,13 +177,16 @@ mod tests {
     }
 
     #[test]
-    fn added_headers_verify_with_the_public_verifier() {
+    fn the_one_added_header_verifies_with_the_public_verifier() {
         let config = config(None);
         let plan = plan(&config, &grant(KeyEnv::Live), "POST", "/v1/cms/a/items?x=1", 1_000).unwrap();
-        let lookup = |name: &str| plan.add_headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+        let token = token_of(&plan);
+        assert_eq!(plan.add_headers.len(), 1, "one identity header: {:?}", plan.add_headers);
         let identity =
-            verify(SECRET, &audience("http://127.0.0.1:9000"), "POST", "/v1/cms/a/items?x=1", lookup, 1_000, DEFAULT_TOLERANCE_SECONDS)
+            verify(SECRET, &audience("http://127.0.0.1:9000"), "POST", "/v1/cms/a/items?x=1", Some(&token), 1_000, DEFAULT_LEEWAY_SECONDS)
                 .unwrap();
+        assert_eq!((identity.issued_at, identity.expires_at), (1_000, 1_060));
+        assert_eq!(identity.env, "live");
         assert_eq!(identity.key_id, "key_1");
         assert_eq!(identity.project, "acme");
         assert_eq!(identity.scopes, "content:read");
@@ -218,8 +220,9 @@ mod tests {
         let added: Vec<&str> = fields(&outbound.add).collect();
         let expected: Vec<&str> = plan.add_headers.iter().flat_map(|(name, value)| [*name, value.as_str()]).collect();
         assert_eq!(added, expected);
-        assert_eq!(added[0], HEADER_KEY_ID);
-        assert_eq!(added[1], "key_1");
+        assert_eq!(added.len(), 2);
+        assert_eq!(added[0], "x-keygate-identity");
+        assert!(added[1].starts_with("eyJ"), "{}", added[1]);
         // Nothing to strip is an empty list, not one empty name.
         assert_eq!(outbound_headers(&config, &plan, "accept\n").unwrap().strip, "");
         assert_eq!(outbound_headers(&config, &plan, "").unwrap().strip, "");
@@ -229,9 +232,9 @@ mod tests {
     fn outbound_headers_refuse_a_value_that_cannot_cross() {
         let config = config(None);
         let mut plan = plan(&config, &grant(KeyEnv::Live), "GET", "/v1/x", 10).unwrap();
-        plan.add_headers[1].1 = "acme\0".into();
+        plan.add_headers[0].1 = "token\0".into();
         assert_eq!(outbound_headers(&config, &plan, "host\n"), Err(BoundaryError::Unencodable));
-        plan.add_headers[1].1 = "acme\nx-keygate-env\ntest".into();
+        plan.add_headers[0].1 = "token\nx-keygate-env\ntest".into();
         assert_eq!(outbound_headers(&config, &plan, "host\n"), Err(BoundaryError::Unencodable));
     }
 }

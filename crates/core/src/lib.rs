@@ -8,8 +8,8 @@
 //! 4. **lookup** the record by SHA-256 hash: isolate cache ([`cache`]), then Workers KV ([`record`]);
 //! 5. **check** status, validity window, scopes, project, `Origin` ([`policy`], [`scope`]);
 //! 6. **limit**: the key's rate limits and quotas ([`gate::limit`], [`limit`]);
-//! 7. **forward** to the live or test origin without the credential, with signed identity
-//!    headers ([`forward`], [`signature`]);
+//! 7. **forward** to the live or test origin without the credential, with the signed identity
+//!    token, `X-Keygate-Identity` ([`forward`], [`signature`]);
 //! 8. **respond**: the origin's answer, or a JSON error ([`error`]) in the configured dialect
 //!    ([`dialect`]).
 //!

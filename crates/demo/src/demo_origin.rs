@@ -1,7 +1,7 @@
 //! `keygate-demo demo-origin`: a loopback stand-in for the CMS origin behind keygate.
 //!
-//! Every request except `GET /__health` must carry a valid keygate signature made for this
-//! origin's audience ([`keygate_core::signature::verify`]); anything else gets
+//! Every request except `GET /__health` must carry a valid `X-Keygate-Identity` token made for
+//! this origin's audience and this request ([`keygate_core::signature::verify`]); anything else gets
 //! `401 ORIGIN_SIGNATURE_INVALID`. The audience is the origin's own URL: by default
 //! `http://<address it listens on>` as it prints it, or the `--audience` URL (needed when the
 //! gateway reaches it under another name, e.g. behind a proxy). The project of a request is the
@@ -238,15 +238,15 @@ fn dispatch(request: &OriginRequest, label: &str, secret: &[u8], audience: &Audi
     if route == Route::Health {
         return ok(200, json!({"ok": true, "label": label}));
     }
-    let header = |name: &str| request.headers.get(name).cloned();
+    let token = request.headers.get(signature::HEADER_IDENTITY).map(String::as_str);
     let identity = match signature::verify(
         secret,
         audience,
         &request.method,
         &request.path_and_query,
-        header,
+        token,
         now_seconds,
-        signature::DEFAULT_TOLERANCE_SECONDS,
+        signature::DEFAULT_LEEWAY_SECONDS,
     ) {
         Ok(identity) => identity,
         Err(e) => return signature_error(e),
@@ -309,25 +309,26 @@ fn echo(request: &OriginRequest, identity: &SignedIdentity) -> Value {
             "project": identity.project,
             "env": identity.env,
             "scopes": identity.scopes,
-            "timestamp": identity.timestamp,
+            "issued_at": identity.issued_at,
+            "expires_at": identity.expires_at,
+            "method": identity.method,
+            "path_and_query": identity.path_and_query,
         },
     })
 }
 
 fn signature_error(e: VerifyError) -> OriginResponse {
-    let (reason, message) = match e {
-        VerifyError::MissingHeader(name) => ("missing_header", format!("missing header {name}")),
-        VerifyError::Malformed => ("malformed", "signature or timestamp is malformed".to_string()),
-        VerifyError::Stale => ("stale", "signature timestamp is outside the accepted window".to_string()),
-        VerifyError::Mismatch => {
-            ("mismatch", "signature does not match the request, or was made for another origin or with another secret".to_string())
-        }
+    let message = match e {
+        VerifyError::Missing => "no X-Keygate-Identity header",
+        VerifyError::Malformed => "the identity token is not a token keygate issues",
+        VerifyError::Algorithm => "the identity token's header is not {\"alg\":\"HS256\",\"typ\":\"JWT\"}",
+        VerifyError::Signature => "the identity token's signature does not match (another secret, or a changed claim)",
+        VerifyError::Audience => "the identity token was made for another origin",
+        VerifyError::Request => "the identity token was made for another method, path or query",
+        VerifyError::Expired => "the identity token has expired",
+        VerifyError::NotYetValid => "the identity token was issued in the future (clock skew?)",
     };
-    let mut details = json!({"reason": reason});
-    if let (VerifyError::MissingHeader(name), Value::Object(map)) = (e, &mut details) {
-        map.insert("header".into(), Value::String(name.to_string()));
-    }
-    error(401, "ORIGIN_SIGNATURE_INVALID", &message, details)
+    error(401, "ORIGIN_SIGNATURE_INVALID", message, json!({"reason": e.reason()}))
 }
 
 fn ok(status: u16, body: Value) -> OriginResponse {
@@ -560,7 +561,7 @@ fn unix_seconds() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keygate_core::signature::{HEADER_ENV, HEADER_KEY_ID, HEADER_PROJECT, HEADER_SCOPES, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+    use keygate_core::signature::{HEADER_IDENTITY, TOKEN_LIFETIME_SECONDS};
 
     const SECRET: &[u8] = b"0123456789abcdef0123";
     const NOW: u64 = 1_800_000_000;
@@ -577,7 +578,8 @@ mod tests {
     fn signed_for(audience: &str, method: &str, path_and_query: &str, project: &str, body: &[u8]) -> OriginRequest {
         let identity = SignedIdentity {
             audience: audience.into(),
-            timestamp: NOW,
+            issued_at: NOW,
+            expires_at: NOW + TOKEN_LIFETIME_SECONDS,
             method: method.into(),
             path_and_query: path_and_query.into(),
             key_id: "key_demo".into(),
@@ -585,16 +587,17 @@ mod tests {
             env: "live".into(),
             scopes: "content:read content:write".into(),
         };
-        let headers = BTreeMap::from([
-            (HEADER_SIGNATURE.to_string(), identity.sign(SECRET)),
-            (HEADER_TIMESTAMP.to_string(), NOW.to_string()),
-            (HEADER_KEY_ID.to_string(), identity.key_id.clone()),
-            (HEADER_PROJECT.to_string(), identity.project.clone()),
-            (HEADER_ENV.to_string(), identity.env.clone()),
-            (HEADER_SCOPES.to_string(), identity.scopes.clone()),
-            ("accept".to_string(), "application/json".to_string()),
-        ]);
+        let headers =
+            BTreeMap::from([(HEADER_IDENTITY.to_string(), identity.sign(SECRET)), ("accept".to_string(), "application/json".to_string())]);
         OriginRequest { method: method.into(), path_and_query: path_and_query.into(), headers, body: body.to_vec() }
+    }
+
+    /// The token for these facts signed with `secret` instead of [`SECRET`].
+    fn signed_with(secret: &[u8], method: &str, path_and_query: &str, project: &str) -> String {
+        let request = signed(method, path_and_query, project, b"");
+        let token = &request.headers[HEADER_IDENTITY];
+        let identity = signature::verify(SECRET, &own_audience(), method, path_and_query, Some(token), NOW, 0).unwrap();
+        identity.sign(secret)
     }
 
     fn run(request: &OriginRequest) -> OriginResponse {
@@ -701,33 +704,32 @@ mod tests {
         assert_eq!((response.status, response.body["label"].clone()), (200, json!("live")));
 
         let unsigned = OriginRequest { method: "GET".into(), path_and_query: "/v1/public/cms/articles/items".into(), ..Default::default() };
-        let mut bad_sig = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
-        bad_sig.headers.insert(HEADER_SIGNATURE.into(), "v2=zz".into());
-        let mut other_project = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
-        other_project.headers.insert(HEADER_PROJECT.into(), "globex".into());
+        let mut bad_token = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
+        bad_token.headers.insert(HEADER_IDENTITY.into(), "v2=zz".into());
+        let mut other_secret = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
+        let token = other_secret.headers[HEADER_IDENTITY].clone();
+        let (input, _) = token.rsplit_once('.').unwrap();
+        let forged = signed_with(b"another-secret", "GET", "/v1/public/cms/articles/items", "acme");
+        other_secret.headers.insert(HEADER_IDENTITY.into(), format!("{input}.{}", forged.rsplit_once('.').unwrap().1));
         let mut other_query = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
         other_query.path_and_query.push_str("?limit=100");
-        let mut padded_timestamp = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
-        padded_timestamp.headers.insert(HEADER_TIMESTAMP.into(), format!("0{NOW}"));
+        let mut alg_none = signed("GET", "/v1/public/cms/articles/items", "acme", b"");
+        let claims = token.split('.').nth(1).unwrap().to_string();
+        alg_none.headers.insert(HEADER_IDENTITY.into(), format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{claims}."));
         let rows = [
-            ("unsigned", unsigned, NOW, "missing_header"),
-            ("malformed", bad_sig, NOW, "malformed"),
-            ("tampered project", other_project, NOW, "mismatch"),
-            ("tampered query", other_query, NOW, "mismatch"),
+            ("unsigned", unsigned, NOW, "missing"),
+            ("malformed", bad_token, NOW, "malformed"),
+            ("another secret's signature", other_secret, NOW, "signature"),
+            ("alg none", alg_none, NOW, "algorithm"),
+            ("tampered query", other_query, NOW, "request"),
             (
                 "signed for the test origin",
                 signed_for("http://127.0.0.1:8789", "GET", "/v1/public/cms/articles/items", "acme", b""),
                 NOW,
-                "mismatch",
+                "audience",
             ),
-            ("timestamp not in its canonical spelling", padded_timestamp, NOW, "malformed"),
-            ("stale", signed("GET", "/__echo", "acme", b""), NOW + 301, "stale"),
-            (
-                "unsigned 404",
-                OriginRequest { method: "GET".into(), path_and_query: "/nope".into(), ..Default::default() },
-                NOW,
-                "missing_header",
-            ),
+            ("expired", signed("GET", "/__echo", "acme", b""), NOW + 60 + 31, "expired"),
+            ("unsigned 404", OriginRequest { method: "GET".into(), path_and_query: "/nope".into(), ..Default::default() }, NOW, "missing"),
         ];
         for (what, request, now, reason) in rows {
             let response = handle(&request, "live", SECRET, &own_audience(), now);
@@ -751,7 +753,9 @@ mod tests {
         assert_eq!(body["headers"]["accept"], "application/json");
         assert_eq!(body["body"], "hi \u{fffd}");
         assert_eq!(body["identity"]["project"], "acme");
-        assert_eq!(body["identity"]["timestamp"], NOW);
+        assert_eq!(body["identity"]["issued_at"], NOW);
+        assert_eq!(body["identity"]["expires_at"], NOW + 60);
+        assert_eq!(body["identity"]["path_and_query"], "/__echo/x?a=1&b=2");
         assert_eq!(body["identity"]["audience"], AUDIENCE);
     }
 

@@ -1,13 +1,14 @@
 //! Sends a granted request to its origin: same method, path, query and body; `host`, credential
-//! and client `X-Keygate-*` headers removed; signed identity headers added.
+//! and client `X-Keygate-*` headers removed; the signed identity token (`X-Keygate-Identity`)
+//! added.
 //!
 //! The outbound request is built by one JavaScript call (`outbound` in
 //! `crates/worker/js/runtime.js`): copying, filtering and adding headers from Rust would cross
 //! the wasm/JS boundary several times per header, each crossing re-encoding a string. The JS
-//! decides nothing. Rust passes the incoming header names to drop and the signed headers to add
+//! decides nothing. Rust passes the incoming header names to drop and the signed header to add
 //! ([`keygate_core::forward::outbound_headers`], by [`keygate_core::forward::strips_header`], the
 //! one statement of the rule); the JS keeps every other header in a plain object (no prototype,
-//! so no header name is special), adds the signed ones, and hands that object to `new Request`.
+//! so no header name is special), adds the signed one, and hands that object to `new Request`.
 //!
 //! The trade-off: which names to drop depends on names only the JS has (`x-keygate-*` is a
 //! prefix). Rather than asking for them in a second crossing, `requestFacts`, the one call that
