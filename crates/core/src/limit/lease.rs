@@ -32,8 +32,6 @@
 //!   (a request that waits for its own answer is decided by it, as today's `Hit` is).
 //! - `lease_ms = 0` is today's behaviour: every request is its own [`Admit::Hit`].
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::algorithm::{decide, Decision, LimitSpec, LimitState};
@@ -59,8 +57,9 @@ fn millis(duration_ms: u64) -> i64 {
 }
 
 /// What an isolate sends to renew its lease (or, with `wanted = waiting = 0`, to report and
-/// surrender it). On the wire as a tuple, in field order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// surrender it). On the wire as one string of its numbers in field order, `"3,1,0,0,0,8,1"`
+/// (the smallest code for serde in wasm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Renewal(
     /// The record revision the isolate decides with.
     pub u64,
@@ -79,7 +78,37 @@ pub struct Renewal(
     pub u64,
 );
 
+/// `N` comma-separated decimal numbers, exactly.
+fn numbers<const N: usize>(text: &str) -> Option<[u64; N]> {
+    let mut out = [0; N];
+    let mut parts = text.split(',');
+    for slot in &mut out {
+        *slot = parts.next()?.parse().ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+impl Serialize for Renewal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Renewal(a, b, c, d, e, f, g) = self;
+        serializer.collect_str(&format_args!("{a},{b},{c},{d},{e},{f},{g}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Renewal {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Renewal, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let [a, b, c, d, e, f, g] = numbers(&text).ok_or_else(|| serde::de::Error::custom("a renewal is 7 numbers"))?;
+        Ok(Renewal(a, b, c, d, e, f, g))
+    }
+}
+
 impl Renewal {
+    /// A report only: nothing wanted, nobody waiting (the isolate surrenders its lease).
+    pub fn is_report(&self) -> bool {
+        self.5 == 0 && self.6 == 0
+    }
+
     pub fn revision_seen(&self) -> u64 {
         self.0
     }
@@ -100,8 +129,10 @@ impl Renewal {
     }
 }
 
-/// The limiter's answer to a [`Renewal`] (or a [`LeaseLedger::hit`]).
+/// The limiter's answer to a [`Renewal`] (or a [`LeaseLedger::hit`]). On the wire as a pair:
+/// its numbers in one string in field order (booleans 0 or 1), and the decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "GrantWire", into = "GrantWire")]
 pub struct Grant {
     /// The newest record revision the limiter knows.
     pub revision: u64,
@@ -122,6 +153,52 @@ pub struct Grant {
     /// The limits' last decision in this grant (the refusal when `exhausted`), for response
     /// headers; `None` when `record_changed`.
     pub decision: Option<Decision>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GrantWire(String, Option<Decision>);
+
+impl TryFrom<GrantWire> for Grant {
+    type Error = &'static str;
+    fn try_from(GrantWire(text, decision): GrantWire) -> Result<Grant, &'static str> {
+        match numbers(&text) {
+            Some([revision, changed @ 0..=1, allowed, exhausted @ 0..=1, remaining, retry_after_ms, valid_for_ms]) => Ok(Grant {
+                revision,
+                record_changed: changed == 1,
+                allowed,
+                exhausted: exhausted == 1,
+                remaining,
+                retry_after_ms,
+                valid_for_ms,
+                decision,
+            }),
+            _ => Err("a grant is 7 numbers"),
+        }
+    }
+}
+
+impl From<Grant> for GrantWire {
+    fn from(g: Grant) -> GrantWire {
+        let (changed, exhausted) = (u8::from(g.record_changed), u8::from(g.exhausted));
+        let text = format!("{},{changed},{},{exhausted},{},{},{}", g.revision, g.allowed, g.remaining, g.retry_after_ms, g.valid_for_ms);
+        GrantWire(text, g.decision)
+    }
+}
+
+impl Grant {
+    /// The answer that the isolate's record is older than `revision` (nothing granted).
+    pub fn changed(revision: u64) -> Grant {
+        Grant {
+            revision,
+            record_changed: true,
+            allowed: 0,
+            exhausted: false,
+            remaining: u64::MAX,
+            retry_after_ms: 0,
+            valid_for_ms: 0,
+            decision: None,
+        }
+    }
 }
 
 /// What the ledger remembers of one grant, to re-credit units dropped from it.
@@ -163,14 +240,26 @@ pub struct LeaseLedger {
     revision: u64,
     specs: Vec<LimitSpec>,
     states: Vec<LimitState>,
-    outstanding: BTreeMap<u64, Outstanding>,
-    usage: BTreeMap<String, LeaseUsage>,
+    /// By lease id (a few per isolate serving the family): a list, small in code and memory.
+    outstanding: Vec<(u64, Outstanding)>,
+    /// Usage per key, tallied for the tests and the simulation only: the `KeyLimiter` counts the
+    /// same numbers in its own storage ([`usage_counted`]).
+    #[cfg(test)]
+    usage: Vec<(String, LeaseUsage)>,
 }
 
 impl LeaseLedger {
     /// A ledger granting leases of `lease_ms` against `specs`, knowing record `revision`.
     pub fn new(lease_ms: u64, revision: u64, specs: Vec<LimitSpec>) -> LeaseLedger {
-        LeaseLedger { lease_ms, revision, specs, states: Vec::new(), outstanding: BTreeMap::new(), usage: BTreeMap::new() }
+        LeaseLedger {
+            lease_ms,
+            revision,
+            specs,
+            states: Vec::new(),
+            outstanding: Vec::new(),
+            #[cfg(test)]
+            usage: Vec::new(),
+        }
     }
 
     /// A ledger resuming `states` (one per spec, e.g. read back from storage).
@@ -189,8 +278,9 @@ impl LeaseLedger {
     }
 
     /// Usage counted for `key_id`.
+    #[cfg(test)]
     pub fn usage(&self, key_id: &str) -> LeaseUsage {
-        self.usage.get(key_id).copied().unwrap_or_default()
+        self.usage.iter().find(|(k, _)| k == key_id).map(|(_, u)| *u).unwrap_or_default()
     }
 
     /// An admin change (the registry tells the limiter before KV is written): every later
@@ -228,18 +318,33 @@ impl LeaseLedger {
     pub fn grant(&mut self, isolate_id: u64, key_id: &str, renewal: &Renewal, now_ms: i64) -> Grant {
         self.give_back(isolate_id, key_id, renewal, false);
         let lease_ms = millis(self.lease_ms);
-        self.outstanding.retain(|_, o| o.last_granted_at_ms.saturating_add(lease_ms).saturating_add(FORGET_AFTER_MS) > now_ms);
+        // Forget the grants of isolates gone for good (a loop: smaller in wasm than `retain`).
+        let mut at = 0;
+        while at < self.outstanding.len() {
+            if self.outstanding[at].1.last_granted_at_ms.saturating_add(lease_ms).saturating_add(FORGET_AFTER_MS) > now_ms {
+                at += 1;
+            } else {
+                self.outstanding.swap_remove(at);
+            }
+        }
         if renewal.revision_seen() != self.revision {
             return self.unchanged();
         }
         let others =
-            self.outstanding.iter().filter(|(id, o)| **id != isolate_id && o.last_granted_at_ms.saturating_add(lease_ms) > now_ms).count()
+            self.outstanding.iter().filter(|(id, o)| *id != isolate_id && o.last_granted_at_ms.saturating_add(lease_ms) > now_ms).count()
                 as u64;
         // Without limits nothing can be stranded: a lease is only the revision, granted in full.
         let wanted = if self.specs.is_empty() && self.lease_ms > 0 { MAX_GRANT } else { renewal.wanted().max(renewal.waiting()) };
         let (grant, mark) = self.debit(key_id, wanted, renewal.waiting(), others, now_ms);
         if self.lease_ms > 0 {
-            let outstanding = self.outstanding.entry(isolate_id).or_default();
+            let at = match self.outstanding.iter().position(|(id, _)| *id == isolate_id) {
+                Some(at) => at,
+                None => {
+                    self.outstanding.push((isolate_id, Outstanding::default()));
+                    self.outstanding.len() - 1
+                }
+            };
+            let outstanding = &mut self.outstanding[at].1;
             outstanding.older = outstanding.newest.take();
             outstanding.newest = Some(mark);
             outstanding.last_granted_at_ms = now_ms;
@@ -258,16 +363,7 @@ impl LeaseLedger {
     }
 
     fn unchanged(&self) -> Grant {
-        Grant {
-            revision: self.revision,
-            record_changed: true,
-            allowed: 0,
-            exhausted: false,
-            remaining: u64::MAX,
-            retry_after_ms: 0,
-            valid_for_ms: self.lease_ms,
-            decision: None,
-        }
+        Grant { valid_for_ms: self.lease_ms, ..Grant::changed(self.revision) }
     }
 
     /// Debits up to `wanted` units (at most a fair share of what is left among `others + 1`
@@ -297,11 +393,10 @@ impl LeaseLedger {
             grant.allowed += 1;
             grant.decision = Some(decision);
         }
-        let usage = self.usage.entry(key_id.to_string()).or_default();
-        usage.allowed += grant.allowed;
-        if grant.exhausted {
-            usage.refused += waiting.saturating_sub(grant.allowed);
-        }
+        #[cfg(test)]
+        self.count(key_id, &grant, &Renewal(0, 0, 0, 0, 0, 0, waiting));
+        #[cfg(not(test))]
+        let _ = key_id;
         let marks = self.states.iter().map(|s| s.mark).collect();
         let mark = GrantMark {
             granted: grant.allowed,
@@ -317,10 +412,12 @@ impl LeaseLedger {
     /// Counts the usage `report` carries and re-credits the units it says were dropped, granting
     /// nothing; with `surrender`, the isolate holds nothing more ([`Lease::surrender`]).
     pub fn give_back(&mut self, isolate_id: u64, key_id: &str, report: &Renewal, surrender: bool) {
-        let usage = self.usage.entry(key_id.to_string()).or_default();
-        usage.refused += report.refused();
-        usage.allowed = usage.allowed.saturating_sub(report.dropped());
-        let Some(mut outstanding) = self.outstanding.remove(&isolate_id) else { return };
+        #[cfg(test)]
+        self.count(key_id, &Grant::changed(0), report);
+        #[cfg(not(test))]
+        let _ = key_id;
+        let Some(at) = self.outstanding.iter().position(|(id, _)| *id == isolate_id) else { return };
+        let (_, mut outstanding) = self.outstanding.swap_remove(at);
         for (mark, dropped) in [(&mut outstanding.older, report.2), (&mut outstanding.newest, report.3)] {
             if let Some(mark) = mark.as_mut().filter(|m| m.revision == self.revision) {
                 let unused = dropped.min(mark.allowed);
@@ -329,9 +426,33 @@ impl LeaseLedger {
             }
         }
         if !surrender {
-            self.outstanding.insert(isolate_id, outstanding);
+            self.outstanding.push((isolate_id, outstanding));
         }
     }
+
+    #[cfg(test)]
+    fn count(&mut self, key_id: &str, grant: &Grant, report: &Renewal) {
+        let at = match self.usage.iter().position(|(k, _)| k == key_id) {
+            Some(at) => at,
+            None => {
+                self.usage.push((key_id.to_string(), LeaseUsage::default()));
+                self.usage.len() - 1
+            }
+        };
+        let usage = &mut self.usage[at].1;
+        let (allowed, refused) = usage_counted(grant, report);
+        usage.allowed = usage.allowed.saturating_add_signed(allowed);
+        usage.refused += refused;
+    }
+}
+
+/// What an answer and the report it answers change in a key's usage: `(allowed, refused)`.
+/// Allowed: the units granted (a `Hit`'s one included), less the units the isolate reports it
+/// dropped unused (they were counted when granted). Refused: the isolate's local refusals, and
+/// the waiting request an exhausted grant could not serve.
+pub fn usage_counted(grant: &Grant, report: &Renewal) -> (i64, u64) {
+    let refused = report.refused() + if grant.exhausted { report.waiting().saturating_sub(grant.allowed) } else { 0 };
+    (grant.allowed as i64 - report.dropped() as i64, refused)
 }
 
 /// Gives `unused` units of the grant `mark` back where that cannot exceed a limit (see
