@@ -88,7 +88,9 @@ impl KeyLimiter {
     fn reply(&self, op: LimiterOp, now: i64) -> Result<LimiterReply> {
         let sql = self.state.storage().sql();
         Ok(match op {
-            LimiterOp::Lease(key_id, lease_id, renewal, limits) => self.leased(&sql, &key_id, lease_id, renewal, limits, now)?,
+            LimiterOp::Lease(key_id, revision, lease_id, renewal, limits) => {
+                self.leased(&sql, &key_id, revision, lease_id, renewal, limits, now)?
+            }
             LimiterOp::IsStale(key_id, revision) => match newer_record(&sql, &key_id, revision)? {
                 Some(record) => LimiterReply::Stale(record),
                 None => LimiterReply::Done,
@@ -110,22 +112,24 @@ impl KeyLimiter {
         })
     }
 
-    /// A lease renewal, or a hit (lease id [`HIT`]): `Stale` when the key has a
-    /// newer record than the worker's (then nothing is granted), else the ledger decides; the
-    /// limits' state and the key's usage are stored before the answer leaves.
+    /// A lease renewal, or a hit (lease id [`HIT`]): `Stale` when the key has a newer record
+    /// than the worker's `revision` (then nothing is granted), else the ledger decides (a
+    /// renewal under an older epoch is answered `record_changed`); the limits' state and the
+    /// key's usage are stored before the answer leaves.
+    #[allow(clippy::too_many_arguments)] // the message's fields, as they come
     fn leased(
         &self,
         sql: &SqlStorage,
         key_id: &str,
+        revision: u64,
         lease_id: u64,
         renewal: Renewal,
         limits: Vec<LimitSpec>,
         now: i64,
     ) -> Result<LimiterReply> {
-        let newer = newer_record(sql, key_id, renewal.revision_seen())?;
-        let mut ledger = self.ledger(sql, limits)?;
-        let mut asked = renewal;
-        asked.0 = ledger.revision(); // staleness is per key: checked above
+        let newer = newer_record(sql, key_id, revision)?;
+        let mut ledger = self.ledger(sql, limits, now)?;
+        let epoch = ledger.revision();
         let grant = match newer {
             Some(record) => {
                 if lease_id != HIT {
@@ -135,8 +139,8 @@ impl KeyLimiter {
                 store_states(sql, &ledger)?;
                 return Ok(LimiterReply::Stale(record));
             }
-            None if lease_id == HIT => ledger.hit(key_id, asked.0, now),
-            None => ledger.grant(lease_id, key_id, &asked, now),
+            None if lease_id == HIT => ledger.hit(key_id, epoch, now),
+            None => ledger.grant(lease_id, key_id, &renewal, now),
         };
         store_states(sql, &ledger)?;
         count_grant(sql, key_id, now, &grant, &renewal)?;
@@ -144,8 +148,10 @@ impl KeyLimiter {
     }
 
     /// The family's ledger under `limits` (loaded from `limit_state` on first use; other limits
-    /// keep the state of same-named ones). The caller stores its state after a change.
-    fn ledger(&self, sql: &SqlStorage, limits: Vec<LimitSpec>) -> Result<RefMut<'_, LeaseLedger>> {
+    /// keep the state of same-named ones). The caller stores its state after a change. Its
+    /// epoch (revision) starts at the load's unix ms, so an object that restarted never
+    /// confirms a lease of an epoch it had before; every change of limits or `Mark` adds one.
+    fn ledger(&self, sql: &SqlStorage, limits: Vec<LimitSpec>, now: i64) -> Result<RefMut<'_, LeaseLedger>> {
         let mut slot = self.ledger.borrow_mut();
         match slot.as_mut() {
             Some(ledger) if ledger.limits().0 != limits.as_slice() => ledger.change(ledger.revision() + 1, limits),
@@ -164,7 +170,7 @@ impl KeyLimiter {
                             .unwrap_or_default()
                     })
                     .collect();
-                *slot = Some(LeaseLedger::with_states(self.lease_ms, 0, limits, states));
+                *slot = Some(LeaseLedger::with_states(self.lease_ms, now.max(1) as u64, limits, states));
             }
         }
         Ok(RefMut::map(slot, |slot| slot.get_or_insert_with(|| LeaseLedger::new(0, 0, Vec::new()))))

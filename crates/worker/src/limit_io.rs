@@ -14,12 +14,14 @@
 //! stand). `LIMITER_FAULT` makes every call fail, for the tests.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use worker::{Context, Env};
 
 use keygate_core::config::Config;
 use keygate_core::gate::IsolateState;
 use keygate_core::limit::protocol::{LimiterOp, LimiterReply};
+use keygate_core::record::KeyRecord;
 
 use crate::key_limiter::call;
 use crate::respond::log_event;
@@ -77,14 +79,12 @@ pub async fn binding_allows(env: &Env, config: &Config, name: &str, family: Stri
 /// Sends `op` (a lease's early renewal) to the limiter of `family` inside this request's own
 /// `wait_until`; its answer goes to the isolate's leases. The request
 /// does not wait for it, and no other request waits for it either.
-pub fn background(env: &Env, ctx: &Context, config: &Config, family: String, op: LimiterOp) {
+pub fn background(env: &Env, ctx: &Context, config: &Config, record: Rc<KeyRecord>, op: LimiterOp) {
     let env = env.clone();
     let fault = config.limiter_fault;
     ctx.wait_until(async move {
-        let reply = if fault { None } else { call(&env, &family, &op).await.ok() };
-        if let LimiterOp::Lease(key_id, ..) = &op {
-            with_isolate(|isolate| isolate.leases.answered(key_id, reply.as_ref(), false));
-        }
+        let reply = if fault { None } else { call(&env, record.family_id(), &op).await.ok() };
+        with_isolate(|isolate| isolate.leases.answered(&record, reply.as_ref(), true, false));
     });
 }
 

@@ -1,41 +1,57 @@
-//! The isolate's limiter leases ([`crate::limit::lease::Lease`]), one per `exact`-mode key it
-//! serves, bounded in memory. Pure, clock passed in.
+//! The isolate's limiter leases ([`crate::limit::lease::Lease`]), one per `exact`-mode key
+//! family it serves, bounded in memory. Pure.
 //!
-//! - Keyed by key id, not family: each key's record has its own revision, and usage is counted
-//!   per key. The limiter tells an isolate's leases apart by a lease id, the isolate's random
-//!   id mixed with the key id ([`Leases::lease_id`]).
-//! - A lease whose key's limits changed in this isolate's config or record starts over.
-//! - At [`MAX_LEASES`] keys, the least recently used lease without a renewal in flight is
+//! - A lease's revision is its family's **epoch** at the limiter: the limiter starts a new one
+//!   whenever the admin API changes any key of the family (and when it restarts). A renewal
+//!   under an older epoch is answered `record_changed`: the lease drops its units.
+//! - A key may use its family's lease only once one of its own calls, under the lease's epoch,
+//!   found its record current: the limiter checks the key's record revision on every call
+//!   ([`LimiterOp::Lease`] carries it). The lease remembers those (key, revision) pairs for its
+//!   epoch; a key not among them renews (or, while a renewal is in flight, asks for itself).
+//! - A lease whose limits changed in this isolate's config or record starts over.
+//! - At [`MAX_LEASES`] families, the least recently used lease without a renewal in flight is
 //!   dropped. What it holds is not given back (that would cost a call and code): its units stay
 //!   debited, and the limiter forgets the grant [`FORGET_AFTER_MS`] after it expired.
-//! - A list, the key in use swapped to the front (roughly most recently used first): a hot key
-//!   is found at once, and the code is smaller in wasm than a hash map's.
+//! - A list, the family in use swapped to the front (roughly most recently used first): a hot
+//!   family is found at once, and the code is smaller in wasm than a hash map's.
 //! - Answers to early renewals come back through [`Leases::answered`]; no request waits for
 //!   another request's call.
 
 use crate::limit::algorithm::{Decision, LimitSpec};
 #[cfg(doc)]
 use crate::limit::lease::FORGET_AFTER_MS;
-use crate::limit::lease::{Grant, Lease, Renewal, Renewed};
+use crate::limit::lease::{Lease, Renewal, Renewed};
 use crate::limit::protocol::{LimiterOp, LimiterReply};
 use crate::record::KeyRecord;
 
-/// Keys an isolate holds leases for.
+/// Families an isolate holds leases for.
 pub const MAX_LEASES: usize = 256;
 
-/// One key's lease and what its requests are answered with.
+/// Keys (with their record revisions) a lease remembers as confirmed under its epoch.
+pub const MAX_CONFIRMED: usize = 16;
+
+/// One family's lease and what its requests are answered with.
 pub struct LeaseEntry {
     pub lease: Lease,
     specs: Vec<LimitSpec>,
+    /// (key id, record revision) pairs the limiter found current under the lease's epoch.
+    confirmed: Vec<(String, u64)>,
     /// The limits' latest decision the limiter sent (rate-limit headers, local refusals).
     pub decision: Option<Decision>,
+}
+
+impl LeaseEntry {
+    /// Whether `record` may use this lease (its revision was found current under the epoch).
+    pub fn confirmed(&self, record: &KeyRecord) -> bool {
+        self.confirmed.iter().any(|(id, revision)| *id == record.id && *revision == record.revision)
+    }
 }
 
 /// The leases of one isolate.
 pub struct Leases {
     isolate_id: u64,
-    /// The last used first, roughly (swapped to the front).
-    keys: Vec<(String, LeaseEntry)>,
+    /// Family id first; the last used first, roughly (swapped to the front).
+    families: Vec<(String, LeaseEntry)>,
     capacity: usize,
 }
 
@@ -46,138 +62,161 @@ impl Default for Leases {
 }
 
 impl Leases {
-    /// At most `capacity` keys (at least 1).
+    /// At most `capacity` families (at least 1).
     pub fn new(capacity: usize) -> Self {
-        Leases { isolate_id: 0, keys: Vec::new(), capacity: capacity.max(1) }
+        Leases { isolate_id: 1, families: Vec::new(), capacity: capacity.max(1) }
     }
 
-    /// Sets this isolate's random id (the worker draws it once per isolate).
+    /// Sets this isolate's random id (the worker draws it once per isolate): the limiter knows
+    /// the isolate's lease of each family by it.
     pub fn set_isolate_id(&mut self, id: u64) {
-        self.isolate_id = id;
+        // 0 is a hit's lease id (`protocol::HIT`).
+        self.isolate_id = id.max(1);
     }
 
-    /// The id the limiter knows `key_id`'s lease of this isolate by (FNV-1a of the key id,
-    /// mixed into the isolate id).
-    pub fn lease_id(&self, key_id: &str) -> u64 {
-        let hash = key_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-        self.isolate_id ^ hash
-    }
-
-    /// The lease of `record`'s key under `specs` (made, or started over, as needed).
+    /// The lease of `record`'s family under `specs` (made, or started over, as needed).
     pub fn entry(&mut self, record: &KeyRecord, specs: &[LimitSpec], lease_ms: u64) -> &mut LeaseEntry {
-        let fresh = |record: &KeyRecord| LeaseEntry { lease: Lease::new(lease_ms, record.revision), specs: specs.to_vec(), decision: None };
-        match self.keys.iter().position(|(key_id, _)| *key_id == record.id) {
-            Some(at) => self.keys.swap(0, at),
+        let family = record.family_id();
+        let fresh = || LeaseEntry { lease: Lease::new(lease_ms, 0), specs: specs.to_vec(), confirmed: Vec::new(), decision: None };
+        match self.families.iter().position(|(f, _)| f == family) {
+            Some(at) => self.families.swap(0, at),
             None => {
-                if self.keys.len() >= self.capacity {
-                    self.make_room();
+                if self.families.len() >= self.capacity {
+                    // The last without a renewal in flight (else the last): used least recently, roughly.
+                    let at = self.families.iter().rposition(|(_, e)| !e.lease.renewing()).unwrap_or(self.families.len() - 1);
+                    self.families.remove(at);
                 }
-                self.keys.insert(0, (record.id.clone(), fresh(record)));
+                self.families.insert(0, (family.to_string(), fresh()));
             }
         }
-        let entry = &mut self.keys[0].1;
+        let entry = &mut self.families[0].1;
         if entry.specs != specs && !entry.lease.renewing() {
-            *entry = fresh(record);
+            *entry = fresh();
         }
-        entry.lease.adopt(record.revision);
         entry
     }
 
-    /// The limiter message for `renewal` of `record`'s lease.
+    /// The limiter message for `renewal` of the lease, sent by a request of `record`.
     pub fn op(&self, record: &KeyRecord, renewal: Renewal, specs: &[LimitSpec]) -> LimiterOp {
-        LimiterOp::Lease(record.id.clone(), self.lease_id(&record.id), renewal, specs.to_vec())
+        LimiterOp::Lease(record.id.clone(), record.revision, self.isolate_id, renewal, specs.to_vec())
     }
 
-    /// The answer to a renewal of `key_id`'s lease; `waiting`: the request that sent it waits
-    /// for it. `None`: the call failed.
-    pub fn answered(&mut self, key_id: &str, reply: Option<&LimiterReply>, waiting: bool) -> Renewed {
-        let Some((_, entry)) = self.keys.iter_mut().find(|(k, _)| k == key_id) else {
+    /// The answer to a call about `record`'s family: a renewal of its lease (`renewal`; its
+    /// request waits for it when `waiting`), or a hit. `None`: the call failed.
+    pub fn answered(&mut self, record: &KeyRecord, reply: Option<&LimiterReply>, renewal: bool, waiting: bool) -> Renewed {
+        let Some((_, entry)) = self.families.iter_mut().find(|(f, _)| f == record.family_id()) else {
             return if waiting { Renewed::Failed } else { Renewed::Background };
         };
-        match reply {
+        let epoch = entry.lease.revision();
+        let renewed = match reply {
             Some(LimiterReply::Lease(grant)) => {
                 if grant.decision.is_some() {
                     entry.decision.clone_from(&grant.decision);
                 }
-                entry.lease.renewed(Some(grant), waiting)
+                match renewal {
+                    true => entry.lease.renewed(Some(grant), waiting),
+                    false => {
+                        entry.lease.note_remaining(grant.remaining);
+                        Renewed::Background
+                    }
+                }
             }
-            Some(LimiterReply::Stale(record)) => entry.lease.renewed(Some(&Grant::changed(record.revision)), waiting),
-            _ => entry.lease.renewed(None, waiting),
+            // The key's record is stale, not the lease: nothing was granted.
+            _ if renewal => entry.lease.renewed(None, waiting),
+            _ => Renewed::Background,
+        };
+        if entry.lease.revision() != epoch {
+            entry.confirmed.clear();
         }
+        if let Some(LimiterReply::Lease(grant)) = reply {
+            // The limiter found this key's record current under the lease's epoch.
+            if !grant.record_changed && grant.revision == entry.lease.revision() && !entry.confirmed(record) {
+                if entry.confirmed.len() >= MAX_CONFIRMED {
+                    entry.confirmed.clear();
+                }
+                entry.confirmed.push((record.id.clone(), record.revision));
+            }
+        }
+        renewed
     }
 
-    /// Units `key_id`'s lease holds.
-    pub fn left(&self, key_id: &str) -> u64 {
-        self.keys.iter().find(|(k, _)| k == key_id).map_or(0, |(_, e)| e.lease.left())
+    /// Units `record`'s family lease holds.
+    pub fn left(&self, record: &KeyRecord) -> u64 {
+        self.families.iter().find(|(f, _)| f == record.family_id()).map_or(0, |(_, e)| e.lease.left())
     }
 
-    /// Number of keys held.
+    /// Number of families held.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.families.len()
     }
 
     /// Whether no lease is held.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    fn make_room(&mut self) {
-        // The last without a renewal in flight (else the last): used least recently, roughly.
-        let at = self.keys.iter().rposition(|(_, e)| !e.lease.renewing()).unwrap_or(self.keys.len() - 1);
-        self.keys.remove(at);
+        self.families.is_empty()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limit::lease::{Admit, LeaseLedger};
+    use crate::limit::lease::{Admit, Grant, LeaseLedger};
 
-    const T0: i64 = 1_800_000_000_000;
-
-    fn record(id: &str, revision: u64) -> KeyRecord {
+    fn record(id: &str, family: Option<&str>, revision: u64) -> KeyRecord {
         let mut record: KeyRecord = serde_json::from_str(crate::record::tests::sample_json()).unwrap();
         record.id = id.into();
-        record.family = None;
+        record.family = family.map(String::from);
         record.revision = revision;
         record
     }
 
+    const T0: i64 = 1_800_000_000_000;
+
     #[test]
-    fn leases_are_bounded_and_the_least_recently_used_goes() {
+    fn a_key_uses_its_family_lease_once_its_own_call_confirmed_its_record() {
         let specs = [LimitSpec::new("minute", 100, 60)];
-        let mut ledger = LeaseLedger::new(1_000, 1, specs.to_vec());
-        let mut leases = Leases::new(2);
+        let mut ledger = LeaseLedger::new(1_000, 7, specs.to_vec());
+        let mut leases = Leases::default();
         leases.set_isolate_id(42);
-        for (n, id) in ["key_a", "key_b", "key_c"].into_iter().enumerate() {
-            let now = T0 + n as i64;
-            let record = record(id, 1);
-            let entry = leases.entry(&record, &specs, 1_000);
-            let Admit::Renew(renewal) = entry.lease.admit(now) else { panic!("an empty lease renews") };
-            let grant = ledger.grant(leases.lease_id(id), id, &renewal, now);
-            assert_eq!(leases.answered(id, Some(&LimiterReply::Lease(grant)), true), Renewed::Admitted);
-        }
-        assert_eq!(leases.len(), 2, "bounded");
-        assert!(leases.keys.iter().all(|(key_id, _)| key_id != "key_a"), "key_a, the least recently used, went");
-        assert_ne!(leases.lease_id("key_a"), leases.lease_id("key_b"), "one lease per key at the limiter");
+        let (old, rolled) = (record("key_a", None, 1), record("key_b", Some("key_a"), 1));
+        let entry = leases.entry(&old, &specs, 1_000);
+        assert!(!entry.confirmed(&old));
+        let Admit::Renew(renewal) = entry.lease.admit(T0) else { panic!("an empty lease renews") };
+        let grant = ledger.grant(42, "key_a", &renewal, T0);
+        assert_eq!(leases.answered(&old, Some(&LimiterReply::Lease(grant)), true, true), Renewed::Admitted);
+        assert!(leases.entry(&old, &specs, 1_000).confirmed(&old), "epoch 7 learned, key_a confirmed");
+        let entry = leases.entry(&rolled, &specs, 1_000);
+        assert!(!entry.confirmed(&rolled), "the rolled key shares the lease once confirmed itself");
+        let hit = ledger.hit("key_b", 7, T0);
+        leases.answered(&rolled, Some(&LimiterReply::Lease(hit)), false, true);
+        assert!(leases.entry(&rolled, &specs, 1_000).confirmed(&rolled));
+        assert!(!leases.entry(&record("key_b", Some("key_a"), 2), &specs, 1_000).confirmed(&record("key_b", Some("key_a"), 2)));
+        // An admin change: a new epoch; the next renewal drops the units and forgets the keys.
+        ledger.change(8, specs.to_vec());
+        let entry = leases.entry(&old, &specs, 1_000);
+        let Admit::Renew(renewal) = entry.lease.admit(T0 + 2_000) else { panic!("expired: renews") };
+        let grant = ledger.grant(42, "key_a", &renewal, T0 + 2_000);
+        assert!(grant.record_changed);
+        assert_eq!(leases.answered(&old, Some(&LimiterReply::Lease(grant)), true, true), Renewed::Stale);
+        let entry = leases.entry(&old, &specs, 1_000);
+        assert_eq!(entry.lease.revision(), 8);
+        assert!(!entry.confirmed(&old) && !entry.confirmed(&rolled));
     }
 
     #[test]
-    fn other_limits_start_the_lease_over_and_a_newer_record_drops_its_units() {
+    fn leases_are_bounded_and_other_limits_start_over() {
         let specs = [LimitSpec::new("minute", 100, 60)];
-        let mut leases = Leases::default();
-        let grant = Grant { allowed: 10, ..Grant::changed(1) };
-        let grant = Grant { record_changed: false, ..grant };
-        let entry = leases.entry(&record("key_a", 1), &specs, 1_000);
+        let mut leases = Leases::new(2);
+        for family in ["key_a", "key_b", "key_c"] {
+            leases.entry(&record(family, None, 1), &specs, 1_000);
+        }
+        assert_eq!(leases.len(), 2, "bounded");
+        assert!(leases.families.iter().all(|(f, _)| f != "key_a"), "key_a, the least recently used, went");
+        let grant = Grant { allowed: 10, record_changed: false, ..Grant::changed(0) };
+        let entry = leases.entry(&record("key_b", None, 1), &specs, 1_000);
         assert!(matches!(entry.lease.admit(T0), Admit::Renew(_)));
         entry.lease.renewed(Some(&grant), true);
-        assert_eq!(leases.entry(&record("key_a", 1), &specs, 1_000).lease.left(), 9);
+        assert_eq!(leases.left(&record("key_b", None, 1)), 9);
         let raised = [LimitSpec::new("minute", 1_000, 60)];
-        assert_eq!(leases.entry(&record("key_a", 1), &raised, 1_000).lease.left(), 0, "other limits");
-        let entry = leases.entry(&record("key_a", 1), &raised, 1_000);
-        assert!(matches!(entry.lease.admit(T0), Admit::Renew(_)));
-        entry.lease.renewed(Some(&grant), true);
-        assert_eq!(leases.entry(&record("key_a", 2), &raised, 1_000).lease.left(), 0, "a newer record");
-        assert_eq!(leases.entry(&record("key_a", 2), &raised, 1_000).lease.revision(), 2);
+        assert_eq!(leases.entry(&record("key_b", None, 1), &raised, 1_000).lease.left(), 0, "other limits");
     }
 }

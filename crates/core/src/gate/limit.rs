@@ -64,6 +64,14 @@ impl<'a> Gate<'a> {
             return Gate::admit(matched, plan, Vec::new());
         }
         let family = record.family_id();
+        let leased = mode == LimitMode::Exact && config.lease_ms > 0;
+        if leased {
+            // Units held are used before a block is consulted: none is stranded by it.
+            let entry = isolate.leases.entry(record, specs, config.lease_ms);
+            if entry.confirmed(record) && entry.lease.usable(self.now_ms) {
+                return self.leased(matched, plan, isolate);
+            }
+        }
         if !specs.is_empty() {
             if let Some(decision) = isolate.blocked.refusal(family, specs, self.now_ms) {
                 let refusal = Refusal { error: refusal_error(&decision), headers: self.headers(specs, &decision) };
@@ -86,7 +94,7 @@ impl<'a> Gate<'a> {
                 }
                 self.decided(matched, plan, decision, isolate)
             }
-            LimitMode::Exact if config.lease_ms > 0 => self.leased(matched, plan, isolate),
+            LimitMode::Exact if leased => self.leased(matched, plan, isolate),
             LimitMode::Exact => self.hit(matched, plan),
         }
     }
@@ -100,17 +108,18 @@ impl<'a> Gate<'a> {
         Next::AskLimiter { family, op }
     }
 
-    /// `exact` mode with leases: the key's lease decides, or says which call this request makes.
+    /// `exact` mode with leases: the family's lease decides, or says which call this request
+    /// makes. A key not confirmed under the lease's epoch renews for itself (or, while a
+    /// renewal is in flight, asks for itself alone).
     fn leased(&mut self, matched: Matched<'a>, plan: ForwardPlan, isolate: &mut IsolateState) -> Next<'a> {
         let config = self.config;
         let record = &*matched.record;
         let specs = config.limits_for(record);
         let entry = isolate.leases.entry(record, specs, config.lease_ms);
-        if entry.lease.revision() > record.revision {
-            // The limiter told this lease of a newer record: this request's own hit fetches it.
-            return self.hit(matched, plan);
-        }
-        let admit = entry.lease.admit(self.now_ms);
+        let admit = match entry.confirmed(record) {
+            true => entry.lease.admit(self.now_ms),
+            false => entry.lease.renew_now(self.now_ms).map_or(Admit::Hit, Admit::Renew),
+        };
         let decision = entry.decision.clone();
         let headers = self.lease_headers(specs, decision.clone(), entry.lease.left());
         let family = record.family_id().to_string();
@@ -118,8 +127,9 @@ impl<'a> Gate<'a> {
             Admit::Yes => Gate::admit(matched, plan, headers),
             Admit::YesRenew(renewal) => {
                 let op = isolate.leases.op(record, renewal, specs);
+                let record = matched.record.clone();
                 self.phase = Phase::Admit(matched, plan, headers);
-                Next::Background { family, op }
+                Next::Background { record, op }
             }
             Admit::No { retry_after_ms } => {
                 let mut decision = decision.filter(|d| !d.allowed).unwrap_or(Decision { allowed: false, limits: Vec::new() });
@@ -155,9 +165,9 @@ impl<'a> Gate<'a> {
         reply: Option<LimiterReply>,
         isolate: &mut IsolateState,
     ) -> Next<'a> {
-        match (isolate.leases.answered(&matched.record.id, reply.as_ref(), true), reply) {
+        match (isolate.leases.answered(&matched.record, reply.as_ref(), true, true), reply) {
             (Renewed::Admitted, Some(LimiterReply::Lease(grant))) => {
-                let left = isolate.leases.left(&matched.record.id);
+                let left = isolate.leases.left(&matched.record);
                 let headers = self.lease_headers(self.config.limits_for(&matched.record), grant.decision, left);
                 Gate::admit(matched, plan, headers)
             }
@@ -166,7 +176,12 @@ impl<'a> Gate<'a> {
                 self.decided(matched, plan, decision, isolate)
             }
             (_, Some(LimiterReply::Stale(record))) if self.adoptions < MAX_ADOPTIONS => self.adopt(matched, record),
-            (_, Some(LimiterReply::Stale(_))) => Next::Refuse(GatewayError::StoreUnavailable.into()),
+            // A new epoch: the lease dropped its units; this request renews again.
+            (Renewed::Stale, _) if self.adoptions < MAX_ADOPTIONS => {
+                self.adoptions += 1;
+                self.leased(matched, plan, isolate)
+            }
+            (Renewed::Stale, _) | (_, Some(LimiterReply::Stale(_))) => Next::Refuse(GatewayError::StoreUnavailable.into()),
             _ => self.limited(matched, plan, None, isolate),
         }
     }
@@ -179,6 +194,9 @@ impl<'a> Gate<'a> {
         reply: Option<LimiterReply>,
         isolate: &mut IsolateState,
     ) -> Next<'a> {
+        if self.config.lease_ms > 0 {
+            isolate.leases.answered(&matched.record, reply.as_ref(), false, true);
+        }
         match reply {
             Some(LimiterReply::Decided(decision)) => self.decided(matched, plan, decision, isolate),
             Some(LimiterReply::Lease(grant)) if !grant.record_changed => {

@@ -105,10 +105,10 @@ pub enum Next<'a> {
     CheckBinding { binding: &'a str, family: String },
     /// Cache this record (newer than the cached one, from the limiter) under `hash`; then `next`.
     CacheRecord { hash: KeyHash, record: Rc<KeyRecord> },
-    /// Send `op` (a lease's early renewal) to the `KeyLimiter` of `family` in this request's
-    /// own background (`wait_until`), without waiting for it; its answer goes to
-    /// [`Leases::answered`](leases::Leases::answered) (`waiting = false`); then `next`.
-    Background { family: String, op: LimiterOp },
+    /// Send `op` (a lease's early renewal) to the `KeyLimiter` of `record`'s family in this
+    /// request's own background (`wait_until`), without waiting for it; its answer goes to
+    /// [`Leases::answered`](leases::Leases::answered) (`renewal`, not `waiting`); then `next`.
+    Background { record: Rc<KeyRecord>, op: LimiterOp },
     /// Start the batched flush of refused usage ([`refused`]) in the background, taking batches
     /// from [`RefusedTally::next_batch`] until it says `None`; then `next`.
     FlushRefused,

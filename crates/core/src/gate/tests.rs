@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::*;
 use crate::key::{KeyEnv, PlaintextKey};
 use crate::limit::algorithm::{decide, LimitSpec, LimitState};
-use crate::limit::lease::{LeaseLedger, Renewal};
+use crate::limit::lease::LeaseLedger;
 use crate::record::{KeyRecord, LimitMode, Status};
 use crate::timestamp::Timestamp;
 
@@ -35,8 +35,8 @@ struct World {
     /// Answers an operation at a time (unix ms).
     limiter: Box<dyn FnMut(&LimiterOp, i64) -> Option<LimiterReply>>,
     binding: Option<bool>,
-    /// Background messages sent and not yet answered: (key id, message).
-    background: Vec<(String, LimiterOp)>,
+    /// Background messages sent and not yet answered.
+    background: Vec<(Rc<KeyRecord>, LimiterOp)>,
 }
 
 impl World {
@@ -50,7 +50,7 @@ impl World {
     fn counting(mut self) -> World {
         let mut states: HashMap<String, Vec<LimitState>> = HashMap::new();
         self.limiter = Box::new(move |op, now_ms| match op {
-            LimiterOp::Lease(key_id, 0, _, limits) => {
+            LimiterOp::Lease(key_id, _, 0, _, limits) => {
                 let states = states.entry(format!("{key_id} {limits:?}")).or_default();
                 Some(LimiterReply::Decided(decide(limits, states, now_ms)))
             }
@@ -59,43 +59,37 @@ impl World {
         self
     }
 
-    /// A limiter holding a real [`LeaseLedger`] (`lease_ms`): it grants leases, decides hits,
-    /// and answers `Stale` with `newer` once it is set (shared with the test).
+    /// A limiter holding a real [`LeaseLedger`] (`lease_ms`, epoch 5): it grants leases, decides
+    /// hits, and answers `Stale` with `newer` once it is set (shared with the test; the admin
+    /// change starts a new epoch, as a `Mark` does).
     fn leasing(mut self, lease_ms: u64, newer: Rc<std::cell::RefCell<Option<KeyRecord>>>) -> World {
         let mut ledger: Option<LeaseLedger> = None;
         self.limiter = Box::new(move |op, now_ms| {
-            let LimiterOp::Lease(_, _, _, limits) = op else { return Some(LimiterReply::Done) };
-            let ledger = ledger.get_or_insert_with(|| LeaseLedger::new(lease_ms, 0, limits.clone()));
-            let newer = newer.borrow().clone();
-            match op {
-                LimiterOp::Lease(key_id, 0, renewal, _) => match newer.filter(|r| r.revision > renewal.revision_seen()) {
-                    Some(record) => Some(LimiterReply::Stale(record)),
-                    None => Some(LimiterReply::Lease(ledger.hit(key_id, 0, now_ms))),
-                },
-                LimiterOp::Lease(key_id, id, renewal, _) => match newer.filter(|r| r.revision > renewal.revision_seen()) {
-                    Some(record) => {
-                        ledger.give_back(*id, key_id, renewal, false);
-                        Some(LimiterReply::Stale(record))
-                    }
-                    None => {
-                        // The ledger's own revision check stands aside: staleness is `newer`'s.
-                        let renewal = Renewal { 0: 0, ..*renewal };
-                        Some(LimiterReply::Lease(ledger.grant(*id, key_id, &renewal, now_ms)))
-                    }
-                },
-                _ => None,
+            let LimiterOp::Lease(key_id, revision, id, renewal, limits) = op else { return Some(LimiterReply::Done) };
+            let ledger = ledger.get_or_insert_with(|| LeaseLedger::new(lease_ms, 5, limits.clone()));
+            if let Some(record) = newer.borrow().clone().filter(|r| r.revision > *revision) {
+                if ledger.revision() == 5 {
+                    ledger.change(6, limits.clone());
+                }
+                if *id != 0 {
+                    ledger.give_back(*id, key_id, renewal, false);
+                }
+                return Some(LimiterReply::Stale(record));
             }
+            let grant = match id {
+                0 => ledger.hit(key_id, ledger.revision(), now_ms),
+                id => ledger.grant(*id, key_id, renewal, now_ms),
+            };
+            Some(LimiterReply::Lease(grant))
         });
         self
     }
 
     /// Answers the background messages sent so far, in order, at `now_ms`.
     fn background(&mut self, isolate: &mut IsolateState, now_ms: i64) {
-        for (key_id, op) in std::mem::take(&mut self.background) {
+        for (record, op) in std::mem::take(&mut self.background) {
             let reply = (self.limiter)(&op, now_ms);
-            if !matches!(&op, LimiterOp::Lease(_, 0, ..)) {
-                isolate.leases.answered(&key_id, reply.as_ref(), false);
-            }
+            isolate.leases.answered(&record, reply.as_ref(), true, false);
         }
     }
 
@@ -127,19 +121,14 @@ fn drive(
                 assert!(!family.is_empty());
                 steps.push(match op {
                     LimiterOp::IsStale(..) => Step::Fresh,
-                    LimiterOp::Lease(_, 0, ..) => Step::Hit,
+                    LimiterOp::Lease(_, _, 0, ..) => Step::Hit,
                     _ => Step::Lease,
                 });
                 gate.limiter_replied((world.limiter)(&op, now_ms));
             }
-            Next::Background { family, op } => {
-                assert!(!family.is_empty());
+            Next::Background { record, op } => {
                 steps.push(Step::Background);
-                let key_id = match &op {
-                    LimiterOp::Lease(key_id, ..) => key_id.clone(),
-                    other => panic!("{other:?} in the background"),
-                };
-                world.background.push((key_id, op));
+                world.background.push((record, op));
             }
             Next::CheckBinding { binding, .. } => {
                 steps.push(Step::Binding(binding.to_string()));
@@ -565,7 +554,7 @@ fn exactly_n_of_50_concurrent_requests_are_admitted_with_leases() {
             other => panic!("every request asks: {other:?}"),
         }
     }
-    assert_eq!(asks.iter().filter(|op| !matches!(op, LimiterOp::Lease(_, 0, ..))).count(), 1, "one renewal in flight");
+    assert_eq!(asks.iter().filter(|op| !matches!(op, LimiterOp::Lease(_, _, 0, ..))).count(), 1, "one renewal in flight");
     let mut admitted = 0;
     for (gate, op) in gates.iter_mut().zip(asks) {
         gate.limiter_replied((world.limiter)(&op, T0 + 5));

@@ -209,7 +209,8 @@ struct GrantMark {
     /// Units of it not yet re-credited.
     allowed: u64,
     granted_at_ms: i64,
-    revision: u64,
+    /// The ledger's limits when it was made ([`LeaseLedger::change`]).
+    limits_epoch: u64,
     /// Each limit's state mark before the grant (a rate's TAT, µs).
     marks_before: Vec<i64>,
     /// Each limit's state mark right after the grant: a rate's TAT, a quota's window start.
@@ -240,6 +241,8 @@ pub struct LeaseLedger {
     revision: u64,
     specs: Vec<LimitSpec>,
     states: Vec<LimitState>,
+    /// Counts the changes of `specs`.
+    limits_epoch: u64,
     /// By lease id (a few per isolate serving the family): a list, small in code and memory.
     outstanding: Vec<(u64, Outstanding)>,
     /// Usage per key, tallied for the tests and the simulation only: the `KeyLimiter` counts the
@@ -256,6 +259,7 @@ impl LeaseLedger {
             revision,
             specs,
             states: Vec::new(),
+            limits_epoch: 0,
             outstanding: Vec::new(),
             #[cfg(test)]
             usage: Vec::new(),
@@ -284,11 +288,13 @@ impl LeaseLedger {
     }
 
     /// An admin change (the registry tells the limiter before KV is written): every later
-    /// grant answers `revision`; grants made under an older revision are never re-credited.
-    /// A limit keeps its state when one of the same name stays (as a `Hit` with new specs
-    /// would); others start fresh.
+    /// grant answers `revision`. A limit keeps its state when one of the same name stays (as
+    /// a `Hit` with new specs would); others start fresh; and units granted under other limits
+    /// are never re-credited. (Units granted under an older revision are, once dropped: an
+    /// isolate drops all it holds when told of the new revision.)
     pub fn change(&mut self, revision: u64, specs: Vec<LimitSpec>) {
         if specs != self.specs {
+            self.limits_epoch += 1;
             let mut states: Vec<LimitState> = Vec::with_capacity(specs.len());
             for spec in &specs {
                 let kept = self.specs.iter().position(|s| s.name == spec.name).and_then(|at| self.states.get(at));
@@ -327,7 +333,8 @@ impl LeaseLedger {
                 self.outstanding.swap_remove(at);
             }
         }
-        if renewal.revision_seen() != self.revision {
+        // Revision 0: a new lease, holding nothing yet, learns the revision from this grant.
+        if renewal.revision_seen() != self.revision && renewal.revision_seen() != 0 {
             return self.unchanged();
         }
         let others =
@@ -402,7 +409,7 @@ impl LeaseLedger {
             granted: grant.allowed,
             allowed: grant.allowed,
             granted_at_ms: now_ms,
-            revision: self.revision,
+            limits_epoch: self.limits_epoch,
             marks_before,
             marks,
         };
@@ -419,7 +426,7 @@ impl LeaseLedger {
         let Some(at) = self.outstanding.iter().position(|(id, _)| *id == isolate_id) else { return };
         let (_, mut outstanding) = self.outstanding.swap_remove(at);
         for (mark, dropped) in [(&mut outstanding.older, report.2), (&mut outstanding.newest, report.3)] {
-            if let Some(mark) = mark.as_mut().filter(|m| m.revision == self.revision) {
+            if let Some(mark) = mark.as_mut().filter(|m| m.limits_epoch == self.limits_epoch) {
                 let unused = dropped.min(mark.allowed);
                 mark.allowed -= unused;
                 recredit(&self.specs, &mut self.states, mark, unused);
@@ -538,7 +545,8 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// A lease with nothing granted yet, for a record of `revision`.
+    /// A lease with nothing granted yet, for a record of `revision` (0: learn it from the
+    /// first grant).
     pub fn new(lease_ms: u64, revision: u64) -> Lease {
         Lease {
             lease_ms,
@@ -558,7 +566,8 @@ impl Lease {
         }
     }
 
-    /// The record revision this lease decides with.
+    /// The record revision (in a `KeyLimiter`, the family's epoch) this lease decides with;
+    /// 0 until its first grant.
     pub fn revision(&self) -> u64 {
         self.revision
     }
@@ -618,7 +627,11 @@ impl Lease {
                     // Used up early: the isolate keeps up, ask for twice as much; otherwise
                     // for what it used.
                     let wanted = if low && !late { self.granted * 2 } else { self.used_since_grant };
-                    return Admit::YesRenew(self.renewal(now_ms, wanted, 0));
+                    // Near exhaustion no units are fetched ahead: they could be stranded here
+                    // while other requests are refused; each request asks for itself instead.
+                    if !self.scarce(wanted) {
+                        return Admit::YesRenew(self.renewal(now_ms, wanted, 0));
+                    }
                 }
             }
             return Admit::Yes;
@@ -634,10 +647,38 @@ impl Lease {
         Admit::Renew(self.renewal(now_ms, wanted, 1))
     }
 
+    /// Whether the limits have too little left, as the limiter last said, to fetch `wanted`
+    /// units ahead of the requests that will use them.
+    fn scarce(&self, wanted: u64) -> bool {
+        self.remaining < wanted.saturating_mul(4)
+    }
+
+    /// What the limiter said remains, in an answer to a request's own hit.
+    pub fn note_remaining(&mut self, remaining: u64) {
+        self.remaining = remaining;
+    }
+
+    /// Whether a request at `now_ms` would be admitted from the units held.
+    pub fn usable(&self, now_ms: i64) -> bool {
+        self.left() > 0 && now_ms < self.expires_at_ms
+    }
+
+    /// A renewal the request at hand sends now and waits for, whatever the lease holds (its key
+    /// must be confirmed first; `None` while a renewal is in flight). Its answer decides it.
+    pub fn renew_now(&mut self, now_ms: i64) -> Option<Renewal> {
+        if self.in_flight.is_some() {
+            return None;
+        }
+        if now_ms >= self.expires_at_ms {
+            self.drop_all();
+        }
+        Some(self.renewal(now_ms, self.used_since_grant.max(self.granted), 1))
+    }
+
     /// Starts a renewal at `now_ms`; what is left of the older grant is dropped.
     fn renewal(&mut self, now_ms: i64, wanted: u64, waiting: u64) -> Renewal {
         self.dropped_old += std::mem::take(&mut self.old);
-        let wanted = wanted.min(self.remaining.max(1)).clamp(1, MAX_GRANT);
+        let wanted = if self.scarce(wanted) { 1 } else { wanted.clamp(1, MAX_GRANT) };
         self.in_flight = Some(now_ms);
         self.report(wanted, waiting)
     }
@@ -677,7 +718,7 @@ impl Lease {
         };
         if grant.record_changed {
             self.drop_all();
-            self.revision = self.revision.max(grant.revision);
+            self.revision = grant.revision;
             self.granted = 0;
             self.remaining = u64::MAX;
             self.blocked_until_ms = i64::MIN;
@@ -685,6 +726,7 @@ impl Lease {
         }
         // The answer confirms the revision as of `sent_at`: every unit held is usable until
         // `sent_at + lease_ms`; the kept ones become the older grant.
+        self.revision = grant.revision; // a new lease learns its revision from its first grant
         self.old = self.fresh;
         self.fresh = grant.allowed;
         self.granted = grant.allowed;

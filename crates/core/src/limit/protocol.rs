@@ -18,13 +18,15 @@ use crate::timestamp::Timestamp;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimiterOp {
-    /// Renew an isolate's lease: `(key id, lease id, the renewal, the key's limits)`, the
-    /// renewal's revision being the worker's record's. Answered `Lease` with a grant, or
-    /// `Stale` with the newer record (then nothing is granted: the isolate drops its units).
+    /// Renew an isolate's lease of a key family, sent by a request of one key: `(key id, the
+    /// worker's record revision of it, lease id (the isolate's), the renewal, the key's
+    /// limits)`; the renewal's revision is the lease's epoch (see `gate::leases`). Answered
+    /// `Stale` with the key's newer record (nothing granted, the lease is not renewed), or
+    /// `Lease` with a grant (`record_changed`: a newer epoch, the isolate drops its units).
     /// Lease id [`HIT`]: decide one request outside any lease (a "hit": with `LEASE_MS = 0`
     /// every request; with leases, one that finds its lease empty while a renewal is in
-    /// flight), granted 1 or refused.
-    Lease(String, u64, Renewal, Vec<LimitSpec>),
+    /// flight, or whose key is not confirmed yet), granted 1 or refused.
+    Lease(String, u64, u64, Renewal, Vec<LimitSpec>),
     /// Is the worker's record `(key id, revision)` stale? Answered `Stale` with the newer
     /// record, or `Done`. (Asked before refusing a disabled or out-of-window key, which the admin
     /// API may have just re-enabled.) No usage is counted.
@@ -47,7 +49,7 @@ pub const HIT: u64 = 0;
 
 /// A hit: one request of `key_id` (record `revision`) under `limits`.
 pub fn hit(key_id: &str, revision: u64, limits: &[LimitSpec]) -> LimiterOp {
-    LimiterOp::Lease(key_id.to_string(), HIT, Renewal(revision, 0, 0, 0, 0, 1, 1), limits.to_vec())
+    LimiterOp::Lease(key_id.to_string(), revision, HIT, Renewal(0, 0, 0, 0, 0, 1, 1), limits.to_vec())
 }
 
 /// The limiter instance that counts failed admin authentications. Other instances are named by
@@ -111,7 +113,7 @@ mod tests {
             LimiterOp::Mark(record.clone()),
             LimiterOp::AddRefused("key_a".into(), 9),
             LimiterOp::Usage("key_a".into()),
-            LimiterOp::Lease("key_a".into(), u64::MAX, Renewal(3, 1, 2, 3, 4, 5, 1), vec![spec.clone()]),
+            LimiterOp::Lease("key_a".into(), 3, u64::MAX, Renewal(3, 1, 2, 3, 4, 5, 1), vec![spec.clone()]),
             LimiterOp::AdminAuth("203.0.113.7".into(), true, vec![spec.clone(), spec]),
         ];
         ops.into_iter().for_each(assert_round_trips);
@@ -141,17 +143,20 @@ mod tests {
         let rows: &[(&str, &str)] = &[
             ("the internally tagged form", r#"{"op":"usage","key_id":"key_a"}"#),
             ("unknown variant", r#"{"fresh":{"key_id":"key_a","revision":1}}"#),
-            ("missing value", r#"{"lease":["key_a",1,"1,0,0,0,0,1,1"]}"#),
+            ("missing value", r#"{"lease":["key_a",1,0,"1,0,0,0,0,1,1"]}"#),
             ("a value too many", r#"{"add_refused":["key_a",1,2]}"#),
             ("named fields", r#"{"add_refused":{"key_id":"key_a","count":1}}"#),
             ("negative count", r#"{"add_refused":["key_a",-1]}"#),
-            ("a limit with an unknown field", r#"{"lease":["k",0,"1,0,0,0,0,1,1",[{"name":"m","limit":1,"window_seconds":1,"burst":2}]]}"#),
+            (
+                "a limit with an unknown field",
+                r#"{"lease":["k",1,0,"1,0,0,0,0,1,1",[{"name":"m","limit":1,"window_seconds":1,"burst":2}]]}"#,
+            ),
             ("two variants", r#"{"usage":"key_a","mark":{}}"#),
             ("a list", r#"["usage","key_a"]"#),
-            ("a renewal short of a number", r#"{"lease":["key_a",1,"3,0,0,0,0,1",[]]}"#),
-            ("a renewal with a number too many", r#"{"lease":["key_a",1,"3,0,0,0,0,1,1,1",[]]}"#),
-            ("a negative number in a renewal", r#"{"lease":["key_a",1,"3,-1,0,0,0,1,1",[]]}"#),
-            ("a negative lease id", r#"{"lease":["key_a",-1,"3,0,0,0,0,1,1",[]]}"#),
+            ("a renewal short of a number", r#"{"lease":["key_a",1,1,"3,0,0,0,0,1",[]]}"#),
+            ("a renewal with a number too many", r#"{"lease":["key_a",1,1,"3,0,0,0,0,1,1,1",[]]}"#),
+            ("a negative number in a renewal", r#"{"lease":["key_a",1,1,"3,-1,0,0,0,1,1",[]]}"#),
+            ("a negative lease id", r#"{"lease":["key_a",1,-1,"3,0,0,0,0,1,1",[]]}"#),
         ];
         for (what, json) in rows {
             assert!(serde_json::from_str::<LimiterOp>(json).is_err(), "{what}: {json}");
@@ -160,8 +165,8 @@ mod tests {
         assert!(serde_json::from_str::<LimiterReply>(r#"{"lease":["1,2,0,0,0,0,0",null]}"#).is_err(), "record_changed is 0 or 1");
         assert!(serde_json::from_str::<LimiterReply>(r#"{"lease":["1,0,1,0,0,0",null]}"#).is_err(), "a grant is 7 numbers");
         assert_eq!(
-            serde_json::to_string(&LimiterOp::Lease("key_a".into(), 7, Renewal(3, 1, 0, 0, 0, 8, 1), Vec::new())).unwrap(),
-            r#"{"lease":["key_a",7,"3,1,0,0,0,8,1",[]]}"#
+            serde_json::to_string(&LimiterOp::Lease("key_a".into(), 2, 7, Renewal(3, 1, 0, 0, 0, 8, 1), Vec::new())).unwrap(),
+            r#"{"lease":["key_a",2,7,"3,1,0,0,0,8,1",[]]}"#
         );
         assert_eq!(serde_json::to_string(&LimiterReply::Done).unwrap(), r#""done""#);
     }
