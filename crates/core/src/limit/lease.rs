@@ -109,21 +109,27 @@ impl Renewal {
         self.5 == 0 && self.6 == 0
     }
 
+    /// The revision (epoch) the isolate decides with; 0 for a new lease.
     pub fn revision_seen(&self) -> u64 {
         self.0
     }
+    /// Units used since the last report.
     pub fn used(&self) -> u64 {
         self.1
     }
+    /// Units dropped unused since the last report (both grants).
     pub fn dropped(&self) -> u64 {
         self.2 + self.3
     }
+    /// Local refusals since the last report.
     pub fn refused(&self) -> u64 {
         self.4
     }
+    /// Units the isolate would like granted.
     pub fn wanted(&self) -> u64 {
         self.5
     }
+    /// 1 when the sending request waits for the answer.
     pub fn waiting(&self) -> u64 {
         self.6
     }
@@ -587,8 +593,8 @@ impl Lease {
         self.dropped_fresh += std::mem::take(&mut self.fresh);
     }
 
-    /// The record of this family is now `revision` (newer than the lease's, e.g. read from KV):
-    /// every unit held is dropped.
+    /// A newer `revision` learnt outside a renewal (e.g. a hit's answer): every unit held is
+    /// dropped.
     pub fn adopt(&mut self, revision: u64) {
         if revision > self.revision {
             self.drop_all();
