@@ -218,6 +218,7 @@ async function seedKeys(base) {
     hot: await create("bench hot (fast, no limits)", { limit_mode: "fast", limits: [] }),
     exact: await create("bench exact limits", { limit_mode: "exact", limits: HIGH_LIMITS }),
     fast: await create("bench fast limits", { limit_mode: "fast", limits: HIGH_LIMITS }),
+    exactHot: await create("bench hot (exact, no limits)", { limit_mode: "exact", limits: [] }),
   };
 }
 
@@ -587,7 +588,8 @@ async function main() {
       { id: "c", name: "unknown keys", base: keygateUrl, expect: 401, wrk: { KG_MODE: "unknown" }, what: "a new well-formed (valid checksum), never-stored key on every request: each one is a KV miss" },
       { id: "c2", name: `unknown keys (${ROTATING_KEYS} rotating)`, base: keygateUrl, expect: 401, wrk: { KG_MODE: "rotate", KG_KEYS: rotating.join(",") }, what: `${ROTATING_KEYS} unknown keys in turn: shows the negative cache (NEGATIVE_CACHE_TTL_SECONDS=${NEGATIVE_TTL_S})` },
       { id: "d", name: "malformed key", base: keygateUrl, expect: 401, wrk: { KG_AUTH: bearer(malformedKey()) }, what: "right length/prefix/alphabet, bad checksum: refused by KeyFormat::parse, no I/O" },
-      { id: "e", name: "exact limits", base: keygateUrl, expect: 200, wrk: { KG_AUTH: bearer(keys.exact) }, what: "exact-mode key, inline limits far above the load: one KeyLimiter Durable Object call per request" },
+      { id: "e", name: "exact limits", base: keygateUrl, expect: 200, wrk: { KG_AUTH: bearer(keys.exact) }, what: "exact-mode key, inline limits far above the load: decided from the isolate's limiter lease (LEASE_MS, default 1000 ms; before leases, one KeyLimiter Durable Object call per request)" },
+      { id: "g", name: "hot key, exact mode", base: keygateUrl, expect: 200, wrk: { KG_AUTH: bearer(keys.exactHot) }, what: "one valid exact-mode key without limits: its lease carries only the record revision (before leases, one KeyLimiter call per request)" },
       { id: "f", name: "fast limits", base: keygateUrl, expect: 200, wrk: { KG_AUTH: bearer(keys.fast) }, what: "fast-mode key, the same inline limits: per-isolate decision, RateLimit headers" },
       { id: "a2", name: "pass-through (again)", base: passthroughUrl, expect: 200, wrk: {}, what: "(a) once more at the end: drift of the machine during the run" },
       { id: "a6", name: "pass-through + 6 headers", base: passthroughUrl, path: `/__bench/identity${PATH}`, expect: 200, wrk: {}, what: "(a) adding six constant headers the size of keygate's signed identity headers (which issue #2 requires): what sending them costs on this runtime, without any key handling" },

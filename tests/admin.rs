@@ -16,7 +16,10 @@ use common::{Gateway, Options, ADMIN_TOKEN};
 fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
     // Last-use reports at most every second (default 60), so a test sees one within its bound.
-    GATEWAY.get_or_init(|| Gateway::start(Options { vars: vec![("LAST_USED_REPORT_SECONDS", "1")], ..Options::default() }))
+    // LEASE_MS = 0: each admin change applies to the very next request (with leases, within
+    // LEASE_MS: tests/leases.rs).
+    GATEWAY
+        .get_or_init(|| Gateway::start(Options { vars: vec![("LAST_USED_REPORT_SECONDS", "1"), ("LEASE_MS", "0")], ..Options::default() }))
 }
 
 const LIST: &str = "/v1/public/cms/articles/items";

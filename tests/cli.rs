@@ -13,7 +13,9 @@ use common::{Gateway, Options, ADMIN_TOKEN};
 
 fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
-    GATEWAY.get_or_init(|| Gateway::start(Options::default()))
+    // LEASE_MS = 0: each change applies to the very next request (with leases, within LEASE_MS:
+    // tests/leases.rs).
+    GATEWAY.get_or_init(|| Gateway::start(Options { vars: vec![("LEASE_MS", "0")], ..Options::default() }))
 }
 
 fn keygate(args: &[&str]) -> Output {

@@ -31,9 +31,11 @@ fn hot_malformed_unknown_and_limited_keys_cost_what_the_design_says() {
     let list = "/v1/public/cms/articles/items";
     let get = |key: &str| g.request("GET", list).bearer(key).send().status;
 
-    // Fixture keys were seeded straight into KV (no registry): exact mode still asks the limiter.
+    // Fixture keys were seeded straight into KV (no registry): exact mode leases from the
+    // limiter (LEASE_MS, default 1000 ms): the first request took the lease.
     assert_eq!(get(&g.keys.read_only), 200);
-    assert_eq!(cost(&g, 10, || get(&g.keys.read_only)), (0, 10), "hot exact-mode key: no KV read, one limiter call each");
+    let (kv, calls) = cost(&g, 10, || get(&g.keys.read_only));
+    assert!(kv == 0 && calls <= 1, "hot exact-mode key: no KV read, at most one early renewal: {kv} KV reads, {calls} calls");
 
     assert_eq!(cost(&g, 10, || get("kg_live_not-even-close")), (0, 0), "malformed: no I/O at all");
 

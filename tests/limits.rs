@@ -176,9 +176,12 @@ fn roll_keeps_the_family_counters() {
     get(g, &key).assert_error(429, "RATE_LIMIT_EXCEEDED");
 }
 
+/// With `LEASE_MS = 0` (today's per-request limiter), an admin change applies to the very next
+/// request; with leases it applies within `LEASE_MS` (`tests/leases.rs`).
 #[test]
 fn disable_and_revoke_apply_on_the_next_request_while_kv_is_cached() {
-    let g = gateway();
+    static PER_REQUEST: OnceLock<Gateway> = OnceLock::new();
+    let g = PER_REQUEST.get_or_init(|| Gateway::start(Options { vars: vec![("LEASE_MS", "0")], ..Options::default() }));
     let (key, id) = create(g, json!({"project":"epoch","name":"epoch","role":"read_only"}));
     // Warm this isolate's cache with the active record (cached for CACHE_TTL_SECONDS = 30 s).
     assert_eq!(get(g, &key).status, 200);

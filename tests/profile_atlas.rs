@@ -16,7 +16,9 @@ use common::{Gateway, Options, ADMIN_TOKEN};
 
 fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
-    GATEWAY.get_or_init(|| Gateway::start(Options { profile: Some("atlas"), ..Options::default() }))
+    // LEASE_MS = 0 (the AtlasCMS document promises no latency; with the default lease a change
+    // applies within LEASE_MS, tests/leases.rs): a change applies to the very next request.
+    GATEWAY.get_or_init(|| Gateway::start(Options { profile: Some("atlas"), vars: vec![("LEASE_MS", "0")], ..Options::default() }))
 }
 
 fn atlas(g: &Gateway, method: &str, path: &str) -> common::Req {

@@ -145,6 +145,9 @@ pub struct Config {
     pub limit_mode: LimitMode,
     /// `RATE_LIMIT_FAILURE`: behaviour when the limiter is unreachable.
     pub rate_limit_failure: FailurePolicy,
+    /// `LEASE_MS`: how long an isolate may admit `exact`-mode requests from its limiter lease
+    /// before renewing (0 = ask the limiter for every request); see `limit::lease`.
+    pub lease_ms: u64,
     /// `LIMITER_FAULT` (test deployments only): every limiter call fails, to test the policy.
     pub limiter_fault: bool,
     /// `KV_FAULT` (test deployments only): every KV read fails, to test failing closed.
@@ -267,6 +270,7 @@ pub const SETTINGS: &[&str] = &[
     "DEFAULT_TIER",
     "LIMIT_MODE",
     "RATE_LIMIT_FAILURE",
+    "LEASE_MS",
     "LIMITER_FAULT",
     "KEYGATE_TEST_MODE",
     "KV_FAULT",
@@ -348,6 +352,7 @@ impl Config {
             default_tier,
             limit_mode,
             rate_limit_failure,
+            lease_ms: number(get, "LEASE_MS", crate::limit::lease::DEFAULT_LEASE_MS, 60_000)?,
             limiter_fault,
             kv_fault,
             test_mode,
@@ -907,6 +912,8 @@ mod tests {
             ("unknown default tier", "DEFAULT_TIER", Some("platinum")),
             ("bad limit mode", "LIMIT_MODE", Some("strict")),
             ("bad failure policy", "RATE_LIMIT_FAILURE", Some("maybe")),
+            ("lease not a number", "LEASE_MS", Some("soon")),
+            ("lease over a minute", "LEASE_MS", Some("60001")),
             ("fault switch outside test mode", "LIMITER_FAULT", Some("on")),
             ("kv fault outside test mode", "KV_FAULT", Some("on")),
             ("test mode with another value", "KEYGATE_TEST_MODE", Some("yes")),

@@ -9,6 +9,7 @@ thread_local! {
     static REQUESTS: Cell<u64> = const { Cell::new(0) };
     static KV_READS: Cell<u64> = const { Cell::new(0) };
     static DO_CALLS: Cell<u64> = const { Cell::new(0) };
+    static LIMITER_CALLS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Path of the counters endpoint.
@@ -33,12 +34,20 @@ pub fn do_call() {
     bump(&DO_CALLS);
 }
 
-/// The counters as JSON.
+/// One call to a `KeyLimiter` (also counted in `do_calls`).
+pub fn limiter_call() {
+    bump(&LIMITER_CALLS);
+}
+
+/// The counters as JSON, with the worker's clock (`now_ms`, unix ms), so tests can place
+/// events on the worker's own clock.
 pub fn snapshot() -> String {
     serde_json::json!({
         "requests": REQUESTS.with(Cell::get),
         "kv_reads": KV_READS.with(Cell::get),
         "do_calls": DO_CALLS.with(Cell::get),
+        "limiter_calls": LIMITER_CALLS.with(Cell::get),
+        "now_ms": crate::now_ms(),
     })
     .to_string()
 }

@@ -8,18 +8,27 @@
 //! address and overall (`LimiterOp::AdminAuth`); its `limit_state` rows are `address:<bucket>`
 //! and `global`.
 //!
-//! A decision reads state, decides and writes state with synchronous SQLite calls and no
-//! `await` in between, so concurrent requests are serialised by the object and limits are
-//! exact under any concurrency.
+//! A key family's limits are decided by a [`LeaseLedger`] the object holds in memory (read
+//! back from `limit_state` when the object starts, written through after every change): a
+//! `Hit` decides one request, a `Lease` takes an isolate's report and grants it units
+//! (`crates/core/src/limit/lease.rs`, `docs/leases.md`). A decision reads, decides and writes
+//! with synchronous calls and no `await` in between, so concurrent requests are serialised by
+//! the object and limits are exact under any concurrency. The outstanding grants live in
+//! memory only: an object that restarts forgets them, and they stay debited (under-admission,
+//! never over-admission; an isolate's next renewal simply starts a new record of it). A `Mark`
+//! (an admin change) makes the ledger never re-credit units granted before it.
 //!
 //! [`call`] is the client: the one way the worker (request path, admin API, admin
 //! authentication) and the registry send a [`LimiterOp`] to an instance.
 
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
+use std::cell::{RefCell, RefMut};
+
 use keygate_core::admin::auth_limit;
-use keygate_core::limit::algorithm::{decide, LimitSpec, LimitState};
-use keygate_core::limit::protocol::{day_of, DayUsage, LimiterOp, LimiterReply, Usage};
+use keygate_core::limit::algorithm::{LimitSpec, LimitState};
+use keygate_core::limit::lease::{usage_counted, Grant, LeaseLedger, Renewal};
+use keygate_core::limit::protocol::{day_of, DayUsage, LimiterOp, LimiterReply, Usage, HIT};
 use keygate_core::record::{self, KeyRecord};
 use keygate_core::timestamp::Timestamp;
 
@@ -32,6 +41,7 @@ pub const LIMITER_BINDING: &str = "LIMITER";
 /// Sends one operation to the limiter instance `name` (a key family's id, or
 /// `ADMIN_AUTH_INSTANCE`) and decodes its answer. `Err` describes what failed (for logs).
 pub async fn call(env: &Env, name: &str, op: &LimiterOp) -> std::result::Result<LimiterReply, String> {
+    crate::counters::limiter_call();
     crate::durable::call(env, LIMITER_BINDING, name, op).await
 }
 
@@ -42,32 +52,55 @@ CREATE TABLE IF NOT EXISTS usage (key_id TEXT NOT NULL, day TEXT NOT NULL, allow
   PRIMARY KEY (key_id, day));
 CREATE TABLE IF NOT EXISTS last_used (key_id TEXT PRIMARY KEY, at INTEGER NOT NULL);";
 
+struct StateRow {
+    name: String,
+    mark: i64,
+    count: i64,
+}
+
 #[durable_object]
 pub struct KeyLimiter {
     state: State,
+    /// `LEASE_MS` of this deployment.
+    lease_ms: u64,
+    /// The family's limits, loaded on first use.
+    ledger: RefCell<Option<LeaseLedger>>,
 }
 
 impl DurableObject for KeyLimiter {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
         if let Err(e) = sql.exec(SCHEMA, None) {
             worker::console_error!("{{\"event\":\"limiter_schema_failed\",\"reason\":\"{e}\"}}");
         }
-        Self { state }
+        let lease_ms = crate::config::load(&env).map_or(keygate_core::limit::lease::DEFAULT_LEASE_MS, |c| c.lease_ms);
+        Self { state, lease_ms, ledger: RefCell::new(None) }
     }
 
     async fn fetch(&self, mut request: Request) -> Result<Response> {
         let op: LimiterOp = read_json(&mut request).await?;
+        Response::from_json(&self.reply(op, now_ms())?)
+    }
+}
+
+impl KeyLimiter {
+    /// Answers one operation (synchronous: no `await` between reading and writing state).
+    fn reply(&self, op: LimiterOp, now: i64) -> Result<LimiterReply> {
         let sql = self.state.storage().sql();
-        let now = now_ms();
-        let reply = match op {
-            LimiterOp::Hit(key_id, revision, limits) => hit(&sql, &key_id, revision, &limits, now)?,
+        Ok(match op {
+            LimiterOp::Lease(key_id, revision, lease_id, renewal, limits) => {
+                self.leased(&sql, &key_id, revision, lease_id, renewal, limits, now)?
+            }
             LimiterOp::IsStale(key_id, revision) => match newer_record(&sql, &key_id, revision)? {
                 Some(record) => LimiterReply::Stale(record),
                 None => LimiterReply::Done,
             },
             LimiterOp::Mark(record) => {
                 remember_record(&sql, &record)?;
+                if let Some(ledger) = self.ledger.borrow_mut().as_mut() {
+                    let specs = ledger.limits().0.to_vec();
+                    ledger.change(ledger.revision() + 1, specs);
+                }
                 LimiterReply::Done
             }
             LimiterOp::AddRefused(key_id, count) => {
@@ -76,52 +109,101 @@ impl DurableObject for KeyLimiter {
             }
             LimiterOp::Usage(key_id) => LimiterReply::Usage(usage(&sql, &key_id)?),
             LimiterOp::AdminAuth(address, failed, limits) => admin_auth(&sql, &address, failed, &limits, now)?,
-        };
-        Response::from_json(&reply)
-    }
-}
-
-struct StateRow {
-    name: String,
-    mark: i64,
-    count: i64,
-}
-
-fn hit(sql: &SqlStorage, key_id: &str, revision: u64, limits: &[LimitSpec], now: i64) -> Result<LimiterReply> {
-    if let Some(record) = newer_record(sql, key_id, revision)? {
-        return Ok(LimiterReply::Stale(record));
-    }
-    let rows = rows(sql.exec("SELECT name, mark, count FROM limit_state", None)?)?
-        .into_iter()
-        .map(|mut row| Ok(StateRow { name: row.text(0)?, mark: row.int(1)?, count: row.int(2)? }))
-        .collect::<Result<Vec<_>>>()?;
-    let mut states: Vec<LimitState> = limits
-        .iter()
-        .map(|spec| {
-            rows.iter()
-                .find(|row| row.name == spec.name)
-                .map(|row| LimitState { mark: row.mark, count: row.count.max(0) as u64 })
-                .unwrap_or_default()
         })
-        .collect();
-    let decision = decide(limits, &mut states, now);
-    if decision.allowed {
-        for (spec, state) in limits.iter().zip(&states) {
-            sql.exec(
-                "INSERT INTO limit_state (name, mark, count) VALUES (?, ?, ?) \
-                 ON CONFLICT(name) DO UPDATE SET mark = excluded.mark, count = excluded.count",
-                vec![spec.name.clone().into(), SqlStorageValue::Integer(state.mark), SqlStorageValue::Integer(state.count as i64)],
-            )?;
+    }
+
+    /// A lease renewal, or a hit (lease id [`HIT`]): `Stale` when the key has a newer record
+    /// than the worker's `revision` (then nothing is granted), else the ledger decides (a
+    /// renewal under an older epoch is answered `record_changed`); the limits' state and the
+    /// key's usage are stored before the answer leaves.
+    #[allow(clippy::too_many_arguments)] // the message's fields, as they come
+    fn leased(
+        &self,
+        sql: &SqlStorage,
+        key_id: &str,
+        revision: u64,
+        lease_id: u64,
+        renewal: Renewal,
+        limits: Vec<LimitSpec>,
+        now: i64,
+    ) -> Result<LimiterReply> {
+        let newer = newer_record(sql, key_id, revision)?;
+        let mut ledger = self.ledger(sql, limits, now)?;
+        let epoch = ledger.revision();
+        let grant = match newer {
+            Some(record) => {
+                if lease_id != HIT {
+                    ledger.give_back(lease_id, key_id, &renewal, false);
+                }
+                count_grant(sql, key_id, now, &Grant::changed(record.revision), &renewal)?;
+                store_states(sql, &ledger)?;
+                return Ok(LimiterReply::Stale(record));
+            }
+            None if lease_id == HIT => ledger.hit(key_id, epoch, now),
+            None => ledger.grant(lease_id, key_id, &renewal, now),
+        };
+        store_states(sql, &ledger)?;
+        count_grant(sql, key_id, now, &grant, &renewal)?;
+        Ok(LimiterReply::Lease(grant))
+    }
+
+    /// The family's ledger under `limits` (loaded from `limit_state` on first use; other limits
+    /// keep the state of same-named ones). The caller stores its state after a change. Its
+    /// epoch (revision) starts at the load's unix ms, so an object that restarted never
+    /// confirms a lease of an epoch it had before; every change of limits or `Mark` adds one.
+    fn ledger(&self, sql: &SqlStorage, limits: Vec<LimitSpec>, now: i64) -> Result<RefMut<'_, LeaseLedger>> {
+        let mut slot = self.ledger.borrow_mut();
+        match slot.as_mut() {
+            Some(ledger) if ledger.limits().0 != limits.as_slice() => ledger.change(ledger.revision() + 1, limits),
+            Some(_) => {}
+            None => {
+                let rows = rows(sql.exec("SELECT name, mark, count FROM limit_state", None)?)?
+                    .into_iter()
+                    .map(|mut row| Ok(StateRow { name: row.text(0)?, mark: row.int(1)?, count: row.int(2)? }))
+                    .collect::<Result<Vec<_>>>()?;
+                let states = limits
+                    .iter()
+                    .map(|spec| {
+                        rows.iter()
+                            .find(|row| row.name == spec.name)
+                            .map(|row| LimitState { mark: row.mark, count: row.count.max(0) as u64 })
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                *slot = Some(LeaseLedger::with_states(self.lease_ms, now.max(1) as u64, limits, states));
+            }
         }
+        Ok(RefMut::map(slot, |slot| slot.get_or_insert_with(|| LeaseLedger::new(0, 0, Vec::new()))))
+    }
+}
+
+/// Writes the ledger's limit state through to `limit_state`.
+fn store_states(sql: &SqlStorage, ledger: &LeaseLedger) -> Result<()> {
+    let (specs, states) = ledger.limits();
+    for (spec, state) in specs.iter().zip(states) {
+        sql.exec(
+            "INSERT INTO limit_state (name, mark, count) VALUES (?, ?, ?) \
+             ON CONFLICT(name) DO UPDATE SET mark = excluded.mark, count = excluded.count",
+            vec![spec.name.clone().into(), SqlStorageValue::Integer(state.mark), SqlStorageValue::Integer(state.count as i64)],
+        )?;
+    }
+    Ok(())
+}
+
+/// Counts in usage what a grant (or hit) allowed and refused and what the isolate's `report`
+/// says ([`usage_counted`]), and the key's last use.
+fn count_grant(sql: &SqlStorage, key_id: &str, now: i64, grant: &Grant, report: &Renewal) -> Result<()> {
+    let (allowed, refused) = usage_counted(grant, report);
+    if allowed != 0 || refused != 0 {
+        count_usage(sql, key_id, now, allowed, refused)?;
+    }
+    if grant.allowed > 0 || report.used() > 0 {
         sql.exec(
             "INSERT INTO last_used (key_id, at) VALUES (?, ?) ON CONFLICT(key_id) DO UPDATE SET at = excluded.at",
             vec![key_id.into(), SqlStorageValue::Integer(now)],
         )?;
-        count_usage(sql, key_id, now, 1, 0)?;
-    } else {
-        count_usage(sql, key_id, now, 0, 1)?;
     }
-    Ok(LimiterReply::Decided(decision))
+    Ok(())
 }
 
 /// Judges one admin authentication attempt: reads the address's and the global state, decides,
@@ -177,11 +259,13 @@ fn remember_record(sql: &SqlStorage, record: &KeyRecord) -> Result<()> {
     Ok(())
 }
 
-fn count_usage(sql: &SqlStorage, key_id: &str, now: i64, allowed: u64, refused: u64) -> Result<()> {
+/// Adds to a key's usage of today; `allowed` may be negative (units granted earlier, dropped
+/// unused), never taking a day below 0.
+fn count_usage(sql: &SqlStorage, key_id: &str, now: i64, allowed: i64, refused: u64) -> Result<()> {
     sql.exec(
-        "INSERT INTO usage (key_id, day, allowed, refused) VALUES (?, ?, ?, ?) \
-         ON CONFLICT(key_id, day) DO UPDATE SET allowed = allowed + excluded.allowed, refused = refused + excluded.refused",
-        vec![key_id.into(), day_of(now).into(), SqlStorageValue::Integer(allowed as i64), SqlStorageValue::Integer(refused as i64)],
+        "INSERT INTO usage (key_id, day, allowed, refused) VALUES (?1, ?2, MAX(0, ?3), ?4) \
+         ON CONFLICT(key_id, day) DO UPDATE SET allowed = MAX(0, allowed + ?3), refused = refused + ?4",
+        vec![key_id.into(), day_of(now).into(), SqlStorageValue::Integer(allowed), SqlStorageValue::Integer(refused as i64)],
     )?;
     Ok(())
 }

@@ -132,6 +132,7 @@ async fn gate(incoming: &Incoming, env: &Env, ctx: &Context, config: &Config) ->
                 gate.binding_answered(limit_io::binding_allows(env, config, binding, family, incoming).await)
             }
             Next::CacheRecord { hash, record } => store::adopt(config, hash, record, incoming.now_ms),
+            Next::Background { record, op } => limit_io::background(env, ctx, config, record, op),
             Next::FlushRefused => limit_io::flush_refused(env, ctx),
             Next::Refuse(refusal) => return Err(refusal),
             Next::Forward(Admitted { plan, headers, record }) => {

@@ -14,12 +14,14 @@
 //! stand). `LIMITER_FAULT` makes every call fail, for the tests.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use worker::{Context, Env};
 
 use keygate_core::config::Config;
 use keygate_core::gate::IsolateState;
 use keygate_core::limit::protocol::{LimiterOp, LimiterReply};
+use keygate_core::record::KeyRecord;
 
 use crate::key_limiter::call;
 use crate::respond::log_event;
@@ -28,7 +30,21 @@ use crate::Incoming;
 thread_local! {
     /// What this isolate remembers between requests (bounded by the core). Borrowed only for
     /// synchronous core calls, never across an `await`.
-    static ISOLATE: RefCell<IsolateState> = RefCell::new(IsolateState::default());
+    static ISOLATE: RefCell<IsolateState> = RefCell::new(new_isolate());
+}
+
+/// This isolate's state, with a random 64-bit id for its leases, drawn once per isolate.
+fn new_isolate() -> IsolateState {
+    let mut isolate = IsolateState::default();
+    let mut bytes = [0u8; 8];
+    // Two isolates must not share an id (the limiter would mix up their grants): without
+    // `crypto.getRandomValues`, `Math.random` still tells them apart.
+    let id = match getrandom::getrandom(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => (js_sys::Math::random() * 2f64.powi(53)) as u64 ^ (crate::now_ms() as u64).rotate_left(40),
+    };
+    isolate.leases.set_isolate_id(id);
+    isolate
 }
 
 /// Runs `decide` with this isolate's state.
@@ -42,7 +58,7 @@ pub async fn ask(env: &Env, config: &Config, family: &str, op: &LimiterOp, incom
     let outcome = if config.limiter_fault { Err("LIMITER_FAULT test switch".to_string()) } else { call(env, family, op).await };
     outcome
         .map_err(|reason| {
-            if let LimiterOp::Hit(key_id, ..) = op {
+            if let LimiterOp::Lease(key_id, ..) = op {
                 log_event("limiter_unavailable", incoming.request_id(), &[("reason", &reason), ("key_id", key_id)]);
             }
         })
@@ -58,6 +74,18 @@ pub async fn binding_allows(env: &Env, config: &Config, name: &str, family: Stri
         Err(e) => Err(format!("binding {name}: {e}")),
     };
     outcome.map_err(|reason| log_event("limiter_unavailable", incoming.request_id(), &[("reason", &reason)])).ok()
+}
+
+/// Sends `op` (a lease's early renewal) to the limiter of `family` inside this request's own
+/// `wait_until`; its answer goes to the isolate's leases. The request
+/// does not wait for it, and no other request waits for it either.
+pub fn background(env: &Env, ctx: &Context, config: &Config, record: Rc<KeyRecord>, op: LimiterOp) {
+    let env = env.clone();
+    let fault = config.limiter_fault;
+    ctx.wait_until(async move {
+        let reply = if fault { None } else { call(&env, record.family_id(), &op).await.ok() };
+        with_isolate(|isolate| isolate.leases.answered(&record, reply.as_ref(), true, false));
+    });
 }
 
 /// Sends the isolate's tallied refusals to their limiters after the response, inside this

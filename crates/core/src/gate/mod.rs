@@ -16,7 +16,7 @@
 //!    ([`Next::AskLimiter`] with [`LimiterOp::IsStale`]);
 //! 6. **limit** ([`limit`]): the isolate's blocked-until memory ([`blocked`]), then `fast` mode's
 //!    per-isolate counters (and its Rate Limiting binding, [`Next::CheckBinding`]) or the key's
-//!    limiter ([`LimiterOp::Hit`]), with `RATE_LIMIT_FAILURE` deciding when none can answer.
+//!    limiter (a hit per request, or the key's lease, [`limit`]), with `RATE_LIMIT_FAILURE` deciding when none can answer.
 //!    Quota is never spent on a refusal: this runs after every other check;
 //! 7. **forward** with a signed plan ([`crate::forward`]) → [`Next::Forward`]; or refuse →
 //!    [`Next::Refuse`], which the worker renders (the **respond** phase, [`crate::dialect`]).
@@ -31,6 +31,7 @@
 //! place and lends to [`Gate::next`]; it is never borrowed across an `await`.
 
 pub mod blocked;
+pub mod leases;
 pub mod limit;
 pub mod refused;
 #[cfg(test)]
@@ -51,6 +52,7 @@ use crate::record::{KeyRecord, LimitMode};
 use crate::routes::{check_body, check_canonical, RouteMatch};
 
 use blocked::BlockedUntil;
+use leases::Leases;
 use refused::RefusedTally;
 
 /// How many newer records one request adopts from its limiter before failing closed.
@@ -84,6 +86,8 @@ pub struct IsolateState {
     pub fast: LocalCounters,
     /// Refusals made here, not yet counted in their keys' usage.
     pub refused: RefusedTally,
+    /// `exact`-mode keys' limiter leases (`LEASE_MS` > 0).
+    pub leases: Leases,
 }
 
 /// What the gate needs done next.
@@ -101,6 +105,10 @@ pub enum Next<'a> {
     CheckBinding { binding: &'a str, family: String },
     /// Cache this record (newer than the cached one, from the limiter) under `hash`; then `next`.
     CacheRecord { hash: KeyHash, record: Rc<KeyRecord> },
+    /// Send `op` (a lease's early renewal) to the `KeyLimiter` of `record`'s family in this
+    /// request's own background (`wait_until`), without waiting for it; its answer goes to
+    /// [`Leases::answered`](leases::Leases::answered) (`renewal`, not `waiting`); then `next`.
+    Background { record: Rc<KeyRecord>, op: LimiterOp },
     /// Start the batched flush of refused usage ([`refused`]) in the background, taking batches
     /// from [`RefusedTally::next_batch`] until it says `None`; then `next`.
     FlushRefused,
@@ -158,6 +166,10 @@ enum Phase<'a> {
     Check(Matched<'a>),
     Fresh(Matched<'a>, GatewayError),
     Hit(Matched<'a>, ForwardPlan),
+    /// Waiting for its own lease renewal's answer.
+    Leasing(Matched<'a>, ForwardPlan),
+    /// Admitted, once its early renewal is on its way.
+    Admit(Matched<'a>, ForwardPlan, Headers),
     Binding(Matched<'a>, ForwardPlan, Decision, &'a FastBinding),
     Refusing(Refusal),
     Done,
@@ -226,6 +238,8 @@ impl<'a> Gate<'a> {
                 _ => Next::Refuse(refusal.into()),
             },
             (Phase::Hit(matched, plan), Some(Answer::Limiter(reply))) => self.limited(matched, plan, reply, isolate),
+            (Phase::Leasing(matched, plan), Some(Answer::Limiter(reply))) => self.lease_renewed(matched, plan, reply, isolate),
+            (Phase::Admit(matched, plan, headers), None) => Gate::admit(matched, plan, headers),
             (Phase::Binding(matched, plan, decision, fast), Some(Answer::Binding(allowed))) => {
                 self.location_limited(matched, plan, decision, fast, allowed, isolate)
             }

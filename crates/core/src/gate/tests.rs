@@ -7,6 +7,7 @@ use std::rc::Rc;
 use super::*;
 use crate::key::{KeyEnv, PlaintextKey};
 use crate::limit::algorithm::{decide, LimitSpec, LimitState};
+use crate::limit::lease::LeaseLedger;
 use crate::record::{KeyRecord, LimitMode, Status};
 use crate::timestamp::Timestamp;
 
@@ -22,6 +23,10 @@ enum Step {
     Binding(String),
     Cache(u64),
     Flush,
+    /// A lease renewal the request waits for.
+    Lease,
+    /// A message sent in the request's background (answered later, see `World::background`).
+    Background,
 }
 
 /// Answers the gate's I/O: records by hash, a limiter and a Rate Limiting binding.
@@ -30,12 +35,14 @@ struct World {
     /// Answers an operation at a time (unix ms).
     limiter: Box<dyn FnMut(&LimiterOp, i64) -> Option<LimiterReply>>,
     binding: Option<bool>,
+    /// Background messages sent and not yet answered.
+    background: Vec<(Rc<KeyRecord>, LimiterOp)>,
 }
 
 impl World {
     fn with(key: &PlaintextKey, record: Option<KeyRecord>) -> World {
         let records = record.into_iter().map(|r| (key.hash(), Rc::new(r))).collect();
-        World { records, limiter: Box::new(|_, _| None), binding: Some(true) }
+        World { records, limiter: Box::new(|_, _| None), binding: Some(true), background: Vec::new() }
     }
 
     /// A limiter that decides hits with the real algorithm (state per key and limits) and knows
@@ -43,13 +50,47 @@ impl World {
     fn counting(mut self) -> World {
         let mut states: HashMap<String, Vec<LimitState>> = HashMap::new();
         self.limiter = Box::new(move |op, now_ms| match op {
-            LimiterOp::Hit(key_id, _, limits) => {
+            LimiterOp::Lease(key_id, _, 0, _, limits) => {
                 let states = states.entry(format!("{key_id} {limits:?}")).or_default();
                 Some(LimiterReply::Decided(decide(limits, states, now_ms)))
             }
             _ => Some(LimiterReply::Done),
         });
         self
+    }
+
+    /// A limiter holding a real [`LeaseLedger`] (`lease_ms`, epoch 5): it grants leases, decides
+    /// hits, and answers `Stale` with `newer` once it is set (shared with the test; the admin
+    /// change starts a new epoch, as a `Mark` does).
+    fn leasing(mut self, lease_ms: u64, newer: Rc<std::cell::RefCell<Option<KeyRecord>>>) -> World {
+        let mut ledger: Option<LeaseLedger> = None;
+        self.limiter = Box::new(move |op, now_ms| {
+            let LimiterOp::Lease(key_id, revision, id, renewal, limits) = op else { return Some(LimiterReply::Done) };
+            let ledger = ledger.get_or_insert_with(|| LeaseLedger::new(lease_ms, 5, limits.clone()));
+            if let Some(record) = newer.borrow().clone().filter(|r| r.revision > *revision) {
+                if ledger.revision() == 5 {
+                    ledger.change(6, limits.clone());
+                }
+                if *id != 0 {
+                    ledger.give_back(*id, key_id, renewal, false);
+                }
+                return Some(LimiterReply::Stale(record));
+            }
+            let grant = match id {
+                0 => ledger.hit(key_id, ledger.revision(), now_ms),
+                id => ledger.grant(*id, key_id, renewal, now_ms),
+            };
+            Some(LimiterReply::Lease(grant))
+        });
+        self
+    }
+
+    /// Answers the background messages sent so far, in order, at `now_ms`.
+    fn background(&mut self, isolate: &mut IsolateState, now_ms: i64) {
+        for (record, op) in std::mem::take(&mut self.background) {
+            let reply = (self.limiter)(&op, now_ms);
+            isolate.leases.answered(&record, reply.as_ref(), true, false);
+        }
     }
 
     /// A limiter answering from `replies` in order (then "no answer").
@@ -78,8 +119,16 @@ fn drive(
             }
             Next::AskLimiter { family, op } => {
                 assert!(!family.is_empty());
-                steps.push(if matches!(op, LimiterOp::IsStale(..)) { Step::Fresh } else { Step::Hit });
+                steps.push(match op {
+                    LimiterOp::IsStale(..) => Step::Fresh,
+                    LimiterOp::Lease(_, _, 0, ..) => Step::Hit,
+                    _ => Step::Lease,
+                });
                 gate.limiter_replied((world.limiter)(&op, now_ms));
+            }
+            Next::Background { record, op } => {
+                steps.push(Step::Background);
+                world.background.push((record, op));
             }
             Next::CheckBinding { binding, .. } => {
                 steps.push(Step::Binding(binding.to_string()));
@@ -106,6 +155,8 @@ fn config(vars: &[(&str, &str)]) -> Config {
                           "mode": "fast", "fast_binding": {"binding": "RL_MINUTE", "limit": "minute"}}}"#
                 .into(),
         ),
+        // Today's per-request limiter unless a test asks for leases.
+        "LEASE_MS" => Some(vars.iter().find(|(n, _)| *n == name).map_or("0", |(_, v)| v).to_string()),
         _ => vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string()),
     })
     .unwrap()
@@ -457,4 +508,92 @@ fn a_driver_that_skips_an_answer_gets_a_closed_refusal() {
     gate.next(&mut isolate);
     gate.binding_answered(Some(true));
     assert!(matches!(gate.next(&mut isolate), Next::Refuse(r) if r.error == GatewayError::StoreUnavailable), "the wrong answer");
+}
+
+/// Leases: a hot key costs a limiter call now and then, not per request; no request waits for
+/// another's call (each renewal's answer arrives after the requests that kept going).
+#[test]
+fn a_leased_hot_key_asks_its_limiter_rarely_and_never_waits_on_another_request() {
+    let config = config(&[("LEASE_MS", "1000")]);
+    let (key, bearer) = new_key(&config);
+    for limits in [&[][..], &[("minute", 100_000, 60)][..]] {
+        let newer = Rc::new(std::cell::RefCell::new(None));
+        let mut world = World::with(&key, Some(active(LimitMode::Exact, limits))).leasing(1_000, newer);
+        let mut isolate = IsolateState::default();
+        let (mut calls, mut admitted) = (0, 0);
+        for n in 0..2_000 {
+            let now = T0 + n / 4; // 4 requests per ms, 500 ms
+            let (outcome, steps) = drive(&config, get(&bearer, ROUTE), now, &mut isolate, &mut world);
+            admitted += usize::from(outcome.is_ok());
+            calls += steps.iter().filter(|s| matches!(s, Step::Lease | Step::Hit | Step::Background)).count();
+            if n % 3 == 2 {
+                world.background(&mut isolate, now); // answers come back a little later
+            }
+        }
+        assert_eq!(admitted, 2_000, "{limits:?}");
+        assert!(calls <= 30, "{limits:?}: {calls} limiter calls for 2,000 requests");
+    }
+}
+
+/// Exactly N of 50 concurrent requests in one isolate are admitted for a limit of N: they all
+/// start before any answer comes back, so the first renews and the others ask for themselves.
+#[test]
+fn exactly_n_of_50_concurrent_requests_are_admitted_with_leases() {
+    let config = config(&[("LEASE_MS", "1000")]);
+    let (key, bearer) = new_key(&config);
+    let newer = Rc::new(std::cell::RefCell::new(None));
+    let mut world = World::with(&key, Some(active(LimitMode::Exact, &[("minute", 7, 60)]))).leasing(1_000, newer);
+    let mut isolate = IsolateState::default();
+    let mut gates: Vec<Gate<'_>> = (0..50).map(|_| Gate::new(&config, get(&bearer, ROUTE), T0)).collect();
+    let mut asks = Vec::new();
+    for gate in gates.iter_mut() {
+        assert!(matches!(gate.next(&mut isolate), Next::ReadRecord(_)));
+        gate.record_read(Ok(world.records.get(&key.hash()).cloned()));
+        match gate.next(&mut isolate) {
+            Next::AskLimiter { op, .. } => asks.push(op),
+            other => panic!("every request asks: {other:?}"),
+        }
+    }
+    assert_eq!(asks.iter().filter(|op| !matches!(op, LimiterOp::Lease(_, _, 0, ..))).count(), 1, "one renewal in flight");
+    let mut admitted = 0;
+    for (gate, op) in gates.iter_mut().zip(asks) {
+        gate.limiter_replied((world.limiter)(&op, T0 + 5));
+        loop {
+            match gate.next(&mut isolate) {
+                Next::Forward(_) => admitted += 1,
+                Next::Background { .. } | Next::FlushRefused => continue,
+                Next::Refuse(refusal) => assert_eq!(refusal.error.code(), "RATE_LIMIT_EXCEEDED"),
+                other => panic!("{other:?}"),
+            }
+            break;
+        }
+    }
+    assert_eq!(admitted, 7);
+}
+
+/// A revoke reaches a leased isolate no later than the lease: units already held may serve
+/// until the lease ends (`sent_at + LEASE_MS`); after that, the renewal returns the new record.
+#[test]
+fn a_revoke_is_enforced_within_lease_ms() {
+    let config = config(&[("LEASE_MS", "1000")]);
+    let (key, bearer) = new_key(&config);
+    let newer = Rc::new(std::cell::RefCell::new(None));
+    let mut world = World::with(&key, Some(active(LimitMode::Exact, &[]))).leasing(1_000, newer.clone());
+    let mut isolate = IsolateState::default();
+    let (outcome, steps) = drive(&config, get(&bearer, ROUTE), T0, &mut isolate, &mut world);
+    assert_eq!((code(&outcome), steps), ("FORWARDED", vec![Step::Read, Step::Lease]));
+    *newer.borrow_mut() = Some(record(2, Status::Revoked, LimitMode::Exact, &[]));
+    let mut first_refusal = None;
+    for ms in (10..2_000).step_by(10) {
+        let (outcome, _) = drive(&config, get(&bearer, ROUTE), T0 + ms, &mut isolate, &mut world);
+        world.background(&mut isolate, T0 + ms);
+        match (code(&outcome), first_refusal) {
+            ("FORWARDED", None) => {}
+            ("KEY_REVOKED", None) => first_refusal = Some(ms),
+            ("KEY_REVOKED", Some(_)) => {}
+            (other, _) => panic!("{other} at {ms} ms after a refusal at {first_refusal:?}"),
+        }
+    }
+    let first_refusal = first_refusal.expect("refused in the end");
+    assert!(first_refusal <= 1_000, "refused {first_refusal} ms after the revoke (LEASE_MS 1000)");
 }

@@ -1,30 +1,40 @@
-//! Limiter leases (pure, clock passed in): an isolate admits `exact`-mode requests locally from a
-//! grant its key family's limiter debited at once, instead of asking the limiter per request.
+//! Limiter leases (pure, clock passed in): an isolate admits `exact`-mode requests locally from
+//! units its key family's limiter debited at once, instead of asking the limiter per request.
 //!
 //! Two halves, each a plain state machine (the design, bounds and simulation: `docs/leases.md`):
 //! - [`LeaseLedger`], the limiter's side (one per key family, what the `KeyLimiter` Durable
-//!   Object holds): [`LeaseLedger::grant`] first takes back the isolate's previous grant
-//!   (re-crediting its unused part where that is safe), then debits a new grant of up to `wanted`
-//!   requests from the limits, exactly as that many [`decide`] calls at one instant would.
+//!   Object holds): [`LeaseLedger::grant`] counts what the isolate reports (units used, units it
+//!   dropped unused, which are re-credited where that is safe), then debits up to `wanted` more
+//!   units, exactly as that many [`decide`] calls at one instant would; [`LeaseLedger::hit`]
+//!   decides one request outside any grant (today's per-request call).
 //! - [`Lease`], an isolate's side (one per key family it serves): [`Lease::admit`] admits from
-//!   the grant until it is used up or expires, then asks for a [`Renewal`]; [`Lease::settle`]
-//!   takes the limiter's [`Grant`].
+//!   the units it holds and says when the request at hand must renew, early, in the background
+//!   ([`Admit::YesRenew`]) or for itself ([`Admit::Renew`]), or ask for itself alone
+//!   ([`Admit::Hit`]); [`Lease::renewed`] takes the limiter's [`Grant`].
+//!
+//! **No request waits for another's I/O.** The Workers runtime cancels, or refuses to resolve, a
+//! promise awaited in another request's context than the one that made it. So a request only
+//! ever awaits a call it sent itself: an early renewal runs in the sending request's own
+//! `wait_until`, and a request that finds the lease empty while a renewal is in flight asks for
+//! itself ([`Admit::Hit`]) instead of waiting for that renewal's answer.
 //!
 //! Invariants:
-//! - **Never over-admit**: every admitted request was debited from the limits first; an unused
-//!   unit is re-credited only to the quota window it was debited from, and only once the isolate
-//!   has said it will not use it; a rate's only while that grant is still its last debit (see
-//!   [`LeaseLedger::grant`]).
-//! - **Bounded change latency**: a grant is valid until `sent_at + lease_ms` on the isolate's own
-//!   clock, `sent_at` being when it asked; a grant made after an admin change carries the new
-//!   revision. So no request is admitted from a grant of an older revision later than
-//!   `max(lease_ms, D)` after the change reached the limiter, `D` being the limiter→isolate
-//!   reply delay (the requests that waited for a reply are decided by it, as today's `Hit` is).
-//! - `lease_ms = 0` is today's behaviour: one limiter call per request, each granted 0 or 1.
+//! - **Never over-admit**: every admitted request was debited from the limits first. A renewal
+//!   reports the units used so far and *keeps* the unused ones (they stay debited); only units
+//!   the isolate says it dropped (expired, superseded, a record change, surrendered) are
+//!   re-credited, to the quota window they were debited in, and to a rate only while that grant
+//!   is still its last debit (see [`LeaseLedger::grant`]).
+//! - **Bounded change latency**: every unit an isolate holds is usable until `sent_at + lease_ms`
+//!   on the isolate's own clock, `sent_at` being when it sent the latest renewal whose answer
+//!   confirmed its record revision; an answer after an admin change reached the limiter never
+//!   confirms the old revision. So no request is admitted under an older record later than
+//!   `max(lease_ms, D)` after the change reached the limiter, `D` the limiter→isolate reply delay
+//!   (a request that waits for its own answer is decided by it, as today's `Hit` is).
+//! - `lease_ms = 0` is today's behaviour: every request is its own [`Admit::Hit`].
 
-use std::collections::BTreeMap;
+use serde::{Deserialize, Serialize};
 
-use super::algorithm::{decide, LimitSpec, LimitState};
+use super::algorithm::{decide, Decision, LimitSpec, LimitState};
 
 /// The lease length keygate recommends (`docs/leases.md` says why): a revoke or any admin
 /// change is enforced everywhere within about a second.
@@ -37,35 +47,105 @@ pub const MAX_GRANT: u64 = 256;
 /// (an evicted isolate never does); after that the grant is forgotten, and stays debited.
 pub const FORGET_AFTER_MS: i64 = 60_000;
 
+/// A renewal whose answer has not come back after `lease_ms` plus this long is taken as lost
+/// (its request's `wait_until` was cancelled): the next request may renew again.
+pub const RENEWAL_LOST_AFTER_MS: i64 = 30_000;
+
 /// A duration in ms as a signed offset, saturating (a `LEASE_MS` out of range cannot wrap).
 fn millis(duration_ms: u64) -> i64 {
     i64::try_from(duration_ms).unwrap_or(i64::MAX)
 }
 
-/// What an isolate sends to renew its lease.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Renewal {
+/// What an isolate sends to renew its lease (or, with `wanted = waiting = 0`, to report and
+/// surrender it). On the wire as one string of its numbers in field order, `"3,1,0,0,0,8,1"`
+/// (the smallest code for serde in wasm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Renewal(
     /// The record revision the isolate decides with.
-    pub revision_seen: u64,
-    /// Requests admitted from its previous grant (the rest is returned).
-    pub used: u64,
-    /// Requests it refused locally since its last renewal (counted in usage).
-    pub refused: u64,
-    /// How many requests it would like granted (≥ `waiting`).
-    pub wanted: u64,
-    /// Requests waiting for this answer (decided by it; the ones it cannot grant are refused).
-    pub waiting: u64,
+    pub u64,
+    /// Units used since its last report.
+    pub u64,
+    /// Units it dropped unused since its last report, of its older grant (see [`Lease`]).
+    pub u64,
+    /// Units it dropped unused since its last report, of its newest grant.
+    pub u64,
+    /// Requests it refused locally since its last report (counted in usage).
+    pub u64,
+    /// How many units it would like granted.
+    pub u64,
+    /// 1 when the request that sends it waits for the answer (it takes the first unit granted;
+    /// refused when none is), 0 for an early renewal.
+    pub u64,
+);
+
+/// `N` comma-separated decimal numbers, exactly.
+fn numbers<const N: usize>(text: &str) -> Option<[u64; N]> {
+    let mut out = [0; N];
+    let mut parts = text.split(',');
+    for slot in &mut out {
+        *slot = parts.next()?.parse().ok()?;
+    }
+    parts.next().is_none().then_some(out)
 }
 
-/// The limiter's answer to a [`Renewal`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Serialize for Renewal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Renewal(a, b, c, d, e, f, g) = self;
+        serializer.collect_str(&format_args!("{a},{b},{c},{d},{e},{f},{g}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Renewal {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Renewal, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let [a, b, c, d, e, f, g] = numbers(&text).ok_or_else(|| serde::de::Error::custom("a renewal is 7 numbers"))?;
+        Ok(Renewal(a, b, c, d, e, f, g))
+    }
+}
+
+impl Renewal {
+    /// A report only: nothing wanted, nobody waiting (the isolate surrenders its lease).
+    pub fn is_report(&self) -> bool {
+        self.5 == 0 && self.6 == 0
+    }
+
+    /// The revision (epoch) the isolate decides with; 0 for a new lease.
+    pub fn revision_seen(&self) -> u64 {
+        self.0
+    }
+    /// Units used since the last report.
+    pub fn used(&self) -> u64 {
+        self.1
+    }
+    /// Units dropped unused since the last report (both grants).
+    pub fn dropped(&self) -> u64 {
+        self.2 + self.3
+    }
+    /// Local refusals since the last report.
+    pub fn refused(&self) -> u64 {
+        self.4
+    }
+    /// Units the isolate would like granted.
+    pub fn wanted(&self) -> u64 {
+        self.5
+    }
+    /// 1 when the sending request waits for the answer.
+    pub fn waiting(&self) -> u64 {
+        self.6
+    }
+}
+
+/// The limiter's answer to a [`Renewal`] (or a [`LeaseLedger::hit`]). On the wire as a pair:
+/// its numbers in one string in field order (booleans 0 or 1), and the decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "GrantWire", into = "GrantWire")]
 pub struct Grant {
     /// The newest record revision the limiter knows.
     pub revision: u64,
-    /// The isolate's record is older than `revision`: nothing granted; adopt the new record
-    /// and ask again.
+    /// The isolate's record is older than `revision`: nothing granted; drop every unit, adopt
+    /// the new record and ask again.
     pub record_changed: bool,
-    /// Requests granted (debited from every limit already).
+    /// Units granted (debited from every limit already).
     pub allowed: u64,
     /// The limits could not grant all that was asked (the grant stopped at a refusal).
     pub exhausted: bool,
@@ -74,20 +154,82 @@ pub struct Grant {
     pub remaining: u64,
     /// When `exhausted`: ms until the refusing limit frees a request.
     pub retry_after_ms: u64,
-    /// The limiter's `lease_ms`: how long the grant may be used, from when it was asked for.
+    /// The limiter's `lease_ms`: how long the units may be used, from when the renewal was sent.
     pub valid_for_ms: u64,
+    /// The limits' last decision in this grant (the refusal when `exhausted`), for response
+    /// headers; `None` when `record_changed`.
+    pub decision: Option<Decision>,
 }
 
-/// A grant the ledger made and has not had back.
+#[derive(Serialize, Deserialize)]
+struct GrantWire(String, Option<Decision>);
+
+impl TryFrom<GrantWire> for Grant {
+    type Error = &'static str;
+    fn try_from(GrantWire(text, decision): GrantWire) -> Result<Grant, &'static str> {
+        match numbers(&text) {
+            Some([revision, changed @ 0..=1, allowed, exhausted @ 0..=1, remaining, retry_after_ms, valid_for_ms]) => Ok(Grant {
+                revision,
+                record_changed: changed == 1,
+                allowed,
+                exhausted: exhausted == 1,
+                remaining,
+                retry_after_ms,
+                valid_for_ms,
+                decision,
+            }),
+            _ => Err("a grant is 7 numbers"),
+        }
+    }
+}
+
+impl From<Grant> for GrantWire {
+    fn from(g: Grant) -> GrantWire {
+        let (changed, exhausted) = (u8::from(g.record_changed), u8::from(g.exhausted));
+        let text = format!("{},{changed},{},{exhausted},{},{},{}", g.revision, g.allowed, g.remaining, g.retry_after_ms, g.valid_for_ms);
+        GrantWire(text, g.decision)
+    }
+}
+
+impl Grant {
+    /// The answer that the isolate's record is older than `revision` (nothing granted).
+    pub fn changed(revision: u64) -> Grant {
+        Grant {
+            revision,
+            record_changed: true,
+            allowed: 0,
+            exhausted: false,
+            remaining: u64::MAX,
+            retry_after_ms: 0,
+            valid_for_ms: 0,
+            decision: None,
+        }
+    }
+}
+
+/// What the ledger remembers of one grant, to re-credit units dropped from it.
 #[derive(Debug, Clone)]
-struct Outstanding {
+struct GrantMark {
+    /// Units granted.
+    granted: u64,
+    /// Units of it not yet re-credited.
     allowed: u64,
     granted_at_ms: i64,
-    revision: u64,
+    /// The ledger's limits when it was made ([`LeaseLedger::change`]).
+    limits_epoch: u64,
     /// Each limit's state mark before the grant (a rate's TAT, µs).
     marks_before: Vec<i64>,
     /// Each limit's state mark right after the grant: a rate's TAT, a quota's window start.
     marks: Vec<i64>,
+}
+
+/// One isolate's lease as the ledger sees it: its two newest grants (an isolate holds units of
+/// at most these two: a renewal drops the older one's).
+#[derive(Debug, Clone, Default)]
+struct Outstanding {
+    older: Option<GrantMark>,
+    newest: Option<GrantMark>,
+    last_granted_at_ms: i64,
 }
 
 /// Allowed and refused requests of one key, as the ledger has counted them.
@@ -105,14 +247,34 @@ pub struct LeaseLedger {
     revision: u64,
     specs: Vec<LimitSpec>,
     states: Vec<LimitState>,
-    outstanding: BTreeMap<u64, Outstanding>,
-    usage: BTreeMap<String, LeaseUsage>,
+    /// Counts the changes of `specs`.
+    limits_epoch: u64,
+    /// By lease id (a few per isolate serving the family): a list, small in code and memory.
+    outstanding: Vec<(u64, Outstanding)>,
+    /// Usage per key, tallied for the tests and the simulation only: the `KeyLimiter` counts the
+    /// same numbers in its own storage ([`usage_counted`]).
+    #[cfg(test)]
+    usage: Vec<(String, LeaseUsage)>,
 }
 
 impl LeaseLedger {
     /// A ledger granting leases of `lease_ms` against `specs`, knowing record `revision`.
     pub fn new(lease_ms: u64, revision: u64, specs: Vec<LimitSpec>) -> LeaseLedger {
-        LeaseLedger { lease_ms, revision, specs, states: Vec::new(), outstanding: BTreeMap::new(), usage: BTreeMap::new() }
+        LeaseLedger {
+            lease_ms,
+            revision,
+            specs,
+            states: Vec::new(),
+            limits_epoch: 0,
+            outstanding: Vec::new(),
+            #[cfg(test)]
+            usage: Vec::new(),
+        }
+    }
+
+    /// A ledger resuming `states` (one per spec, e.g. read back from storage).
+    pub fn with_states(lease_ms: u64, revision: u64, specs: Vec<LimitSpec>, states: Vec<LimitState>) -> LeaseLedger {
+        LeaseLedger { states, ..LeaseLedger::new(lease_ms, revision, specs) }
     }
 
     /// The newest revision this ledger knows.
@@ -120,28 +282,43 @@ impl LeaseLedger {
         self.revision
     }
 
+    /// The limits and their state (one per spec), e.g. to store them.
+    pub fn limits(&self) -> (&[LimitSpec], &[LimitState]) {
+        (&self.specs, &self.states)
+    }
+
     /// Usage counted for `key_id`.
+    #[cfg(test)]
     pub fn usage(&self, key_id: &str) -> LeaseUsage {
-        self.usage.get(key_id).copied().unwrap_or_default()
+        self.usage.iter().find(|(k, _)| k == key_id).map(|(_, u)| *u).unwrap_or_default()
     }
 
     /// An admin change (the registry tells the limiter before KV is written): every later
-    /// grant answers `revision`. Limits that changed restart their state, as a `Hit` with new
-    /// specs would; grants made under the old revision are never re-credited.
+    /// grant answers `revision`. A limit keeps its state when one of the same name stays (as
+    /// a `Hit` with new specs would); others start fresh; and units granted under other limits
+    /// are never re-credited. (Units granted under an older revision are, once dropped: an
+    /// isolate drops all it holds when told of the new revision.)
     pub fn change(&mut self, revision: u64, specs: Vec<LimitSpec>) {
         if specs != self.specs {
-            self.states.clear();
+            self.limits_epoch += 1;
+            let mut states: Vec<LimitState> = Vec::with_capacity(specs.len());
+            for spec in &specs {
+                let kept = self.specs.iter().position(|s| s.name == spec.name).and_then(|at| self.states.get(at));
+                states.push(kept.copied().unwrap_or_default());
+            }
+            self.states = states;
         }
         self.revision = self.revision.max(revision);
         self.specs = specs;
     }
 
-    /// Takes back `isolate_id`'s previous grant, counts its usage, then grants up to
-    /// `renewal.wanted` requests at `now_ms`.
+    /// Counts what `isolate_id` reports (units used, units dropped, local refusals), then, unless
+    /// its record is older than the ledger's, grants up to `renewal.wanted()` more units at
+    /// `now_ms`. The isolate keeps the units it did not report: they stay debited.
     ///
-    /// Re-crediting: a quota gets its unused units back when they were debited in the window it
-    /// is still in (a unit is one count in one window; giving it back cannot let the window
-    /// count more than its limit). A rate (GCRA) gets them back only when this grant is still
+    /// Re-crediting dropped units: a quota gets them back when they were debited in the window
+    /// it is still in (a unit is one count in one window; giving it back cannot let the window
+    /// count more than its limit). A rate (GCRA) gets them back only when their grant is still
     /// its last debit: its state is one theoretical arrival time (TAT), and later debits may
     /// have been made after the TAT fell behind the clock and was clamped up to it; pulling the
     /// TAT back by the unused intervals then would create capacity the rate never had (a grant
@@ -151,33 +328,72 @@ impl LeaseLedger {
     /// are lost for their refill time (`unused · W/N`), which small grants near exhaustion keep
     /// small.
     pub fn grant(&mut self, isolate_id: u64, key_id: &str, renewal: &Renewal, now_ms: i64) -> Grant {
-        self.give_back(isolate_id, key_id, renewal);
+        self.give_back(isolate_id, key_id, renewal, false);
         let lease_ms = millis(self.lease_ms);
-        self.outstanding.retain(|_, grant| grant.granted_at_ms.saturating_add(lease_ms).saturating_add(FORGET_AFTER_MS) > now_ms);
-        let mut grant = Grant {
-            revision: self.revision,
-            record_changed: renewal.revision_seen != self.revision,
-            allowed: 0,
-            exhausted: false,
-            remaining: u64::MAX,
-            retry_after_ms: 0,
-            valid_for_ms: self.lease_ms,
-        };
-        if grant.record_changed {
-            return grant;
+        // Forget the grants of isolates gone for good (a loop: smaller in wasm than `retain`).
+        let mut at = 0;
+        while at < self.outstanding.len() {
+            if self.outstanding[at].1.last_granted_at_ms.saturating_add(lease_ms).saturating_add(FORGET_AFTER_MS) > now_ms {
+                at += 1;
+            } else {
+                self.outstanding.swap_remove(at);
+            }
         }
-        let others = self.outstanding.values().filter(|g| g.granted_at_ms.saturating_add(lease_ms) > now_ms).count() as u64;
+        // Revision 0: a new lease, holding nothing yet, learns the revision from this grant.
+        if renewal.revision_seen() != self.revision && renewal.revision_seen() != 0 {
+            return self.unchanged();
+        }
+        let others =
+            self.outstanding.iter().filter(|(id, o)| *id != isolate_id && o.last_granted_at_ms.saturating_add(lease_ms) > now_ms).count()
+                as u64;
         // Without limits nothing can be stranded: a lease is only the revision, granted in full.
-        let wanted = if self.specs.is_empty() && self.lease_ms > 0 { MAX_GRANT } else { renewal.wanted.max(renewal.waiting) };
+        let wanted = if self.specs.is_empty() && self.lease_ms > 0 { MAX_GRANT } else { renewal.wanted().max(renewal.waiting()) };
+        let (grant, mark) = self.debit(key_id, wanted, renewal.waiting(), others, now_ms);
+        if self.lease_ms > 0 {
+            let at = match self.outstanding.iter().position(|(id, _)| *id == isolate_id) {
+                Some(at) => at,
+                None => {
+                    self.outstanding.push((isolate_id, Outstanding::default()));
+                    self.outstanding.len() - 1
+                }
+            };
+            let outstanding = &mut self.outstanding[at].1;
+            outstanding.older = outstanding.newest.take();
+            outstanding.newest = Some(mark);
+            outstanding.last_granted_at_ms = now_ms;
+        }
+        grant
+    }
+
+    /// Decides one request outside any grant at `now_ms` (today's per-request call; what an
+    /// isolate does when its lease is empty while a renewal is in flight): one unit debited, or
+    /// refused, counted in usage at once.
+    pub fn hit(&mut self, key_id: &str, revision_seen: u64, now_ms: i64) -> Grant {
+        if revision_seen != self.revision {
+            return self.unchanged();
+        }
+        self.debit(key_id, 1, 1, 0, now_ms).0
+    }
+
+    fn unchanged(&self) -> Grant {
+        Grant { valid_for_ms: self.lease_ms, ..Grant::changed(self.revision) }
+    }
+
+    /// Debits up to `wanted` units (at most a fair share of what is left among `others + 1`
+    /// isolates, never below `waiting`), stopping at the first refusal.
+    fn debit(&mut self, key_id: &str, wanted: u64, waiting: u64, others: u64, now_ms: i64) -> (Grant, GrantMark) {
         let mut target = wanted.clamp(1, MAX_GRANT);
         self.states.resize(self.specs.len(), LimitState::default());
         let marks_before = self.states.iter().map(|s| s.mark).collect();
+        let mut grant = Grant { revision: self.revision, valid_for_ms: self.lease_ms, remaining: u64::MAX, ..self.unchanged() };
+        grant.record_changed = false;
         while grant.allowed < target {
             let decision = decide(&self.specs, &mut self.states, now_ms);
             if !decision.allowed {
                 grant.exhausted = true;
                 grant.remaining = 0;
                 grant.retry_after_ms = decision.refusal().map_or(1, |l| l.retry_after_ms);
+                grant.decision = Some(decision);
                 break;
             }
             grant.remaining = decision.limits.iter().map(|l| l.remaining).min().unwrap_or(u64::MAX);
@@ -185,57 +401,90 @@ impl LeaseLedger {
                 // A fair share of what is left, so the last requests of a limit are not
                 // stranded in one isolate; never below what is waiting now.
                 let share = grant.remaining.saturating_add(1) / (others + 1);
-                target = target.min(share.max(renewal.waiting).max(1));
+                target = target.min(share.max(waiting).max(1));
             }
             grant.allowed += 1;
+            grant.decision = Some(decision);
         }
-        let usage = self.usage.entry(key_id.to_string()).or_default();
-        usage.allowed += grant.allowed;
-        if grant.exhausted {
-            usage.refused += renewal.waiting.saturating_sub(grant.allowed);
-        }
-        if self.lease_ms > 0 && grant.allowed > 0 {
-            let marks = self.states.iter().map(|s| s.mark).collect();
-            let outstanding = Outstanding { allowed: grant.allowed, granted_at_ms: now_ms, revision: self.revision, marks_before, marks };
-            self.outstanding.insert(isolate_id, outstanding);
-        }
-        grant
+        #[cfg(test)]
+        self.count(key_id, &grant, &Renewal(0, 0, 0, 0, 0, 0, waiting));
+        #[cfg(not(test))]
+        let _ = key_id;
+        let marks = self.states.iter().map(|s| s.mark).collect();
+        let mark = GrantMark {
+            granted: grant.allowed,
+            allowed: grant.allowed,
+            granted_at_ms: now_ms,
+            limits_epoch: self.limits_epoch,
+            marks_before,
+            marks,
+        };
+        (grant, mark)
     }
 
-    /// Takes back `isolate_id`'s grant and counts the usage `report` carries, granting nothing
-    /// (what [`LeaseLedger::grant`] does first; alone, for an isolate that stops using its
-    /// lease, [`Lease::surrender`]).
-    pub fn give_back(&mut self, isolate_id: u64, key_id: &str, report: &Renewal) {
-        let usage = self.usage.entry(key_id.to_string()).or_default();
-        usage.refused += report.refused;
-        if let Some(previous) = self.outstanding.remove(&isolate_id) {
-            let unused = previous.allowed.saturating_sub(report.used);
-            usage.allowed = usage.allowed.saturating_sub(unused);
-            if previous.revision == self.revision {
-                self.recredit(&previous, unused);
+    /// Counts the usage `report` carries and re-credits the units it says were dropped, granting
+    /// nothing; with `surrender`, the isolate holds nothing more ([`Lease::surrender`]).
+    pub fn give_back(&mut self, isolate_id: u64, key_id: &str, report: &Renewal, surrender: bool) {
+        #[cfg(test)]
+        self.count(key_id, &Grant::changed(0), report);
+        #[cfg(not(test))]
+        let _ = key_id;
+        let Some(at) = self.outstanding.iter().position(|(id, _)| *id == isolate_id) else { return };
+        let (_, mut outstanding) = self.outstanding.swap_remove(at);
+        for (mark, dropped) in [(&mut outstanding.older, report.2), (&mut outstanding.newest, report.3)] {
+            if let Some(mark) = mark.as_mut().filter(|m| m.limits_epoch == self.limits_epoch) {
+                let unused = dropped.min(mark.allowed);
+                mark.allowed -= unused;
+                recredit(&self.specs, &mut self.states, mark, unused);
             }
+        }
+        if !surrender {
+            self.outstanding.push((isolate_id, outstanding));
         }
     }
 
-    /// Gives `unused` units of `previous` back where that cannot exceed a limit (see
-    /// [`LeaseLedger::grant`]).
-    fn recredit(&mut self, previous: &Outstanding, unused: u64) {
-        if unused == 0 || previous.allowed == 0 {
-            return;
+    #[cfg(test)]
+    fn count(&mut self, key_id: &str, grant: &Grant, report: &Renewal) {
+        let at = match self.usage.iter().position(|(k, _)| k == key_id) {
+            Some(at) => at,
+            None => {
+                self.usage.push((key_id.to_string(), LeaseUsage::default()));
+                self.usage.len() - 1
+            }
+        };
+        let usage = &mut self.usage[at].1;
+        let (allowed, refused) = usage_counted(grant, report);
+        usage.allowed = usage.allowed.saturating_add_signed(allowed);
+        usage.refused += refused;
+    }
+}
+
+/// What an answer and the report it answers change in a key's usage: `(allowed, refused)`.
+/// Allowed: the units granted (a `Hit`'s one included), less the units the isolate reports it
+/// dropped unused (they were counted when granted). Refused: the isolate's local refusals, and
+/// the waiting request an exhausted grant could not serve.
+pub fn usage_counted(grant: &Grant, report: &Renewal) -> (i64, u64) {
+    let refused = report.refused() + if grant.exhausted { report.waiting().saturating_sub(grant.allowed) } else { 0 };
+    (grant.allowed as i64 - report.dropped() as i64, refused)
+}
+
+/// Gives `unused` units of the grant `mark` back where that cannot exceed a limit (see
+/// [`LeaseLedger::grant`]).
+fn recredit(specs: &[LimitSpec], states: &mut [LimitState], mark: &GrantMark, unused: u64) {
+    if unused == 0 {
+        return;
+    }
+    for ((spec, state), (before, after)) in specs.iter().zip(states.iter_mut()).zip(mark.marks_before.iter().zip(&mark.marks)) {
+        if state.mark != *after {
+            continue; // another window (quota), or debited since (rate)
         }
-        let limits = self.specs.iter().zip(self.states.iter_mut()).zip(previous.marks_before.iter().zip(&previous.marks));
-        for ((spec, state), (before, after)) in limits {
-            if state.mark != *after {
-                continue; // another window (quota), or debited since (rate)
-            }
-            if spec.is_quota() {
-                state.count = state.count.saturating_sub(unused);
-            } else {
-                // The grant moved the TAT from max(before, granted_at) by `allowed` intervals.
-                let start = (*before).max(previous.granted_at_ms.saturating_mul(1000));
-                let interval = (after - start) / previous.allowed as i64;
-                state.mark = after - interval * unused.min(previous.allowed) as i64;
-            }
+        if spec.is_quota() {
+            state.count = state.count.saturating_sub(unused);
+        } else {
+            // The grant moved the TAT from max(before, granted_at) by whole intervals.
+            let start = (*before).max(mark.granted_at_ms.saturating_mul(1000));
+            let interval = (after - start) / mark.granted.max(1) as i64;
+            state.mark = after - interval * unused as i64;
         }
     }
 }
@@ -245,185 +494,274 @@ impl LeaseLedger {
 pub enum Admit {
     /// Admitted from the lease.
     Yes,
+    /// Admitted from the lease; the request also sends this early renewal, in its own
+    /// background (`wait_until`), and hands the answer to [`Lease::renewed`] (`waiting = false`).
+    YesRenew(Renewal),
     /// Refused locally: the limiter said the limits are exhausted for this long still.
     No { retry_after_ms: u64 },
-    /// Send this renewal to the limiter; this request waits for [`Lease::settle`].
+    /// The lease is empty: this request sends this renewal and is decided by its answer
+    /// ([`Lease::renewed`] with `waiting = true`).
     Renew(Renewal),
-    /// A renewal is in flight; this request waits for [`Lease::settle`].
-    Wait,
+    /// The lease is empty and a renewal is in flight (or `lease_ms = 0`): this request asks the
+    /// limiter for itself alone ([`LeaseLedger::hit`]) and is decided by that answer.
+    Hit,
 }
 
-/// What a [`Grant`] decided for the requests that waited for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Settled {
-    /// Waiting requests admitted.
-    pub admitted: u64,
-    /// Waiting requests refused (the limits are exhausted).
-    pub refused: u64,
-    /// Waiting requests to check again with the newer record (`record_changed`).
-    pub stale: u64,
-    /// Send this renewal for requests still waiting (they wait for the next `settle`).
-    pub renew: Option<Renewal>,
-}
-
-/// A renewal on its way.
-#[derive(Debug, Clone, Copy)]
-struct InFlight {
-    sent_at_ms: i64,
-    waiting: u64,
+/// What an answer decided for the request that waited for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewed {
+    /// No request waited for it (an early renewal).
+    Background,
+    Admitted,
+    /// Refused: the limits are exhausted.
+    Refused,
+    /// The record changed: check the request again with the newer record.
+    Stale,
+    /// The call failed: `RATE_LIMIT_FAILURE` decides the request that waited.
+    Failed,
 }
 
 /// An isolate's lease for one key family.
+///
+/// It holds units of at most two grants: `fresh` (the newest) and `old` (the one before, kept
+/// by the last renewal), used oldest first. Sending a renewal drops what is left of `old`, so
+/// a unit is used within two renewals of being debited; the ledger knows the same two grants
+/// per isolate, so units reported dropped are re-credited against the right one.
 #[derive(Debug, Clone)]
 pub struct Lease {
     lease_ms: u64,
     revision: u64,
-    /// Size of the current grant.
+    old: u64,
+    fresh: u64,
+    /// Size of the newest grant.
     granted: u64,
-    /// Units of it not yet used.
-    left: u64,
-    /// Units of it used.
+    /// Units used since the newest grant came (to size the next one).
+    used_since_grant: u64,
+    /// Not yet reported: units used, units dropped (old, fresh), local refusals.
     used: u64,
-    /// Local refusals not yet reported.
+    dropped_old: u64,
+    dropped_fresh: u64,
     refused: u64,
     expires_at_ms: i64,
     blocked_until_ms: i64,
-    /// What the limiter said remains after the current grant.
+    /// What the limiter said remains after the newest grant.
     remaining: u64,
-    wanted: u64,
-    in_flight: Option<InFlight>,
-    /// Requests that arrived while a renewal was in flight.
-    late_waiting: u64,
+    /// When the renewal in flight was sent.
+    in_flight: Option<i64>,
 }
 
 impl Lease {
-    /// A lease with nothing granted yet, for a record of `revision`.
+    /// A lease with nothing granted yet, for a record of `revision` (0: learn it from the
+    /// first grant).
     pub fn new(lease_ms: u64, revision: u64) -> Lease {
         Lease {
             lease_ms,
             revision,
+            old: 0,
+            fresh: 0,
             granted: 0,
-            left: 0,
+            used_since_grant: 0,
             used: 0,
+            dropped_old: 0,
+            dropped_fresh: 0,
             refused: 0,
             expires_at_ms: i64::MIN,
             blocked_until_ms: i64::MIN,
             remaining: u64::MAX,
-            wanted: 1,
             in_flight: None,
-            late_waiting: 0,
         }
     }
 
-    /// The record revision this lease decides with.
+    /// The record revision (in a `KeyLimiter`, the family's epoch) this lease decides with;
+    /// 0 until its first grant.
     pub fn revision(&self) -> u64 {
         self.revision
+    }
+
+    /// Units usable now.
+    pub fn left(&self) -> u64 {
+        self.old + self.fresh
+    }
+
+    /// Whether a renewal is in flight.
+    pub fn renewing(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    fn drop_all(&mut self) {
+        self.dropped_old += std::mem::take(&mut self.old);
+        self.dropped_fresh += std::mem::take(&mut self.fresh);
+    }
+
+    /// A newer `revision` learnt outside a renewal (e.g. a hit's answer): every unit held is
+    /// dropped.
+    pub fn adopt(&mut self, revision: u64) {
+        if revision > self.revision {
+            self.drop_all();
+            self.revision = revision;
+            self.blocked_until_ms = i64::MIN;
+            self.remaining = u64::MAX;
+            self.granted = 0;
+        }
     }
 
     /// One request at `now_ms` (the isolate's clock).
     pub fn admit(&mut self, now_ms: i64) -> Admit {
         if self.lease_ms == 0 {
-            // Today's behaviour: every request asks, for itself alone.
-            let refused = std::mem::take(&mut self.refused);
-            return Admit::Renew(Renewal { revision_seen: self.revision, used: 0, refused, wanted: 1, waiting: 1 });
+            return Admit::Hit; // today's behaviour: every request asks for itself
         }
-        if self.in_flight.is_some() {
-            self.late_waiting += 1;
-            return Admit::Wait;
+        if let Some(sent_at) = self.in_flight {
+            if now_ms > sent_at.saturating_add(millis(self.lease_ms)).saturating_add(RENEWAL_LOST_AFTER_MS) {
+                self.in_flight = None;
+            }
         }
-        if self.left > 0 && now_ms < self.expires_at_ms {
-            self.left -= 1;
+        if self.in_flight.is_none() && now_ms >= self.expires_at_ms {
+            self.drop_all(); // expired: never used again (a renewal in flight may confirm them)
+        }
+        if self.left() > 0 && now_ms < self.expires_at_ms {
+            if self.old > 0 {
+                self.old -= 1;
+            } else {
+                self.fresh -= 1;
+            }
             self.used += 1;
+            self.used_since_grant += 1;
+            if self.in_flight.is_none() {
+                let low = self.left() <= self.granted / 4;
+                let late = now_ms >= self.expires_at_ms.saturating_sub(millis(self.lease_ms / 4));
+                if low || late {
+                    // Used up early: the isolate keeps up, ask for twice as much; otherwise
+                    // for what it used.
+                    let wanted = if low && !late { self.granted * 2 } else { self.used_since_grant };
+                    // Near exhaustion no units are fetched ahead: they could be stranded here
+                    // while other requests are refused; each request asks for itself instead.
+                    if !self.scarce(wanted) {
+                        return Admit::YesRenew(self.renewal(now_ms, wanted, 0));
+                    }
+                }
+            }
             return Admit::Yes;
         }
         if now_ms < self.blocked_until_ms.min(self.expires_at_ms) {
             self.refused += 1;
             return Admit::No { retry_after_ms: (self.blocked_until_ms - now_ms) as u64 };
         }
-        self.wanted = if self.granted > 0 && self.left == 0 && now_ms < self.expires_at_ms {
-            // Used up before it expired: the isolate keeps up, ask for more.
-            (self.granted * 2).min(MAX_GRANT)
-        } else {
-            self.used.max(1)
-        };
-        Admit::Renew(self.renewal(now_ms, 1))
+        if self.in_flight.is_some() {
+            return Admit::Hit;
+        }
+        let wanted = if self.granted > 0 && now_ms < self.expires_at_ms { self.granted * 2 } else { self.used_since_grant };
+        Admit::Renew(self.renewal(now_ms, wanted, 1))
     }
 
-    /// Starts a renewal for `waiting` requests: the current grant is surrendered.
-    fn renewal(&mut self, now_ms: i64, waiting: u64) -> Renewal {
-        let wanted = self.wanted.min(self.remaining.max(1)).max(waiting).clamp(1, MAX_GRANT);
-        let renewal =
-            Renewal { revision_seen: self.revision, used: self.used, refused: std::mem::take(&mut self.refused), wanted, waiting };
-        self.in_flight = Some(InFlight { sent_at_ms: now_ms, waiting });
-        self.granted = 0;
-        self.left = 0;
-        self.used = 0;
-        renewal
+    /// Whether the limits have too little left, as the limiter last said, to fetch `wanted`
+    /// units ahead of the requests that will use them.
+    fn scarce(&self, wanted: u64) -> bool {
+        self.remaining < wanted.saturating_mul(4)
     }
 
-    /// Stops using the current grant and reports it (what it used, the refusals not yet
-    /// reported), for [`LeaseLedger::give_back`]; `None` while a renewal is in flight (its
-    /// answer will carry the grant's fate).
+    /// What the limiter said remains, in an answer to a request's own hit.
+    pub fn note_remaining(&mut self, remaining: u64) {
+        self.remaining = remaining;
+    }
+
+    /// Whether a request at `now_ms` would be admitted from the units held.
+    pub fn usable(&self, now_ms: i64) -> bool {
+        self.left() > 0 && now_ms < self.expires_at_ms
+    }
+
+    /// A renewal the request at hand sends now and waits for, whatever the lease holds (its key
+    /// must be confirmed first; `None` while a renewal is in flight). Its answer decides it.
+    pub fn renew_now(&mut self, now_ms: i64) -> Option<Renewal> {
+        if self.in_flight.is_some() {
+            return None;
+        }
+        if now_ms >= self.expires_at_ms {
+            self.drop_all();
+        }
+        Some(self.renewal(now_ms, self.used_since_grant.max(self.granted), 1))
+    }
+
+    /// Starts a renewal at `now_ms`; what is left of the older grant is dropped.
+    fn renewal(&mut self, now_ms: i64, wanted: u64, waiting: u64) -> Renewal {
+        self.dropped_old += std::mem::take(&mut self.old);
+        let wanted = if self.scarce(wanted) { 1 } else { wanted.clamp(1, MAX_GRANT) };
+        self.in_flight = Some(now_ms);
+        self.report(wanted, waiting)
+    }
+
+    fn report(&mut self, wanted: u64, waiting: u64) -> Renewal {
+        let take = std::mem::take;
+        Renewal(
+            self.revision,
+            take(&mut self.used),
+            take(&mut self.dropped_old),
+            take(&mut self.dropped_fresh),
+            take(&mut self.refused),
+            wanted,
+            waiting,
+        )
+    }
+
+    /// Stops using every unit and reports them (what was used, what is dropped, the refusals
+    /// not yet reported), for [`LeaseLedger::give_back`] with `surrender`; `None` while a
+    /// renewal is in flight (the ledger's view of this lease is about to change).
     pub fn surrender(&mut self) -> Option<Renewal> {
         if self.in_flight.is_some() {
             return None;
         }
-        let report =
-            Renewal { revision_seen: self.revision, used: self.used, refused: std::mem::take(&mut self.refused), wanted: 0, waiting: 0 };
+        self.drop_all();
         self.granted = 0;
-        self.left = 0;
-        self.used = 0;
-        Some(report)
+        Some(self.report(0, 0))
     }
 
-    /// The limiter's answer to the renewal in flight (with `lease_ms = 0`: to the one request
-    /// that asked), at `now_ms`.
-    pub fn settle(&mut self, grant: &Grant, now_ms: i64) -> Settled {
-        if self.lease_ms == 0 {
-            return match grant {
-                g if g.record_changed => {
-                    self.revision = g.revision;
-                    Settled { stale: 1, ..Settled::default() }
-                }
-                g if g.allowed > 0 => Settled { admitted: 1, ..Settled::default() },
-                _ => Settled { refused: 1, ..Settled::default() },
-            };
-        }
-        let Some(in_flight) = self.in_flight.take() else {
-            return Settled::default();
+    /// The answer to the renewal in flight; `waiting`: its request waits for it
+    /// ([`Admit::Renew`]). `None`: the call failed (the units held stay usable until they
+    /// expire; what the renewal reported is not sent again: re-reporting a drop the ledger may
+    /// have counted could re-credit units still held).
+    pub fn renewed(&mut self, grant: Option<&Grant>, waiting: bool) -> Renewed {
+        let (Some(sent_at), Some(grant)) = (self.in_flight.take(), grant) else {
+            return if waiting { Renewed::Failed } else { Renewed::Background };
         };
-        let late = std::mem::take(&mut self.late_waiting);
         if grant.record_changed {
+            self.drop_all();
             self.revision = grant.revision;
-            self.wanted = 1;
+            self.granted = 0;
             self.remaining = u64::MAX;
             self.blocked_until_ms = i64::MIN;
-            return Settled { stale: in_flight.waiting + late, ..Settled::default() };
+            return if waiting { Renewed::Stale } else { Renewed::Background };
         }
-        let admitted_first = grant.allowed.min(in_flight.waiting);
-        let refused_first = if grant.exhausted { in_flight.waiting - admitted_first } else { 0 };
-        let mut still_waiting = late + in_flight.waiting - admitted_first - refused_first;
-        let admitted_late = (grant.allowed - admitted_first).min(still_waiting);
-        still_waiting -= admitted_late;
+        // The answer confirms the revision as of `sent_at`: every unit held is usable until
+        // `sent_at + lease_ms`; the kept ones become the older grant.
+        self.revision = grant.revision; // a new lease learns its revision from its first grant
+        self.old = self.fresh;
+        self.fresh = grant.allowed;
         self.granted = grant.allowed;
-        self.used = admitted_first + admitted_late;
-        self.left = grant.allowed - self.used;
-        self.expires_at_ms = in_flight.sent_at_ms.saturating_add(millis(self.lease_ms.min(grant.valid_for_ms)));
+        self.used_since_grant = 0;
         self.remaining = grant.remaining;
+        self.expires_at_ms = sent_at.saturating_add(millis(self.lease_ms.min(grant.valid_for_ms)));
         // From when it asked, not when the answer came: the limit frees a request at the
         // limiter's instant plus the wait, never earlier, so refusing before then is exact.
-        self.blocked_until_ms = if grant.exhausted { in_flight.sent_at_ms.saturating_add(millis(grant.retry_after_ms)) } else { i64::MIN };
-        let mut settled = Settled { admitted: self.used, refused: refused_first, ..Settled::default() };
-        if still_waiting > 0 {
-            if grant.exhausted {
-                self.refused += still_waiting;
-                settled.refused += still_waiting;
-            } else {
-                self.wanted = (self.granted * 2).min(MAX_GRANT);
-                settled.renew = Some(self.renewal(now_ms, still_waiting));
-            }
+        self.blocked_until_ms = if grant.exhausted { sent_at.saturating_add(millis(grant.retry_after_ms)) } else { i64::MIN };
+        if !waiting {
+            return Renewed::Background;
         }
-        settled
+        if self.left() == 0 {
+            return Renewed::Refused; // the ledger counted it
+        }
+        if self.old > 0 {
+            self.old -= 1;
+        } else {
+            self.fresh -= 1;
+        }
+        self.used += 1;
+        self.used_since_grant += 1;
+        Renewed::Admitted
+    }
+
+    /// Units held: (of the older grant, of the newest).
+    #[cfg(test)]
+    fn units(&self) -> (u64, u64) {
+        (self.old, self.fresh)
     }
 }
 
@@ -436,9 +774,9 @@ mod tests {
 
     const T0: i64 = 20_833 * 86_400_000;
 
-    fn renew(admit: Admit) -> Renewal {
+    fn renewal(admit: Admit) -> Renewal {
         match admit {
-            Admit::Renew(renewal) => renewal,
+            Admit::Renew(renewal) | Admit::YesRenew(renewal) => renewal,
             other => panic!("expected a renewal, got {other:?}"),
         }
     }
@@ -449,32 +787,58 @@ mod tests {
         let mut lease = Lease::new(0, 1);
         let mut outcomes = Vec::new();
         for _ in 0..3 {
-            let renewal = renew(lease.admit(T0));
-            assert_eq!((renewal.wanted, renewal.waiting), (1, 1));
-            let grant = ledger.grant(7, "key_a", &renewal, T0);
-            outcomes.push(lease.settle(&grant, T0).admitted);
+            assert_eq!(lease.admit(T0), Admit::Hit);
+            outcomes.push(ledger.hit("key_a", 1, T0).allowed);
         }
         assert_eq!(outcomes, [1, 1, 0]);
         assert_eq!(ledger.usage("key_a"), LeaseUsage { allowed: 2, refused: 1 });
     }
 
-    #[test]
-    fn grants_start_at_one_and_double_while_used_up() {
-        let mut ledger = LeaseLedger::new(1_000, 1, vec![LimitSpec::new("daily", 10_000, 86_400)]);
-        let mut lease = Lease::new(1_000, 1);
+    /// Drives one isolate whose answers come back at once; returns the grant sizes.
+    fn drive(ledger: &mut LeaseLedger, lease: &mut Lease, times: impl Iterator<Item = i64>) -> Vec<u64> {
         let mut sizes = Vec::new();
-        for ms in 0..40 {
-            match lease.admit(T0 + ms) {
+        for now in times {
+            let admit = lease.admit(now);
+            let waiting = matches!(admit, Admit::Renew(_));
+            match admit {
                 Admit::Yes => {}
-                Admit::Renew(renewal) => {
-                    let grant = ledger.grant(1, "key_a", &renewal, T0 + ms);
+                Admit::Renew(renewal) | Admit::YesRenew(renewal) => {
+                    let grant = ledger.grant(1, "key_a", &renewal, now);
                     sizes.push(grant.allowed);
-                    assert_eq!(lease.settle(&grant, T0 + ms).admitted, 1);
+                    let renewed = lease.renewed(Some(&grant), waiting);
+                    assert_eq!(renewed, if waiting { Renewed::Admitted } else { Renewed::Background });
                 }
                 other => panic!("{other:?}"),
             }
         }
+        sizes
+    }
+
+    #[test]
+    fn grants_start_at_one_double_while_used_up_and_renew_before_running_out() {
+        let mut ledger = LeaseLedger::new(1_000, 1, vec![LimitSpec::new("daily", 10_000, 86_400)]);
+        let mut lease = Lease::new(1_000, 1);
+        let sizes = drive(&mut ledger, &mut lease, (0..40).map(|ms| T0 + ms));
         assert_eq!(sizes, [1, 2, 4, 8, 16, 32]);
+        assert!(lease.left() > 0, "renewed early: units were still left");
+        // The units kept by each renewal stayed debited: 40 used, the rest held.
+        assert_eq!(ledger.usage("key_a").allowed, 40 + lease.left());
+    }
+
+    #[test]
+    fn an_empty_lease_with_a_renewal_in_flight_asks_for_itself_and_keeps_using_what_is_left() {
+        let mut ledger = LeaseLedger::new(1_000, 1, Vec::new());
+        let mut lease = Lease::new(1_000, 1);
+        let first = renewal(lease.admit(T0));
+        let grant = ledger.grant(1, "key_a", &Renewal(1, 0, 0, 0, 0, 4, 1), T0);
+        assert_eq!(first.waiting(), 1);
+        assert_eq!(lease.renewed(Some(&Grant { allowed: 4, ..grant }), true), Renewed::Admitted);
+        assert_eq!(lease.admit(T0 + 1), Admit::Yes);
+        let early = renewal(lease.admit(T0 + 2));
+        assert_eq!((early.used(), early.waiting(), lease.left()), (3, 0, 1), "early: one unit kept");
+        assert_eq!(lease.admit(T0 + 3), Admit::Yes, "the kept unit serves while the renewal is in flight");
+        assert_eq!(lease.admit(T0 + 4), Admit::Hit, "no waiting on another request's renewal");
+        assert_eq!(lease.admit(T0 + 5), Admit::Hit);
     }
 
     fn remaining(ledger: &LeaseLedger, at: i64) -> Vec<u64> {
@@ -485,58 +849,71 @@ mod tests {
     #[test]
     fn a_rate_is_recredited_only_while_the_grant_is_its_last_debit() {
         let mut ledger = LeaseLedger::new(1_000, 1, vec![LimitSpec::new("rate", 10, 10)]);
-        let asked = Renewal { revision_seen: 1, used: 0, refused: 0, wanted: 5, waiting: 1 };
+        let asked = Renewal(1, 0, 0, 0, 0, 5, 1);
         assert_eq!(ledger.grant(1, "key_a", &asked, T0).allowed, 5);
-        ledger.grant(1, "key_a", &Renewal { used: 2, wanted: 0, waiting: 0, ..asked }, T0 + 500);
-        assert_eq!(remaining(&ledger, T0 + 500), [10 - 2 - 1], "3 unused came back; 1 granted again");
-        // The counterexample: granted, idle past the TAT, others debit, then returned unused.
+        ledger.give_back(1, "key_a", &Renewal(1, 2, 0, 3, 0, 0, 0), true);
+        assert_eq!(remaining(&ledger, T0 + 500), [10 - 2], "3 dropped units came back");
+        // The counterexample: granted, idle past the TAT, others debit, then dropped unused.
         let mut ledger = LeaseLedger::new(1_000, 1, vec![LimitSpec::new("rate", 10, 10)]);
         assert_eq!(ledger.grant(1, "key_a", &asked, T0).allowed, 5);
-        assert_eq!(ledger.grant(2, "key_a", &Renewal { wanted: 10, waiting: 10, ..asked }, T0 + 10_000).allowed, 10);
-        ledger.grant(1, "key_a", &Renewal { wanted: 1, ..asked }, T0 + 10_000);
+        assert_eq!(ledger.grant(2, "key_a", &Renewal(1, 0, 0, 0, 0, 10, 10), T0 + 10_000).allowed, 10);
+        ledger.give_back(1, "key_a", &Renewal(1, 0, 0, 5, 0, 0, 0), true);
         assert_eq!(remaining(&ledger, T0 + 10_000), [0], "no capacity created");
     }
 
     #[test]
-    fn unused_units_go_back_to_a_quota_in_its_window_and_to_a_rate_still_at_that_grant() {
+    fn kept_units_stay_debited_and_dropped_ones_go_back_to_a_quota_in_its_window() {
         let specs = vec![LimitSpec::new("minute", 100, 60), LimitSpec::new("daily", 100, 86_400)];
         let mut ledger = LeaseLedger::new(1_000, 1, specs);
-        let asked = Renewal { revision_seen: 1, used: 0, refused: 0, wanted: 10, waiting: 1 };
-        assert_eq!(ledger.grant(1, "key_a", &asked, T0).allowed, 10);
-        let back = Renewal { used: 3, wanted: 1, ..asked };
-        let grant = ledger.grant(1, "key_a", &back, T0);
-        assert_eq!(grant.allowed, 1);
-        assert_eq!(remaining(&ledger, T0), [100 - 4, 100 - 4], "3 used, 1 granted again");
+        assert_eq!(ledger.grant(1, "key_a", &Renewal(1, 0, 0, 0, 0, 10, 1), T0).allowed, 10);
+        // 3 used, 7 kept: nothing comes back; 1 more granted.
+        assert_eq!(ledger.grant(1, "key_a", &Renewal(1, 3, 0, 0, 0, 1, 0), T0).allowed, 1);
+        assert_eq!(remaining(&ledger, T0), [100 - 11, 100 - 11]);
+        // The 7 kept (now the older grant) and the 1 are dropped: all 8 go back to the quota;
+        // the rate (GCRA) gets back only the newest grant's, its last debit.
+        ledger.give_back(1, "key_a", &Renewal(1, 0, 7, 1, 0, 0, 0), true);
+        assert_eq!(remaining(&ledger, T0), [100 - 3 - 7, 100 - 3]);
+        assert_eq!(ledger.usage("key_a").allowed, 3);
         // A day later the old window's units are not given to the new one.
         let mut ledger = LeaseLedger::new(1_000, 1, vec![LimitSpec::new("daily", 100, 86_400)]);
-        assert_eq!(ledger.grant(1, "key_a", &asked, T0 + 86_399_999).allowed, 10);
-        ledger.grant(1, "key_a", &back, T0 + 86_400_000);
+        assert_eq!(ledger.grant(1, "key_a", &Renewal(1, 0, 0, 0, 0, 10, 1), T0 + 86_399_999).allowed, 10);
+        ledger.grant(1, "key_a", &Renewal(1, 1, 0, 9, 0, 1, 1), T0 + 86_400_000);
         assert_eq!(remaining(&ledger, T0 + 86_400_000), [100 - 1]);
-        assert_eq!(ledger.usage("key_a").allowed, 4);
+        assert_eq!(ledger.usage("key_a").allowed, 2);
     }
 
     #[test]
     fn a_revision_change_answers_record_changed_and_grants_nothing() {
         let mut ledger = LeaseLedger::new(1_000, 1, Vec::new());
         let mut lease = Lease::new(1_000, 1);
-        let renewal = renew(lease.admit(T0));
+        let asked = renewal(lease.admit(T0));
         ledger.change(2, Vec::new());
-        let grant = ledger.grant(1, "key_a", &renewal, T0);
+        let grant = ledger.grant(1, "key_a", &asked, T0);
         assert!(grant.record_changed && grant.allowed == 0);
-        assert_eq!(lease.settle(&grant, T0).stale, 1);
+        assert_eq!(lease.renewed(Some(&grant), true), Renewed::Stale);
         assert_eq!(lease.revision(), 2);
-        let grant = ledger.grant(1, "key_a", &renew(lease.admit(T0)), T0);
+        let grant = ledger.grant(1, "key_a", &renewal(lease.admit(T0)), T0);
         assert_eq!((grant.record_changed, grant.allowed), (false, MAX_GRANT), "a key without limits still leases, in full");
+        assert!(ledger.hit("key_a", 1, T0).record_changed, "a hit with the old record too");
     }
 
     #[test]
-    fn an_expired_grant_is_not_used() {
+    fn units_expire_lease_ms_after_the_renewal_that_confirmed_them_was_sent() {
         let mut ledger = LeaseLedger::new(100, 1, Vec::new());
         let mut lease = Lease::new(100, 1);
-        let renewal = Renewal { wanted: 8, ..renew(lease.admit(T0)) };
-        let grant = ledger.grant(1, "key_a", &renewal, T0 + 10);
-        assert_eq!(lease.settle(&grant, T0 + 20).admitted, 1);
+        let asked = renewal(lease.admit(T0));
+        let grant = ledger.grant(1, "key_a", &asked, T0 + 10);
+        assert_eq!(lease.renewed(Some(&grant), true), Renewed::Admitted);
+        assert_eq!(lease.admit(T0 + 74), Admit::Yes);
+        let early = renewal(lease.admit(T0 + 75)); // the last quarter: renew early, keep the units
+        assert_eq!(early.dropped(), 0);
         assert_eq!(lease.admit(T0 + 99), Admit::Yes);
-        assert!(matches!(lease.admit(T0 + 100), Admit::Renew(r) if r.used == 2), "expiry counts from when it asked");
+        assert_eq!(lease.admit(T0 + 100), Admit::Hit, "expired while the renewal is in flight");
+        let grant = ledger.grant(1, "key_a", &early, T0 + 110);
+        assert_eq!(lease.renewed(Some(&grant), false), Renewed::Background);
+        assert_eq!(lease.units(), (MAX_GRANT - 4, MAX_GRANT), "the kept units, confirmed again");
+        assert_eq!(lease.admit(T0 + 149), Admit::Yes);
+        assert!(matches!(lease.admit(T0 + 150), Admit::YesRenew(_)), "the last quarter of 75 + 100");
+        assert_eq!(lease.admit(T0 + 175), Admit::Hit, "expired at 75 + 100");
     }
 }

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::algorithm::{Decision, LimitSpec};
+use super::lease::{Grant, Renewal};
 use crate::record::KeyRecord;
 use crate::timestamp::Timestamp;
 
@@ -17,8 +18,15 @@ use crate::timestamp::Timestamp;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimiterOp {
-    /// Decide one request of a key: `(key id, revision of the worker's record, its limits)`.
-    Hit(String, u64, Vec<LimitSpec>),
+    /// Renew an isolate's lease of a key family, sent by a request of one key: `(key id, the
+    /// worker's record revision of it, lease id (the isolate's), the renewal, the key's
+    /// limits)`; the renewal's revision is the lease's epoch (see `gate::leases`). Answered
+    /// `Stale` with the key's newer record (nothing granted, the lease is not renewed), or
+    /// `Lease` with a grant (`record_changed`: a newer epoch, the isolate drops its units).
+    /// Lease id [`HIT`]: decide one request outside any lease (a "hit": with `LEASE_MS = 0`
+    /// every request; with leases, one that finds its lease empty while a renewal is in
+    /// flight, or whose key is not confirmed yet), granted 1 or refused.
+    Lease(String, u64, u64, Renewal, Vec<LimitSpec>),
     /// Is the worker's record `(key id, revision)` stale? Answered `Stale` with the newer
     /// record, or `Done`. (Asked before refusing a disabled or out-of-window key, which the admin
     /// API may have just re-enabled.) No usage is counted.
@@ -36,6 +44,14 @@ pub enum LimiterOp {
     AdminAuth(String, bool, Vec<LimitSpec>),
 }
 
+/// The lease id of a [`LimiterOp::Lease`] that decides one request outside any lease.
+pub const HIT: u64 = 0;
+
+/// A hit: one request of `key_id` (record `revision`) under `limits`.
+pub fn hit(key_id: &str, revision: u64, limits: &[LimitSpec]) -> LimiterOp {
+    LimiterOp::Lease(key_id.to_string(), revision, HIT, Renewal(0, 0, 0, 0, 0, 1, 1), limits.to_vec())
+}
+
 /// The limiter instance that counts failed admin authentications. Other instances are named by
 /// key ids (`key_` + base62), which never contain `-`, so this name cannot be a key family.
 pub const ADMIN_AUTH_INSTANCE: &str = "admin-auth";
@@ -45,11 +61,13 @@ pub const ADMIN_AUTH_INSTANCE: &str = "admin-auth";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimiterReply {
-    /// The worker's copy of the record is older than this one (to `Hit` or `IsStale`): check
+    /// The worker's copy of the record is older than this one (to `Lease` or `IsStale`): check
     /// again with it.
     Stale(KeyRecord),
-    /// The limits' decision.
+    /// The limits' decision (to `AdminAuth`).
     Decided(Decision),
+    /// A lease grant, or a hit's (to `Lease`).
+    Lease(Grant),
     /// Usage of one key.
     Usage(Usage),
     /// Nothing to return.
@@ -90,11 +108,12 @@ mod tests {
         let record: KeyRecord = serde_json::from_str(crate::record::tests::sample_json()).unwrap();
         let spec = LimitSpec::new("minute", 60, 60);
         let ops = [
-            LimiterOp::Hit("key_a".into(), 3, vec![spec.clone(), spec.clone()]),
+            hit("key_a", 3, &[spec.clone(), spec.clone()]),
             LimiterOp::IsStale("key_a".into(), 3),
             LimiterOp::Mark(record.clone()),
             LimiterOp::AddRefused("key_a".into(), 9),
             LimiterOp::Usage("key_a".into()),
+            LimiterOp::Lease("key_a".into(), 3, u64::MAX, Renewal(3, 1, 2, 3, 4, 5, 1), vec![spec.clone()]),
             LimiterOp::AdminAuth("203.0.113.7".into(), true, vec![spec.clone(), spec]),
         ];
         ops.into_iter().for_each(assert_round_trips);
@@ -105,7 +124,16 @@ mod tests {
             last_used_at: Some(Timestamp(1_000)),
             days: vec![DayUsage { date: "1970-01-01".into(), allowed: 1, refused: 2 }],
         };
-        let replies = [LimiterReply::Stale(record), LimiterReply::Decided(decision), LimiterReply::Usage(usage), LimiterReply::Done];
+        let mut ledger = crate::limit::lease::LeaseLedger::new(1_000, 3, vec![LimitSpec::new("m", 1, 60)]);
+        let grant = ledger.grant(7, "key_a", &Renewal(3, 0, 0, 0, 0, 2, 1), 1_000);
+        assert!(grant.decision.is_some());
+        let replies = [
+            LimiterReply::Stale(record),
+            LimiterReply::Decided(decision),
+            LimiterReply::Lease(grant),
+            LimiterReply::Usage(usage),
+            LimiterReply::Done,
+        ];
         replies.into_iter().for_each(assert_round_trips);
     }
 
@@ -115,18 +143,31 @@ mod tests {
         let rows: &[(&str, &str)] = &[
             ("the internally tagged form", r#"{"op":"usage","key_id":"key_a"}"#),
             ("unknown variant", r#"{"fresh":{"key_id":"key_a","revision":1}}"#),
-            ("missing value", r#"{"hit":["key_a",1]}"#),
+            ("missing value", r#"{"lease":["key_a",1,0,"1,0,0,0,0,1,1"]}"#),
             ("a value too many", r#"{"add_refused":["key_a",1,2]}"#),
             ("named fields", r#"{"add_refused":{"key_id":"key_a","count":1}}"#),
             ("negative count", r#"{"add_refused":["key_a",-1]}"#),
-            ("a limit with an unknown field", r#"{"hit":["k",1,[{"name":"m","limit":1,"window_seconds":1,"burst":2}]]}"#),
+            (
+                "a limit with an unknown field",
+                r#"{"lease":["k",1,0,"1,0,0,0,0,1,1",[{"name":"m","limit":1,"window_seconds":1,"burst":2}]]}"#,
+            ),
             ("two variants", r#"{"usage":"key_a","mark":{}}"#),
             ("a list", r#"["usage","key_a"]"#),
+            ("a renewal short of a number", r#"{"lease":["key_a",1,1,"3,0,0,0,0,1",[]]}"#),
+            ("a renewal with a number too many", r#"{"lease":["key_a",1,1,"3,0,0,0,0,1,1,1",[]]}"#),
+            ("a negative number in a renewal", r#"{"lease":["key_a",1,1,"3,-1,0,0,0,1,1",[]]}"#),
+            ("a negative lease id", r#"{"lease":["key_a",1,-1,"3,0,0,0,0,1,1",[]]}"#),
         ];
         for (what, json) in rows {
             assert!(serde_json::from_str::<LimiterOp>(json).is_err(), "{what}: {json}");
         }
         assert!(serde_json::from_str::<LimiterReply>(r#"{"stale":{}}"#).is_err(), "a stale reply carries the record");
+        assert!(serde_json::from_str::<LimiterReply>(r#"{"lease":["1,2,0,0,0,0,0",null]}"#).is_err(), "record_changed is 0 or 1");
+        assert!(serde_json::from_str::<LimiterReply>(r#"{"lease":["1,0,1,0,0,0",null]}"#).is_err(), "a grant is 7 numbers");
+        assert_eq!(
+            serde_json::to_string(&LimiterOp::Lease("key_a".into(), 2, 7, Renewal(3, 1, 0, 0, 0, 8, 1), Vec::new())).unwrap(),
+            r#"{"lease":["key_a",2,7,"3,1,0,0,0,8,1",[]]}"#
+        );
         assert_eq!(serde_json::to_string(&LimiterReply::Done).unwrap(), r#""done""#);
     }
 

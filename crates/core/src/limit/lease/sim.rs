@@ -2,14 +2,17 @@
 //! [`Lease`], random arrivals, message delays, isolate evictions and a revoke, on a simulated
 //! clock, seeded. Every admission is checked against the limits and the change-latency bound.
 //!
-//! Model: a message (renewal or grant) takes `0..=max_delay_ms` (per run, at most 30 ms) one
-//! way; events at the same ms run in the order they were scheduled. An eviction drops the
-//! isolate with its lease and waiting requests; its renewal already on the way still reaches the
-//! ledger (and is debited), the answer is lost. A revoke is an admin change: the ledger learns
+//! Model: a message (renewal, hit, or answer) takes `0..=max_delay_ms` (per run, at most 30 ms)
+//! one way; events at the same ms run in the order they were scheduled. No request waits for
+//! another's answer: an early renewal's answer only updates the lease; a request that finds the
+//! lease empty while a renewal is in flight sends its own hit. An eviction drops the isolate
+//! with its lease and the requests waiting for their own answers; a renewal or hit already on
+//! the way still reaches the ledger (and is debited), the answer is lost. A revoke is an admin change: the ledger learns
 //! revision 2 at `revoked_at`; an isolate that adopts revision 2 refuses the key at its check
 //! phase (before the limits).
 //!
-//! Checked at every admission at time `t` from a grant the ledger made at `g`:
+//! Checked at every admission at time `t` of a unit the ledger debited at `g` (an isolate's units
+//! are of its two newest grants, used oldest first):
 //! - each rate N per W (interval I = ⌈W/N⌉ µs): admitted so far ≤ N + ⌊(t − start)/I⌋, what
 //!   GCRA allows from fresh state;
 //! - each quota N per window: admissions attributed to the window holding `g` ≤ N;
@@ -20,7 +23,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{Admit, Grant, Lease, LeaseLedger, Renewal};
+use super::{Admit, Grant, Lease, LeaseLedger, Renewal, Renewed};
 use crate::limit::algorithm::{decide, LimitSpec};
 
 /// splitmix64: a tiny seeded generator, enough for reproducible schedules.
@@ -44,10 +47,40 @@ impl Rng {
 }
 
 enum Event {
-    Arrive { slot: usize },
-    AtLedger { slot: usize, id: u64, renewal: Renewal },
-    AtIsolate { slot: usize, id: u64, grant: Grant, granted_at: i64 },
-    Evict { slot: usize },
+    Arrive {
+        slot: usize,
+    },
+    /// A renewal; `waiting`: the arrival time of the request that sent it and waits for it.
+    AtLedger {
+        slot: usize,
+        id: u64,
+        renewal: Renewal,
+        waiting: Option<i64>,
+    },
+    AtIsolate {
+        slot: usize,
+        id: u64,
+        grant: Grant,
+        granted_at: i64,
+        waiting: Option<i64>,
+    },
+    /// A request's own hit (sent at `arrived`, with the lease's revision).
+    HitAtLedger {
+        slot: usize,
+        id: u64,
+        revision: u64,
+        arrived: i64,
+    },
+    HitAtIsolate {
+        slot: usize,
+        id: u64,
+        grant: Grant,
+        granted_at: i64,
+        arrived: i64,
+    },
+    Evict {
+        slot: usize,
+    },
     Revoke,
 }
 
@@ -55,10 +88,31 @@ struct Isolate {
     /// Unique across the run: an evicted isolate's successor is a new isolate.
     id: u64,
     lease: Lease,
-    /// When the ledger made the grant the lease admits from.
-    grant_at: i64,
-    /// Arrival times of requests waiting for an answer (oldest first).
+    /// When the ledger made the older and the newest grant the lease holds units of.
+    old_at: i64,
+    fresh_at: i64,
+    /// Arrival times of requests waiting for their own answers.
     waiting: Vec<i64>,
+}
+
+impl Isolate {
+    fn new(id: u64, lease_ms: u64, revision: u64, start: i64) -> Isolate {
+        Isolate { id, lease: Lease::new(lease_ms, revision), old_at: start, fresh_at: start, waiting: Vec::new() }
+    }
+
+    /// When the unit the lease is about to use was debited (older grant first).
+    fn next_unit_at(&self) -> i64 {
+        if self.lease.units().0 > 0 {
+            self.old_at
+        } else {
+            self.fresh_at
+        }
+    }
+
+    fn answered(&mut self, arrived: i64) {
+        let at = self.waiting.iter().position(|a| *a == arrived).expect("a waiting request");
+        self.waiting.swap_remove(at);
+    }
 }
 
 /// What one run found.
@@ -74,6 +128,8 @@ pub(super) struct Outcome {
     /// Whether the key had limits (a key without still leases, for the record revision).
     pub limited: bool,
     pub limiter_calls: u64,
+    /// Of them, hits (a request's own call while a renewal was in flight, or `lease_ms = 0`).
+    pub hits: u64,
     /// Requests the limits refused (locally or by the ledger).
     pub refused: u64,
     /// Isolates evicted (their debited but unused grants stay debited).
@@ -120,7 +176,7 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
     let mut isolates: Vec<Isolate> = (0..isolates_count)
         .map(|_| {
             next_id += 1;
-            Isolate { id: next_id, lease: Lease::new(lease_ms, 1), grant_at: start, waiting: Vec::new() }
+            Isolate::new(next_id, lease_ms, 1, start)
         })
         .collect();
     let mut queue: Queue = BinaryHeap::new();
@@ -179,6 +235,7 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
 
     while let Some(Reverse((now, index))) = queue.pop() {
         let Some(event) = events.get_mut(index as usize).and_then(Option::take) else { continue };
+        let mut delay = || rng.below(max_delay as u64 + 1) as i64;
         match event {
             Event::Arrive { slot } => {
                 let isolate = &mut isolates[slot];
@@ -186,52 +243,87 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
                     continue; // the revoked record is refused at the check phase
                 }
                 outcome.reached += 1;
+                let unit_at = isolate.next_unit_at();
+                let id = isolate.id;
+                let revision = isolate.lease.revision();
                 match isolate.lease.admit(now) {
-                    Admit::Yes => admit(now, isolate.grant_at, isolate.lease.revision(), revoked_at, &mut outcome),
+                    Admit::Yes => admit(now, unit_at, revision, revoked_at, &mut outcome),
+                    Admit::YesRenew(renewal) => {
+                        admit(now, unit_at, revision, revoked_at, &mut outcome);
+                        outcome.limiter_calls += 1;
+                        let event = Event::AtLedger { slot, id, renewal, waiting: None };
+                        schedule(&mut queue, &mut events, now + delay(), event);
+                    }
                     Admit::No { .. } => outcome.refused += 1,
-                    Admit::Wait => isolate.waiting.push(now),
                     Admit::Renew(renewal) => {
                         isolate.waiting.push(now);
                         outcome.limiter_calls += 1;
-                        let event = Event::AtLedger { slot, id: isolate.id, renewal };
-                        schedule(&mut queue, &mut events, now + rng.below(max_delay as u64 + 1) as i64, event);
+                        let event = Event::AtLedger { slot, id, renewal, waiting: Some(now) };
+                        schedule(&mut queue, &mut events, now + delay(), event);
+                    }
+                    Admit::Hit => {
+                        isolate.waiting.push(now);
+                        outcome.limiter_calls += 1;
+                        outcome.hits += 1;
+                        let event = Event::HitAtLedger { slot, id, revision, arrived: now };
+                        schedule(&mut queue, &mut events, now + delay(), event);
                     }
                 }
             }
-            Event::AtLedger { slot, id, renewal } => {
+            Event::AtLedger { slot, id, renewal, waiting } => {
                 let grant = ledger.grant(id, "key_a", &renewal, now);
-                let event = Event::AtIsolate { slot, id, grant, granted_at: now };
-                schedule(&mut queue, &mut events, now + rng.below(max_delay as u64 + 1) as i64, event);
+                let event = Event::AtIsolate { slot, id, grant, granted_at: now, waiting };
+                schedule(&mut queue, &mut events, now + delay(), event);
             }
-            Event::AtIsolate { slot, id, grant, granted_at } => {
+            Event::HitAtLedger { slot, id, revision, arrived } => {
+                let grant = ledger.hit("key_a", revision, now);
+                let event = Event::HitAtIsolate { slot, id, grant, granted_at: now, arrived };
+                schedule(&mut queue, &mut events, now + delay(), event);
+            }
+            Event::AtIsolate { slot, id, grant, granted_at, waiting } => {
                 let isolate = &mut isolates[slot];
                 if isolate.id != id {
                     continue; // the isolate that asked was evicted
                 }
                 let revision = isolate.lease.revision();
-                let settled = isolate.lease.settle(&grant, now);
-                outcome.refused += settled.refused;
-                let decided = (settled.admitted + settled.refused + settled.stale) as usize;
-                isolate.waiting.drain(..decided.min(isolate.waiting.len()));
+                let kept = isolate.lease.units().1;
+                let renewed = isolate.lease.renewed(Some(&grant), waiting.is_some());
                 if !grant.record_changed {
-                    isolate.grant_at = granted_at;
+                    isolate.old_at = isolate.fresh_at;
+                    isolate.fresh_at = granted_at;
                 }
-                for _ in 0..settled.admitted {
-                    admit(now, granted_at, revision, revoked_at, &mut outcome);
+                if let Some(arrived) = waiting {
+                    isolate.answered(arrived);
+                    match renewed {
+                        // The waiting request took a unit: the older grant's first.
+                        Renewed::Admitted => {
+                            let unit_at = if kept > 0 { isolate.old_at } else { granted_at };
+                            admit(now, unit_at, revision, revoked_at, &mut outcome)
+                        }
+                        Renewed::Refused => outcome.refused += 1,
+                        Renewed::Stale => {} // the revoked record is refused at the check phase
+                        other => panic!("seed {seed}: a waiting request got {other:?}"),
+                    }
                 }
-                if let Some(renewal) = settled.renew {
-                    outcome.limiter_calls += 1;
-                    let event = Event::AtLedger { slot, id, renewal };
-                    schedule(&mut queue, &mut events, now + rng.below(max_delay as u64 + 1) as i64, event);
+            }
+            Event::HitAtIsolate { slot, id, grant, granted_at, arrived } => {
+                let isolate = &mut isolates[slot];
+                if isolate.id != id {
+                    continue;
+                }
+                isolate.answered(arrived);
+                if grant.record_changed {
+                    isolate.lease.adopt(grant.revision);
+                } else if grant.allowed == 1 {
+                    admit(now, granted_at, isolate.lease.revision(), revoked_at, &mut outcome);
+                } else {
+                    outcome.refused += 1;
                 }
             }
             Event::Evict { slot } => {
                 outcome.evictions += 1;
                 next_id += 1;
-                let old = std::mem::replace(
-                    &mut isolates[slot],
-                    Isolate { id: next_id, lease: Lease::new(lease_ms, ledger.revision()), grant_at: start, waiting: Vec::new() },
-                );
+                let old = std::mem::replace(&mut isolates[slot], Isolate::new(next_id, lease_ms, ledger.revision(), start));
                 lost.extend(old.waiting);
             }
             Event::Revoke => {
@@ -245,7 +337,7 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
     // stays counted as allowed, its unreported refusals are lost).
     for isolate in &mut isolates {
         if let Some(report) = isolate.lease.surrender() {
-            ledger.give_back(isolate.id, "key_a", &report);
+            ledger.give_back(isolate.id, "key_a", &report, true);
         }
     }
     if outcome.evictions == 0 {
@@ -288,6 +380,7 @@ fn thousands_of_seeded_runs_never_over_admit_and_enforce_a_revoke_within_the_bou
     let mut latency_by_lease: std::collections::BTreeMap<u64, i64> = Default::default();
     let mut calls_by_lease: std::collections::BTreeMap<(bool, u64), (u64, u64)> = Default::default();
     let mut totals = [(0u64, 0u64); 2];
+    let (mut hits, mut calls) = (0u64, 0u64);
     for seed in 0..RUNS {
         let outcome = run(seed, None);
         if let Some(reference) = outcome.reference {
@@ -306,6 +399,10 @@ fn thousands_of_seeded_runs_never_over_admit_and_enforce_a_revoke_within_the_bou
             let entry = latency_by_lease.entry(outcome.lease_ms).or_default();
             *entry = (*entry).max(latency);
         }
+        if outcome.lease_ms > 0 {
+            hits += outcome.hits;
+            calls += outcome.limiter_calls;
+        }
         let calls = calls_by_lease.entry((outcome.limited, outcome.lease_ms)).or_default();
         calls.0 += outcome.limiter_calls;
         calls.1 += outcome.reached;
@@ -319,6 +416,7 @@ fn thousands_of_seeded_runs_never_over_admit_and_enforce_a_revoke_within_the_bou
     println!("{RUNS} runs (under-admission: runs without a revoke, against per-request deciding)");
     println!("max change latency by lease_ms: {latency_by_lease:?}");
     println!("limiter calls / requests by (limited, lease_ms): {calls_by_lease:?}");
+    println!("of those calls, hits (a request's own call while a renewal was in flight), lease_ms > 0: {hits} of {calls}");
     let (reference_total, admitted_total) = totals[0];
     assert!(
         admitted_total * 1000 >= reference_total * 995,
