@@ -32,10 +32,12 @@ fn hot_malformed_unknown_and_limited_keys_cost_what_the_design_says() {
     let get = |key: &str| g.request("GET", list).bearer(key).send().status;
 
     // Fixture keys were seeded straight into KV (no registry): exact mode leases from the
-    // limiter (LEASE_MS, default 1000 ms): the first request took the lease.
+    // limiter (LEASE_MS, default 1000 ms): the first request took a lease of one unit, and
+    // grants double while the isolate uses them up (2, 4, 8: 14 units for these 10), so the
+    // calls grow with the logarithm of the requests, not with the requests.
     assert_eq!(get(&g.keys.read_only), 200);
     let (kv, calls) = cost(&g, 10, || get(&g.keys.read_only));
-    assert!(kv == 0 && calls <= 1, "hot exact-mode key: no KV read, at most one early renewal: {kv} KV reads, {calls} calls");
+    assert!(kv == 0 && calls <= 4, "hot exact-mode key: no KV read, grants doubling: {kv} KV reads, {calls} calls");
 
     assert_eq!(cost(&g, 10, || get("kg_live_not-even-close")), (0, 0), "malformed: no I/O at all");
 

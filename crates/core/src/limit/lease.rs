@@ -41,7 +41,7 @@ use super::algorithm::{decide, Decision, LimitSpec, LimitState};
 pub const DEFAULT_LEASE_MS: u64 = 1_000;
 
 /// The largest grant a ledger makes (and an isolate asks for).
-pub const MAX_GRANT: u64 = 256;
+pub const MAX_GRANT: u64 = 1_024;
 
 /// How long past its expiry a ledger keeps an outstanding grant whose isolate has not come back
 /// (an evicted isolate never does); after that the grant is forgotten, and stays debited.
@@ -346,8 +346,11 @@ impl LeaseLedger {
         let others =
             self.outstanding.iter().filter(|(id, o)| *id != isolate_id && o.last_granted_at_ms.saturating_add(lease_ms) > now_ms).count()
                 as u64;
-        // Without limits nothing can be stranded: a lease is only the revision, granted in full.
-        let wanted = if self.specs.is_empty() && self.lease_ms > 0 { MAX_GRANT } else { renewal.wanted().max(renewal.waiting()) };
+        // Keys without limits too: granted units count as allowed in usage until an isolate
+        // reports them dropped, so a grant in full (MAX_GRANT) to an isolate that serves one
+        // request and is then evicted would show MAX_GRANT requests in usage. Grants grow with
+        // use instead, so what an evicted isolate leaves counted is at most what it was using.
+        let wanted = renewal.wanted().max(renewal.waiting());
         let (grant, mark) = self.debit(key_id, wanted, renewal.waiting(), others, now_ms);
         if self.lease_ms > 0 {
             let at = match self.outstanding.iter().position(|(id, _)| *id == isolate_id) {
@@ -893,7 +896,9 @@ mod tests {
         assert_eq!(lease.renewed(Some(&grant), true), Renewed::Stale);
         assert_eq!(lease.revision(), 2);
         let grant = ledger.grant(1, "key_a", &renewal(lease.admit(T0)), T0);
-        assert_eq!((grant.record_changed, grant.allowed), (false, MAX_GRANT), "a key without limits still leases, in full");
+        // A key without limits still leases, starting small like any key: granted units count in
+        // usage until reported dropped, so a full grant to an isolate then evicted would inflate it.
+        assert_eq!((grant.record_changed, grant.allowed), (false, 1), "a key without limits leases from one unit");
         assert!(ledger.hit("key_a", 1, T0).record_changed, "a hit with the old record too");
     }
 
@@ -901,7 +906,9 @@ mod tests {
     fn units_expire_lease_ms_after_the_renewal_that_confirmed_them_was_sent() {
         let mut ledger = LeaseLedger::new(100, 1, Vec::new());
         let mut lease = Lease::new(100, 1);
-        let asked = renewal(lease.admit(T0));
+        // As a busy isolate would after its grants have grown: asking for MAX_GRANT at once.
+        let Renewal(revision, used, older, newest, refused, _, waiting) = renewal(lease.admit(T0));
+        let asked = Renewal(revision, used, older, newest, refused, MAX_GRANT, waiting);
         let grant = ledger.grant(1, "key_a", &asked, T0 + 10);
         assert_eq!(lease.renewed(Some(&grant), true), Renewed::Admitted);
         assert_eq!(lease.admit(T0 + 74), Admit::Yes);
@@ -911,7 +918,7 @@ mod tests {
         assert_eq!(lease.admit(T0 + 100), Admit::Hit, "expired while the renewal is in flight");
         let grant = ledger.grant(1, "key_a", &early, T0 + 110);
         assert_eq!(lease.renewed(Some(&grant), false), Renewed::Background);
-        assert_eq!(lease.units(), (MAX_GRANT - 4, MAX_GRANT), "the kept units, confirmed again");
+        assert_eq!(lease.units(), (MAX_GRANT - 4, 3), "the kept units, confirmed again, and a grant the size of its recent use");
         assert_eq!(lease.admit(T0 + 149), Admit::Yes);
         assert!(matches!(lease.admit(T0 + 150), Admit::YesRenew(_)), "the last quarter of 75 + 100");
         assert_eq!(lease.admit(T0 + 175), Admit::Hit, "expired at 75 + 100");
