@@ -10,6 +10,8 @@ use crate::limit::algorithm::{decide, LimitSpec, LimitState};
 use crate::record::{KeyRecord, LimitMode, Status};
 use crate::timestamp::Timestamp;
 
+mod network;
+
 const T0: i64 = 1_800_000_000_000;
 const ROUTE: &str = "/v1/public/cms/posts/items";
 
@@ -22,6 +24,7 @@ enum Step {
     Binding(String),
     Cache(u64),
     Flush,
+    Client,
 }
 
 /// Answers the gate's I/O: records by hash, a limiter and a Rate Limiting binding.
@@ -30,12 +33,14 @@ struct World {
     /// Answers an operation at a time (unix ms).
     limiter: Box<dyn FnMut(&LimiterOp, i64) -> Option<LimiterReply>>,
     binding: Option<bool>,
+    /// What the runtime says about the client.
+    client: ClientFacts,
 }
 
 impl World {
     fn with(key: &PlaintextKey, record: Option<KeyRecord>) -> World {
         let records = record.into_iter().map(|r| (key.hash(), Rc::new(r))).collect();
-        World { records, limiter: Box::new(|_, _| None), binding: Some(true) }
+        World { records, limiter: Box::new(|_, _| None), binding: Some(true), client: ClientFacts::default() }
     }
 
     /// A limiter that decides hits with the real algorithm (state per key and limits) and knows
@@ -90,6 +95,10 @@ fn drive(
                 world.records.insert(hash, record);
             }
             Next::FlushRefused => steps.push(Step::Flush),
+            Next::ReadClient => {
+                steps.push(Step::Client);
+                gate.client_read(world.client.clone());
+            }
             Next::Forward(admitted) => return (Ok(admitted), steps),
             Next::Refuse(refusal) => return (Err(refusal), steps),
         }
@@ -123,6 +132,8 @@ fn record(revision: u64, status: Status, mode: LimitMode, limits: &[(&str, u64, 
         valid_from: None,
         valid_to: None,
         allowed_origins: None,
+        allowed_networks: Vec::new(),
+        allowed_countries: Vec::new(),
         created_at: Timestamp(0),
         updated_at: Timestamp(0),
         revision,
