@@ -12,8 +12,9 @@
 //!    Under `UNMATCHED=auth` an unmatched request ends here: 401 for a key that is not good, 403
 //!    for one that is, never forwarded, never counted;
 //! 5. **check** the record against the request ([`crate::policy`]), then, for a key restricted
-//!    to some networks or countries, the client ([`crate::network`], read once: [`Next::ReadClient`]).
-//!    A refusal a newer record may lift ([`GatewayError::newer_record_may_lift`]) of an `exact`-mode key asks its limiter once
+//!    to some networks or countries, the client ([`crate::network`], read once:
+//!    [`Next::ReadClient`]). A refusal a newer record may lift
+//!    ([`GatewayError::newer_record_may_lift`]) of an `exact`-mode key asks its limiter once
 //!    ([`Next::AskLimiter`] with [`LimiterOp::IsStale`]);
 //! 6. **limit** ([`limit`]): the isolate's blocked-until memory ([`blocked`]), then `fast` mode's
 //!    per-isolate counters (and its Rate Limiting binding, [`Next::CheckBinding`]) or the key's
@@ -312,7 +313,7 @@ impl<'a> Gate<'a> {
             .and_then(|grant| network::admit(&matched.record, client).map(|()| grant));
         let grant = match authorized {
             Ok(grant) => grant,
-            // The refusal may rest on a stale record (re-enabled, re-dated, new role or origins):
+            // The refusal may rest on a stale record (re-enabled, re-dated, new role, origins or networks):
             // an exact-mode key asks its limiter once.
             Err(error)
                 if self.adoptions < MAX_ADOPTIONS
