@@ -22,13 +22,14 @@ pub const MAX_NETWORKS: usize = 100;
 /// Most entries in `allowed_countries`.
 pub const MAX_COUNTRIES: usize = 100;
 
-/// An address block: the address's bits and how many of them are fixed.
+/// An address block: the network's first address and how many leading bits are fixed. IPv4
+/// (also an IPv4-mapped IPv6 network of prefix ≥ 96) fills the first 4 of the 16 octets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Network {
-    /// IPv4 (also an IPv4-mapped IPv6 network of prefix ≥ 96).
-    V4 { bits: u32, prefix: u8 },
-    /// IPv6.
-    V6 { bits: u128, prefix: u8 },
+pub struct Network {
+    octets: [u8; 16],
+    /// 4 (IPv4) or 16 (IPv6).
+    len: u8,
+    prefix: u8,
 }
 
 /// Why a CIDR was refused.
@@ -61,6 +62,25 @@ fn canonical(address: IpAddr) -> IpAddr {
     }
 }
 
+/// An address's octets, padded to 16, and how many there are. Bytes rather than `u32`/`u128`
+/// arithmetic: one code path for both families, and small in the wasm.
+fn octets(address: IpAddr) -> ([u8; 16], u8) {
+    match address {
+        IpAddr::V4(v4) => {
+            let mut octets = [0; 16];
+            octets[..4].copy_from_slice(&v4.octets());
+            (octets, 4)
+        }
+        IpAddr::V6(v6) => (v6.octets(), 16),
+    }
+}
+
+/// The bits of octet `index` that a `prefix`-bit network fixes.
+fn fixed_bits(prefix: u8, index: usize) -> u8 {
+    let fixed = usize::from(prefix).saturating_sub(index * 8).min(8) as u32;
+    !0xffu8.checked_shr(fixed).unwrap_or(0)
+}
+
 /// The client address of a `CF-Connecting-IP` value (surrounding spaces ignored), or `None`.
 pub fn parse_address(text: &str) -> Option<IpAddr> {
     text.trim().parse().ok().map(canonical)
@@ -78,50 +98,33 @@ pub fn parse_cidr(text: &str) -> Result<Network, CidrError> {
         // Plain decimal only: no sign, no leading zero, at most three digits.
         Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0')) => {
             // Three digits at most: no overflow. By hand, not `str::parse`: smaller in the wasm.
-            let prefix = p.bytes().fold(0u16, |n, b| n * 10 + u16::from(b - b'0'));
-            Some(u8::try_from(prefix).map_err(|_| CidrError::Prefix)?)
+            Some(p.bytes().fold(0u16, |n, b| n * 10 + u16::from(b - b'0')))
         }
         Some(_) => return Err(CidrError::Prefix),
     };
-    let network = match address {
-        IpAddr::V4(v4) => Network::V4 { bits: u32::from(v4), prefix: prefix.unwrap_or(32) },
-        IpAddr::V6(v6) => {
-            let prefix = prefix.unwrap_or(128);
-            match v6.to_ipv4_mapped() {
-                Some(v4) if prefix >= 96 => Network::V4 { bits: u32::from(v4), prefix: prefix - 96 },
-                _ => Network::V6 { bits: u128::from(v6), prefix },
-            }
-        }
+    // A mapped IPv6 network that lies within ::ffff:0:0/96 is the IPv4 network.
+    let (address, prefix) = match (address, canonical(address), prefix) {
+        (IpAddr::V6(_), IpAddr::V4(v4), Some(prefix)) if prefix >= 96 => (IpAddr::V4(v4), Some(prefix - 96)),
+        (IpAddr::V6(_), IpAddr::V4(v4), None) => (IpAddr::V4(v4), None),
+        (written, _, prefix) => (written, prefix),
     };
-    let (exceeds, host_bits) = match network {
-        Network::V4 { bits, prefix } => (prefix > 32, bits & !mask32(prefix) != 0),
-        Network::V6 { bits, prefix } => (prefix > 128, bits & !mask128(prefix) != 0),
-    };
-    if exceeds {
-        Err(CidrError::Prefix)
-    } else if host_bits {
-        Err(CidrError::HostBits)
-    } else {
-        Ok(network)
+    let (octets, len) = octets(address);
+    let prefix = prefix.unwrap_or(u16::from(len) * 8);
+    if prefix > u16::from(len) * 8 {
+        return Err(CidrError::Prefix);
     }
-}
-
-fn mask32(prefix: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0)
-}
-
-fn mask128(prefix: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0)
+    let prefix = prefix as u8;
+    if octets.iter().enumerate().any(|(index, octet)| octet & !fixed_bits(prefix, index) != 0) {
+        return Err(CidrError::HostBits);
+    }
+    Ok(Network { octets, len, prefix })
 }
 
 impl Network {
     /// Whether `address` (as [`parse_address`] gives it) is in this network.
     pub fn contains(self, address: IpAddr) -> bool {
-        match (self, canonical(address)) {
-            (Network::V4 { bits, prefix }, IpAddr::V4(v4)) => u32::from(v4) & mask32(prefix) == bits,
-            (Network::V6 { bits, prefix }, IpAddr::V6(v6)) => u128::from(v6) & mask128(prefix) == bits,
-            _ => false,
-        }
+        let (octets, len) = octets(canonical(address));
+        len == self.len && (0..16).all(|index| (octets[index] ^ self.octets[index]) & fixed_bits(self.prefix, index) == 0)
     }
 }
 
@@ -172,8 +175,12 @@ mod tests {
     #[test]
     fn cidr_parsing_table() {
         use CidrError::*;
-        let v4 = |bits: u32, prefix| Ok(Network::V4 { bits, prefix });
-        let v6 = |bits: u128, prefix| Ok(Network::V6 { bits, prefix });
+        let v4 = |bits: u32, prefix| {
+            let mut octets = [0; 16];
+            octets[..4].copy_from_slice(&bits.to_be_bytes());
+            Ok(Network { octets, len: 4, prefix })
+        };
+        let v6 = |bits: u128, prefix| Ok(Network { octets: bits.to_be_bytes(), len: 16, prefix });
         let rows: Vec<(&str, Result<Network, CidrError>)> = vec![
             ("10.0.0.0/8", v4(0x0a00_0000, 8)),
             ("0.0.0.0/0", v4(0, 0)),
@@ -286,8 +293,8 @@ mod tests {
             let _ = parse_cidr(sample);
             let _ = parse_address(sample);
         }
-        assert_eq!(parse_cidr("::/128"), Ok(Network::V6 { bits: 0, prefix: 128 }));
-        assert_eq!(parse_cidr("0.0.0.0/32"), Ok(Network::V4 { bits: 0, prefix: 32 }));
+        assert_eq!(parse_cidr("::/128"), Ok(Network { octets: [0; 16], len: 16, prefix: 128 }));
+        assert_eq!(parse_cidr("0.0.0.0/32"), Ok(Network { octets: [0; 16], len: 4, prefix: 32 }));
     }
 
     #[test]
