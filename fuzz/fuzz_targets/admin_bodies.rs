@@ -145,6 +145,8 @@ const NAMES: &[&str] = &[
     "valid_from",
     "valid_to",
     "allowed_origins",
+    "allowed_networks",
+    "allowed_countries",
     "meta",
     "tier",
     "limits",

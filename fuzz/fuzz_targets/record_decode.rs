@@ -39,6 +39,8 @@ const NAMES: &[&str] = &[
     "valid_from",
     "valid_to",
     "allowed_origins",
+    "allowed_networks",
+    "allowed_countries",
     "created_at",
     "updated_at",
     "revision",

@@ -217,6 +217,8 @@ fn record_for(key: &PlaintextKey, env: KeyEnv, project: &str, role: Option<&str>
         valid_from: None,
         valid_to: None,
         allowed_origins: None,
+        allowed_networks: Vec::new(),
+        allowed_countries: Vec::new(),
         created_at: Timestamp(now),
         updated_at: Timestamp(now),
         revision: 1,

@@ -90,6 +90,8 @@ fn record(key: &str) -> KeyRecord {
         valid_from: Some(Timestamp(NOW_MS - 86_400_000)),
         valid_to: Some(Timestamp(NOW_MS + 86_400_000)),
         allowed_origins: None,
+        allowed_networks: Vec::new(),
+        allowed_countries: Vec::new(),
         created_at: Timestamp(NOW_MS - 86_400_000),
         updated_at: Timestamp(NOW_MS - 86_400_000),
         revision: 1,

@@ -11,6 +11,8 @@
 //!
 //! The messages:
 //! - `requestFacts` (JS → Rust, once per request): [`ReceivedRequest::decode`];
+//! - `clientFacts` (JS → Rust, only for a key restricted to some networks or countries): the
+//!   `CF-Connecting-IP` value and `request.cf.country`, each optional ([`decode_client`]);
 //! - `outbound` (Rust → JS, once per forwarded request): two lists, the incoming header names
 //!   to drop and the headers to add as name, value, name, value…
 //!   ([`crate::forward::outbound_headers`]).
@@ -18,6 +20,7 @@
 use std::fmt;
 
 use crate::forward::after_authority;
+use crate::network::ClientFacts;
 
 /// Ends every field.
 pub const TERMINATOR: char = '\n';
@@ -170,6 +173,14 @@ impl ReceivedRequest {
     }
 }
 
+/// Decodes `clientFacts`'s message: the client address, then the country, each optional.
+pub fn decode_client(text: &str) -> Result<ClientFacts, BoundaryError> {
+    let mut message = Decoder::new(text);
+    let address = message.optional()?.map(String::from);
+    let country = message.optional()?.map(String::from);
+    Ok(ClientFacts { address, country })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +277,24 @@ mod tests {
         let received = ReceivedRequest::decode("GET\nhttp://h/p?\n\n\0\n\0\n0\n").unwrap();
         assert_eq!(received.authorization.as_deref(), Some(""));
         assert_eq!((received.path_and_query.as_str(), received.path_len), ("/p?", 2));
+    }
+
+    #[test]
+    fn client_facts_decode_each_optional() {
+        let client = |address: Option<&str>, country: Option<&str>| ClientFacts {
+            address: address.map(String::from),
+            country: country.map(String::from),
+        };
+        for (text, expected) in [
+            ("203.0.113.7\nDE\n", Ok(client(Some("203.0.113.7"), Some("DE")))),
+            ("::ffff:10.0.0.1\n\0\n", Ok(client(Some("::ffff:10.0.0.1"), None))),
+            ("\0\n\0\n", Ok(client(None, None))),
+            ("\0\n", Err(BoundaryError::Truncated)),
+            ("203.0.113.7\nDE", Err(BoundaryError::Truncated)),
+            ("", Err(BoundaryError::Truncated)),
+        ] {
+            assert_eq!(decode_client(text), expected, "{text:?}");
+        }
     }
 
     #[test]

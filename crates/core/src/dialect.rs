@@ -110,6 +110,8 @@ pub const GATEWAY_CODES: &[&str] = &[
     "INSUFFICIENT_SCOPE",
     "PROJECT_MISMATCH",
     "ORIGIN_NOT_ALLOWED",
+    "NETWORK_NOT_ALLOWED",
+    "COUNTRY_NOT_ALLOWED",
     "ENVIRONMENT_MISMATCH",
     "STORE_UNAVAILABLE",
     "ORIGIN_UNAVAILABLE",
@@ -331,6 +333,8 @@ mod tests {
             | E::InsufficientScope { .. }
             | E::ProjectMismatch
             | E::OriginNotAllowed
+            | E::NetworkNotAllowed
+            | E::CountryNotAllowed
             | E::EnvironmentMismatch
             | E::StoreUnavailable
             | E::OriginUnavailable
@@ -361,6 +365,28 @@ mod tests {
             assert_eq!(rendered.body, error.body(ID, AT), "{error:?}");
             assert_eq!((rendered.status, rendered.content_type), (error.status(), JSON), "{error:?}");
             assert_eq!(rendered.www_authenticate, error.www_authenticate(), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn network_refusals_render_like_every_other_403() {
+        for error in [E::NetworkNotAllowed, E::CountryNotAllowed] {
+            let internal = error.code();
+            for (name, code) in [
+                ("keygate", internal.to_string()),
+                ("optimo", "FORBIDDEN".into()),
+                ("octopost", internal.to_ascii_lowercase()),
+                ("problem", internal.into()),
+            ] {
+                let rendered = dialect(name).render(&error, ID, AT);
+                let body = json_of(&rendered);
+                let got = match name {
+                    "octopost" | "problem" => &body["code"],
+                    _ => &body["error"]["code"],
+                };
+                assert_eq!((rendered.status, got.as_str()), (403, Some(code.as_str())), "{name} {internal}");
+                assert_eq!(rendered.www_authenticate, None, "{name} {internal}: a 403 without a scope carries no challenge");
+            }
         }
     }
 

@@ -44,6 +44,10 @@ pub enum GatewayError {
     ProjectMismatch,
     /// The `Origin` header is not in the key's allowed origins.
     OriginNotAllowed,
+    /// The client address (`CF-Connecting-IP`) is missing or outside the key's allowed networks.
+    NetworkNotAllowed,
+    /// The client's country (`request.cf.country`) is unknown or not in the key's allowed countries.
+    CountryNotAllowed,
     /// A test key with no test origin configured.
     EnvironmentMismatch,
     /// KV failed or returned an undecodable record (fail closed).
@@ -104,18 +108,20 @@ pub enum GatewayError {
 
 impl GatewayError {
     /// Whether a newer record of the key could lift this refusal: the admin API may have just
-    /// re-enabled it, re-dated it, or changed its role, scopes or allowed origins, and an
-    /// `exact`-mode key then asks its limiter once before refusing. Everything else is final or
-    /// not about the record: revocation is permanent, a key's env and project never change, and
-    /// the rest are decided before or after the record check. Exhaustive, so a new variant has
-    /// to say.
+    /// re-enabled it, re-dated it, or changed its role, scopes, allowed origins, networks or
+    /// countries, and an `exact`-mode key then asks its limiter once before refusing. Everything
+    /// else is final or not about the record: revocation is permanent, a key's env and project
+    /// never change, and the rest are decided before or after the record check. Exhaustive, so
+    /// a new variant has to say.
     pub fn newer_record_may_lift(&self) -> bool {
         match self {
             GatewayError::KeyDisabled
             | GatewayError::KeyNotYetValid
             | GatewayError::KeyExpired
             | GatewayError::InsufficientScope { .. }
-            | GatewayError::OriginNotAllowed => true,
+            | GatewayError::OriginNotAllowed
+            | GatewayError::NetworkNotAllowed
+            | GatewayError::CountryNotAllowed => true,
             GatewayError::MissingKey
             | GatewayError::BadRequest { .. }
             | GatewayError::RouteNotFound
@@ -159,6 +165,8 @@ impl GatewayError {
             GatewayError::InsufficientScope { .. }
             | GatewayError::ProjectMismatch
             | GatewayError::OriginNotAllowed
+            | GatewayError::NetworkNotAllowed
+            | GatewayError::CountryNotAllowed
             | GatewayError::EnvironmentMismatch => 403,
             GatewayError::RouteNotFound => 404,
             GatewayError::RouteNotAllowed => 403,
@@ -184,6 +192,8 @@ impl GatewayError {
             GatewayError::InsufficientScope { .. } => "INSUFFICIENT_SCOPE",
             GatewayError::ProjectMismatch => "PROJECT_MISMATCH",
             GatewayError::OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
+            GatewayError::NetworkNotAllowed => "NETWORK_NOT_ALLOWED",
+            GatewayError::CountryNotAllowed => "COUNTRY_NOT_ALLOWED",
             GatewayError::EnvironmentMismatch => "ENVIRONMENT_MISMATCH",
             GatewayError::StoreUnavailable => "STORE_UNAVAILABLE",
             GatewayError::OriginUnavailable => "ORIGIN_UNAVAILABLE",
@@ -218,6 +228,8 @@ impl GatewayError {
             }
             GatewayError::ProjectMismatch => "The API key belongs to another project.".into(),
             GatewayError::OriginNotAllowed => "The request's Origin is not allowed for this API key.".into(),
+            GatewayError::NetworkNotAllowed => "This API key may not be used from this network.".into(),
+            GatewayError::CountryNotAllowed => "This API key may not be used from this country.".into(),
             GatewayError::EnvironmentMismatch => "This environment's API keys cannot be used here: no origin is configured for it.".into(),
             GatewayError::StoreUnavailable => "The key store is unavailable. Try again shortly.".into(),
             GatewayError::OriginUnavailable => "The origin could not be reached.".into(),
@@ -267,6 +279,8 @@ impl GatewayError {
             | GatewayError::KeyExpired
             | GatewayError::ProjectMismatch
             | GatewayError::OriginNotAllowed
+            | GatewayError::NetworkNotAllowed
+            | GatewayError::CountryNotAllowed
             | GatewayError::EnvironmentMismatch
             | GatewayError::StoreUnavailable
             | GatewayError::OriginUnavailable
@@ -329,6 +343,8 @@ pub(crate) mod tests {
             GatewayError::InsufficientScope { missing: vec!["content:write".into()] },
             GatewayError::ProjectMismatch,
             GatewayError::OriginNotAllowed,
+            GatewayError::NetworkNotAllowed,
+            GatewayError::CountryNotAllowed,
             GatewayError::EnvironmentMismatch,
             GatewayError::StoreUnavailable,
             GatewayError::OriginUnavailable,
@@ -349,7 +365,18 @@ pub(crate) mod tests {
     #[test]
     fn only_refusals_a_record_change_can_lift_ask_for_a_newer_record() {
         let liftable: Vec<&str> = all().iter().filter(|e| e.newer_record_may_lift()).map(GatewayError::code).collect();
-        assert_eq!(liftable, ["KEY_DISABLED", "KEY_NOT_YET_VALID", "KEY_EXPIRED", "INSUFFICIENT_SCOPE", "ORIGIN_NOT_ALLOWED"]);
+        assert_eq!(
+            liftable,
+            [
+                "KEY_DISABLED",
+                "KEY_NOT_YET_VALID",
+                "KEY_EXPIRED",
+                "INSUFFICIENT_SCOPE",
+                "ORIGIN_NOT_ALLOWED",
+                "NETWORK_NOT_ALLOWED",
+                "COUNTRY_NOT_ALLOWED"
+            ]
+        );
     }
 
     #[test]
@@ -368,6 +395,8 @@ pub(crate) mod tests {
             (403, "INSUFFICIENT_SCOPE"),
             (403, "PROJECT_MISMATCH"),
             (403, "ORIGIN_NOT_ALLOWED"),
+            (403, "NETWORK_NOT_ALLOWED"),
+            (403, "COUNTRY_NOT_ALLOWED"),
             (403, "ENVIRONMENT_MISMATCH"),
             (503, "STORE_UNAVAILABLE"),
             (502, "ORIGIN_UNAVAILABLE"),

@@ -6,7 +6,8 @@
 //! 2. **route**: the route table says which scopes the path needs ([`routes`]);
 //! 3. **parse** the key's format and checksum, no I/O ([`key`]);
 //! 4. **lookup** the record by SHA-256 hash: isolate cache ([`cache`]), then Workers KV ([`record`]);
-//! 5. **check** status, validity window, scopes, project, `Origin` ([`policy`], [`scope`]);
+//! 5. **check** status, validity window, scopes, project, `Origin` ([`policy`], [`scope`]), then
+//!    the client's network and country for a key restricted to some ([`network`]);
 //! 6. **limit**: the key's rate limits and quotas ([`gate::limit`], [`limit`]);
 //! 7. **forward** to the live or test origin without the credential, with the signed identity
 //!    token, `X-Keygate-Identity` ([`forward`], [`signature`]);
@@ -38,6 +39,7 @@ pub mod forward;
 pub mod gate;
 pub mod key;
 pub mod limit;
+pub mod network;
 pub mod policy;
 pub mod record;
 pub mod routes;

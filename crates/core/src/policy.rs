@@ -103,6 +103,8 @@ mod tests {
             valid_from: None,
             valid_to: None,
             allowed_origins: None,
+            allowed_networks: Vec::new(),
+            allowed_countries: Vec::new(),
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
             revision: 1,

@@ -70,6 +70,12 @@ pub struct KeyRecord {
     /// When set, the request's `Origin` header must be one of these.
     #[serde(default)]
     pub allowed_origins: Option<Vec<String>>,
+    /// Client networks (CIDRs) the key may be used from; empty = any ([`crate::network`]).
+    #[serde(default)]
+    pub allowed_networks: Vec<String>,
+    /// Countries (ISO 3166-1 alpha-2, uppercase) the key may be used from; empty = any.
+    #[serde(default)]
+    pub allowed_countries: Vec<String>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
@@ -156,6 +162,10 @@ pub fn decode(bytes: &[u8]) -> Result<KeyRecord, CorruptRecord> {
     if let Some(limits) = &record.limits {
         validate_specs(limits).map_err(|e| CorruptRecord(format!("limits: {e}")))?;
     }
+    // Likewise a hand-edited network list: fail closed rather than guess what it meant.
+    if let Some(bad) = record.allowed_networks.iter().find(|n| crate::network::parse_cidr(n).is_err()) {
+        return Err(CorruptRecord(format!("allowed_networks: {bad:?}")));
+    }
     Ok(record)
 }
 
@@ -231,6 +241,20 @@ pub(crate) mod tests {
         ];
         for (what, bytes) in rows {
             assert!(decode(&bytes).is_err(), "{what}");
+        }
+    }
+
+    #[test]
+    fn records_without_network_fields_are_unrestricted_and_bad_networks_fail_closed() {
+        let old = decode(sample_json().as_bytes()).unwrap();
+        assert!(old.allowed_networks.is_empty() && old.allowed_countries.is_empty(), "a record from before the fields");
+        assert!(encode(&old).contains(r#""allowed_networks":[],"allowed_countries":[]"#), "shown as empty lists");
+        let with_networks =
+            |networks: &str| sample_json().replacen("\"revision\":1", &format!("\"revision\":1,\"allowed_networks\":{networks}"), 1);
+        let restricted = decode(with_networks(r#"["203.0.113.0/24","2001:db8::/32"]"#).as_bytes()).unwrap();
+        assert_eq!(restricted.allowed_networks, ["203.0.113.0/24", "2001:db8::/32"]);
+        for bad in [r#"["10.0.0.1/8"]"#, r#"["office"]"#, r#"["10.0.0.0/33"]"#, r#""10.0.0.0/8""#] {
+            assert!(decode(with_networks(bad).as_bytes()).is_err(), "{bad}");
         }
     }
 

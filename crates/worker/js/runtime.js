@@ -16,6 +16,14 @@ export function requestFacts(request, authHeader, apiKeyHeader) {
   return facts;
 }
 
+// Only for a key restricted to some networks or countries (not on every request): the client
+// address Cloudflare sets (CF-Connecting-IP) and request.cf.country, each "\0" when absent.
+export function clientFacts(request) {
+  const address = request.headers.get("cf-connecting-ip");
+  const country = request.cf ? request.cf.country : undefined;
+  return (address === null ? "\0" : address) + "\n" + (typeof country === "string" ? country : "\0") + "\n";
+}
+
 // KV.get(key, { type: "arrayBuffer", cacheTtl }) as a promise of a Uint8Array or null.
 export function kvGetBytes(namespace, key, cacheTtl) {
   return namespace.get(key, { type: "arrayBuffer", cacheTtl }).then((value) => (value === null ? null : new Uint8Array(value)));

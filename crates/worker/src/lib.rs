@@ -25,7 +25,7 @@ mod store;
 
 use worker::{event, Context, Env, Request, Response, Result};
 
-use keygate_core::boundary::ReceivedRequest;
+use keygate_core::boundary::{decode_client, ReceivedRequest};
 use keygate_core::config::Config;
 use keygate_core::error::GatewayError;
 use keygate_core::gate::{Admitted, Facts, Gate, Headers, Next, Refusal};
@@ -127,6 +127,9 @@ async fn gate(incoming: &Incoming, env: &Env, ctx: &Context, config: &Config) ->
     loop {
         match limit_io::with_isolate(|isolate| gate.next(isolate)) {
             Next::ReadRecord(hash) => gate.record_read(store::lookup(env, ctx, config, &hash, incoming).await),
+            // A message the runtime wrote always decodes; were one not to, the client is unknown
+            // and a restricted key refused.
+            Next::ReadClient => gate.client_read(decode_client(&runtime::client_facts(incoming.request.inner())).unwrap_or_default()),
             Next::AskLimiter { family, op } => gate.limiter_replied(limit_io::ask(env, config, &family, &op, incoming).await),
             Next::CheckBinding { binding, family } => {
                 gate.binding_answered(limit_io::binding_allows(env, config, binding, family, incoming).await)

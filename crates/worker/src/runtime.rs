@@ -17,6 +17,11 @@ extern "C" {
     #[wasm_bindgen(js_name = requestFacts)]
     pub fn request_facts(request: &web_sys::Request, auth_header: &str, api_key_header: &str) -> String;
 
+    /// The client's address and country, decoded by [`keygate_core::boundary::decode_client`];
+    /// called only for a key restricted to some networks or countries.
+    #[wasm_bindgen(js_name = clientFacts)]
+    pub fn client_facts(request: &web_sys::Request) -> String;
+
     /// `KV.get(key, {type: "arrayBuffer", cacheTtl})` as a promise of a `Uint8Array` or `null`.
     #[wasm_bindgen(js_name = kvGetBytes, catch)]
     pub fn kv_get_bytes(namespace: &JsValue, key: &str, cache_ttl: f64) -> Result<js_sys::Promise, JsValue>;

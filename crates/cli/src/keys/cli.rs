@@ -158,6 +158,13 @@ pub struct CreateArgs {
     /// Origin allowed to use the key, scheme://host[:port] (repeatable; default: any).
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+    /// Client network allowed to use the key, a CIDR like 203.0.113.0/24 or 2001:db8::/32, or one
+    /// address (repeatable; default: any).
+    #[arg(long = "allowed-network", visible_alias = "allow-network", value_name = "CIDR")]
+    pub allowed_networks: Vec<String>,
+    /// Country allowed to use the key, ISO 3166-1 alpha-2 like DE (repeatable; default: any).
+    #[arg(long = "allowed-country", visible_alias = "allow-country", value_name = "CC")]
+    pub allowed_countries: Vec<String>,
     /// Metadata entry key=value (repeatable).
     #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
     pub meta: Vec<(String, String)>,
@@ -230,6 +237,18 @@ pub struct UpdateArgs {
     /// Allow any origin (allowed_origins null).
     #[arg(long)]
     pub any_origin: bool,
+    /// Replace the allowed client networks by these CIDRs (repeatable).
+    #[arg(long = "allowed-network", visible_alias = "allow-network", value_name = "CIDR", conflicts_with = "clear_networks")]
+    pub allowed_networks: Vec<String>,
+    /// Allow any client network (allowed_networks []).
+    #[arg(long)]
+    pub clear_networks: bool,
+    /// Replace the allowed countries by these (repeatable).
+    #[arg(long = "allowed-country", visible_alias = "allow-country", value_name = "CC", conflicts_with = "clear_countries")]
+    pub allowed_countries: Vec<String>,
+    /// Allow any country (allowed_countries []).
+    #[arg(long)]
+    pub clear_countries: bool,
     /// Metadata entry key=value (repeatable); sent as the `meta` object.
     #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
     pub meta: Vec<(String, String)>,

@@ -25,6 +25,8 @@ const RECORD_FIELDS: &[&str] = &[
     "valid_from",
     "valid_to",
     "allowed_origins",
+    "allowed_networks",
+    "allowed_countries",
     "tier",
     "limits",
     "limit_mode",
@@ -79,6 +81,8 @@ fn field(record: &Map<String, Value>, name: &str) -> String {
         ("valid_from", Some(Value::Null)) => "immediately".into(),
         ("valid_to", Some(Value::Null)) => "lifetime".into(),
         ("allowed_origins", Some(Value::Null)) => "any".into(),
+        // An empty network or country list restricts nothing.
+        ("allowed_networks" | "allowed_countries", Some(Value::Array(list))) if list.is_empty() => "any".into(),
         // Null tier: the gateway's DEFAULT_TIER (if any) applies.
         ("tier", Some(Value::Null)) => "default".into(),
         // Null limits: the tier's apply; an empty list means no limits at all.
@@ -449,6 +453,14 @@ zeta             1, 2
             ("origins", json!({"id": "k", "allowed_origins": ["https://a", "http://b:1"]}), "allowed_origins  https://a, http://b:1"),
             ("no origin at all", json!({"id": "k", "allowed_origins": []}), "allowed_origins  (none)"),
             ("scopes", json!({"id": "k", "scopes": ["a:b", "*"]}), "scopes  a:b, *"),
+            ("any network", json!({"id": "k", "allowed_networks": []}), "allowed_networks  any"),
+            (
+                "networks",
+                json!({"id": "k", "allowed_networks": ["10.0.0.0/8", "2001:db8::/32"]}),
+                "allowed_networks  10.0.0.0/8, 2001:db8::/32",
+            ),
+            ("any country", json!({"id": "k", "allowed_countries": []}), "allowed_countries  any"),
+            ("countries", json!({"id": "k", "allowed_countries": ["DE", "FR"]}), "allowed_countries  DE, FR"),
             ("empty meta", json!({"id": "k", "meta": {}}), "meta  (none)"),
             ("no role", json!({"id": "k", "role": null}), "role  -"),
             ("control chars", json!({"id": "k", "name": "a\u{1b}[31mb\nc"}), "name  a\\u{1b}[31mb\\u{a}c"),

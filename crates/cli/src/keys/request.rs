@@ -125,6 +125,12 @@ fn create(args: &CreateArgs) -> Result<ApiRequest, String> {
     if !args.allowed_origins.is_empty() {
         body.insert("allowed_origins".into(), strings(&args.allowed_origins));
     }
+    if !args.allowed_networks.is_empty() {
+        body.insert("allowed_networks".into(), strings(&args.allowed_networks));
+    }
+    if !args.allowed_countries.is_empty() {
+        body.insert("allowed_countries".into(), strings(&args.allowed_countries));
+    }
     if !args.meta.is_empty() {
         body.insert("meta".into(), meta_object(&args.meta)?);
     }
@@ -170,6 +176,16 @@ fn update(args: &UpdateArgs) -> Result<ApiRequest, String> {
     } else if args.any_origin {
         body.insert("allowed_origins".into(), Value::Null);
     }
+    if !args.allowed_networks.is_empty() {
+        body.insert("allowed_networks".into(), strings(&args.allowed_networks));
+    } else if args.clear_networks {
+        body.insert("allowed_networks".into(), Value::Array(Vec::new()));
+    }
+    if !args.allowed_countries.is_empty() {
+        body.insert("allowed_countries".into(), strings(&args.allowed_countries));
+    } else if args.clear_countries {
+        body.insert("allowed_countries".into(), Value::Array(Vec::new()));
+    }
     if !args.meta.is_empty() {
         body.insert("meta".into(), meta_object(&args.meta)?);
     }
@@ -190,7 +206,8 @@ fn update(args: &UpdateArgs) -> Result<ApiRequest, String> {
     }
     if body.is_empty() {
         return Err("nothing to update: give at least one of --name, --role, --no-role, --scope, --clear-scopes, \
-                    --valid-from, --clear-valid-from, --valid-to, --lifetime, --allowed-origin, --any-origin, --meta, \
+                    --valid-from, --clear-valid-from, --valid-to, --lifetime, --allowed-origin, --any-origin, --allowed-network, --clear-networks, \
+                    --allowed-country, --clear-countries, --meta, \
                     --tier, --no-tier, --limit, --clear-limits, --limit-mode, --default-limit-mode"
             .into());
     }
@@ -380,6 +397,46 @@ mod tests {
                     "meta": {"a": "b"},
                 })),
             ),
+            (
+                "create with networks and countries, both spellings",
+                vec![
+                    "create",
+                    "--project",
+                    "acme",
+                    "--name",
+                    "n",
+                    "--role",
+                    "reader",
+                    "--allowed-network",
+                    "203.0.113.0/24",
+                    "--allow-network",
+                    "2001:db8::/32",
+                    "--allow-country",
+                    "DE",
+                    "--allowed-country",
+                    "fr",
+                ],
+                Method::Post,
+                "/keys",
+                Some(json!({
+                    "project": "acme", "name": "n", "role": "reader",
+                    "allowed_networks": ["203.0.113.0/24", "2001:db8::/32"], "allowed_countries": ["DE", "fr"],
+                })),
+            ),
+            (
+                "update networks and countries",
+                vec!["update", "k", "--allow-network", "10.0.0.0/8", "--allow-country", "DE"],
+                Method::Patch,
+                "/keys/k",
+                Some(json!({"allowed_networks": ["10.0.0.0/8"], "allowed_countries": ["DE"]})),
+            ),
+            (
+                "update --clear-networks --clear-countries",
+                vec!["update", "k", "--clear-networks", "--clear-countries"],
+                Method::Patch,
+                "/keys/k",
+                Some(json!({"allowed_networks": [], "allowed_countries": []})),
+            ),
             ("enable", vec!["enable", "k"], Method::Patch, "/keys/k", Some(json!({"status": "active"}))),
             ("disable", vec!["disable", "k"], Method::Patch, "/keys/k", Some(json!({"status": "inactive"}))),
             ("revoke", vec!["revoke", "k"], Method::Delete, "/keys/k", None),
@@ -483,6 +540,8 @@ mod tests {
             ("missing project", vec!["create", "--name", "n"]),
             ("role and no-role", vec!["update", "k", "--role", "r", "--no-role"]),
             ("scope and clear-scopes", vec!["update", "k", "--scope", "a", "--clear-scopes"]),
+            ("network and clear-networks", vec!["update", "k", "--allow-network", "10.0.0.0/8", "--clear-networks"]),
+            ("country and clear-countries", vec!["update", "k", "--allow-country", "DE", "--clear-countries"]),
             ("valid-to and lifetime", vec!["update", "k", "--valid-to", "2030-01-01T00:00:00Z", "--lifetime"]),
             ("valid-from and clear", vec!["update", "k", "--valid-from", "2030-01-01T00:00:00Z", "--clear-valid-from"]),
             ("origin and any-origin", vec!["update", "k", "--allowed-origin", "http://a", "--any-origin"]),

@@ -49,6 +49,8 @@ pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (Ke
         valid_from: request.valid_from,
         valid_to: request.valid_to,
         allowed_origins: request.allowed_origins.clone(),
+        allowed_networks: request.allowed_networks.clone(),
+        allowed_countries: request.allowed_countries.clone(),
         created_at: Timestamp(now_ms),
         updated_at: Timestamp(now_ms),
         revision: 1,
@@ -116,6 +118,12 @@ pub fn update(old: &KeyRecord, request: &UpdateKey, now_ms: i64) -> Result<(KeyR
         new.status = status;
     }
     request.allowed_origins.apply(&mut new.allowed_origins);
+    if let Some(networks) = &request.allowed_networks {
+        new.allowed_networks = networks.clone();
+    }
+    if let Some(countries) = &request.allowed_countries {
+        new.allowed_countries = countries.clone();
+    }
     if let Some(meta) = &request.meta {
         new.meta = meta.clone();
     }
@@ -242,6 +250,8 @@ mod tests {
             valid_from: None,
             valid_to: None,
             allowed_origins: None,
+            allowed_networks: Vec::new(),
+            allowed_countries: Vec::new(),
             meta: BTreeMap::new(),
             tier: None,
             limits: None,
@@ -347,6 +357,18 @@ mod tests {
                 UpdateKey { limit_mode: Patch::Set(LimitMode::Fast), ..Default::default() },
                 UpdateKey { limit_mode: Patch::Clear, ..Default::default() },
                 |r| format!("{:?}", r.limit_mode),
+            ),
+            (
+                "allowed_networks",
+                UpdateKey { allowed_networks: Some(vec!["203.0.113.0/24".into()]), ..Default::default() },
+                UpdateKey { allowed_networks: Some(vec![]), ..Default::default() },
+                |r| if r.allowed_networks.is_empty() { "None".into() } else { format!("{:?}", r.allowed_networks) },
+            ),
+            (
+                "allowed_countries",
+                UpdateKey { allowed_countries: Some(vec!["DE".into()]), ..Default::default() },
+                UpdateKey { allowed_countries: Some(vec![]), ..Default::default() },
+                |r| if r.allowed_countries.is_empty() { "None".into() } else { format!("{:?}", r.allowed_countries) },
             ),
         ];
         for (field, set, clear, read) in rows {

@@ -15,6 +15,7 @@ use crate::config::Tier;
 use crate::error::GatewayError;
 use crate::key::{KeyEnv, KeyFormat};
 use crate::limit::algorithm::{validate_new_specs, LimitSpec};
+use crate::network;
 use crate::record::{LimitMode, Status};
 use crate::scope::{EmptyScopes, Roles};
 use crate::timestamp::Timestamp;
@@ -67,6 +68,8 @@ pub struct CreateKey {
     pub valid_from: Option<Timestamp>,
     pub valid_to: Option<Timestamp>,
     pub allowed_origins: Option<Vec<String>>,
+    pub allowed_networks: Vec<String>,
+    pub allowed_countries: Vec<String>,
     pub meta: BTreeMap<String, String>,
     pub tier: Option<String>,
     pub limits: Option<Vec<LimitSpec>>,
@@ -96,6 +99,12 @@ pub struct UpdateKey {
     pub status: Option<Status>,
     #[serde(default, skip_serializing_if = "Patch::is_keep")]
     pub allowed_origins: Patch<Vec<String>>,
+    /// The new network list; `[]` (also `null` in the body) lifts the restriction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_networks: Option<Vec<String>>,
+    /// The new country list; `[]` (also `null` in the body) lifts the restriction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_countries: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Patch::is_keep")]
@@ -294,6 +303,61 @@ fn origins(value: &Value, problems: &mut Problems) -> Option<Vec<String>> {
     }
 }
 
+/// A list restricting where a key may be used from (`allowed_networks`, `allowed_countries`):
+/// at most `max` entries, each checked by `entry` (its stored form, or what is wrong with it),
+/// duplicates dropped; `null` = `[]` = no restriction. One function for both lists: one copy
+/// in the wasm.
+fn restriction(field: &str, value: &Value, max: usize, entry: fn(&str) -> Result<String, String>, problems: &mut Problems) -> Vec<String> {
+    let list = match value {
+        Value::Null => return Vec::new(),
+        Value::Array(list) => list,
+        _ => {
+            problems.add(field, "must be a list of strings or null");
+            return Vec::new();
+        }
+    };
+    if list.len() > max {
+        problems.add(field, format!("at most {max} entries"));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for item in list {
+        match item.as_str().map(entry) {
+            Some(Ok(stored)) => {
+                if !out.contains(&stored) {
+                    out.push(stored);
+                }
+            }
+            Some(Err(problem)) => problems.add(field, problem),
+            None => problems.add(field, "must be a list of strings or null"),
+        }
+    }
+    out
+}
+
+/// `allowed_networks`: CIDRs (a bare address is one host), kept as written once they parse; a
+/// malformed one is refused, not normalised (README "Network restrictions").
+fn networks(value: &Value, problems: &mut Problems) -> Vec<String> {
+    let entry: fn(&str) -> Result<String, String> = |text| match network::parse_cidr(text) {
+        Ok(_) => Ok(text.to_string()),
+        Err(e) => Err(format!("{text:?} {}", e.problem())),
+    };
+    restriction("allowed_networks", value, network::MAX_NETWORKS, entry, problems)
+}
+
+/// `allowed_countries`: ISO 3166-1 alpha-2 codes, any case, stored uppercase.
+fn countries(value: &Value, problems: &mut Problems) -> Vec<String> {
+    let entry: fn(&str) -> Result<String, String> = |text| {
+        let mut code = text.to_string();
+        code.make_ascii_uppercase();
+        if network::is_country(&code) {
+            Ok(code)
+        } else {
+            Err(format!("{text:?} is not a two-letter country code (ISO 3166-1 alpha-2, or T1)"))
+        }
+    };
+    restriction("allowed_countries", value, network::MAX_COUNTRIES, entry, problems)
+}
+
 fn meta(value: &Value, problems: &mut Problems) -> BTreeMap<String, String> {
     let Some(map) = value.as_object() else {
         problems.add("meta", "must be an object of strings");
@@ -379,14 +443,29 @@ const CREATE_FIELDS: &[&str] = &[
     "valid_from",
     "valid_to",
     "allowed_origins",
+    "allowed_networks",
+    "allowed_countries",
     "meta",
     "tier",
     "limits",
     "limit_mode",
     "status",
 ];
-const UPDATE_FIELDS: &[&str] =
-    &["name", "role", "scopes", "valid_from", "valid_to", "status", "allowed_origins", "meta", "tier", "limits", "limit_mode"];
+const UPDATE_FIELDS: &[&str] = &[
+    "name",
+    "role",
+    "scopes",
+    "valid_from",
+    "valid_to",
+    "status",
+    "allowed_origins",
+    "allowed_networks",
+    "allowed_countries",
+    "meta",
+    "tier",
+    "limits",
+    "limit_mode",
+];
 
 /// Validates a create body.
 pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, GatewayError> {
@@ -420,6 +499,8 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
     let valid_from = map.get("valid_from").and_then(|v| timestamp("valid_from", v, &mut problems));
     let valid_to = map.get("valid_to").and_then(|v| timestamp("valid_to", v, &mut problems));
     let allowed_origins = map.get("allowed_origins").and_then(|v| origins(v, &mut problems));
+    let allowed_networks = map.get("allowed_networks").map(|v| networks(v, &mut problems)).unwrap_or_default();
+    let allowed_countries = map.get("allowed_countries").map(|v| countries(v, &mut problems)).unwrap_or_default();
     let meta = map.get("meta").map(|v| meta(v, &mut problems)).unwrap_or_default();
     let tier = map.get("tier").and_then(|v| tier(v, rules, &mut problems));
     let limits = map.get("limits").and_then(|v| limits(v, &mut problems));
@@ -446,6 +527,8 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
         valid_from,
         valid_to,
         allowed_origins,
+        allowed_networks,
+        allowed_countries,
         meta,
         tier,
         limits,
@@ -495,6 +578,12 @@ pub fn parse_update(body: &[u8], rules: &Rules<'_>) -> Result<UpdateKey, Gateway
     }
     if let Some(value) = map.get("allowed_origins") {
         update.allowed_origins = Patch::present(origins(value, &mut problems));
+    }
+    if let Some(value) = map.get("allowed_networks") {
+        update.allowed_networks = Some(networks(value, &mut problems));
+    }
+    if let Some(value) = map.get("allowed_countries") {
+        update.allowed_countries = Some(countries(value, &mut problems));
     }
     if let Some(value) = map.get("meta") {
         update.meta = Some(meta(value, &mut problems));
@@ -748,6 +837,54 @@ mod tests {
             let got = with_rules(|r| parse_create(body.as_bytes(), r)).unwrap_err();
             assert_eq!(fields(got), expected.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{what}");
         }
+    }
+
+    #[test]
+    fn networks_and_countries_are_checked_and_kept_as_written() {
+        let create =
+            |extra: &str| with_rules(|r| parse_create(format!(r#"{{"project":"acme","name":"n","role":"writer",{extra}}}"#).as_bytes(), r));
+        let ok = create(r#""allowed_networks":["203.0.113.0/24","2001:DB8::/32","::ffff:10.0.0.0/104","198.51.100.7","203.0.113.0/24"],"allowed_countries":["de","FR","T1","DE"]"#).unwrap();
+        assert_eq!(ok.allowed_networks, ["203.0.113.0/24", "2001:DB8::/32", "::ffff:10.0.0.0/104", "198.51.100.7"], "as written, once");
+        assert_eq!(ok.allowed_countries, ["DE", "FR", "T1"], "uppercased, once");
+        let none = create(r#""allowed_networks":null,"allowed_countries":[]"#).unwrap();
+        assert!(none.allowed_networks.is_empty() && none.allowed_countries.is_empty(), "null and [] restrict nothing");
+        let absent = create(r#""tier":null"#).unwrap();
+        assert!(absent.allowed_networks.is_empty() && absent.allowed_countries.is_empty());
+
+        let too_many =
+            format!(r#""allowed_networks":[{}]"#, (0..=100).map(|i| format!(r#""10.0.{i}.0/24""#)).collect::<Vec<_>>().join(","));
+        let too_many_countries = format!(r#""allowed_countries":[{}]"#, (0..=100).map(|_| r#""DE""#).collect::<Vec<_>>().join(","));
+        let rows: Vec<(&str, String, &str)> = vec![
+            ("host bits set", r#""allowed_networks":["10.0.0.1/8"]"#.into(), "allowed_networks"),
+            ("IPv4 prefix over 32", r#""allowed_networks":["10.0.0.0/33"]"#.into(), "allowed_networks"),
+            ("IPv6 prefix over 128", r#""allowed_networks":["2001:db8::/129"]"#.into(), "allowed_networks"),
+            ("not an address", r#""allowed_networks":["office"]"#.into(), "allowed_networks"),
+            ("not a string", r#""allowed_networks":[10]"#.into(), "allowed_networks"),
+            ("not a list", r#""allowed_networks":"10.0.0.0/8""#.into(), "allowed_networks"),
+            ("more than 100 networks", too_many, "allowed_networks"),
+            ("three letters", r#""allowed_countries":["DEU"]"#.into(), "allowed_countries"),
+            ("a digit", r#""allowed_countries":["D1"]"#.into(), "allowed_countries"),
+            ("not a list of countries", r#""allowed_countries":"DE""#.into(), "allowed_countries"),
+            ("more than 100 countries", too_many_countries, "allowed_countries"),
+        ];
+        for (what, extra, field) in rows {
+            assert_eq!(fields(create(&extra).unwrap_err()), [field], "create: {what}");
+            let patch = with_rules(|r| parse_update(format!("{{{extra}}}").as_bytes(), r)).unwrap_err();
+            assert_eq!(fields(patch), [field], "update: {what}");
+        }
+        let host_bits = create(r#""allowed_networks":["10.0.0.1/8"]"#).unwrap_err();
+        assert!(host_bits.details().to_string().contains("10.0.0.1/8"), "the problem names the entry: {}", host_bits.details());
+
+        let update = with_rules(|r| parse_update(br#"{"allowed_networks":null,"allowed_countries":["us"]}"#, r)).unwrap();
+        assert_eq!((update.allowed_networks, update.allowed_countries), (Some(vec![]), Some(vec!["US".to_string()])), "null clears");
+        let keep = with_rules(|r| parse_update(br#"{"name":"x"}"#, r)).unwrap();
+        assert_eq!((keep.allowed_networks, keep.allowed_countries), (None, None), "absent keeps");
+        let wire = serde_json::to_string(&UpdateKey { allowed_networks: Some(vec![]), ..UpdateKey::default() }).unwrap();
+        assert_eq!(
+            serde_json::from_str::<UpdateKey>(&wire).unwrap().allowed_networks,
+            Some(vec![]),
+            "a clear survives the registry message"
+        );
     }
 
     #[test]

@@ -11,8 +11,10 @@
 //! 4. **lookup**: the worker reads the record (isolate cache, then KV) → [`Gate::record_read`].
 //!    Under `UNMATCHED=auth` an unmatched request ends here: 401 for a key that is not good, 403
 //!    for one that is, never forwarded, never counted;
-//! 5. **check** the record against the request ([`crate::policy`]). A refusal a newer record may
-//!    lift ([`GatewayError::newer_record_may_lift`]) of an `exact`-mode key asks its limiter once
+//! 5. **check** the record against the request ([`crate::policy`]), then, for a key restricted
+//!    to some networks or countries, the client ([`crate::network`], read once:
+//!    [`Next::ReadClient`]). A refusal a newer record may lift
+//!    ([`GatewayError::newer_record_may_lift`]) of an `exact`-mode key asks its limiter once
 //!    ([`Next::AskLimiter`] with [`LimiterOp::IsStale`]);
 //! 6. **limit** ([`limit`]): the isolate's blocked-until memory ([`blocked`]), then `fast` mode's
 //!    per-isolate counters (and its Rate Limiting binding, [`Next::CheckBinding`]) or the key's
@@ -47,6 +49,7 @@ use crate::key::{KeyEnv, KeyHash};
 use crate::limit::algorithm::Decision;
 use crate::limit::local::LocalCounters;
 use crate::limit::protocol::{LimiterOp, LimiterReply};
+use crate::network::{self, ClientFacts};
 use crate::policy::{self, RequestFacts};
 use crate::record::{KeyRecord, LimitMode};
 use crate::routes::{check_body, check_canonical, RouteMatch};
@@ -54,6 +57,9 @@ use crate::routes::{check_body, check_canonical, RouteMatch};
 use blocked::BlockedUntil;
 use leases::Leases;
 use refused::RefusedTally;
+
+/// The client of a request whose key has no network restriction: never read, never consulted.
+const UNRESTRICTED: ClientFacts = ClientFacts { address: None, country: None };
 
 /// How many newer records one request adopts from its limiter before failing closed.
 pub const MAX_ADOPTIONS: u8 = 2;
@@ -98,6 +104,9 @@ pub struct IsolateState {
 pub enum Next<'a> {
     /// Read the record of this hash (cache, then KV), then call [`Gate::record_read`].
     ReadRecord(KeyHash),
+    /// Read the client's address and country (only for a key restricted to some), then call
+    /// [`Gate::client_read`].
+    ReadClient,
     /// Send `op` to the `KeyLimiter` of `family`, then call [`Gate::limiter_replied`].
     AskLimiter { family: String, op: LimiterOp },
     /// Ask the Workers Rate Limiting binding `binding` about `family`, then call
@@ -163,6 +172,7 @@ struct Matched<'a> {
 enum Phase<'a> {
     Received,
     Lookup(Presented<'a>),
+    /// Checking (again, after a newer record or once the client is read).
     Check(Matched<'a>),
     Fresh(Matched<'a>, GatewayError),
     Hit(Matched<'a>, ForwardPlan),
@@ -182,6 +192,7 @@ enum Answer {
     Record(Result<Option<Rc<KeyRecord>>, GatewayError>),
     Limiter(Option<LimiterReply>),
     Binding(Option<bool>),
+    Client(ClientFacts),
 }
 
 /// One request's way through the pipeline.
@@ -193,12 +204,14 @@ pub struct Gate<'a> {
     phase: Phase<'a>,
     answer: Option<Answer>,
     adoptions: u8,
+    /// The client, once read ([`Next::ReadClient`]).
+    client: Option<ClientFacts>,
 }
 
 impl<'a> Gate<'a> {
     /// A gate for `request`, received at `now_ms` (unix millis).
     pub fn new(config: &'a Config, request: Facts<'a>, now_ms: i64) -> Gate<'a> {
-        Gate { config, request, now_ms, phase: Phase::Received, answer: None, adoptions: 0 }
+        Gate { config, request, now_ms, phase: Phase::Received, answer: None, adoptions: 0, client: None }
     }
 
     /// The answer to [`Next::ReadRecord`]: the record, `None` for an unknown key, or why the
@@ -219,6 +232,11 @@ impl<'a> Gate<'a> {
         self.answer = Some(Answer::Binding(allowed));
     }
 
+    /// The answer to [`Next::ReadClient`] (a fact the runtime does not have is `None`).
+    pub fn client_read(&mut self, client: ClientFacts) {
+        self.answer = Some(Answer::Client(client));
+    }
+
     /// The next step. `isolate` is lent for this call only.
     pub fn next(&mut self, isolate: &mut IsolateState) -> Next<'a> {
         let answer = self.answer.take();
@@ -233,6 +251,10 @@ impl<'a> Gate<'a> {
             },
             (Phase::Lookup(presented), Some(Answer::Record(read))) => self.lookup(presented, read, isolate),
             (Phase::Check(matched), None) => self.check(matched, isolate),
+            (Phase::Check(matched), Some(Answer::Client(client))) => {
+                self.client = Some(client);
+                self.check(matched, isolate)
+            }
             (Phase::Fresh(matched, refusal), Some(Answer::Limiter(reply))) => match reply {
                 Some(LimiterReply::Stale(record)) => self.adopt(matched, record),
                 _ => Next::Refuse(refusal.into()),
@@ -296,10 +318,16 @@ impl<'a> Gate<'a> {
     /// check: the record against the request, then the plan, then the limits.
     fn check(&mut self, matched: Matched<'a>, isolate: &mut IsolateState) -> Next<'a> {
         let config = self.config;
+        let Some(client) = self.client.as_ref().or_else(|| (!network::restricts(&matched.record)).then_some(&UNRESTRICTED)) else {
+            self.phase = Phase::Check(matched);
+            return Next::ReadClient;
+        };
         let facts = RequestFacts { key_env: matched.env, route: &matched.route, origin: self.request.origin };
-        let grant = match policy::authorize(&matched.record, &facts, &config.roles, config.empty_grant(), self.now_ms) {
+        let authorized = policy::authorize(&matched.record, &facts, &config.roles, config.empty_grant(), self.now_ms)
+            .and_then(|grant| network::admit(&matched.record, client).map(|()| grant));
+        let grant = match authorized {
             Ok(grant) => grant,
-            // The refusal may rest on a stale record (re-enabled, re-dated, new role or origins):
+            // The refusal may rest on a stale record (re-enabled, re-dated, new role, origins or networks):
             // an exact-mode key asks its limiter once.
             Err(error)
                 if self.adoptions < MAX_ADOPTIONS

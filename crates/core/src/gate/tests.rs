@@ -11,6 +11,8 @@ use crate::limit::lease::LeaseLedger;
 use crate::record::{KeyRecord, LimitMode, Status};
 use crate::timestamp::Timestamp;
 
+mod network;
+
 const T0: i64 = 1_800_000_000_000;
 const ROUTE: &str = "/v1/public/cms/posts/items";
 
@@ -27,6 +29,8 @@ enum Step {
     Lease,
     /// A message sent in the request's background (answered later, see `World::background`).
     Background,
+    /// The client facts (network restrictions).
+    Client,
 }
 
 /// Answers the gate's I/O: records by hash, a limiter and a Rate Limiting binding.
@@ -37,12 +41,14 @@ struct World {
     binding: Option<bool>,
     /// Background messages sent and not yet answered.
     background: Vec<(Rc<KeyRecord>, LimiterOp)>,
+    /// What the runtime says about the client.
+    client: ClientFacts,
 }
 
 impl World {
     fn with(key: &PlaintextKey, record: Option<KeyRecord>) -> World {
         let records = record.into_iter().map(|r| (key.hash(), Rc::new(r))).collect();
-        World { records, limiter: Box::new(|_, _| None), binding: Some(true), background: Vec::new() }
+        World { records, limiter: Box::new(|_, _| None), binding: Some(true), background: Vec::new(), client: ClientFacts::default() }
     }
 
     /// A limiter that decides hits with the real algorithm (state per key and limits) and knows
@@ -139,6 +145,10 @@ fn drive(
                 world.records.insert(hash, record);
             }
             Next::FlushRefused => steps.push(Step::Flush),
+            Next::ReadClient => {
+                steps.push(Step::Client);
+                gate.client_read(world.client.clone());
+            }
             Next::Forward(admitted) => return (Ok(admitted), steps),
             Next::Refuse(refusal) => return (Err(refusal), steps),
         }
@@ -174,6 +184,8 @@ fn record(revision: u64, status: Status, mode: LimitMode, limits: &[(&str, u64, 
         valid_from: None,
         valid_to: None,
         allowed_origins: None,
+        allowed_networks: Vec::new(),
+        allowed_countries: Vec::new(),
         created_at: Timestamp(0),
         updated_at: Timestamp(0),
         revision,
