@@ -158,7 +158,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
                 .map_err(store_failure("audit read"))?;
             let items = entries
                 .iter()
-                .map(|entry| serde_json::from_str::<AuditEntry>(entry))
+                .map(|entry| keygate_core::json::parse::<AuditEntry>(entry))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| Failure::Store(format!("audit decode: {e}")))?;
             Ok(Reply::Audit(items))
