@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS last_used (
   at INTEGER NOT NULL
 );";
 
-#[durable_object]
+#[durable_object(fetch)]
 pub struct KeyRegistry {
     state: State,
     env: Env,
