@@ -204,7 +204,7 @@ async fn write_through(env: &Env, hash: &str, record: &KeyRecord) -> std::result
 }
 
 fn status_text(record: &KeyRecord) -> String {
-    serde_json::to_value(record.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    record.status.as_str().to_string()
 }
 
 fn insert(sql: &SqlStorage, hash: &str, record: &KeyRecord) -> std::result::Result<(), Failure> {
@@ -254,7 +254,7 @@ fn list(
         Some(text) => decode_cursor(&text)
             .ok_or_else(|| Failure::Validation([("cursor".to_string(), "is not a cursor from this API".to_string())].into()))?,
     };
-    let status = status.and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(String::from));
+    let status = status.map(|s| s.as_str().to_string());
     let status_value = status.map(SqlStorageValue::from).unwrap_or(SqlStorageValue::Null);
     let values: Vec<SqlStorageValue> = vec![
         status_value.clone(),
