@@ -94,7 +94,7 @@ fn texts(cursor: Result<worker::SqlCursor>) -> Result<Vec<String>> {
 async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, Failure> {
     sql.exec(SCHEMA, None).map_err(store_failure("schema"))?;
     match op {
-        Op::Register { id, project } => {
+        Op::Register(id, project) => {
             sql.exec("INSERT OR REPLACE INTO directory (id, project) VALUES (?, ?)", vec![id.into(), project.into()])
                 .map_err(store_failure("directory write"))?;
             Ok(Reply::Done)
@@ -142,7 +142,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             }
             Ok(Reply::Record(new, hash))
         }
-        Op::Roll { id, new_id, new_hash, new_hint, grace_seconds } => {
+        Op::Roll(id, new_id, new_hash, new_hint, grace_seconds) => {
             let (old, old_hash) = load(sql, &id)?;
             let rolled = lifecycle::roll(&old, new_id, new_hint, grace_seconds, now_ms())?;
             // The replacement first: if anything fails after, the old key still works.
@@ -150,7 +150,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             insert(sql, &new_hash, &rolled.new)?;
             append_audit(sql, &rolled.new.id, &rolled.new_audit)?;
             commit_change(sql, env, &old_hash, &rolled.old, &rolled.old_audit).await?;
-            Ok(Reply::Rolled { record: rolled.new, previous: rolled.old, previous_hash: old_hash })
+            Ok(Reply::Rolled(rolled.new, rolled.old, old_hash))
         }
         Op::Audit(id) => {
             load(sql, &id)?;
