@@ -416,7 +416,7 @@ fn access(get: Lookup) -> Result<(RouteTable, Roles, Vec<String>), ConfigError> 
     let scopes = match get("SCOPES") {
         None => DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
         Some(text) => {
-            let list: Vec<String> = serde_json::from_str(&text).map_err(|e| err("SCOPES", e.to_string()))?;
+            let list: Vec<String> = crate::json::parse(&text).map_err(|e| err("SCOPES", e.to_string()))?;
             if let Some(bad) = list.iter().find(|s| !is_valid_grant(s) || s.contains('*')) {
                 return Err(err("SCOPES", format!("invalid scope {bad:?}")));
             }
@@ -444,7 +444,7 @@ fn roles(get: Lookup) -> Result<Roles, ConfigError> {
         None if builtin_roles => Ok(Roles::builtin()),
         None => Roles::only(BTreeMap::new()).map_err(|e| err("ROLES", e)),
         Some(text) => {
-            let listed: BTreeMap<String, Vec<String>> = serde_json::from_str(&text).map_err(|e| err("ROLES", e.to_string()))?;
+            let listed: BTreeMap<String, Vec<String>> = crate::json::parse(&text).map_err(|e| err("ROLES", e.to_string()))?;
             let roles = if builtin_roles { Roles::with_overrides(listed) } else { Roles::only(listed) };
             roles.map_err(|e| err("ROLES", e))
         }
@@ -490,7 +490,7 @@ fn cors(get: Lookup, auth_header: &str, api_key_header: &str) -> Result<CorsConf
     Ok(CorsConfig {
         allowed_origins: match get("CORS_ALLOWED_ORIGINS") {
             None => Vec::new(),
-            Some(text) => serde_json::from_str(&text).map_err(|e| err("CORS_ALLOWED_ORIGINS", e.to_string()))?,
+            Some(text) => crate::json::parse(&text).map_err(|e| err("CORS_ALLOWED_ORIGINS", e.to_string()))?,
         },
         allowed_methods: get("CORS_ALLOWED_METHODS").unwrap_or_else(|| "GET, HEAD, POST, OPTIONS".into()),
         allowed_headers: get("CORS_ALLOWED_HEADERS").unwrap_or_else(|| format!("{auth_header}, {api_key_header}, content-type")),
@@ -545,7 +545,7 @@ fn admin_auth(get: Lookup) -> Result<AdminAuthLimits, ConfigError> {
 /// `TIERS`: each tier's name, limits (as new limits) and fast-mode binding.
 fn tiers(get: Lookup) -> Result<BTreeMap<String, Tier>, ConfigError> {
     let tiers: BTreeMap<String, Tier> =
-        serde_json::from_str(&get("TIERS").unwrap_or_else(|| DEFAULT_TIERS.into())).map_err(|e| err("TIERS", e.to_string()))?;
+        crate::json::parse(&get("TIERS").unwrap_or_else(|| DEFAULT_TIERS.into())).map_err(|e| err("TIERS", e.to_string()))?;
     for (name, tier) in &tiers {
         if !(1..=32).contains(&name.len()) || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
         {
@@ -653,7 +653,7 @@ fn key_format(get: Lookup) -> Result<KeyFormat, ConfigError> {
         (Some(_), Some(_)) => return Err(err("KEY_PREFIXES", "set KEY_PREFIX or KEY_PREFIXES, not both")),
         (Some(prefix), None) => (vec![prefix], "KEY_PREFIX"),
         (None, Some(text)) => {
-            let list: Vec<String> = serde_json::from_str(&text)
+            let list: Vec<String> = crate::json::parse(&text)
                 .map_err(|_| err("KEY_PREFIXES", "must be a JSON list of prefixes, the first minting new keys"))?;
             (list, "KEY_PREFIXES")
         }
@@ -665,16 +665,19 @@ fn key_format(get: Lookup) -> Result<KeyFormat, ConfigError> {
         Some("none") => Vec::new(),
         Some(text) => {
             let map: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(text).map_err(|_| err("KEY_ENV_SEGMENTS", SEGMENTS_SHAPE))?;
+                crate::json::parse(text).map_err(|_| err("KEY_ENV_SEGMENTS", SEGMENTS_SHAPE))?;
             let mut segments = Vec::new();
             // Live first, so the lists' own order decides which name mints.
             for env in [KeyEnv::Live, KeyEnv::Test] {
                 let names = match map.get(env.as_str()) {
                     None => continue,
                     Some(serde_json::Value::String(name)) => vec![name.clone()],
-                    Some(value) => {
-                        serde_json::from_value::<Vec<String>>(value.clone()).map_err(|_| err("KEY_ENV_SEGMENTS", SEGMENTS_SHAPE))?
-                    }
+                    // A list of strings, read from the `Value` (a `from_value` would compile a
+                    // second decoder of `Vec<String>` into the wasm).
+                    Some(value) => value
+                        .as_array()
+                        .and_then(|names| names.iter().map(|name| name.as_str().map(String::from)).collect::<Option<Vec<_>>>())
+                        .ok_or_else(|| err("KEY_ENV_SEGMENTS", SEGMENTS_SHAPE))?,
                 };
                 if names.is_empty() {
                     return Err(err("KEY_ENV_SEGMENTS", format!("names no segment for {env} keys (leave {env} out instead)")));

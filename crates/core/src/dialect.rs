@@ -151,7 +151,7 @@ impl Refusals {
         };
         let map: BTreeMap<String, ErrorOverride> = match get("ERROR_MAP") {
             None => BTreeMap::new(),
-            Some(text) => serde_json::from_str(&text)
+            Some(text) => crate::json::parse(&text)
                 .map_err(|e| err("ERROR_MAP", format!("must be an object of code → {{status, code, message}}: {e}")))?,
         };
         for (internal, entry) in &map {

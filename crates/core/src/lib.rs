@@ -37,6 +37,7 @@ pub mod dialect;
 pub mod error;
 pub mod forward;
 pub mod gate;
+pub mod json;
 pub mod key;
 pub mod limit;
 pub mod network;

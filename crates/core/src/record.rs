@@ -156,7 +156,7 @@ pub fn decode(bytes: &[u8]) -> Result<KeyRecord, CorruptRecord> {
     // Decoded from `&str` like every other JSON keygate reads, so the wasm holds one record
     // decoder, not one per input type. Invalid UTF-8 is refused either way.
     let text = std::str::from_utf8(bytes).map_err(|e| CorruptRecord(e.to_string()))?;
-    let record: KeyRecord = serde_json::from_str(text).map_err(|e| CorruptRecord(e.to_string()))?;
+    let record: KeyRecord = crate::json::parse(text).map_err(|e| CorruptRecord(e.to_string()))?;
     // Inline limits go straight to the limiter and into response headers: hold them to the
     // rules the admin API and TIERS enforce, so a hand-edited record fails closed.
     if let Some(limits) = &record.limits {

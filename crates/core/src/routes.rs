@@ -82,7 +82,7 @@ impl RouteTable {
 
     /// Parses the JSON form of `ROUTES`.
     pub fn from_json(text: &str) -> Result<RouteTable, String> {
-        let specs: Vec<RouteSpec> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let specs: Vec<RouteSpec> = crate::json::parse(text).map_err(|e| e.to_string())?;
         RouteTable::compile(specs)
     }
 
@@ -248,7 +248,7 @@ impl Unmatched {
             None => None,
             Some(text) => {
                 let list: Vec<String> =
-                    serde_json::from_str(&text).map_err(|e| err("PROTECTED_PREFIXES", format!("must be a JSON list of paths: {e}")))?;
+                    crate::json::parse(&text).map_err(|e| err("PROTECTED_PREFIXES", format!("must be a JSON list of paths: {e}")))?;
                 if list.is_empty() {
                     return Err(err("PROTECTED_PREFIXES", "must name at least one prefix (unset it to protect every path)".into()));
                 }

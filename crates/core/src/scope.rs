@@ -113,8 +113,11 @@ impl Default for Roles {
 impl Roles {
     /// The seven built-in roles.
     pub fn builtin() -> Roles {
-        let by_name =
-            BUILTIN_ROLES.iter().map(|(name, scopes)| (name.to_string(), scopes.iter().map(|s| s.to_string()).collect())).collect();
+        // `insert`, not `collect`: a collected `BTreeMap` sorts first (wasm size).
+        let mut by_name = BTreeMap::new();
+        for (name, scopes) in BUILTIN_ROLES {
+            by_name.insert(name.to_string(), scopes.iter().map(|s| s.to_string()).collect());
+        }
         Roles { by_name }
     }
 

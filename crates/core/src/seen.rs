@@ -6,7 +6,7 @@
 //! [`REPORT_EVERY_MS`]; the glue sends it to the project's registry off the hot path. A report is
 //! at most that far behind, plus the time until the isolate serves its next request.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// Default least time between two reports of one isolate (`LAST_USED_REPORT_SECONDS`).
 pub const REPORT_EVERY_MS: i64 = 60_000;
@@ -20,7 +20,7 @@ pub type ProjectReport = (String, Vec<(String, i64)>);
 /// Keys admitted since the last report, by project: key id → last use (unix ms).
 #[derive(Debug, Default)]
 pub struct LastUse {
-    pending: HashMap<String, HashMap<String, i64>>,
+    pending: BTreeMap<String, BTreeMap<String, i64>>,
     keys: usize,
     last_report_ms: Option<i64>,
 }
@@ -49,9 +49,8 @@ impl LastUse {
         }
         self.last_report_ms = Some(now_ms);
         self.keys = 0;
-        let mut batch: Vec<ProjectReport> = self.pending.drain().map(|(project, keys)| (project, keys.into_iter().collect())).collect();
-        batch.sort();
-        Some(batch)
+        // Ordered maps: the batch comes out sorted by project (and key) without a sort.
+        Some(std::mem::take(&mut self.pending).into_iter().map(|(project, keys)| (project, keys.into_iter().collect())).collect())
     }
 }
 

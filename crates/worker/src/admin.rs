@@ -85,12 +85,10 @@ async fn roll_key(env: &Env, config: &Config, id: String, body: &[u8]) -> AdminR
     let current = record_of(call(env, &project, &Op::Get(id.clone())).await?)?;
     let plaintext = config.key_format.generate(current.env).map_err(mint_failure)?;
     let new_id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
-    call(env, DIRECTORY, &Op::Register { id: new_id.clone(), project: project.clone() }).await?;
-    let op = Op::Roll { id, new_id, new_hash: plaintext.hash().to_hex(), new_hint: plaintext.hint(), grace_seconds: roll.grace_seconds };
+    call(env, DIRECTORY, &Op::Register(new_id.clone(), project.clone())).await?;
+    let op = Op::Roll(id, new_id, plaintext.hash().to_hex(), plaintext.hint(), roll.grace_seconds);
     match call(env, &project, &op).await? {
-        Reply::Rolled { record, previous, .. } => {
-            ok_json(201, &json!({ "key": plaintext.expose(), "record": record, "previous": previous }))
-        }
+        Reply::Rolled(record, previous, _) => ok_json(201, &json!({ "key": plaintext.expose(), "record": record, "previous": previous })),
         _ => Err(unexpected()),
     }
 }
@@ -116,7 +114,7 @@ async fn create_key(env: &Env, config: &Config, body: &[u8], rules: &Rules<'_>) 
     let id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
     let (record, audit) = lifecycle::create(&create, id.clone(), plaintext.hint(), rules.now_ms);
     let hash = plaintext.hash();
-    call(env, DIRECTORY, &Op::Register { id: id.clone(), project: create.project.clone() }).await?;
+    call(env, DIRECTORY, &Op::Register(id.clone(), create.project.clone())).await?;
     let record = record_of(call(env, &create.project, &Op::Create(record, hash.to_hex(), audit)).await?)?;
     Ok((plaintext, record))
 }

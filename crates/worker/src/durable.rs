@@ -24,14 +24,16 @@ pub async fn call<M: Serialize, R: DeserializeOwned>(env: &Env, binding: &str, n
     if response.status_code() != 200 {
         return Err(format!("status {}", response.status_code()));
     }
-    response.json().await.map_err(|e| format!("decode: {e}"))
+    // Not `response.json()`: that is serde_json's `from_str`, a second set of decoders.
+    let text = response.text().await.map_err(|e| format!("decode: {e}"))?;
+    keygate_core::json::parse(&text).map_err(|e| format!("decode: {e}"))
 }
 
-/// Decodes a Durable Object request's JSON body (with serde_json, like every other JSON
-/// keygate reads, so each message type is decoded by one code path only).
+/// Decodes a Durable Object request's JSON body (with [`keygate_core::json::parse`], like every
+/// other JSON keygate reads, so each message type is decoded by one code path only).
 pub async fn read_json<T: DeserializeOwned>(request: &mut Request) -> worker::Result<T> {
     let text = request.text().await?;
-    serde_json::from_str(&text).map_err(worker::Error::from)
+    keygate_core::json::parse(&text).map_err(worker::Error::from)
 }
 
 /// One SQLite row: its columns in `SELECT` order.

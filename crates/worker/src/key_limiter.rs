@@ -58,7 +58,7 @@ struct StateRow {
     count: i64,
 }
 
-#[durable_object]
+#[durable_object(fetch)]
 pub struct KeyLimiter {
     state: State,
     /// `LEASE_MS` of this deployment.

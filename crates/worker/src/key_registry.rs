@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS last_used (
   at INTEGER NOT NULL
 );";
 
-#[durable_object]
+#[durable_object(fetch)]
 pub struct KeyRegistry {
     state: State,
     env: Env,
@@ -94,7 +94,7 @@ fn texts(cursor: Result<worker::SqlCursor>) -> Result<Vec<String>> {
 async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, Failure> {
     sql.exec(SCHEMA, None).map_err(store_failure("schema"))?;
     match op {
-        Op::Register { id, project } => {
+        Op::Register(id, project) => {
             sql.exec("INSERT OR REPLACE INTO directory (id, project) VALUES (?, ?)", vec![id.into(), project.into()])
                 .map_err(store_failure("directory write"))?;
             Ok(Reply::Done)
@@ -142,7 +142,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             }
             Ok(Reply::Record(new, hash))
         }
-        Op::Roll { id, new_id, new_hash, new_hint, grace_seconds } => {
+        Op::Roll(id, new_id, new_hash, new_hint, grace_seconds) => {
             let (old, old_hash) = load(sql, &id)?;
             let rolled = lifecycle::roll(&old, new_id, new_hint, grace_seconds, now_ms())?;
             // The replacement first: if anything fails after, the old key still works.
@@ -150,7 +150,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             insert(sql, &new_hash, &rolled.new)?;
             append_audit(sql, &rolled.new.id, &rolled.new_audit)?;
             commit_change(sql, env, &old_hash, &rolled.old, &rolled.old_audit).await?;
-            Ok(Reply::Rolled { record: rolled.new, previous: rolled.old, previous_hash: old_hash })
+            Ok(Reply::Rolled(rolled.new, rolled.old, old_hash))
         }
         Op::Audit(id) => {
             load(sql, &id)?;
@@ -158,7 +158,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
                 .map_err(store_failure("audit read"))?;
             let items = entries
                 .iter()
-                .map(|entry| serde_json::from_str::<AuditEntry>(entry))
+                .map(|entry| keygate_core::json::parse::<AuditEntry>(entry))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| Failure::Store(format!("audit decode: {e}")))?;
             Ok(Reply::Audit(items))
@@ -204,7 +204,7 @@ async fn write_through(env: &Env, hash: &str, record: &KeyRecord) -> std::result
 }
 
 fn status_text(record: &KeyRecord) -> String {
-    serde_json::to_value(record.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    record.status.as_str().to_string()
 }
 
 fn insert(sql: &SqlStorage, hash: &str, record: &KeyRecord) -> std::result::Result<(), Failure> {
@@ -254,7 +254,7 @@ fn list(
         Some(text) => decode_cursor(&text)
             .ok_or_else(|| Failure::Validation([("cursor".to_string(), "is not a cursor from this API".to_string())].into()))?,
     };
-    let status = status.and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(String::from));
+    let status = status.map(|s| s.as_str().to_string());
     let status_value = status.map(SqlStorageValue::from).unwrap_or(SqlStorageValue::Null);
     let values: Vec<SqlStorageValue> = vec![
         status_value.clone(),

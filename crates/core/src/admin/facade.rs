@@ -118,15 +118,15 @@ pub fn view(record: &KeyRecord) -> Value {
 /// A native validation error in Atlas field names (other errors unchanged).
 pub fn error(error: GatewayError) -> GatewayError {
     match error {
-        GatewayError::ValidationFailed { fields } => GatewayError::ValidationFailed {
-            fields: fields
-                .into_iter()
-                .map(|(field, problem)| {
-                    let atlas = FIELDS.iter().find(|(_, native)| *native == field).map_or(field, |(atlas, _)| atlas.to_string());
-                    (atlas, problem)
-                })
-                .collect(),
-        },
+        GatewayError::ValidationFailed { fields } => {
+            // `insert`, not `collect`: a collected `BTreeMap` sorts first (wasm size).
+            let mut atlas_fields = std::collections::BTreeMap::new();
+            for (field, problem) in fields {
+                let atlas = FIELDS.iter().find(|(_, native)| *native == field).map_or(field, |(atlas, _)| atlas.to_string());
+                atlas_fields.insert(atlas, problem);
+            }
+            GatewayError::ValidationFailed { fields: atlas_fields }
+        }
         other => other,
     }
 }

@@ -67,25 +67,31 @@ pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (Ke
     (record, audit)
 }
 
+// The maps below are filled by `insert`, not `collect`: a `BTreeMap` collected from an iterator
+// sorts its items first, and each (key, value) type's stable sort is ~4 KB of wasm.
 fn fields_of(record: &KeyRecord) -> BTreeMap<String, Value> {
-    match serde_json::to_value(record) {
-        Ok(Value::Object(map)) => {
-            map.into_iter().filter(|(name, _)| !matches!(name.as_str(), "updated_at" | "revision" | "created_at")).collect()
+    let mut fields = BTreeMap::new();
+    if let Ok(Value::Object(map)) = serde_json::to_value(record) {
+        for (name, value) in map {
+            if !matches!(name.as_str(), "updated_at" | "revision" | "created_at") {
+                fields.insert(name, value);
+            }
         }
-        _ => BTreeMap::new(),
     }
+    fields
 }
 
 /// Fields that differ between `old` (or nothing) and `new`.
 pub fn diff(old: Option<&KeyRecord>, new: &KeyRecord) -> BTreeMap<String, FieldChange> {
     let before = old.map(fields_of).unwrap_or_default();
-    fields_of(new)
-        .into_iter()
-        .filter_map(|(name, to)| {
-            let from = before.get(&name).cloned().unwrap_or(Value::Null);
-            (from != to).then_some((name, FieldChange { from, to }))
-        })
-        .collect()
+    let mut changes = BTreeMap::new();
+    for (name, to) in fields_of(new) {
+        let from = before.get(&name).cloned().unwrap_or(Value::Null);
+        if from != to {
+            changes.insert(name, FieldChange { from, to });
+        }
+    }
+    changes
 }
 
 fn bump(mut record: KeyRecord, now_ms: i64) -> KeyRecord {

@@ -394,7 +394,8 @@ fn limits(value: &Value, problems: &mut Problems) -> Option<Vec<LimitSpec>> {
     if value.is_null() {
         return None;
     }
-    match serde_json::from_value::<Vec<LimitSpec>>(value.clone()) {
+    // Through the text, not `from_value`: one decoder of `LimitSpec` in the wasm, not two.
+    match crate::json::parse::<Vec<LimitSpec>>(&value.to_string()) {
         Ok(specs) => match validate_new_specs(&specs) {
             Ok(()) => Some(specs),
             Err(problem) => {
