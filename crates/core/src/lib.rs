@@ -19,6 +19,9 @@
 //! Off the hot path, each isolate reports the last use of the keys it admitted to their
 //! project's registry in batches ([`seen`]), for key lists.
 //!
+//! Off the request path too, a leak report from GitHub's secret scanning disables (or revokes)
+//! the keys it names, once its signature verifies ([`leak`]).
+//!
 //! What crosses the wasm/JS boundary is encoded one way, by [`boundary`].
 //!
 //! Everything above is pure and unit-tested natively; `keygate-worker` (wasm32 only) is the
@@ -37,6 +40,7 @@ pub mod error;
 pub mod forward;
 pub mod gate;
 pub mod key;
+pub mod leak;
 pub mod limit;
 pub mod policy;
 pub mod record;
