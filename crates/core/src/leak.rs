@@ -19,8 +19,7 @@
 //! changes, and a key already reported from the same URL is neither changed nor audited again
 //! (GitHub retries a report it got no 2xx for).
 
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::admin::lifecycle::{diff, AuditEntry};
 use crate::key::{KeyFormat, KeyHash};
@@ -33,9 +32,12 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 pub const MAX_TOKENS: usize = 10_000;
 /// Longest source URL kept in an audit entry (longer ones are cut).
 pub const MAX_URL_LEN: usize = 2_048;
-/// Least time between two fetches of the public keys by one isolate (an unknown identifier
-/// triggers a refresh, so forged identifiers must not trigger one each).
-pub const KEYS_REFRESH_MIN_MS: i64 = 60_000;
+/// An isolate fetches the public keys at most [`KEYS_FETCHES_PER_WINDOW`] times per this window:
+/// a report naming an identifier it lacks triggers a fetch (GitHub rotates keys), so forged
+/// identifiers must not trigger one each.
+pub const KEYS_FETCH_WINDOW_MS: i64 = 60_000;
+/// See [`KEYS_FETCH_WINDOW_MS`]: the first fetch, a rotation, and one spare.
+pub const KEYS_FETCHES_PER_WINDOW: usize = 3;
 /// Largest public-keys document read.
 pub const MAX_KEYS_DOCUMENT_BYTES: usize = 65_536;
 /// GitHub's published secret-scanning keys, the default of `LEAK_KEYS_URL`.
@@ -44,8 +46,7 @@ pub const GITHUB_KEYS_URL: &str = "https://api.github.com/meta/public_keys/secre
 pub const REPORTER_GITHUB: &str = "github";
 
 /// What a confirmed leak does to the key (`LEAK_ACTION`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeakAction {
     /// Disable the key (status `inactive`): the owner can look, then enable it or roll it.
     Disable,
@@ -56,6 +57,15 @@ pub enum LeakAction {
 }
 
 impl LeakAction {
+    /// The setting's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeakAction::Disable => "disable",
+            LeakAction::Revoke => "revoke",
+            LeakAction::Notify => "notify",
+        }
+    }
+
     /// Parses `disable` / `revoke` / `notify`.
     pub fn from_name(name: &str) -> Option<LeakAction> {
         match name {
@@ -79,7 +89,7 @@ pub struct LeakSettings {
 }
 
 /// Who reported a leak, and where the key was found: kept in the audit entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeakReport {
     /// `github`.
     pub reporter: String,
@@ -178,13 +188,17 @@ impl Label {
 }
 
 /// The feedback body: `[{"token_hash","token_type","label"}]`, one per reported token, in order.
+/// (Written out rather than with `json!`, which costs the worker its `to_value` machinery.)
 pub fn feedback(tokens: &[ReportedToken], labels: &[Label]) -> String {
-    let items: Vec<Value> = tokens
+    let items: Vec<String> = tokens
         .iter()
         .zip(labels)
-        .map(|(token, label)| json!({ "token_hash": token.hash().to_hex(), "token_type": token.token_type, "label": label.as_str() }))
+        .map(|(token, label)| {
+            let token_type = Value::from(token.token_type.as_str());
+            format!(r#"{{"token_hash":"{}","token_type":{token_type},"label":"{}"}}"#, token.hash().to_hex(), label.as_str())
+        })
         .collect();
-    Value::Array(items).to_string()
+    format!("[{}]", items.join(","))
 }
 
 /// Whether a found key needs the registry: a revoked key never changes, so a report of one is
@@ -204,7 +218,8 @@ pub fn apply(
     history: &[AuditEntry],
     now_ms: i64,
 ) -> Option<(KeyRecord, AuditEntry)> {
-    if old.status == Status::Revoked || history.iter().any(|entry| entry.report.as_ref() == Some(report)) {
+    let same = |entry: &AuditEntry| entry.reporter.as_ref() == Some(&report.reporter) && entry.source.as_ref() == Some(&report.url);
+    if old.status == Status::Revoked || history.iter().any(same) {
         return None;
     }
     let mut new = old.clone();
@@ -218,8 +233,14 @@ pub fn apply(
         new.revision += 1;
         new.updated_at = Timestamp(now_ms);
     }
-    let audit =
-        AuditEntry { at: Timestamp(now_ms), action: "leak_reported".into(), revision: new.revision, changes, report: Some(report.clone()) };
+    let audit = AuditEntry {
+        at: Timestamp(now_ms),
+        action: "leak_reported".into(),
+        revision: new.revision,
+        changes,
+        reporter: Some(report.reporter.clone()),
+        source: Some(report.url.clone()),
+    };
     Some((new, audit))
 }
 
@@ -317,12 +338,13 @@ pub fn parse_public_keys(document: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 /// One isolate's copy of the reporter's public keys: decoded data only (never a fetch shared
-/// between requests), refreshed when a report names an identifier it lacks, at most once per
-/// [`KEYS_REFRESH_MIN_MS`].
+/// between requests), refreshed when a report names an identifier it lacks, at most
+/// [`KEYS_FETCHES_PER_WINDOW`] times per [`KEYS_FETCH_WINDOW_MS`].
 #[derive(Debug, Default)]
 pub struct PublicKeyCache {
     keys: Vec<(String, Vec<u8>)>,
-    fetched_at_ms: Option<i64>,
+    /// When the last fetches were attempted (at most [`KEYS_FETCHES_PER_WINDOW`]).
+    attempts_ms: Vec<i64>,
 }
 
 impl PublicKeyCache {
@@ -331,14 +353,21 @@ impl PublicKeyCache {
         self.keys.iter().find(|(id, _)| id == identifier).map(|(_, key)| key.as_slice())
     }
 
-    /// Whether a fetch may start now: never fetched, or the last attempt is old enough.
-    pub fn may_refresh(&self, now_ms: i64) -> bool {
-        self.fetched_at_ms.is_none_or(|at| now_ms - at >= KEYS_REFRESH_MIN_MS || now_ms < at)
+    /// Whether a fetch may start now: fewer than [`KEYS_FETCHES_PER_WINDOW`] attempts in the
+    /// last [`KEYS_FETCH_WINDOW_MS`]. Starting one counts as an attempt at once, so concurrent
+    /// reports cannot all fetch.
+    pub fn try_start_fetch(&mut self, now_ms: i64) -> bool {
+        self.attempts_ms.retain(|&at| at <= now_ms && now_ms - at < KEYS_FETCH_WINDOW_MS);
+        let allowed = self.attempts_ms.len() < KEYS_FETCHES_PER_WINDOW;
+        if allowed {
+            self.attempts_ms.push(now_ms);
+        }
+        allowed
     }
 
-    /// Records a fetch attempt at `now_ms`; a successful one (`Some`) replaces the keys.
-    pub fn fetched(&mut self, keys: Option<Vec<(String, Vec<u8>)>>, now_ms: i64) {
-        self.fetched_at_ms = Some(now_ms);
+    /// A fetch's result: the keys it found replace those held (a failed or empty fetch keeps
+    /// them).
+    pub fn fetched(&mut self, keys: Option<Vec<(String, Vec<u8>)>>) {
         if let Some(keys) = keys.filter(|keys| !keys.is_empty()) {
             self.keys = keys;
         }
@@ -349,6 +378,7 @@ impl PublicKeyCache {
 mod tests {
     use super::*;
     use crate::key::KeyEnv;
+    use serde_json::json;
 
     fn record(status: Status) -> KeyRecord {
         let mut record: KeyRecord = serde_json::from_str(crate::record::tests::sample_json()).unwrap();
@@ -499,16 +529,23 @@ mod tests {
     }
 
     #[test]
-    fn the_key_cache_refreshes_at_most_once_a_minute() {
+    fn the_key_cache_fetches_a_few_times_a_minute_at_most() {
         let mut cache = PublicKeyCache::default();
-        assert!(cache.may_refresh(0) && cache.get("a").is_none());
-        cache.fetched(Some(vec![("a".into(), vec![1])]), 1_000);
+        assert!(cache.get("a").is_none());
+        assert!(cache.try_start_fetch(1_000));
+        cache.fetched(Some(vec![("a".into(), vec![1])]));
         assert_eq!(cache.get("a"), Some(&[1u8][..]));
-        assert!(!cache.may_refresh(1_000 + KEYS_REFRESH_MIN_MS - 1));
-        assert!(cache.may_refresh(1_000 + KEYS_REFRESH_MIN_MS));
-        cache.fetched(None, 70_000);
+        assert!(cache.try_start_fetch(2_000));
+        cache.fetched(None);
         assert_eq!(cache.get("a"), Some(&[1u8][..]), "a failed fetch keeps the keys held");
-        assert!(!cache.may_refresh(70_001), "a failed fetch counts as an attempt");
+        cache.fetched(Some(Vec::new()));
+        assert_eq!(cache.get("a"), Some(&[1u8][..]), "an empty document keeps the keys held");
+        assert!(cache.try_start_fetch(3_000));
+        assert!(!cache.try_start_fetch(4_000), "a fourth fetch within the window");
+        assert!(!cache.try_start_fetch(1_000 + KEYS_FETCH_WINDOW_MS - 1));
+        assert!(cache.try_start_fetch(1_000 + KEYS_FETCH_WINDOW_MS), "the first attempt left the window");
+        assert!(!cache.try_start_fetch(1_000 + KEYS_FETCH_WINDOW_MS));
+        assert!(cache.try_start_fetch(0), "a clock that went back forgets the attempts after it");
     }
 
     #[test]
@@ -570,11 +607,8 @@ mod tests {
             let (new, audit) = apply(&old, action, &source, &[], now).unwrap_or_else(|| panic!("{what}"));
             assert_eq!(new.status, after, "{what}");
             assert_eq!((new.revision != old.revision, audit.changes.contains_key("status")), (changes, changes), "{what}");
-            assert_eq!(
-                (audit.action.as_str(), audit.revision, audit.report.as_ref()),
-                ("leak_reported", new.revision, Some(&source)),
-                "{what}"
-            );
+            assert_eq!((audit.action.as_str(), audit.revision), ("leak_reported", new.revision), "{what}");
+            assert_eq!((audit.reporter.as_deref(), audit.source.as_deref()), (Some("github"), Some(source.url.as_str())), "{what}");
             // The same report again (a retry) does nothing, whatever the key's state now.
             assert_eq!(apply(&new, action, &source, std::slice::from_ref(&audit), now + 1), None, "{what}: replay");
             let other = report("https://github.com/a/b/blob/c/other");

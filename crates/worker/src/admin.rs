@@ -33,6 +33,11 @@ pub use keygate_core::admin::router::is_admin_path;
 /// Handles one admin request (the native API, or the configured facade); the answer is
 /// (status, JSON body).
 pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> AdminResult {
+    let relative = native_path(&config.admin_prefix, incoming.path());
+    // The one admin route GitHub's signature authenticates instead of the admin token.
+    if config.leaks.enabled && relative.and_then(|path| route(&incoming.method, path)) == Some(AdminRoute::GithubLeakReport) {
+        return crate::leak::handle(incoming, env, config).await;
+    }
     crate::admin_auth::authenticate(incoming, env, config).await?;
     let Some(relative) = native_path(&config.admin_prefix, incoming.path()) else {
         return handle_facade(incoming, env, config).await.map_err(facade::error);
@@ -61,6 +66,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
             roll_key(env, config, id, &body).await
         }
         AdminRoute::KeyUsage(id) => key_usage(incoming, env, id).await,
+        AdminRoute::GithubLeakReport => Err(GatewayError::NotFound),
         AdminRoute::KeyAudit(id) => match call_for_key(env, &id, Op::Audit(id.clone())).await? {
             Reply::Audit(items) => ok_json(200, &json!({ "items": items })),
             _ => Err(unexpected()),
@@ -227,7 +233,7 @@ async fn call_for_key(env: &Env, id: &str, op: Op) -> Result<Reply, GatewayError
 }
 
 /// Sends `op` to the registry instance `name` and decodes its answer.
-async fn call(env: &Env, name: &str, op: &Op) -> Result<Reply, GatewayError> {
+pub(crate) async fn call(env: &Env, name: &str, op: &Op) -> Result<Reply, GatewayError> {
     let outcome: Result<Reply, Failure> = crate::durable::call(env, REGISTRY_BINDING, name, op).await.map_err(|reason| {
         log_event("registry_unavailable", "-", &[("reason", &reason)]);
         GatewayError::StoreUnavailable

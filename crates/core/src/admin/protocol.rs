@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 use crate::admin::lifecycle::AuditEntry;
 use crate::admin::request::UpdateKey;
 use crate::error::GatewayError;
-use crate::leak::{LeakAction, LeakReport};
 use crate::record::{KeyRecord, Status};
 
 // Messages are built once per admin call and moved straight into JSON: boxing the large
@@ -53,9 +52,9 @@ pub enum Op {
     Register { id: String, project: String },
     /// Directory: which project owns the key with this id.
     Resolve(String),
-    /// A verified leak report of the key with this id: act by the policy, once per source
-    /// ([`crate::leak::apply`]).
-    Leaked(String, LeakAction, LeakReport),
+    /// A verified GitHub leak report: `(key id, LEAK_ACTION's name, source URL)`; act by the
+    /// policy, once per source ([`crate::leak::apply`]). Plain strings: smallest in the wasm.
+    Leaked(String, String, String),
     /// Keys of this project used since the last report: `(key id, unix ms of the last use)`,
     /// batched by the worker's isolates (see `edge::seen`).
     Seen(Vec<(String, i64)>),
@@ -209,7 +208,7 @@ mod tests {
             Op::Audit("key_a".into()),
             Op::Register { id: "key_a".into(), project: "acme".into() },
             Op::Resolve("key_a".into()),
-            Op::Leaked("key_a".into(), LeakAction::Revoke, LeakReport { reporter: "github".into(), url: "https://x".into() }),
+            Op::Leaked("key_a".into(), "revoke".into(), "https://x".into()),
             Op::Seen(vec![("key_a".into(), 1_800_000_000_000), ("key_b".into(), 1)]),
         ];
         ops.into_iter().for_each(assert_round_trips);
