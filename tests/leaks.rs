@@ -239,9 +239,10 @@ fn a_report_that_does_not_verify_is_refused_and_changes_nothing() {
 fn an_oversized_report_is_refused_before_anything_else() {
     let f = fixture();
     let g = &f.gateway;
+    // Unsigned: the size is checked before the signature (a 401 would mean it was read and judged).
     let body = format!("[{}]", " ".repeat(1 << 20));
-    let response = send(g, &f.github, &f.github.identifier, &body);
-    response.assert_error(413, "PAYLOAD_TOO_LARGE");
+    g.request("POST", PATH).header("Content-Type", "application/json").body(&body).send().assert_error(413, "PAYLOAD_TOO_LARGE");
+    send(g, &f.github, &f.github.identifier, &body).assert_error(413, "PAYLOAD_TOO_LARGE");
     let malformed = "{\"token\":\"not a list\"}";
     send(g, &f.github, &f.github.identifier, malformed).assert_error(400, "BAD_REQUEST");
 }
