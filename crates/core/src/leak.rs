@@ -30,7 +30,8 @@ use crate::timestamp::Timestamp;
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Most tokens in one report.
 pub const MAX_TOKENS: usize = 10_000;
-/// Longest source URL kept in an audit entry (longer ones are cut).
+/// Longest source URL kept in an audit entry, in bytes (longer ones are cut at a character
+/// boundary).
 pub const MAX_URL_LEN: usize = 2_048;
 /// An isolate fetches the public keys at most [`KEYS_FETCHES_PER_WINDOW`] times per this window:
 /// a report naming an identifier it lacks triggers a fetch (GitHub rotates keys), so forged
@@ -146,14 +147,18 @@ pub fn parse_report(body: &[u8]) -> Result<Vec<ReportedToken>, ReportProblem> {
         return Err(ReportProblem::Malformed);
     }
     let text = |item: &Value, name: &str| item.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+    let cut = |mut url: String| {
+        let mut end = url.len().min(MAX_URL_LEN);
+        while !url.is_char_boundary(end) {
+            end -= 1;
+        }
+        url.truncate(end);
+        url
+    };
     items
         .iter()
         .map(|item| match item.get("token").and_then(Value::as_str) {
-            Some(token) => Ok(ReportedToken {
-                token: token.to_string(),
-                token_type: text(item, "type"),
-                url: text(item, "url").chars().take(MAX_URL_LEN).collect(),
-            }),
+            Some(token) => Ok(ReportedToken { token: token.to_string(), token_type: text(item, "type"), url: cut(text(item, "url")) }),
             None => Err(ReportProblem::Malformed),
         })
         .collect()
@@ -570,6 +575,8 @@ mod tests {
         assert_eq!(parse_report(&vec![b' '; MAX_BODY_BYTES + 1]).err(), Some(ReportProblem::TooLarge));
         let long_url = json!([{"token": "a", "url": "u".repeat(MAX_URL_LEN * 2)}]);
         assert_eq!(parse_report(long_url.to_string().as_bytes()).unwrap()[0].url.len(), MAX_URL_LEN);
+        let wide_url = json!([{"token": "a", "url": format!("u{}", "é".repeat(MAX_URL_LEN))}]);
+        assert_eq!(parse_report(wide_url.to_string().as_bytes()).unwrap()[0].url.len(), MAX_URL_LEN - 1, "cut at a character");
     }
 
     #[test]

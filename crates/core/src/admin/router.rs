@@ -46,6 +46,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/leaks/github"),
 ];
 
+/// The path (after the admin prefix) of [`AdminRoute::GithubLeakReport`].
+pub const GITHUB_LEAK_REPORT_PATH: &str = "/leaks/github";
+
 /// Whether `id` looks like a key id (`key_` + 1–32 ASCII alphanumerics).
 pub fn is_key_id(id: &str) -> bool {
     id.strip_prefix("key_").is_some_and(|rest| (1..=32).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
