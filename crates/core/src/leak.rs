@@ -353,6 +353,11 @@ pub struct PublicKeyCache {
 }
 
 impl PublicKeyCache {
+    /// An empty cache (`const`: a thread-local needs no lazy initialisation).
+    pub const fn new() -> PublicKeyCache {
+        PublicKeyCache { keys: Vec::new(), attempts_ms: Vec::new() }
+    }
+
     /// The SPKI DER of key `identifier`, if held.
     pub fn get(&self, identifier: &str) -> Option<&[u8]> {
         self.keys.iter().find(|(id, _)| id == identifier).map(|(_, key)| key.as_slice())

@@ -29,7 +29,7 @@ const PARALLEL: usize = 16;
 
 thread_local! {
     /// Decoded keys only: a fetch is made and awaited by the one request that started it.
-    static PUBLIC_KEYS: RefCell<PublicKeyCache> = RefCell::new(PublicKeyCache::default());
+    static PUBLIC_KEYS: RefCell<PublicKeyCache> = const { RefCell::new(PublicKeyCache::new()) };
 }
 
 /// Handles one report: `200` with GitHub's feedback, `401` for a bad signature (nothing read or
@@ -50,31 +50,39 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Resu
         ReportProblem::Malformed => GatewayError::BadRequest { reason: "not a secret-scanning report".into() },
     })?;
     let incoming = &*incoming;
-    let labels = bounded(&tokens, |token| judge(env, config, token, incoming)).await;
-    let labels = labels.into_iter().collect::<Result<Vec<Label>, GatewayError>>()?;
+    let labels = judge_all(&tokens, |token| judge(env, config, token, incoming)).await?;
     Ok((200, leak::feedback(&tokens, &labels)))
 }
 
-/// `work` on every item, at most [`PARALLEL`] at once (the next starts as one ends); the answers
-/// in the items' order. (futures-util's `buffered` does this too, at ~1.5 KB more wasm.)
-async fn bounded<'a, T, F: Future>(items: &'a [T], work: impl Fn(&'a T) -> F) -> Vec<F::Output> {
-    let mut answers: Vec<Option<F::Output>> = items.iter().map(|_| None).collect();
+/// `judge` on every token, at most [`PARALLEL`] at once (the next starts as one ends): the labels
+/// in the tokens' order, or the first failure (no new token starts after one). (futures-util's
+/// `buffered` does this too, at ~1.5 KB more wasm.)
+async fn judge_all<'a, F>(tokens: &'a [ReportedToken], judge: impl Fn(&'a ReportedToken) -> F) -> Result<Vec<Label>, GatewayError>
+where
+    F: Future<Output = Result<Label, GatewayError>>,
+{
+    let mut labels = vec![Label::FalsePositive; tokens.len()];
+    let mut failure = None;
     let mut running: Vec<(usize, Pin<Box<F>>)> = Vec::with_capacity(PARALLEL);
     let mut next = 0;
     std::future::poll_fn(|cx| loop {
-        while running.len() < PARALLEL && next < items.len() {
-            running.push((next, Box::pin(work(&items[next]))));
+        while running.len() < PARALLEL && next < tokens.len() && failure.is_none() {
+            running.push((next, Box::pin(judge(&tokens[next]))));
             next += 1;
         }
         let before = running.len();
         running.retain_mut(|(index, future)| match future.as_mut().poll(cx) {
-            Poll::Ready(answer) => {
-                answers[*index] = Some(answer);
+            Poll::Ready(Ok(label)) => {
+                labels[*index] = label;
+                false
+            }
+            Poll::Ready(Err(error)) => {
+                failure = Some(error);
                 false
             }
             Poll::Pending => true,
         });
-        if running.is_empty() {
+        if running.is_empty() && (next == tokens.len() || failure.is_some()) {
             return Poll::Ready(());
         }
         if running.len() == before {
@@ -82,7 +90,7 @@ async fn bounded<'a, T, F: Future>(items: &'a [T], work: impl Fn(&'a T) -> F) ->
         }
     })
     .await;
-    answers.into_iter().flatten().collect()
+    failure.map_or(Ok(labels), Err)
 }
 
 /// Checks the signature headers against the body: `Err` names why not (for the log).
@@ -100,12 +108,14 @@ async fn verify(incoming: &Incoming, config: &Config, bytes: &[u8]) -> Result<()
 
 /// The SPKI of key `identifier`: held, or fetched from `LEAK_KEYS_URL` if a fetch is allowed now.
 async fn public_key(identifier: &str, config: &Config, now_ms: i64) -> Option<Vec<u8>> {
-    let held = || PUBLIC_KEYS.with(|cache| cache.borrow().get(identifier).map(<[u8]>::to_vec));
-    if let Some(key) = held() {
-        return Some(key);
-    }
-    if !PUBLIC_KEYS.with(|cache| cache.borrow_mut().try_start_fetch(now_ms)) {
-        return None;
+    let start = PUBLIC_KEYS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        cache.get(identifier).map(<[u8]>::to_vec).ok_or_else(|| cache.try_start_fetch(now_ms))
+    });
+    match start {
+        Ok(key) => return Some(key),
+        Err(false) => return None,
+        Err(true) => {}
     }
     let document = JsFuture::from(crate::runtime::fetch_bytes(&config.leaks.keys_url)).await.ok().filter(|v| !v.is_null());
     let keys = document
@@ -115,8 +125,11 @@ async fn public_key(identifier: &str, config: &Config, now_ms: i64) -> Option<Ve
     if keys.is_none() {
         log_event("leak_keys_unavailable", "-", &[]);
     }
-    PUBLIC_KEYS.with(|cache| cache.borrow_mut().fetched(keys));
-    held()
+    PUBLIC_KEYS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        cache.fetched(keys);
+        cache.get(identifier).map(<[u8]>::to_vec)
+    })
 }
 
 /// One token's label, after acting on it when it is a live key of this gateway.
