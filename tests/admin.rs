@@ -409,3 +409,17 @@ fn no_plaintext_key_or_admin_token_in_logs_kv_or_registry_storage() {
     let stored = common::find_in_tree(&g.state_dir, &[id.as_str()]);
     assert!(!stored.is_empty(), "expected the key id in persisted state (scan would be vacuous)");
 }
+
+/// `LEAK_REPORTS` is off by default: the GitHub report path is an ordinary admin path then,
+/// which needs the admin token and routes nowhere.
+#[test]
+fn leak_reports_are_closed_unless_turned_on() {
+    let g = gateway();
+    let report = g
+        .request("POST", "/_keygate/v1/leaks/github")
+        .header("Github-Public-Key-Identifier", "x")
+        .header("Github-Public-Key-Signature", "MEUCIQ==");
+    report.json(&json!([{"token": g.keys.read_only}])).send().assert_error(401, "UNAUTHORIZED");
+    g.admin("POST", "/leaks/github").json(&json!([])).send().assert_error(404, "NOT_FOUND");
+    assert_eq!(g.request("GET", LIST).bearer(&g.keys.read_only).send().status, 200, "the reported key is untouched");
+}

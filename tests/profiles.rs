@@ -65,6 +65,8 @@ fn profiles_replace_what_they_name_and_keep_the_rest() {
     assert!(config.routes.find("GET", "/v1/posts").is_some());
     assert!(config.routes.find("GET", "/v1/public/cms/articles/items").is_none(), "the shipped CMS routes are gone");
     assert_eq!(config.admin_prefix, "/_keygate/v1", "what the profile does not name stays as shipped");
+    // "Revoke compromised keys immediately": a leak report revokes, once reports are turned on.
+    assert_eq!((config.leaks.action, config.leaks.enabled), (keygate_core::leak::LeakAction::Revoke, false));
 }
 
 #[test]

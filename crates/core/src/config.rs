@@ -12,6 +12,7 @@ use crate::admin::auth_limit::AdminAuthLimits;
 use crate::credential::AdminToken;
 use crate::dialect::Refusals;
 use crate::key::{KeyEnv, KeyFormat, KeyFormatProblem};
+use crate::leak::{LeakAction, LeakSettings, GITHUB_KEYS_URL};
 use crate::limit::algorithm::{validate_new_specs, LimitSpec};
 use crate::record::{KeyRecord, LimitMode};
 use crate::routes::{RouteTable, Unmatched};
@@ -169,6 +170,8 @@ pub struct Config {
     pub unmatched: Unmatched,
     /// `RATE_LIMIT_HEADER_LIMIT`: the limit `X-RateLimit-*` describe (`None` = the most restrictive).
     pub rate_limit_header_limit: Option<String>,
+    /// `LEAK_REPORTS`, `LEAK_KEYS_URL`, `LEAK_ACTION`: GitHub secret-scanning reports ([`crate::leak`]).
+    pub leaks: LeakSettings,
 }
 
 /// An admin contract served beside the native admin API (`ADMIN_FACADE`).
@@ -285,6 +288,9 @@ pub const SETTINGS: &[&str] = &[
     "UNMATCHED",
     "PROTECTED_PREFIXES",
     "RATE_LIMIT_HEADER_LIMIT",
+    "LEAK_REPORTS",
+    "LEAK_KEYS_URL",
+    "LEAK_ACTION",
 ];
 
 /// Every scope a route requires, and every concrete scope a role grants, must be in the scope
@@ -365,6 +371,7 @@ impl Config {
             unmatched: Unmatched::from_settings(get)?,
             empty_scopes: empty_scopes(get)?,
             rate_limit_header_limit: rate_limit_header_limit(get, &tiers)?,
+            leaks: leak_settings(get)?,
             tiers,
         })
     }
@@ -616,6 +623,28 @@ fn admin_facade(get: Lookup) -> Result<AdminFacade, ConfigError> {
     }
 }
 
+/// `LEAK_REPORTS` (`off` by default: a report endpoint nobody registered stays closed),
+/// `LEAK_KEYS_URL` (an `https://` URL, or `http://` on loopback for tests; GitHub's by default)
+/// and `LEAK_ACTION` (`disable` by default).
+fn leak_settings(get: Lookup) -> Result<LeakSettings, ConfigError> {
+    let enabled = match get("LEAK_REPORTS").as_deref().map(|v| v.trim_matches('"')) {
+        None | Some("off") => false,
+        Some("on") => true,
+        Some(_) => return Err(err("LEAK_REPORTS", "must be \"on\" or \"off\"")),
+    };
+    let keys_url = get("LEAK_KEYS_URL").unwrap_or_else(|| GITHUB_KEYS_URL.into());
+    let loopback = ["http://127.0.0.1:", "http://localhost:"].iter().any(|p| keys_url.starts_with(p));
+    if !(keys_url.starts_with("https://") || loopback) || keys_url.len() > 2048 {
+        return Err(err("LEAK_KEYS_URL", "must be an https:// URL (http:// only on 127.0.0.1 or localhost)"));
+    }
+    let action = match get("LEAK_ACTION") {
+        None => LeakAction::Disable,
+        Some(name) => LeakAction::from_name(name.trim_matches('"'))
+            .ok_or_else(|| err("LEAK_ACTION", "must be \"disable\", \"revoke\" or \"notify\""))?,
+    };
+    Ok(LeakSettings { enabled, keys_url, action })
+}
+
 /// `LAST_USED_REPORT_SECONDS` (1 to 3600), in ms.
 fn last_used_report_ms(get: Lookup) -> Result<i64, ConfigError> {
     match number(get, "LAST_USED_REPORT_SECONDS", 60, 3600)? {
@@ -723,6 +752,21 @@ mod tests {
 
     fn parse(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
         Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn leak_reports_are_off_by_default_and_configurable() {
+        let config = parse(&base()).unwrap();
+        assert_eq!(config.leaks, LeakSettings { enabled: false, keys_url: GITHUB_KEYS_URL.into(), action: LeakAction::Disable });
+        let mut vars = base();
+        vars.insert("LEAK_REPORTS", "on".into());
+        vars.insert("LEAK_KEYS_URL", "http://127.0.0.1:9000/keys".into());
+        vars.insert("LEAK_ACTION", "notify".into());
+        let config = parse(&vars).unwrap();
+        assert_eq!(
+            (config.leaks.enabled, config.leaks.keys_url.as_str(), config.leaks.action),
+            (true, "http://127.0.0.1:9000/keys", LeakAction::Notify)
+        );
     }
 
     #[test]
@@ -895,6 +939,10 @@ mod tests {
             ("admin auth global below per address", "ADMIN_AUTH_FAILURES_GLOBAL", Some("5")),
             ("admin auth window of a day", "ADMIN_AUTH_WINDOW_SECONDS", Some("86400")),
             ("admin auth window zero", "ADMIN_AUTH_WINDOW_SECONDS", Some("0")),
+            ("leak reports yes", "LEAK_REPORTS", Some("yes")),
+            ("leak keys over http", "LEAK_KEYS_URL", Some("http://api.github.com/meta")),
+            ("leak keys on a loopback-looking host", "LEAK_KEYS_URL", Some("http://127.0.0.1.evil.example/")),
+            ("leak action delete", "LEAK_ACTION", Some("delete")),
             ("tiers not json", "TIERS", Some("free")),
             ("tier with bad limit", "TIERS", Some(r#"{"x":{"limits":[{"name":"m","limit":0,"window_seconds":60}]}}"#)),
             (

@@ -20,6 +20,9 @@
 //! Off the hot path, each isolate reports the last use of the keys it admitted to their
 //! project's registry in batches ([`seen`]), for key lists.
 //!
+//! Off the request path too, a leak report from GitHub's secret scanning disables (or revokes)
+//! the keys it names, once its signature verifies ([`leak`]).
+//!
 //! What crosses the wasm/JS boundary is encoded one way, by [`boundary`].
 //!
 //! Everything above is pure and unit-tested natively; `keygate-worker` (wasm32 only) is the
@@ -39,6 +42,7 @@ pub mod forward;
 pub mod gate;
 pub mod json;
 pub mod key;
+pub mod leak;
 pub mod limit;
 pub mod network;
 pub mod policy;

@@ -46,3 +46,17 @@ export function outbound(request, url, strip, add, signal) {
 export function openapiDocument() {
   return typeof globalThis.keygateOpenapi === "string" ? globalThis.keygateOpenapi : null;
 }
+
+// A promise of whether `signature` (raw r‖s) is `key`'s (SPKI DER) ECDSA P-256/SHA-256 signature
+// of `body`; false for a key that does not import. The views point into wasm memory, which may
+// move before the promise settles: they are copied first.
+export function verifyP256(spki, signature, body) {
+  const subtle = crypto.subtle, algorithm = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+  const sig = signature.slice(), data = body.slice();
+  return subtle.importKey("spki", spki.slice(), algorithm, false, ["verify"]).then((key) => subtle.verify(algorithm, key, sig, data)).catch(() => false);
+}
+
+// fetch(url) as a promise of its body as a Uint8Array when the status is 200, else null.
+export function fetchBytes(url) {
+  return fetch(url).then((r) => (r.status === 200 ? r.arrayBuffer().then((b) => new Uint8Array(b)) : null)).catch(() => null);
+}

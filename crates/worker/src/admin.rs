@@ -14,7 +14,7 @@ use keygate_core::admin::catalogue::catalogue;
 use keygate_core::admin::facade::{self, FacadeRoute};
 use keygate_core::admin::protocol::{Failure, Op, Reply};
 use keygate_core::admin::request::{parse_create, parse_list, parse_roll, parse_update, Rules};
-use keygate_core::admin::router::{native_path, route, AdminRoute};
+use keygate_core::admin::router::{native_path, route, AdminRoute, GITHUB_LEAK_REPORT_PATH};
 use keygate_core::admin::{lifecycle, listing};
 use keygate_core::config::Config;
 use keygate_core::error::GatewayError;
@@ -33,8 +33,14 @@ pub use keygate_core::admin::router::is_admin_path;
 /// Handles one admin request (the native API, or the configured facade); the answer is
 /// (status, JSON body).
 pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> AdminResult {
-    crate::admin_auth::authenticate(incoming, env, config).await?;
-    let Some(relative) = native_path(&config.admin_prefix, incoming.path()) else {
+    let relative = native_path(&config.admin_prefix, incoming.path());
+    // The one admin route GitHub's signature authenticates instead of the admin token (then
+    // `route` below is `GithubLeakReport`, nothing else).
+    let leak_report = config.leaks.enabled && incoming.method == "POST" && relative == Some(GITHUB_LEAK_REPORT_PATH);
+    if !leak_report {
+        crate::admin_auth::authenticate(incoming, env, config).await?;
+    }
+    let Some(relative) = relative else {
         return handle_facade(incoming, env, config).await.map_err(facade::error);
     };
     let operation = route(&incoming.method, relative).ok_or(GatewayError::NotFound)?;
@@ -61,6 +67,8 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
             roll_key(env, config, id, &body).await
         }
         AdminRoute::KeyUsage(id) => key_usage(incoming, env, id).await,
+        AdminRoute::GithubLeakReport if leak_report => crate::leak::handle(incoming, env, config).await,
+        AdminRoute::GithubLeakReport => Err(GatewayError::NotFound),
         AdminRoute::KeyAudit(id) => match call_for_key(env, &id, Op::Audit(id.clone())).await? {
             Reply::Audit(items) => ok_json(200, &json!({ "items": items })),
             _ => Err(unexpected()),
@@ -225,7 +233,7 @@ async fn call_for_key(env: &Env, id: &str, op: Op) -> Result<Reply, GatewayError
 }
 
 /// Sends `op` to the registry instance `name` and decodes its answer.
-async fn call(env: &Env, name: &str, op: &Op) -> Result<Reply, GatewayError> {
+pub(crate) async fn call(env: &Env, name: &str, op: &Op) -> Result<Reply, GatewayError> {
     let outcome: Result<Reply, Failure> = crate::durable::call(env, REGISTRY_BINDING, name, op).await.map_err(|reason| {
         log_event("registry_unavailable", "-", &[("reason", &reason)]);
         GatewayError::StoreUnavailable

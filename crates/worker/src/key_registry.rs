@@ -18,6 +18,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlS
 
 use keygate_core::admin::lifecycle::{self, AuditEntry};
 use keygate_core::admin::protocol::{decode_cursor, encode_cursor, Failure, Op, Reply, FIRST_PAGE_AFTER, MAX_SAFE_INTEGER};
+use keygate_core::leak;
 use keygate_core::limit::protocol::LimiterOp;
 use keygate_core::record::{self, KeyRecord};
 
@@ -154,16 +155,34 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
         }
         Op::Audit(id) => {
             load(sql, &id)?;
-            let entries = texts(sql.exec("SELECT entry AS value FROM audit WHERE key_id = ? ORDER BY seq", vec![id.into()]))
-                .map_err(store_failure("audit read"))?;
-            let items = entries
-                .iter()
-                .map(|entry| keygate_core::json::parse::<AuditEntry>(entry))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Failure::Store(format!("audit decode: {e}")))?;
-            Ok(Reply::Audit(items))
+            Ok(Reply::Audit(audit_of(sql, &id)?))
+        }
+        Op::Leaked(id, action, url) => {
+            let action = leak::LeakAction::from_name(&action).ok_or_else(|| Failure::Store("unknown leak action".into()))?;
+            let report = leak::LeakReport { reporter: leak::REPORTER_GITHUB.into(), url };
+            let (old, hash) = load(sql, &id)?;
+            // A retry of a report already acted on changes nothing and adds no entry.
+            if let Some((new, audit)) = leak::apply(&old, action, &report, &audit_of(sql, &id)?, now_ms()) {
+                if new.revision == old.revision {
+                    append_audit(sql, &id, &audit)?;
+                } else {
+                    commit_change(sql, env, &hash, &new, &audit).await?;
+                }
+            }
+            Ok(Reply::Done)
         }
     }
+}
+
+/// The audit log of key `id`, oldest first.
+fn audit_of(sql: &SqlStorage, id: &str) -> std::result::Result<Vec<AuditEntry>, Failure> {
+    let entries = texts(sql.exec("SELECT entry AS value FROM audit WHERE key_id = ? ORDER BY seq", vec![id.to_string().into()]))
+        .map_err(store_failure("audit read"))?;
+    entries
+        .iter()
+        .map(|entry| keygate_core::json::parse::<AuditEntry>(entry))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Failure::Store(format!("audit decode: {e}")))
 }
 
 /// Commits a change to an existing key, in the order the module docs give: limiter, KV,

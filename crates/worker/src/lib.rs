@@ -17,6 +17,7 @@ mod durable;
 mod forward;
 mod key_limiter;
 mod key_registry;
+mod leak;
 mod limit_io;
 mod respond;
 mod runtime;

@@ -41,4 +41,13 @@ extern "C" {
     /// wasm: static text is cheaper as a JS string); `None` without that entry.
     #[wasm_bindgen(js_name = openapiDocument)]
     pub fn openapi_document() -> Option<String>;
+
+    /// A promise of whether `signature` (raw `r‖s`) is an ECDSA P-256/SHA-256 signature of `body`
+    /// by the SPKI DER key `spki` (Web Crypto; `false` for a key that does not import).
+    #[wasm_bindgen(js_name = verifyP256)]
+    pub fn verify_p256(spki: &[u8], signature: &[u8], body: &[u8]) -> js_sys::Promise;
+
+    /// `fetch(url)` as a promise of the body (`Uint8Array`) of a 200 answer, else `null`.
+    #[wasm_bindgen(js_name = fetchBytes)]
+    pub fn fetch_bytes(url: &str) -> js_sys::Promise;
 }

@@ -143,6 +143,16 @@ pub async fn lookup(
     answer
 }
 
+/// The record for `hash` read from KV itself, past the isolate cache (for a leak report, which
+/// must not take an "unknown" cached a moment ago for an answer); `None` if unknown.
+pub async fn read_record(env: &Env, config: &Config, hash: &KeyHash, incoming: &Incoming) -> Result<Option<KeyRecord>, GatewayError> {
+    let bytes = JsFuture::from(read(env, config, hash, incoming)?).await.map_err(|_| GatewayError::StoreUnavailable)?;
+    if bytes.is_null() || bytes.is_undefined() {
+        return Ok(None);
+    }
+    record::decode(&js_sys::Uint8Array::new(&bytes).to_vec()).map(Some).map_err(|_| GatewayError::StoreUnavailable)
+}
+
 /// Whether the cache holds an expired "unknown" entry for `hash`.
 fn expired_missing(hash: &KeyHash) -> bool {
     CACHE.with(|cell| cell.borrow().as_ref().is_some_and(|cache| matches!(cache.peek(hash), Some(Cached::Missing))))

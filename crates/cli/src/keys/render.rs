@@ -222,7 +222,13 @@ pub fn audit_table(items: &[Value]) -> Result<String, String> {
             return Err("an audit entry is not an object".into());
         };
         let cell = |name: &str| entry.get(name).map_or_else(|| "-".to_string(), plain);
-        rows.push(vec![cell("at"), cell("action"), cell("revision"), changes_summary(entry.get("changes"))]);
+        let mut changes = changes_summary(entry.get("changes"));
+        // A leak report (README "Leak reports") says where the key was found.
+        if let Some(source) = entry.get("source") {
+            let found = format!("found at {} by {}", plain(source), cell("reporter"));
+            changes = if changes == "-" { found } else { format!("{changes}; {found}") };
+        }
+        rows.push(vec![cell("at"), cell("action"), cell("revision"), changes]);
     }
     Ok(table(&["AT", "ACTION", "REVISION", "CHANGES"], &rows))
 }
@@ -550,14 +556,18 @@ key_longer_id  x               live  -          revoked  lifetime              -
             {"at": "2026-11-23T10:00:00Z", "action": "updated", "revision": 2,
              "changes": {"name": {"from": "a", "to": "b"}, "role": {"from": "read_only", "to": null}}},
             {"at": "2026-11-24T10:00:00Z", "action": "rolled", "revision": 3, "changes": {"odd": 5}},
-            {"at": "2026-11-25T10:00:00Z", "action": "disabled", "revision": 4}
+            {"at": "2026-11-25T10:00:00Z", "action": "disabled", "revision": 4},
+            {"at": "2026-11-26T10:00:00Z", "action": "leak_reported", "revision": 4, "changes": {}, "reporter": "github", "source": "https://github.com/o/r/blob/c/.env"},
+            {"at": "2026-11-27T10:00:00Z", "action": "leak_reported", "revision": 5, "changes": {"status": {"from": "active", "to": "inactive"}}, "reporter": "github", "source": "https://gist.github.com/o/1"}
         ]});
         let expected = "\
-AT                    ACTION    REVISION  CHANGES
-2026-11-22T10:00:00Z  created   1         -
-2026-11-23T10:00:00Z  updated   2         name: \"a\" -> \"b\"; role: \"read_only\" -> null
-2026-11-24T10:00:00Z  rolled    3         odd: 5
-2026-11-25T10:00:00Z  disabled  4         -
+AT                    ACTION         REVISION  CHANGES
+2026-11-22T10:00:00Z  created        1         -
+2026-11-23T10:00:00Z  updated        2         name: \"a\" -> \"b\"; role: \"read_only\" -> null
+2026-11-24T10:00:00Z  rolled         3         odd: 5
+2026-11-25T10:00:00Z  disabled       4         -
+2026-11-26T10:00:00Z  leak_reported  4         found at https://github.com/o/r/blob/c/.env by github
+2026-11-27T10:00:00Z  leak_reported  5         status: \"active\" -> \"inactive\"; found at https://gist.github.com/o/1 by github
 ";
         assert_eq!(human(Expect::Audit, &value, 0).unwrap(), expected);
         assert!(human(Expect::Audit, &json!({"items": ["x"]}), 0).is_err());

@@ -27,13 +27,19 @@ pub struct AuditEntry {
     /// When.
     pub at: Timestamp,
     /// `created`, `updated`, `enabled`, `disabled`, `revoked`, `rolled` (old key), `rolled_to`
-    /// (new key).
+    /// (new key), `leak_reported` ([`crate::leak`]).
     pub action: String,
     /// The record's revision after the change.
     pub revision: u64,
     /// Changed fields.
     #[serde(default)]
     pub changes: BTreeMap<String, FieldChange>,
+    /// For `leak_reported`: who reported the key leaked (`github`; [`crate::leak`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<String>,
+    /// For `leak_reported`: the public URL where the key was found (never the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// The record for a newly created key, and its `created` audit entry.
@@ -63,7 +69,14 @@ pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (Ke
         limit_mode: request.limit_mode,
     };
     // Computed here, once: the registry stores this entry as it is with the record.
-    let audit = AuditEntry { at: record.created_at, action: "created".into(), revision: record.revision, changes: diff(None, &record) };
+    let audit = AuditEntry {
+        at: record.created_at,
+        action: "created".into(),
+        revision: record.revision,
+        changes: diff(None, &record),
+        reporter: None,
+        source: None,
+    };
     (record, audit)
 }
 
@@ -163,7 +176,7 @@ pub fn update(old: &KeyRecord, request: &UpdateKey, now_ms: i64) -> Result<(KeyR
         _ => "updated",
     };
     let new = bump(new, now_ms);
-    let audit = AuditEntry { at: Timestamp(now_ms), action: action.into(), revision: new.revision, changes };
+    let audit = AuditEntry { at: Timestamp(now_ms), action: action.into(), revision: new.revision, changes, reporter: None, source: None };
     Ok((new, Some(audit)))
 }
 
@@ -176,7 +189,8 @@ pub fn revoke(old: &KeyRecord, now_ms: i64) -> (KeyRecord, Option<AuditEntry>) {
     new.status = Status::Revoked;
     let changes = diff(Some(old), &new);
     let new = bump(new, now_ms);
-    let audit = AuditEntry { at: Timestamp(now_ms), action: "revoked".into(), revision: new.revision, changes };
+    let audit =
+        AuditEntry { at: Timestamp(now_ms), action: "revoked".into(), revision: new.revision, changes, reporter: None, source: None };
     (new, Some(audit))
 }
 
@@ -225,7 +239,14 @@ pub fn roll(old: &KeyRecord, new_id: String, new_hint: String, grace_seconds: u6
         rolled_from: Some(old.id.clone()),
         ..old.clone()
     };
-    let new_audit = AuditEntry { at: Timestamp(now_ms), action: "rolled_to".into(), revision: 1, changes: diff(None, &new) };
+    let new_audit = AuditEntry {
+        at: Timestamp(now_ms),
+        action: "rolled_to".into(),
+        revision: 1,
+        changes: diff(None, &new),
+        reporter: None,
+        source: None,
+    };
     let grace_end = Timestamp(now_ms.saturating_add((grace_seconds as i64).saturating_mul(1000)));
     let mut ending = old.clone();
     ending.valid_to = Some(old.valid_to.map_or(grace_end, |to| to.min(grace_end)));
@@ -233,7 +254,8 @@ pub fn roll(old: &KeyRecord, new_id: String, new_hint: String, grace_seconds: u6
     let mut changes = diff(Some(old), &ending);
     changes.insert("replaced_by".into(), FieldChange { from: Value::Null, to: Value::String(new.id.clone()) });
     let ending = bump(ending, now_ms);
-    let old_audit = AuditEntry { at: Timestamp(now_ms), action: "rolled".into(), revision: ending.revision, changes };
+    let old_audit =
+        AuditEntry { at: Timestamp(now_ms), action: "rolled".into(), revision: ending.revision, changes, reporter: None, source: None };
     Ok(Rolled { new, new_audit, old: ending, old_audit })
 }
 

@@ -55,6 +55,9 @@ pub enum Op {
     Register(String, String),
     /// Directory: which project owns the key with this id.
     Resolve(String),
+    /// A verified GitHub leak report: `(key id, LEAK_ACTION's name, source URL)`; act by the
+    /// policy, once per source ([`crate::leak::apply`]). Plain strings: smallest in the wasm.
+    Leaked(String, String, String),
     /// Keys of this project used since the last report: `(key id, unix ms of the last use)`,
     /// batched by the worker's isolates (see `edge::seen`).
     Seen(Vec<(String, i64)>),
@@ -209,6 +212,7 @@ mod tests {
             Op::Audit("key_a".into()),
             Op::Register("key_a".into(), "acme".into()),
             Op::Resolve("key_a".into()),
+            Op::Leaked("key_a".into(), "revoke".into(), "https://x".into()),
             Op::Seen(vec![("key_a".into(), 1_800_000_000_000), ("key_b".into(), 1)]),
         ];
         ops.into_iter().for_each(assert_round_trips);

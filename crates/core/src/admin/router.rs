@@ -26,6 +26,9 @@ pub enum AdminRoute {
     Catalogue,
     /// `GET /openapi.json`
     OpenApi,
+    /// `POST /leaks/github`: a GitHub secret-scanning report, authenticated by GitHub's
+    /// signature instead of the admin token ([`crate::leak`]), when `LEAK_REPORTS=on`.
+    GithubLeakReport,
 }
 
 /// Every (method, path template) the admin API serves, for docs and the OpenAPI coverage test.
@@ -40,7 +43,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/keys/{id}/usage"),
     ("GET", "/catalogue"),
     ("GET", "/openapi.json"),
+    ("POST", "/leaks/github"),
 ];
+
+/// The path (after the admin prefix) of [`AdminRoute::GithubLeakReport`].
+pub const GITHUB_LEAK_REPORT_PATH: &str = "/leaks/github";
 
 /// Whether `id` looks like a key id (`key_` + 1–32 ASCII alphanumerics).
 pub fn is_key_id(id: &str) -> bool {
@@ -75,6 +82,7 @@ pub fn route(method: &str, path: &str) -> Option<AdminRoute> {
         ("GET" | "HEAD", ["keys", key, "usage"]) => id(key).map(AdminRoute::KeyUsage),
         ("GET" | "HEAD", ["catalogue"]) => Some(AdminRoute::Catalogue),
         ("GET" | "HEAD", ["openapi.json"]) => Some(AdminRoute::OpenApi),
+        ("POST", ["leaks", "github"]) => Some(AdminRoute::GithubLeakReport),
         _ => None,
     }
 }
@@ -97,6 +105,9 @@ mod tests {
             ("GET", "/keys/key_abc123/usage", Some(AdminRoute::KeyUsage(id()))),
             ("GET", "/catalogue", Some(AdminRoute::Catalogue)),
             ("GET", "/openapi.json", Some(AdminRoute::OpenApi)),
+            ("POST", "/leaks/github", Some(AdminRoute::GithubLeakReport)),
+            ("GET", "/leaks/github", None),
+            ("POST", "/leaks/github/", None),
             ("POST", "/catalogue", None),
             ("GET", "/console", None),
             ("PUT", "/keys/key_abc123", None),
