@@ -224,15 +224,15 @@ fn a_report_that_does_not_verify_is_refused_and_changes_nothing() {
     ];
     for (what, identifier, signature) in rows {
         let response = with(&identifier, &signature);
-        response.assert_error(401, "UNAUTHORIZED");
+        response.assert_error(401, "REPORT_SIGNATURE_INVALID");
         assert!(!response.body.contains(&key), "{what}: the token is never echoed");
     }
     let unsigned = g.request("POST", PATH).header("Content-Type", "application/json").body(&body).send();
-    unsigned.assert_error(401, "UNAUTHORIZED");
+    unsigned.assert_error(401, "REPORT_SIGNATURE_INVALID");
     assert_eq!(refusal_of(g, &key), None, "the key still works");
     assert!(leak_entries(g, &id).is_empty());
     // The admin token is no way around the signature.
-    g.admin("POST", "/leaks/github").json(&serde_json::from_str(&body).unwrap()).send().assert_error(401, "UNAUTHORIZED");
+    g.admin("POST", "/leaks/github").json(&serde_json::from_str(&body).unwrap()).send().assert_error(401, "REPORT_SIGNATURE_INVALID");
 }
 
 #[test]
@@ -294,7 +294,7 @@ fn an_unknown_identifier_fetches_the_keys_again_but_forged_ones_cannot_make_it_f
     let before = f.keys.fetches.load(Ordering::SeqCst);
     for n in 0..10 {
         let forger = Signer::new(&format!("forged-{n}"));
-        send(g, &forger, &forger.identifier, "[]").assert_error(401, "UNAUTHORIZED");
+        send(g, &forger, &forger.identifier, "[]").assert_error(401, "REPORT_SIGNATURE_INVALID");
     }
     let during = f.keys.fetches.load(Ordering::SeqCst) - before;
     assert!(during <= keygate_core::leak::KEYS_FETCHES_PER_WINDOW, "{during} fetches for 10 forged identifiers");

@@ -532,7 +532,13 @@ impl Resp {
         let timestamp = body["meta"]["timestamp"].as_str().unwrap_or("");
         assert!(Timestamp::parse_rfc3339(timestamp).is_some(), "timestamp {timestamp:?}");
         if status == 401 {
-            assert!(self.header("www-authenticate").unwrap_or("").starts_with("Bearer realm=\"keygate"));
+            // Every 401 challenges: a Bearer one, except for a leak report, which GitHub signs.
+            let scheme = if code == "REPORT_SIGNATURE_INVALID" {
+                "GitHub-Signature realm=\"keygate-leak-reports\""
+            } else {
+                "Bearer realm=\"keygate"
+            };
+            assert!(self.header("www-authenticate").unwrap_or("").starts_with(scheme), "{:?}", self.header("www-authenticate"));
         }
         body
     }

@@ -343,6 +343,7 @@ mod tests {
             | E::QuotaExceeded { .. } => true,
             E::ConfigInvalid { .. }
             | E::Unauthorized
+            | E::ReportUnverified
             | E::AdminAuthThrottled { .. }
             | E::NotFound
             | E::ValidationFailed { .. }

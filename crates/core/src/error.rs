@@ -63,6 +63,9 @@ pub enum GatewayError {
     },
     /// Admin API: missing or wrong admin token.
     Unauthorized,
+    /// Leak reports: the GitHub signature over the report's body is missing or does not verify
+    /// (the one admin path authenticated by a signature, not by the admin token).
+    ReportUnverified,
     /// Admin API: too many failed authentications from this address (or from everyone); the
     /// answer does not depend on the token.
     AdminAuthThrottled {
@@ -135,6 +138,7 @@ impl GatewayError {
             | GatewayError::OriginTimeout
             | GatewayError::ConfigInvalid { .. }
             | GatewayError::Unauthorized
+            | GatewayError::ReportUnverified
             | GatewayError::AdminAuthThrottled { .. }
             | GatewayError::NotFound
             | GatewayError::ValidationFailed { .. }
@@ -150,7 +154,7 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::BadRequest { .. } | GatewayError::ValidationFailed { .. } => 400,
-            GatewayError::Unauthorized => 401,
+            GatewayError::Unauthorized | GatewayError::ReportUnverified => 401,
             GatewayError::NotFound => 404,
             GatewayError::Conflict { .. } => 409,
             GatewayError::PayloadTooLarge { .. } => 413,
@@ -200,6 +204,7 @@ impl GatewayError {
             GatewayError::OriginTimeout => "ORIGIN_TIMEOUT",
             GatewayError::ConfigInvalid { .. } => "CONFIG_INVALID",
             GatewayError::Unauthorized => "UNAUTHORIZED",
+            GatewayError::ReportUnverified => "REPORT_SIGNATURE_INVALID",
             GatewayError::AdminAuthThrottled { .. } => "ADMIN_AUTH_THROTTLED",
             GatewayError::NotFound => "NOT_FOUND",
             GatewayError::ValidationFailed { .. } => "VALIDATION_FAILED",
@@ -236,6 +241,9 @@ impl GatewayError {
             GatewayError::OriginTimeout => "The origin did not answer in time.".into(),
             GatewayError::ConfigInvalid { .. } => "The gateway is misconfigured.".into(),
             GatewayError::Unauthorized => "A valid admin token is required in 'Authorization: Bearer <token>' (never in the URL).".into(),
+            GatewayError::ReportUnverified => {
+                "The report's signature does not verify: Github-Public-Key-Signature over the raw body, with the key Github-Public-Key-Identifier names.".into()
+            }
             GatewayError::AdminAuthThrottled { retry_after, .. } => {
                 format!("Too many failed admin authentications. Try again in {retry_after} seconds.")
             }
@@ -286,6 +294,7 @@ impl GatewayError {
             | GatewayError::OriginUnavailable
             | GatewayError::OriginTimeout
             | GatewayError::Unauthorized
+            | GatewayError::ReportUnverified
             | GatewayError::NotFound
             | GatewayError::UnsupportedMediaType => json!({}),
         }
@@ -306,6 +315,9 @@ impl GatewayError {
             // RFC 6750 §3.1: no error code when the request carried no credential at all.
             GatewayError::MissingKey => Some(REALM.to_string()),
             GatewayError::Unauthorized => Some("Bearer realm=\"keygate-admin\"".to_string()),
+            // A 401 always challenges (RFC 9110 §15.5.2), but this one is not about a bearer
+            // credential: the report is authenticated by GitHub's signature over its body.
+            GatewayError::ReportUnverified => Some("GitHub-Signature realm=\"keygate-leak-reports\"".to_string()),
             GatewayError::InsufficientScope { missing } => {
                 Some(format!("{REALM}, error=\"insufficient_scope\", scope=\"{}\"", missing.join(" ")))
             }
@@ -351,6 +363,7 @@ pub(crate) mod tests {
             GatewayError::OriginTimeout,
             GatewayError::ConfigInvalid { reason: "ROUTES".into() },
             GatewayError::Unauthorized,
+            GatewayError::ReportUnverified,
             GatewayError::AdminAuthThrottled { scope: "address", retry_after: 6 },
             GatewayError::NotFound,
             GatewayError::ValidationFailed { fields: [("name".to_string(), "required".to_string())].into() },
@@ -403,6 +416,7 @@ pub(crate) mod tests {
             (504, "ORIGIN_TIMEOUT"),
             (500, "CONFIG_INVALID"),
             (401, "UNAUTHORIZED"),
+            (401, "REPORT_SIGNATURE_INVALID"),
             (429, "ADMIN_AUTH_THROTTLED"),
             (404, "NOT_FOUND"),
             (400, "VALIDATION_FAILED"),
@@ -434,7 +448,9 @@ pub(crate) mod tests {
     fn every_401_carries_a_bearer_challenge() {
         for error in all() {
             let challenge = error.www_authenticate();
-            if error.status() == 401 {
+            if error == GatewayError::ReportUnverified {
+                assert_eq!(challenge.as_deref(), Some("GitHub-Signature realm=\"keygate-leak-reports\""), "not a bearer credential");
+            } else if error.status() == 401 {
                 assert!(challenge.unwrap().starts_with("Bearer realm=\"keygate"), "{error:?}");
             }
         }

@@ -43,7 +43,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Resu
     }
     verify(incoming, config, &bytes).await.map_err(|reason| {
         log_event("leak_report_refused", incoming.request_id(), &[("reason", reason)]);
-        GatewayError::Unauthorized
+        GatewayError::ReportUnverified
     })?;
     let tokens = leak::parse_report(&bytes).map_err(|problem| match problem {
         ReportProblem::TooLarge => GatewayError::PayloadTooLarge { limit: leak::MAX_BODY_BYTES },
