@@ -48,37 +48,57 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   log "npm ci (versions pinned by package-lock.json)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
-# The key console's browser test (tests/console.rs) drives Debian's chromium headless. Installed
-# as root with apt; where that is impossible (not root, no apt) the test is skipped with a message.
-if command -v chromium >/dev/null 2>&1; then
-  :
-elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  log "installing chromium (Debian package, for the console's browser test)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-else
-  log "chromium is not installed and cannot be installed here (needs root and apt-get):"
-  log "  the console's browser test will be skipped; install it with 'apt-get install chromium'"
-fi
 # The origin-side token snippets (docs/verify/) are run by tests/identity_snippets.rs: Node's is
 # verified with jose (package-lock.json above), Python's with PyJWT, Go's with golang-jwt v4.
 PYJWT_VERSION=2.10.1
 if ! PYTHONPATH=target/pydeps python3 -c "import jwt, sys; sys.exit(jwt.__version__ != '$PYJWT_VERSION')" 2>/dev/null; then
   log "installing PyJWT $PYJWT_VERSION into target/pydeps"
-  python3 -m pip install --quiet --disable-pip-version-check --no-input --upgrade \
+  python3 -m pip install --quiet --disable-pip-version-check --no-input --root-user-action=ignore --upgrade \
     --target target/pydeps "PyJWT==$PYJWT_VERSION"
 fi
-# Debian's Go and golang-jwt v4 (4.4.3 in bookworm); the test builds offline against the packaged
-# source (a go.mod `replace` to /usr/share/gocode), so nothing is fetched from the Go proxy.
+
+# Debian packages, in one apt-get run when any is missing:
+# - chromium: the key console's browser test (tests/console.rs) drives it headless; where it
+#   cannot be installed (not root, no apt) that test is skipped with a message;
+# - golang-go and golang-github-golang-jwt-jwt-dev (bookworm: Go 1.19, golang-jwt 4.4.3):
+#   tests/identity_snippets.rs builds docs/verify/verify.go offline against the packaged source
+#   (a go.mod `replace` to /usr/share/gocode), so nothing is fetched from the Go proxy. Required.
+need_chromium=false
+need_go=false
+command -v chromium >/dev/null 2>&1 || need_chromium=true
 if ! command -v go >/dev/null 2>&1 || [ ! -f /usr/share/gocode/src/github.com/golang-jwt/jwt/go.mod ]; then
-  if ! command -v apt-get >/dev/null 2>&1; then
+  need_go=true
+fi
+as_root=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then as_root="sudo"; fi
+can_apt=false
+if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || [ -n "$as_root" ]; }; then can_apt=true; fi
+browser=""
+if [ "$need_chromium" = true ]; then
+  if [ "$can_apt" = true ]; then
+    browser="chromium"
+  else
+    log "chromium is not installed and cannot be installed here (needs root and apt-get):"
+    log "  the console's browser test will be skipped; install it with 'apt-get install chromium'"
+  fi
+fi
+if [ "$need_go" = true ]; then
+  if [ "$can_apt" != true ]; then
     log "tests/identity_snippets.rs needs Go and golang-jwt v4 source at /usr/share/gocode (Debian's"
     log "golang-go and golang-github-golang-jwt-jwt-dev); no apt-get here: install them by hand"
     exit 1
   fi
-  log "installing golang-go and golang-github-golang-jwt-jwt-dev (apt)"
-  sudo_if_needed=""
-  if [ "$(id -u)" -ne 0 ]; then sudo_if_needed="sudo"; fi
-  $sudo_if_needed apt-get update -qq
-  $sudo_if_needed apt-get install -y -qq --no-install-recommends golang-go golang-github-golang-jwt-jwt-dev
+  golang="golang-go golang-github-golang-jwt-jwt-dev"
+fi
+if [ -n "$browser" ] || [ -n "${golang:-}" ]; then
+  log "installing Debian packages: $browser ${golang:-} (apt)"
+  $as_root apt-get update -qq
+  if [ -n "$browser" ]; then
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$browser" >/dev/null
+  fi
+  if [ -n "${golang:-}" ]; then
+    # shellcheck disable=SC2086 # the package list is meant to split
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $golang >/dev/null
+  fi
 fi
 log "tools ready"
