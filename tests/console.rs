@@ -1,8 +1,10 @@
 //! The key console (`<ADMIN_PREFIX>/console`) against the real worker under `wrangler dev`: its
 //! files and their security headers, the catalogue it reads, and the whole page in headless
 //! Chromium (tests/console/console.mjs, driven over the DevTools protocol by playwright-core):
-//! sign in, create, use, edit, disable, enable, roll, revoke, audit, usage, paging, markup in a
-//! name shown as text, a wrong token refused. Screenshots go to target/console/.
+//! sign in, create, use, edit, disable, enable, allowed networks (set, kept by an unrelated edit,
+//! an invalid entry refused, cleared; each checked at the gateway), roll, revoke, audit, usage,
+//! paging, markup in a name shown as text, a wrong token refused. Screenshots go to
+//! target/console/.
 
 // Tests: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -119,8 +121,16 @@ fn console_works_end_to_end_in_a_real_browser() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the browser test failed ({}):\n{stdout}\n{stderr}", output.status);
-    for step in ["sign in", "use the new key at the gateway", "disable: the gateway refuses the key", "a name with markup is shown as text"]
-    {
+    for step in [
+        "sign in",
+        "use the new key at the gateway",
+        "disable: the gateway refuses the key",
+        "allowed networks: set through Edit, enforced by the gateway",
+        "an edit that leaves the networks alone keeps them",
+        "an invalid network shows the API's validation error",
+        "clearing the networks through Edit admits any address again",
+        "a name with markup is shown as text",
+    ] {
         assert!(stdout.lines().any(|line| line == format!("ok {step}")), "step {step:?} did not pass:\n{stdout}\n{stderr}");
     }
     for shot in ["keys.png", "new-key.png"] {

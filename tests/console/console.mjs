@@ -17,6 +17,8 @@ const XSS_NAME = `<img src=x onerror="window.__xss=1">`;
 
 let step = "start";
 const browserErrors = [];
+const badRequests = []; // 400s Chromium logged: only the one invalid network is expected
+
 
 function check(condition, message) {
   if (!condition) throw new Error(message);
@@ -24,6 +26,14 @@ function check(condition, message) {
 
 async function gatewayStatus(key) {
   const response = await fetch(BASE + LIST, { headers: { authorization: "Bearer " + key } });
+  const body = await response.json().catch(() => ({}));
+  return { status: response.status, code: body.error ? body.error.code : null };
+}
+
+// The same request from client address `address` (CF-Connecting-IP: `wrangler dev` keeps a
+// client-sent one, as tests/network.rs relies on).
+async function gatewayStatusFrom(key, address) {
+  const response = await fetch(BASE + LIST, { headers: { authorization: "Bearer " + key, "cf-connecting-ip": address } });
   const body = await response.json().catch(() => ({}));
   return { status: response.status, code: body.error ? body.error.code : null };
 }
@@ -165,6 +175,52 @@ async function run(page) {
   check(answer.status === 200, `an enabled key got ${answer.status} ${answer.code}`);
   ok(step);
 
+  step = "allowed networks: set through Edit, enforced by the gateway";
+  await textMatching("#key-facts", /Allowed networksany/);
+  await textMatching("#key-facts", /Allowed countriesany/);
+  await page.click("#key-edit");
+  await visible("#edit-form");
+  check((await page.inputValue("#edit-networks")) === "", "the networks field is prefilled for a key without networks");
+  await page.fill("#edit-networks", "10.0.0.0/8");
+  await page.click("#edit-form button[type=submit]");
+  await textMatching("#key-facts", /Allowed networks10\.0\.0\.0\/8Allowed countriesany/);
+  answer = await gatewayStatusFrom(key, "10.1.2.3");
+  check(answer.status === 200, `a request from 10.1.2.3 got ${answer.status} ${answer.code}`);
+  answer = await gatewayStatusFrom(key, "192.0.2.1");
+  check(answer.status === 403 && answer.code === "NETWORK_NOT_ALLOWED", `a request from 192.0.2.1 got ${answer.status} ${answer.code}`);
+  ok(step);
+
+  step = "an edit that leaves the networks alone keeps them";
+  await page.click("#key-edit");
+  await visible("#edit-form");
+  check((await page.inputValue("#edit-networks")) === "10.0.0.0/8", "the networks field is not prefilled from the record");
+  await page.fill("#edit-limits", "minute 120 60");
+  await page.click("#edit-form button[type=submit]");
+  await textMatching("#key-facts", /minute: 120\/60s/);
+  await textMatching("#key-facts", /Allowed networks10\.0\.0\.0\/8Allowed countries/);
+  answer = await gatewayStatusFrom(key, "192.0.2.1");
+  check(answer.status === 403 && answer.code === "NETWORK_NOT_ALLOWED", `after an unrelated edit, 192.0.2.1 got ${answer.status} ${answer.code}`);
+  ok(step);
+
+  step = "an invalid network shows the API's validation error";
+  await page.click("#key-edit");
+  await visible("#edit-form");
+  await page.fill("#edit-networks", "10.0.0.1/8");
+  await page.click("#edit-form button[type=submit]");
+  await textMatching("#key-error", /^400 VALIDATION_FAILED: [\s\S]*allowed_networks/);
+  check(await page.locator("#edit-form").isVisible(), "the edit form closed on a refused edit");
+  await textMatching("#key-facts", /Allowed networks10\.0\.0\.0\/8Allowed countries/);
+  ok(step);
+
+  step = "clearing the networks through Edit admits any address again";
+  await page.fill("#edit-networks", "");
+  await page.click("#edit-form button[type=submit]");
+  await textMatching("#key-facts", /Allowed networksanyAllowed countriesany/);
+  check((await page.locator("#key-error").textContent()) === "", "the validation error stayed after a good edit");
+  answer = await gatewayStatusFrom(key, "192.0.2.1");
+  check(answer.status === 200, `after clearing, 192.0.2.1 got ${answer.status} ${answer.code}`);
+  ok(step);
+
   step = "audit log";
   const audit = await textMatching("#audit-body", /disabled[\s\S]*enabled|enabled[\s\S]*disabled/);
   for (const action of ["created", "updated", "disabled", "enabled"]) check(audit.includes(action), `audit has no ${action}: ${audit}`);
@@ -234,9 +290,12 @@ async function run(page) {
   await page.fill("#create-name", "nightly export");
   await page.selectOption("#create-role", "read_only");
   await page.check("#create-disabled");
+  await page.fill("#create-networks", "10.0.0.0/8\n2001:db8::/32");
+  await page.fill("#create-countries", "de, at");
   await page.click("#create-form button[type=submit]");
   await visible("#secret-view");
   await page.click("#secret-done");
+  await textMatching("#key-facts", /Allowed networks10\.0\.0\.0\/8, 2001:db8::\/32Allowed countriesDE, AT/);
   await page.click("#key-back");
   await visible("#keys-view");
   await textMatching("#keys-body", /nightly export/);
@@ -274,6 +333,7 @@ async function run(page) {
 
   step = "no script error and no CSP violation";
   check(browserErrors.length === 0, "the browser reported: " + browserErrors.join(" | "));
+  check(badRequests.length === 1, `expected the one refused invalid network, the browser logged ${badRequests.length} 400s`);
   ok(step);
 }
 
@@ -290,7 +350,10 @@ try {
   page.on("pageerror", (error) => browserErrors.push("page error: " + error.message));
   page.on("console", (message) => {
     // A refused admin call (the wrong token) is logged by Chromium as a failed resource load.
-    if (message.type() === "error" && !/status of 401/.test(message.text())) browserErrors.push("console: " + message.text());
+    // The invalid network (a 400) is another; it is counted and checked on its own.
+    if (message.type() !== "error" || /status of 401/.test(message.text())) return;
+    if (/status of 400/.test(message.text())) badRequests.push(message.text());
+    else browserErrors.push("console: " + message.text());
   });
   if (SHOTS) mkdirSync(SHOTS, { recursive: true });
   await run(page);

@@ -72,6 +72,19 @@ function limitsText(record) {
   return catalogue && catalogue.default_tier ? `default (${catalogue.default_tier})` : "—";
 }
 
+// A list field (networks, countries) as text: "any" when empty or absent.
+const anyList = (list) => (Array.isArray(list) && list.length ? list.join(", ") : "any");
+
+// A list typed in a textarea: one entry per line or comma-separated, blanks dropped.
+const splitList = (text) => text.split(/[\n,]/).map((entry) => entry.trim()).filter(Boolean);
+
+// A `leak_reported` audit entry as a sentence (text only; the source URL is never a link).
+function leakText(entry) {
+  const by = entry.reporter ? ` by ${entry.reporter}` : "";
+  const at = entry.source ? ` at ${entry.source}` : "";
+  return `reported leaked${by}${at}`;
+}
+
 // ---- the admin API ----------------------------------------------------------------------
 
 let token = sessionStorage.getItem(TOKEN_ITEM);
@@ -228,6 +241,10 @@ function keyFields(prefix, record) {
   );
   const origins = el("textarea", { id: prefix + "-origins", placeholder: "https://app.example.com (one per line; empty: any)" });
   origins.value = record && record.allowed_origins ? record.allowed_origins.join("\n") : "";
+  const networks = el("textarea", { id: prefix + "-networks", placeholder: "203.0.113.0/24, 2001:db8::/32 (one per line or comma-separated; empty: any)" });
+  networks.value = record && record.allowed_networks ? record.allowed_networks.join("\n") : "";
+  const countries = el("input", { id: prefix + "-countries", placeholder: "DE, AT (empty: any)", spellcheck: "false" });
+  countries.value = record && record.allowed_countries ? record.allowed_countries.join(", ") : "";
   const tierChoice = record ? (Array.isArray(record.limits) ? (record.limits.length ? "custom" : "none") : record.tier ? "tier:" + record.tier : "default") : "default";
   const tier = el(
     "select",
@@ -249,6 +266,8 @@ function keyFields(prefix, record) {
     scopes,
     validity,
     field("Allowed origins", origins),
+    field("Allowed networks (CIDRs or addresses)", networks),
+    field("Allowed countries (two-letter codes)", countries),
     field("Tier / limits", tier),
     field("Custom limits", limits),
   ];
@@ -277,7 +296,9 @@ function readKeyFields(prefix) {
       return { name, limit: Number(limit), window_seconds: Number(window_seconds) };
     });
   }
-  return { role: value("role") || null, scopes, valid_to, allowed_origins: origins.length ? origins : null, tier, limits };
+  const allowed_networks = splitList(value("networks"));
+  const allowed_countries = splitList(value("countries"));
+  return { role: value("role") || null, scopes, valid_to, allowed_origins: origins.length ? origins : null, allowed_networks, allowed_countries, tier, limits };
 }
 
 // ---- create -----------------------------------------------------------------------------
@@ -315,6 +336,7 @@ async function submitCreate() {
     status: $("create-disabled").checked ? "inactive" : "active",
   };
   for (const name of ["role", "valid_to", "allowed_origins", "tier", "limits", "valid_from"]) if (body[name] === null) delete body[name];
+  for (const name of ["allowed_networks", "allowed_countries"]) if (!body[name].length) delete body[name];
   const created = await api("POST", "/keys", body);
   showSecret(created.key, `Key “${created.record.name}” (${created.record.hint}) was created.`, created.record.id);
 }
@@ -377,6 +399,8 @@ function renderKey(record) {
     ["Valid from", time(record.valid_from)],
     ["Valid to", record.valid_to ? time(record.valid_to) : "lifetime"],
     ["Allowed origins", record.allowed_origins ? record.allowed_origins.join(", ") : "any"],
+    ["Allowed networks", anyList(record.allowed_networks)],
+    ["Allowed countries", anyList(record.allowed_countries)],
     ["Tier / limits", limitsText(record)],
     ["Meta", Object.entries(record.meta || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "—"],
     ["Rolled from", record.rolled_from || "—"],
@@ -399,6 +423,7 @@ async function loadAudit(id) {
     const changes = Object.entries(entry.changes || {}).map(
       ([name, change]) => `${name}: ${JSON.stringify(change.from)} → ${JSON.stringify(change.to)}`,
     );
+    if (entry.action === "leak_reported") changes.unshift(leakText(entry));
     body.append(el("tr", {}, el("td", {}, time(entry.at)), el("td", {}, entry.action), el("td", {}, entry.revision), el("td", {}, changes.join("; ") || "—")));
   }
 }
@@ -451,8 +476,16 @@ function openEdit() {
   $("edit-form").hidden = false;
 }
 
+// The same list, entry for entry (the order kept, as the API stores it).
+const sameList = (a, b) => a.length === b.length && a.every((entry, i) => entry === b[i]);
+
 async function submitEdit() {
   const change = { name: $("edit-name").value, ...readKeyFields("edit") };
+  // The network and country lists are sent only when the user changed them: an absent field
+  // keeps the stored list, so an unchanged edit never clears or rewrites it.
+  for (const name of ["allowed_networks", "allowed_countries"]) {
+    if (sameList(change[name], current[name] || [])) delete change[name];
+  }
   renderKey(await api("PATCH", "/keys/" + encodeURIComponent(current.id), change));
   await loadAudit(current.id);
 }
