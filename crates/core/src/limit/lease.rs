@@ -591,6 +591,18 @@ impl Lease {
         self.in_flight.is_some()
     }
 
+    /// Uses one held unit (the caller has checked there is one): the older grant's first (the
+    /// next renewal drops what is left of it), then the newest grant's.
+    fn use_one(&mut self) {
+        if self.old > 0 {
+            self.old -= 1;
+        } else {
+            self.fresh -= 1;
+        }
+        self.used += 1;
+        self.used_since_grant += 1;
+    }
+
     fn drop_all(&mut self) {
         self.dropped_old += std::mem::take(&mut self.old);
         self.dropped_fresh += std::mem::take(&mut self.fresh);
@@ -622,13 +634,7 @@ impl Lease {
             self.drop_all(); // expired: never used again (a renewal in flight may confirm them)
         }
         if self.left() > 0 && now_ms < self.expires_at_ms {
-            if self.old > 0 {
-                self.old -= 1;
-            } else {
-                self.fresh -= 1;
-            }
-            self.used += 1;
-            self.used_since_grant += 1;
+            self.use_one();
             if self.in_flight.is_none() {
                 let low = self.left() <= self.granted / 4;
                 let late = now_ms >= self.expires_at_ms.saturating_sub(millis(self.lease_ms / 4));
@@ -751,13 +757,7 @@ impl Lease {
         if self.left() == 0 {
             return Renewed::Refused; // the ledger counted it
         }
-        if self.old > 0 {
-            self.old -= 1;
-        } else {
-            self.fresh -= 1;
-        }
-        self.used += 1;
-        self.used_since_grant += 1;
+        self.use_one();
         Renewed::Admitted
     }
 
