@@ -45,34 +45,41 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
     };
     let operation = route(&incoming.method, relative).ok_or(GatewayError::NotFound)?;
     let rules = Rules::of(config, incoming.now_ms);
-    match operation {
-        AdminRoute::OpenApi => crate::runtime::openapi_document().map(|document| (200, document)).ok_or_else(|| {
-            GatewayError::ConfigInvalid { reason: "the OpenAPI document is bundled by the worker entry (build/index.js)".into() }
-        }),
-        AdminRoute::Catalogue => Ok((200, catalogue(config))),
+    // The four operations on one key end in one registry call: one await of it in this state
+    // machine, not four copies.
+    let (id, op) = match operation {
+        AdminRoute::OpenApi => {
+            return crate::runtime::openapi_document().map(|document| (200, document)).ok_or_else(|| GatewayError::ConfigInvalid {
+                reason: "the OpenAPI document is bundled by the worker entry (build/index.js)".into(),
+            })
+        }
+        AdminRoute::Catalogue => return Ok((200, catalogue(config))),
         AdminRoute::CreateKey => {
             let body = read_body(incoming, config, BodyRequirement::Required).await?;
             let (plaintext, record) = create_key(env, config, &body, &rules).await?;
-            Ok((201, json!({ "key": plaintext.expose(), "record": record }).to_string()))
+            return Ok((201, json!({ "key": plaintext.expose(), "record": record }).to_string()));
         }
-        AdminRoute::ListKeys => list_keys(incoming, env).await,
-        AdminRoute::GetKey(id) => record_reply(200, call_for_key(env, &id, Op::Get(id.clone())).await?),
+        AdminRoute::ListKeys => return list_keys(incoming, env).await,
+        AdminRoute::GetKey(id) => (id.clone(), Op::Get(id)),
         AdminRoute::UpdateKey(id) => {
             let change = parse_update(&read_body(incoming, config, BodyRequirement::Required).await?, &rules)?;
-            record_reply(200, call_for_key(env, &id, Op::Update(id.clone(), change)).await?)
+            (id.clone(), Op::Update(id, change))
         }
-        AdminRoute::RevokeKey(id) => record_reply(200, call_for_key(env, &id, Op::Revoke(id.clone())).await?),
+        AdminRoute::RevokeKey(id) => (id.clone(), Op::Revoke(id)),
         AdminRoute::RollKey(id) => {
             let body = read_body(incoming, config, BodyRequirement::Optional).await?;
-            roll_key(env, config, id, &body).await
+            return roll_key(env, config, id, &body).await;
         }
-        AdminRoute::KeyUsage(id) => key_usage(incoming, env, id).await,
-        AdminRoute::GithubLeakReport if leak_report => crate::leak::handle(incoming, env, config).await,
-        AdminRoute::GithubLeakReport => Err(GatewayError::NotFound),
-        AdminRoute::KeyAudit(id) => match call_for_key(env, &id, Op::Audit(id.clone())).await? {
-            Reply::Audit(items) => ok_json(200, &json!({ "items": items })),
-            _ => Err(unexpected()),
-        },
+        AdminRoute::KeyUsage(id) => return key_usage(incoming, env, id).await,
+        AdminRoute::GithubLeakReport if leak_report => return crate::leak::handle(incoming, env, config).await,
+        AdminRoute::GithubLeakReport => return Err(GatewayError::NotFound),
+        AdminRoute::KeyAudit(id) => (id.clone(), Op::Audit(id)),
+    };
+    let audit = matches!(op, Op::Audit(_));
+    match (call_for_key(env, &id, op).await?, audit) {
+        (Reply::Audit(items), true) => ok_json(200, &json!({ "items": items })),
+        (reply, false) => record_reply(200, reply),
+        (_, true) => Err(unexpected()),
     }
 }
 
@@ -134,6 +141,7 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
     // The path's project is the registry instance asked, so a key of another project is simply
     // not there (404) and no id directory lookup is needed; a revoked key is deleted to Atlas.
     let live = |record: KeyRecord| if record.status == Status::Revoked { Err(GatewayError::NotFound) } else { Ok(record) };
+    let (get, replace) = (matches!(operation, FacadeRoute::Get { .. }), matches!(operation, FacadeRoute::Replace { .. }));
     match operation {
         FacadeRoute::List { project } => {
             let mut items = Vec::new();
@@ -155,20 +163,18 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
             let (plaintext, _) = create_key(env, config, &facade::create_body(&project, &body)?, &rules).await?;
             ok_json(200, &json!({ "result": plaintext.expose() }))
         }
-        FacadeRoute::Get { project, id } => {
-            let record = live(record_of(call(env, &project, &Op::Get(id)).await?)?)?;
-            ok_json(200, &facade::view(&record))
-        }
-        FacadeRoute::Replace { project, id } => {
-            let body = facade::replace_body(&read_body(incoming, config, BodyRequirement::Required).await?)?;
-            live(record_of(call(env, &project, &Op::Get(id.clone())).await?)?)?;
-            let change = parse_update(&body, &rules)?;
-            let record = record_of(call(env, &project, &Op::Update(id, change)).await?)?;
-            ok_json(200, &facade::view(&record))
-        }
-        FacadeRoute::Delete { project, id } => {
-            live(record_of(call(env, &project, &Op::Get(id.clone())).await?)?)?;
-            let record = record_of(call(env, &project, &Op::Revoke(id)).await?)?;
+        // One key: read it (a revoked key is not there to Atlas), then answer with it or change
+        // it. One registry read and one change for the three routes, as one await point each.
+        FacadeRoute::Get { project, id } | FacadeRoute::Replace { project, id } | FacadeRoute::Delete { project, id } => {
+            let body =
+                if replace { Some(facade::replace_body(&read_body(incoming, config, BodyRequirement::Required).await?)?) } else { None };
+            let record = live(record_of(call(env, &project, &Op::Get(id.clone())).await?)?)?;
+            let op = match body {
+                _ if get => return ok_json(200, &facade::view(&record)),
+                Some(body) => Op::Update(id, parse_update(&body, &rules)?),
+                None => Op::Revoke(id),
+            };
+            let record = record_of(call(env, &project, &op).await?)?;
             ok_json(200, &facade::view(&record))
         }
     }
