@@ -4,7 +4,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use worker::{web_sys, Env, Request, SqlCursor, SqlStorageValue};
+use worker::{web_sys, Env, Request, Response, SqlCursor, SqlStorageValue};
 
 /// POSTs `message` as JSON to instance `name` of the Durable Object `binding` and decodes the
 /// JSON answer. `Err` describes what failed (for logs; never key material).
@@ -20,13 +20,21 @@ pub async fn call<M: Serialize, R: DeserializeOwned>(env: &Env, binding: &str, n
     init.set_body(&body.into());
     let request = web_sys::Request::new_with_str_and_init("https://durable-object.keygate.internal/op", &init)
         .map_err(|e| e.as_string().unwrap_or_else(|| "invalid URL or options for Request".into()))?;
-    let mut response = stub.fetch_with_request(Request::from(request)).await.map_err(|e| format!("fetch: {e}"))?;
+    let response = stub.fetch_with_request(Request::from(request)).await.map_err(|e| format!("fetch: {e}"))?;
     if response.status_code() != 200 {
         return Err(format!("status {}", response.status_code()));
     }
     // Not `response.json()`: that is serde_json's `from_str`, a second set of decoders.
-    let text = response.text().await.map_err(|e| format!("decode: {e}"))?;
+    let text = body_text(response).await.map_err(|e| format!("decode: {e}"))?;
     keygate_core::json::parse(&text).map_err(|e| format!("decode: {e}"))
+}
+
+/// The answer's body as text, read with one `arrayBuffer()` (what `Response::text` returns, with
+/// its errors, without reading the stream chunk by chunk in Rust: that stream code was ~4 KB of
+/// wasm used only here).
+async fn body_text(response: Response) -> worker::Result<String> {
+    let buffer = js_sys::futures::JsFuture::from(web_sys::Response::from(response).array_buffer()?).await?;
+    String::from_utf8(js_sys::Uint8Array::new(&buffer).to_vec()).map_err(|e| worker::Error::RustError(e.to_string()))
 }
 
 /// Decodes a Durable Object request's JSON body (with [`keygate_core::json::parse`], like every
