@@ -29,6 +29,19 @@ export function kvGetBytes(namespace, key, cacheTtl) {
   return namespace.get(key, { type: "arrayBuffer", cacheTtl }).then((value) => (value === null ? null : new Uint8Array(value)));
 }
 
+// KV.put(key, value) as worker's put_bytes(…).execute() sends it: the bytes as an ArrayBuffer of
+// their own (the Uint8Array is a view of wasm memory, so it is copied before the call), and no
+// options ({}).
+export function kvPutBytes(namespace, key, value) {
+  return namespace.put(key, value.slice().buffer, {});
+}
+
+// A Rate Limiting binding's limit({ key }), as a promise of whether the request is allowed
+// (worker's RateLimiter::limit reads the same `success`).
+export function rateLimit(binding, key) {
+  return binding.limit({ key }).then((outcome) => outcome.success);
+}
+
 // new Request(url, …) with the incoming method and body, the incoming headers minus the names
 // in `strip`, plus `add` (name, value, name, value…). A plain object without prototype holds
 // the headers: no header name is special in it, and it is the cheapest form new Request takes.

@@ -213,13 +213,12 @@ async fn mark_limiter(env: &Env, record: &KeyRecord) {
 }
 
 async fn write_through(env: &Env, hash: &str, record: &KeyRecord) -> std::result::Result<(), Failure> {
-    let kv = env.kv(KEYS_BINDING).map_err(store_failure("KEYS binding"))?;
-    // The same text as bytes: `put` would take the `String` through serde_wasm_bindgen first.
-    kv.put_bytes(&format!("key:{hash}"), record::encode(record).as_bytes())
-        .map_err(|e| Failure::Store(format!("kv put: {e}")))?
-        .execute()
-        .await
-        .map_err(|e| Failure::Store(format!("kv put: {e}")))
+    env.kv(KEYS_BINDING).map_err(store_failure("KEYS binding"))?;
+    // The same text as bytes, put from JS (crate::runtime::kv_put_bytes: no serde_wasm_bindgen).
+    let namespace = js_sys::Reflect::get(env.as_ref(), &KEYS_BINDING.into()).unwrap_or_default();
+    let put = |e| Failure::Store(format!("kv put: {}", worker::KvError::from(e)));
+    let promise = crate::runtime::kv_put_bytes(&namespace, &format!("key:{hash}"), record::encode(record).as_bytes()).map_err(put)?;
+    js_sys::futures::JsFuture::from(promise).await.map(|_| ()).map_err(put)
 }
 
 fn status_text(record: &KeyRecord) -> String {

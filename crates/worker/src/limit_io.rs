@@ -16,6 +16,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use wasm_bindgen::JsValue;
 use worker::{Context, Env};
 
 use keygate_core::config::Config;
@@ -69,7 +70,8 @@ pub async fn ask(env: &Env, config: &Config, family: &str, op: &LimiterOp, incom
 /// binding, failed call).
 pub async fn binding_allows(env: &Env, config: &Config, name: &str, family: String, incoming: &Incoming) -> Option<bool> {
     let outcome = match env.rate_limiter(name) {
-        Ok(limiter) if !config.limiter_fault => limiter.limit(family).await.map(|o| o.success).map_err(|e| e.to_string()),
+        // From JS (crate::runtime::rate_limit): worker's `limit` would bring serde_wasm_bindgen.
+        Ok(limiter) if !config.limiter_fault => limit(limiter.as_ref(), &family).await.map_err(|e| e.to_string()),
         Ok(_) => Err("LIMITER_FAULT test switch".to_string()),
         Err(e) => Err(format!("binding {name}: {e}")),
     };
@@ -99,4 +101,10 @@ pub fn flush_refused(env: &Env, ctx: &Context) {
             }
         }
     });
+}
+
+/// `binding.limit({key})`'s `success`, with worker's `RateLimiter::limit` errors.
+async fn limit(binding: &JsValue, key: &str) -> worker::Result<bool> {
+    let outcome = js_sys::futures::JsFuture::from(crate::runtime::rate_limit(binding, key)?).await?;
+    outcome.as_bool().ok_or_else(|| worker::Error::RustError("invalid type: expected a boolean `success`".into()))
 }

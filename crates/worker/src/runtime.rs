@@ -26,6 +26,17 @@ extern "C" {
     #[wasm_bindgen(js_name = kvGetBytes, catch)]
     pub fn kv_get_bytes(namespace: &JsValue, key: &str, cache_ttl: f64) -> Result<js_sys::Promise, JsValue>;
 
+    /// `KV.put(key, value)`, `value` copied into its own `ArrayBuffer` and no options: what
+    /// worker's `put_bytes(…).execute()` sends, without its options serializer
+    /// (serde_wasm_bindgen, used by nothing else).
+    #[wasm_bindgen(js_name = kvPutBytes, catch)]
+    pub fn kv_put_bytes(namespace: &JsValue, key: &str, value: &[u8]) -> Result<js_sys::Promise, JsValue>;
+
+    /// A Rate Limiting binding's `limit({key})`, as a promise of its outcome's `success`: what
+    /// worker's `RateLimiter::limit` does, without serde_wasm_bindgen.
+    #[wasm_bindgen(js_name = rateLimit, catch)]
+    pub fn rate_limit(binding: &JsValue, key: &str) -> Result<js_sys::Promise, JsValue>;
+
     /// `new Request(url, …)` with the incoming method, body and headers minus the names in
     /// `strip`, plus `add` ([`keygate_core::forward::outbound_headers`] encodes both).
     #[wasm_bindgen(catch)]
