@@ -10,9 +10,15 @@ use worker::{web_sys, Env, Request, Response, SqlCursor, SqlStorageValue};
 /// JSON answer. `Err` describes what failed (for logs; never key material).
 pub async fn call<M: Serialize, R: DeserializeOwned>(env: &Env, binding: &str, name: &str, message: &M) -> Result<R, String> {
     crate::counters::do_call();
+    let body = serde_json::to_string(message).map_err(|e| format!("encode: {e}"))?;
+    let text = post(env, binding, name, body).await?;
+    keygate_core::json::parse(&text).map_err(|e| format!("decode: {e}"))
+}
+
+/// The transport of [`call`], not generic: one copy for both message types.
+async fn post(env: &Env, binding: &str, name: &str, body: String) -> Result<String, String> {
     let namespace = env.durable_object(binding).map_err(|_| format!("{binding} binding missing"))?;
     let stub = namespace.get_by_name(name).map_err(|e| format!("stub: {e}"))?;
-    let body = serde_json::to_string(message).map_err(|e| format!("encode: {e}"))?;
     // A plain web_sys request: worker's `RequestInit` would bring along code for every
     // Cloudflare `cf` option, none of which a Durable Object call uses.
     let init = web_sys::RequestInit::new();
@@ -25,8 +31,7 @@ pub async fn call<M: Serialize, R: DeserializeOwned>(env: &Env, binding: &str, n
         return Err(format!("status {}", response.status_code()));
     }
     // Not `response.json()`: that is serde_json's `from_str`, a second set of decoders.
-    let text = body_text(response).await.map_err(|e| format!("decode: {e}"))?;
-    keygate_core::json::parse(&text).map_err(|e| format!("decode: {e}"))
+    body_text(response).await.map_err(|e| format!("decode: {e}"))
 }
 
 /// The answer's body as text, read with one `arrayBuffer()` (what `Response::text` returns, with
