@@ -11,5 +11,10 @@ use serde::de::DeserializeOwned;
 
 /// Decodes `text` as JSON (serde_json's `from_slice` of its bytes; see the module docs).
 pub fn parse<T: DeserializeOwned>(text: &str) -> serde_json::Result<T> {
-    serde_json::from_slice(text.as_bytes())
+    parse_bytes(text.as_bytes())
+}
+
+/// Decodes `bytes` as JSON: [`parse`] for a body read as bytes (the same reader).
+pub fn parse_bytes<T: DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
+    serde_json::from_slice(bytes)
 }

@@ -42,11 +42,13 @@ async fn body_text(response: Response) -> worker::Result<String> {
     String::from_utf8(js_sys::Uint8Array::new(&buffer).to_vec()).map_err(|e| worker::Error::RustError(e.to_string()))
 }
 
-/// Decodes a Durable Object request's JSON body (with [`keygate_core::json::parse`], like every
-/// other JSON keygate reads, so each message type is decoded by one code path only).
+/// Decodes a Durable Object request's JSON body (with [`keygate_core::json::parse_bytes`], like
+/// every other JSON keygate reads, so each message type is decoded by one code path only). Read
+/// as bytes, as the admin API reads its bodies (one body reader in the wasm, not two): the worker
+/// wrote this body with serde_json, so it is UTF-8 and decodes as its text would.
 pub async fn read_json<T: DeserializeOwned>(request: &mut Request) -> worker::Result<T> {
-    let text = request.text().await?;
-    keygate_core::json::parse(&text).map_err(worker::Error::from)
+    let bytes = request.bytes().await?;
+    keygate_core::json::parse_bytes(&bytes).map_err(worker::Error::from)
 }
 
 /// One SQLite row: its columns in `SELECT` order.
