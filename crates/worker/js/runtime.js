@@ -73,3 +73,14 @@ export function verifyP256(spki, signature, body) {
 export function fetchBytes(url) {
   return fetch(url).then((r) => (r.status === 200 ? r.arrayBuffer().then((b) => new Uint8Array(b)) : null)).catch(() => null);
 }
+
+// fetch(request) as worker's Fetch::send makes it (with an init of { signal: null }), or null
+// once `ms` pass first; the timer is cleared when the fetch settles first (as worker's Delay is
+// when dropped). Rust decides what a timeout means (crates/worker/src/forward.rs).
+export function fetchWithin(request, ms) {
+  let timer;
+  const timeout = new Promise((resolve) => {
+    timer = setTimeout(resolve, ms, null);
+  });
+  return Promise.race([fetch(request, { signal: null }), timeout]).finally(() => clearTimeout(timer));
+}

@@ -21,18 +21,16 @@
 //! `tests/gateway.rs` and `tests/bad_input.rs` check on the wire what reaches the origin, and
 //! `tests/custom_headers.rs` holds the wire to `strips_header` for custom credential header names.
 
-use std::pin::pin;
-use std::time::Duration;
-
-use futures_util::future::{select, Either};
-use worker::{AbortController, Delay, Fetch, Request, Response};
+use js_sys::futures::JsFuture;
+use wasm_bindgen::JsCast;
+use worker::{web_sys, AbortController, Response};
 
 use keygate_core::config::Config;
 use keygate_core::error::GatewayError;
 use keygate_core::forward::{outbound_headers, ForwardPlan};
 
 use crate::respond::log_event;
-use crate::runtime::outbound;
+use crate::runtime::{fetch_within, outbound};
 use crate::Incoming;
 
 pub async fn send(incoming: &Incoming, config: &Config, plan: ForwardPlan) -> Result<Response, GatewayError> {
@@ -49,16 +47,19 @@ pub async fn send(incoming: &Incoming, config: &Config, plan: ForwardPlan) -> Re
     let signal = controller.signal();
     let outbound = outbound(incoming.request.inner(), &plan.url, &headers.strip, &headers.add, &signal)
         .map_err(|_| unavailable("bad origin request"))?;
-    let fetch = Fetch::Request(Request::from(outbound));
-    let sending = pin!(fetch.send());
-    let timeout = pin!(Delay::from(Duration::from_millis(config.origin_timeout_ms)));
-    // Bounds the wait for the origin's response headers; the body then streams through.
-    match select(sending, timeout).await {
-        Either::Left((result, _)) => result.map_err(|_| unavailable("fetch failed")),
-        Either::Right(((), _)) => {
+    // Bounds the wait for the origin's response headers; the body then streams through. The race
+    // is run by JS (`fetchWithin`): worker's `Delay` and a Rust `select` cost ~2 KB of wasm.
+    let answer = match fetch_within(&outbound, config.origin_timeout_ms as i32) {
+        Ok(promise) => JsFuture::from(promise).await,
+        Err(error) => Err(error),
+    };
+    match answer {
+        Ok(timeout) if timeout.is_null() => {
             controller.abort();
             log_event("origin_timeout", incoming.request_id(), &[("timeout_ms", &config.origin_timeout_ms.to_string())]);
             Err(GatewayError::OriginTimeout)
         }
+        Ok(response) => response.dyn_into::<web_sys::Response>().map(Response::from).map_err(|_| unavailable("fetch failed")),
+        Err(_) => Err(unavailable("fetch failed")),
     }
 }

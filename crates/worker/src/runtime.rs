@@ -48,6 +48,11 @@ extern "C" {
         signal: &web_sys::AbortSignal,
     ) -> Result<web_sys::Request, JsValue>;
 
+    /// `fetch(request)` raced against a `ms` timer: a promise of the `Response`, or of `null`
+    /// when the timer fires first (the timer is cleared otherwise).
+    #[wasm_bindgen(js_name = fetchWithin, catch)]
+    pub fn fetch_within(request: &web_sys::Request, ms: i32) -> Result<js_sys::Promise, JsValue>;
+
     /// The admin API's OpenAPI document, minified, as the worker entry bundles it (not in the
     /// wasm: static text is cheaper as a JS string); `None` without that entry.
     #[wasm_bindgen(js_name = openapiDocument)]
