@@ -84,3 +84,35 @@ export function fetchWithin(request, ms) {
   });
   return Promise.race([fetch(request, { signal: null }), timeout]).finally(() => clearTimeout(timer));
 }
+
+// One Durable Object call (crates/worker/src/durable.rs): POST `body` to instance `name` of
+// `namespace`, as worker's ObjectNamespace::get_by_name and Stub::fetch_with_request would.
+// Resolves with the answer's body (Uint8Array) when its status is 200, else with the status;
+// a failed step rejects with [step, error] ("stub", "request", "fetch" or "decode") for Rust to
+// describe as before.
+export async function durablePost(namespace, name, body) {
+  const step = (name, error) => [name, error];
+  let stub, request, response;
+  try {
+    stub = namespace.getByName(name);
+  } catch (error) {
+    throw step("stub", error);
+  }
+  try {
+    request = new Request("https://durable-object.keygate.internal/op", { method: "POST", body });
+  } catch (error) {
+    throw step("request", error);
+  }
+  try {
+    response = await stub.fetch(request);
+  } catch (error) {
+    throw step("fetch", error);
+  }
+  if (!(response instanceof Response)) throw step("fetch", response);
+  if (response.status !== 200) return response.status;
+  try {
+    return new Uint8Array(await response.arrayBuffer());
+  } catch (error) {
+    throw step("decode", error);
+  }
+}

@@ -2,9 +2,12 @@
 //! (registry) and the request path (limiter) share, plus the helpers both objects use to read
 //! their requests and SQLite rows.
 
+use js_sys::futures::JsFuture;
+use js_sys::Reflect;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use worker::{web_sys, Env, Request, Response, SqlCursor, SqlStorageValue};
+use wasm_bindgen::JsCast;
+use worker::{Env, Request, SqlCursor, SqlStorageValue};
 
 /// POSTs `message` as JSON to instance `name` of the Durable Object `binding` and decodes the
 /// JSON answer. `Err` describes what failed (for logs; never key material).
@@ -15,31 +18,26 @@ pub async fn call<M: Serialize, R: DeserializeOwned>(env: &Env, binding: &str, n
     keygate_core::json::parse(&text).map_err(|e| format!("decode: {e}"))
 }
 
-/// The transport of [`call`], not generic: one copy for both message types.
+/// The transport of [`call`], not generic: one copy for both message types. The call itself is
+/// made by JS (`durablePost` in `js/runtime.js`: worker's stub, request and response wrappers
+/// cost ~2 KB of wasm); each failure is described as those wrappers' errors were.
 async fn post(env: &Env, binding: &str, name: &str, body: String) -> Result<String, String> {
     let namespace = env.durable_object(binding).map_err(|_| format!("{binding} binding missing"))?;
-    let stub = namespace.get_by_name(name).map_err(|e| format!("stub: {e}"))?;
-    // A plain web_sys request: worker's `RequestInit` would bring along code for every
-    // Cloudflare `cf` option, none of which a Durable Object call uses.
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    init.set_body(&body.into());
-    let request = web_sys::Request::new_with_str_and_init("https://durable-object.keygate.internal/op", &init)
-        .map_err(|e| e.as_string().unwrap_or_else(|| "invalid URL or options for Request".into()))?;
-    let response = stub.fetch_with_request(Request::from(request)).await.map_err(|e| format!("fetch: {e}"))?;
-    if response.status_code() != 200 {
-        return Err(format!("status {}", response.status_code()));
+    let answer = JsFuture::from(crate::runtime::durable_post(namespace.as_ref(), name, &body)).await.map_err(|rejection| {
+        let (step, error) = (Reflect::get_u32(&rejection, 0).ok(), Reflect::get_u32(&rejection, 1).unwrap_or_default());
+        match step.and_then(|step| step.as_string()) {
+            // What `web_sys::Request::new_with_str_and_init` failing was reported as.
+            Some(step) if step == "request" => error.as_string().unwrap_or_else(|| "invalid URL or options for Request".into()),
+            Some(step) => format!("{step}: {}", worker::Error::from(error)),
+            None => format!("fetch: {}", worker::Error::from(rejection)),
+        }
+    })?;
+    if let Some(status) = answer.as_f64() {
+        return Err(format!("status {}", status as u16));
     }
-    // Not `response.json()`: that is serde_json's `from_str`, a second set of decoders.
-    body_text(response).await.map_err(|e| format!("decode: {e}"))
-}
-
-/// The answer's body as text, read with one `arrayBuffer()` (what `Response::text` returns, with
-/// its errors, without reading the stream chunk by chunk in Rust: that stream code was ~4 KB of
-/// wasm used only here).
-async fn body_text(response: Response) -> worker::Result<String> {
-    let buffer = js_sys::futures::JsFuture::from(web_sys::Response::from(response).array_buffer()?).await?;
-    String::from_utf8(js_sys::Uint8Array::new(&buffer).to_vec()).map_err(|e| worker::Error::RustError(e.to_string()))
+    let bytes = answer.dyn_into::<js_sys::Uint8Array>().map_err(|_| "decode: not bytes".to_string())?.to_vec();
+    // Not serde_json's `from_str`: see `call`.
+    String::from_utf8(bytes).map_err(|e| format!("decode: {}", worker::Error::RustError(e.to_string())))
 }
 
 /// Decodes a Durable Object request's JSON body (with [`keygate_core::json::parse_bytes`], like

@@ -53,6 +53,11 @@ extern "C" {
     #[wasm_bindgen(js_name = fetchWithin, catch)]
     pub fn fetch_within(request: &web_sys::Request, ms: i32) -> Result<js_sys::Promise, JsValue>;
 
+    /// One Durable Object call: a promise of the answer's body (`Uint8Array`) when its status is
+    /// 200, else of the status; a failed step rejects with `[step, error]` (see `durable::post`).
+    #[wasm_bindgen(js_name = durablePost)]
+    pub fn durable_post(namespace: &JsValue, name: &str, body: &str) -> js_sys::Promise;
+
     /// The admin API's OpenAPI document, minified, as the worker entry bundles it (not in the
     /// wasm: static text is cheaper as a JS string); `None` without that entry.
     #[wasm_bindgen(js_name = openapiDocument)]
