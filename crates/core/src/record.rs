@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::key::KeyEnv;
 use crate::limit::algorithm::{validate_specs, LimitSpec};
+use crate::limit::credits::Credits;
 use crate::timestamp::Timestamp;
 
 /// Lifecycle state of a key.
@@ -105,6 +106,11 @@ pub struct KeyRecord {
     /// `exact` or `fast`; when unset the tier's, else `LIMIT_MODE`.
     #[serde(default)]
     pub limit_mode: Option<LimitMode>,
+    /// Credits (a remaining-uses balance, [`crate::limit::credits`]): the refill configuration;
+    /// the balance is the family limiter's state. A key with credits is always decided by its
+    /// limiter (`exact`), whatever its mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<Credits>,
 }
 
 /// How a key's limits (and its status epoch) are enforced.
@@ -161,6 +167,9 @@ pub fn decode(bytes: &[u8]) -> Result<KeyRecord, CorruptRecord> {
     // rules the admin API and TIERS enforce, so a hand-edited record fails closed.
     if let Some(limits) = &record.limits {
         validate_specs(limits).map_err(|e| CorruptRecord(format!("limits: {e}")))?;
+    }
+    if let Some(credits) = &record.credits {
+        credits.validate().map_err(|e| CorruptRecord(format!("credits: {e}")))?;
     }
     // Likewise a hand-edited network list: fail closed rather than guess what it meant.
     if let Some(bad) = record.allowed_networks.iter().find(|n| crate::network::parse_cidr(n).is_err()) {

@@ -67,6 +67,7 @@ pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (Ke
         tier: request.tier.clone(),
         limits: request.limits.clone(),
         limit_mode: request.limit_mode,
+        credits: request.credits.as_ref().map(|(credits, _)| credits.clone()),
     };
     // Computed here, once: the registry stores this entry as it is with the record.
     let audit = AuditEntry {
@@ -149,6 +150,7 @@ pub fn update(old: &KeyRecord, request: &UpdateKey, now_ms: i64) -> Result<(KeyR
     request.tier.apply(&mut new.tier);
     request.limits.apply(&mut new.limits);
     request.limit_mode.apply(&mut new.limit_mode);
+    request.credits.apply(&mut new.credits);
     if new.role.is_none() && new.scopes.is_empty() && !request.may_have_no_permissions {
         return Err(GatewayError::ValidationFailed {
             fields: [("scopes".to_string(), "a key needs a role or at least one scope".to_string())].into(),
@@ -284,6 +286,7 @@ mod tests {
             tier: None,
             limits: None,
             limit_mode: None,
+            credits: None,
             status: Status::Active,
         }
     }

@@ -15,6 +15,7 @@ use crate::config::Tier;
 use crate::error::GatewayError;
 use crate::key::{KeyEnv, KeyFormat};
 use crate::limit::algorithm::{validate_new_specs, LimitSpec};
+use crate::limit::credits::{Credits, Refill, MAX_CREDITS};
 use crate::network;
 use crate::record::{LimitMode, Status};
 use crate::scope::{EmptyScopes, Roles};
@@ -74,6 +75,8 @@ pub struct CreateKey {
     pub tier: Option<String>,
     pub limits: Option<Vec<LimitSpec>>,
     pub limit_mode: Option<LimitMode>,
+    /// Credits: the configuration and the initial balance (`remaining`).
+    pub credits: Option<(Credits, u64)>,
     /// `active` (default) or `inactive`: a key may be created disabled, to enable later.
     pub status: Status,
 }
@@ -113,6 +116,9 @@ pub struct UpdateKey {
     pub limits: Patch<Vec<LimitSpec>>,
     #[serde(default, skip_serializing_if = "Patch::is_keep")]
     pub limit_mode: Patch<LimitMode>,
+    /// The credits configuration (the balance changes through `POST /keys/{id}/credits`).
+    #[serde(default, skip_serializing_if = "Patch::is_keep")]
+    pub credits: Patch<Credits>,
     /// Whether the result may have neither role nor scopes (`EMPTY_SCOPES=all`, from [`Rules`]).
     #[serde(default)]
     pub may_have_no_permissions: bool,
@@ -410,6 +416,65 @@ fn limits(value: &Value, problems: &mut Problems) -> Option<Vec<LimitSpec>> {
     }
 }
 
+/// The body's `credits`: `{"remaining": N, "refill": {"amount", "interval", "mode"} | null}`
+/// (`remaining` only where `with_remaining`), or `null`.
+fn credits(value: &Value, with_remaining: bool, problems: &mut Problems) -> Option<(Credits, u64)> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CreditsBody {
+        #[serde(default)]
+        remaining: Option<u64>,
+        #[serde(default)]
+        refill: Option<Refill>,
+    }
+    if value.is_null() {
+        return None;
+    }
+    let parsed = crate::json::parse::<CreditsBody>(&value.to_string()).ok().filter(|b| with_remaining || b.remaining.is_none());
+    let Some(body) = parsed else {
+        let shape = if with_remaining { "{remaining, refill}" } else { "{refill} (change the balance with POST /keys/{id}/credits)" };
+        problems.add("credits", format!("must be {shape} with refill {{amount, interval: day|month, mode: reset|add}} or null"));
+        return None;
+    };
+    let credits = Credits { refill: body.refill };
+    let remaining = body.remaining.or(body.refill.map(|r| r.amount)).unwrap_or(0);
+    if let Err(problem) = credits.validate() {
+        problems.add("credits", problem);
+    } else if remaining > MAX_CREDITS {
+        problems.add("credits", "remaining must be 0..1000000000000");
+    }
+    Some((credits, remaining))
+}
+
+/// `POST /keys/{id}/credits`, validated: set the balance, or add to it (negative: deduct).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditsChange {
+    pub set: bool,
+    pub amount: i64,
+}
+
+/// Validates a credits body: `{"op": "add" | "set", "amount": N}`; `set` takes 0..=10^12,
+/// `add` −10^12..=10^12 (the balance never goes below zero).
+pub fn parse_credits(body: &[u8]) -> Result<CreditsChange, GatewayError> {
+    let map = object(body)?;
+    let mut problems = Problems::default();
+    reject_unknown(&map, &["op", "amount"], &mut problems);
+    let set = match map.get("op").and_then(Value::as_str) {
+        Some("set") => true,
+        Some("add") => false,
+        _ => {
+            problems.add("op", "must be \"add\" or \"set\"");
+            false
+        }
+    };
+    let low = if set { 0 } else { -(MAX_CREDITS as i64) };
+    let amount = map.get("amount").and_then(Value::as_i64).filter(|a| (low..=MAX_CREDITS as i64).contains(a));
+    if amount.is_none() {
+        problems.add("amount", format!("must be an integer {low}..1000000000000"));
+    }
+    problems.finish(CreditsChange { set, amount: amount.unwrap_or(0) })
+}
+
 fn limit_mode(value: &Value, problems: &mut Problems) -> Option<LimitMode> {
     match value.as_str() {
         _ if value.is_null() => None,
@@ -450,6 +515,7 @@ const CREATE_FIELDS: &[&str] = &[
     "tier",
     "limits",
     "limit_mode",
+    "credits",
     "status",
 ];
 const UPDATE_FIELDS: &[&str] = &[
@@ -466,6 +532,7 @@ const UPDATE_FIELDS: &[&str] = &[
     "tier",
     "limits",
     "limit_mode",
+    "credits",
 ];
 
 /// Validates a create body.
@@ -506,6 +573,7 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
     let tier = map.get("tier").and_then(|v| tier(v, rules, &mut problems));
     let limits = map.get("limits").and_then(|v| limits(v, &mut problems));
     let limit_mode = map.get("limit_mode").and_then(|v| limit_mode(v, &mut problems));
+    let credits = map.get("credits").and_then(|v| credits(v, true, &mut problems));
     let status = match map.get("status").map(|v| v.as_str()) {
         None | Some(Some("active")) => Status::Active,
         Some(Some("inactive")) => Status::Inactive,
@@ -534,6 +602,7 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
         tier,
         limits,
         limit_mode,
+        credits,
         status,
     })
 }
@@ -597,6 +666,9 @@ pub fn parse_update(body: &[u8], rules: &Rules<'_>) -> Result<UpdateKey, Gateway
     }
     if let Some(value) = map.get("limit_mode") {
         update.limit_mode = Patch::present(limit_mode(value, &mut problems));
+    }
+    if let Some(value) = map.get("credits") {
+        update.credits = Patch::present(credits(value, false, &mut problems).map(|(credits, _)| credits));
     }
     problems.finish(update)
 }

@@ -186,7 +186,7 @@ mod tests {
         assert!(leases.entry(&old, &specs, 1_000).confirmed(&old), "epoch 7 learned, key_a confirmed");
         let entry = leases.entry(&rolled, &specs, 1_000);
         assert!(!entry.confirmed(&rolled), "the rolled key shares the lease once confirmed itself");
-        let hit = ledger.hit("key_b", 7, T0);
+        let hit = ledger.hit("key_b", 7, T0, 1);
         leases.answered(&rolled, Some(&LimiterReply::Lease(hit)), false, true);
         assert!(leases.entry(&rolled, &specs, 1_000).confirmed(&rolled));
         assert!(!leases.entry(&record("key_b", Some("key_a"), 2), &specs, 1_000).confirmed(&record("key_b", Some("key_a"), 2)));

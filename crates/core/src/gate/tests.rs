@@ -83,7 +83,7 @@ impl World {
                 return Some(LimiterReply::Stale(record));
             }
             let grant = match id {
-                0 => ledger.hit(key_id, ledger.revision(), now_ms),
+                0 => ledger.hit(key_id, ledger.revision(), now_ms, renewal.wanted()),
                 id => ledger.grant(*id, key_id, renewal, now_ms),
             };
             Some(LimiterReply::Lease(grant))
@@ -196,6 +196,7 @@ fn record(revision: u64, status: Status, mode: LimitMode, limits: &[(&str, u64, 
         tier: None,
         limits: Some(limits.iter().map(|(name, limit, window)| LimitSpec::new(*name, *limit, *window)).collect()),
         limit_mode: Some(mode),
+        credits: None,
     }
 }
 

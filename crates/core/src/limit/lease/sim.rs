@@ -276,7 +276,7 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
                 schedule(&mut queue, &mut events, now + delay(), event);
             }
             Event::HitAtLedger { slot, id, revision, arrived } => {
-                let grant = ledger.hit("key_a", revision, now);
+                let grant = ledger.hit("key_a", revision, now, 1);
                 let event = Event::HitAtIsolate { slot, id, grant, granted_at: now, arrived };
                 schedule(&mut queue, &mut events, now + delay(), event);
             }
