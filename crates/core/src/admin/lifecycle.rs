@@ -42,7 +42,23 @@ pub struct AuditEntry {
     pub source: Option<String>,
 }
 
-/// The record for a newly created key, and its `created` audit entry.
+/// The audit entry of a credits change of `record` (`POST /keys/{id}/credits`): `credits_set` or
+/// `credits_added`, the amount and the balance after it (`from` is `null`: the balance before is
+/// not recorded, requests spend it concurrently).
+pub fn credits_audit(record: &KeyRecord, set: bool, amount: i64, balance: u64, now_ms: i64) -> AuditEntry {
+    let change = |to: Value| FieldChange { from: Value::Null, to };
+    AuditEntry {
+        at: Timestamp(now_ms),
+        action: if set { "credits_set" } else { "credits_added" }.into(),
+        revision: record.revision,
+        changes: [("amount".to_string(), change(amount.into())), ("credits_remaining".to_string(), change(balance.into()))].into(),
+        reporter: None,
+        source: None,
+    }
+}
+
+/// The record for a newly created key, and its `created` audit entry (with the initial credits
+/// balance as `credits_remaining` when the key has credits).
 pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (KeyRecord, AuditEntry) {
     let record = KeyRecord {
         id,
@@ -70,14 +86,11 @@ pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (Ke
         credits: request.credits.as_ref().map(|(credits, _)| credits.clone()),
     };
     // Computed here, once: the registry stores this entry as it is with the record.
-    let audit = AuditEntry {
-        at: record.created_at,
-        action: "created".into(),
-        revision: record.revision,
-        changes: diff(None, &record),
-        reporter: None,
-        source: None,
-    };
+    let mut changes = diff(None, &record);
+    if let Some((_, remaining)) = &request.credits {
+        changes.insert("credits_remaining".into(), FieldChange { from: Value::Null, to: (*remaining).into() });
+    }
+    let audit = AuditEntry { at: record.created_at, action: "created".into(), revision: record.revision, changes, reporter: None, source: None };
     (record, audit)
 }
 

@@ -58,6 +58,10 @@ pub enum Op {
     /// A verified GitHub leak report: `(key id, LEAK_ACTION's name, source URL)`; act by the
     /// policy, once per source ([`crate::leak::apply`]). Plain strings: smallest in the wasm.
     Leaked(String, String, String),
+    /// Change the credits balance of a key with credits: `(key id, set (else add), amount)`,
+    /// told to the key family's limiter and audited (`credits_set`, `credits_added`); answered
+    /// `Credits` with the balance after it.
+    Credits(String, bool, i64),
     /// Keys of this project used since the last report: `(key id, unix ms of the last use)`,
     /// batched by the worker's isolates (see `edge::seen`).
     Seen(Vec<(String, i64)>),
@@ -80,6 +84,8 @@ pub enum Reply {
     Audit(Vec<AuditEntry>),
     /// The owning project.
     Project(String),
+    /// A key's credits balance after a change.
+    Credits(u64),
     /// Nothing to return.
     Done,
 }
@@ -214,6 +220,7 @@ mod tests {
             Op::Resolve("key_a".into()),
             Op::Leaked("key_a".into(), "revoke".into(), "https://x".into()),
             Op::Seen(vec![("key_a".into(), 1_800_000_000_000), ("key_b".into(), 1)]),
+            Op::Credits("key_a".into(), false, -3),
         ];
         ops.into_iter().for_each(assert_round_trips);
         let replies = [
@@ -223,6 +230,7 @@ mod tests {
             Reply::Page(vec![], vec![], None),
             Reply::Audit(vec![sample_audit()]),
             Reply::Project("acme".into()),
+            Reply::Credits(17),
             Reply::Done,
         ];
         replies.into_iter().map(Ok::<Reply, Failure>).for_each(assert_round_trips);

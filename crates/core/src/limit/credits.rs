@@ -77,6 +77,11 @@ impl Credits {
         LimitSpec::new(CREDITS, amount, code)
     }
 
+    /// When the next refill after `now_ms` happens (unix ms); `None` without a refill.
+    pub fn next_refill_ms(&self, now_ms: i64) -> Option<i64> {
+        self.refill.map(|r| next_start_ms(r.interval, period_of(r.interval, now_ms)))
+    }
+
     /// Checks the refill's range; `Err` names the problem.
     pub fn validate(&self) -> Result<(), String> {
         match self.refill {
@@ -236,6 +241,8 @@ mod tests {
             state.count -= spent;
             let (state, next) = refilled(&spec, state, read_at);
             assert_eq!((state.count, next), (expected, Some(wait)), "{what}");
+            let config = Credits { refill: Some(Refill { amount: refill.0, interval: refill.1, mode: refill.2 }) };
+            assert_eq!(config.next_refill_ms(read_at), Some(read_at + wait), "{what}: the usage endpoint's next_refill_at");
         }
     }
 
