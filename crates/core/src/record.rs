@@ -168,9 +168,6 @@ pub fn decode(bytes: &[u8]) -> Result<KeyRecord, CorruptRecord> {
     if let Some(limits) = &record.limits {
         validate_specs(limits).map_err(|e| CorruptRecord(format!("limits: {e}")))?;
     }
-    if let Some(credits) = &record.credits {
-        credits.validate().map_err(|e| CorruptRecord(format!("credits: {e}")))?;
-    }
     // Likewise a hand-edited network list: fail closed rather than guess what it meant.
     if let Some(bad) = record.allowed_networks.iter().find(|n| crate::network::parse_cidr(n).is_err()) {
         return Err(CorruptRecord(format!("allowed_networks: {bad:?}")));

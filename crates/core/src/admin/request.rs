@@ -15,7 +15,7 @@ use crate::config::Tier;
 use crate::error::GatewayError;
 use crate::key::{KeyEnv, KeyFormat};
 use crate::limit::algorithm::{validate_new_specs, LimitSpec};
-use crate::limit::credits::{Credits, Refill, MAX_CREDITS};
+use crate::limit::credits::{Credits, MAX_CREDITS};
 use crate::network;
 use crate::record::{LimitMode, Status};
 use crate::scope::{EmptyScopes, Roles};
@@ -416,34 +416,22 @@ fn limits(value: &Value, problems: &mut Problems) -> Option<Vec<LimitSpec>> {
     }
 }
 
-/// The body's `credits`: `{"remaining": N, "refill": {"amount", "interval", "mode"} | null}`
-/// (`remaining` only where `with_remaining`), or `null`.
+/// The body's `credits` ([`Credits::from_value`]; `remaining` only where `with_remaining`,
+/// defaulting to the refill's amount, else 0), or `null`.
 fn credits(value: &Value, with_remaining: bool, problems: &mut Problems) -> Option<(Credits, u64)> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct CreditsBody {
-        #[serde(default)]
-        remaining: Option<u64>,
-        #[serde(default)]
-        refill: Option<Refill>,
-    }
     if value.is_null() {
         return None;
     }
-    let parsed = crate::json::parse::<CreditsBody>(&value.to_string()).ok().filter(|b| with_remaining || b.remaining.is_none());
-    let Some(body) = parsed else {
-        let shape = if with_remaining { "{remaining, refill}" } else { "{refill} (change the balance with POST /keys/{id}/credits)" };
-        problems.add("credits", format!("must be {shape} with refill {{amount, interval: day|month, mode: reset|add}} or null"));
-        return None;
-    };
-    let credits = Credits { refill: body.refill };
-    let remaining = body.remaining.or(body.refill.map(|r| r.amount)).unwrap_or(0);
-    if let Err(problem) = credits.validate() {
-        problems.add("credits", problem);
-    } else if remaining > MAX_CREDITS {
-        problems.add("credits", "remaining must be 0..1000000000000");
+    match Credits::from_value(value, with_remaining) {
+        Ok((credits, remaining)) => {
+            let remaining = remaining.or(credits.refill.map(|r| r.amount)).unwrap_or(0);
+            Some((credits, remaining))
+        }
+        Err(problem) => {
+            problems.add("credits", problem);
+            None
+        }
     }
-    Some((credits, remaining))
 }
 
 /// `POST /keys/{id}/credits`, validated: set the balance, or add to it (negative: deduct).

@@ -17,6 +17,7 @@
 //! credits with no new message.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::algorithm::{LimitSpec, LimitState};
 use crate::timestamp::{civil_from_days, days_from_civil};
@@ -29,16 +30,25 @@ pub const MAX_CREDITS: u64 = 1_000_000_000_000;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// A key's credits configuration (the balance itself is the limiter's state).
+/// A key's credits configuration (the balance itself is the limiter's state). Decoded through a
+/// JSON value ([`Credits::from_value`], the decoder the admin API's bodies use already): smaller
+/// in the wasm than a derived decoder of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(try_from = "Value")]
 pub struct Credits {
     /// Periodic refill; `None`: the balance changes only by use and the admin API.
-    #[serde(default)]
     pub refill: Option<Refill>,
 }
 
+impl TryFrom<Value> for Credits {
+    type Error = String;
+    fn try_from(value: Value) -> Result<Credits, String> {
+        Credits::from_value(&value, false).map(|(credits, _)| credits)
+    }
+}
+
 /// A periodic refill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Refill {
     /// Credits per refill (1..=10^12).
     pub amount: u64,
@@ -49,7 +59,7 @@ pub struct Refill {
 }
 
 /// How often a refill happens: at each UTC midnight, or the first of each month (UTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Interval {
     Day,
@@ -57,7 +67,7 @@ pub enum Interval {
 }
 
 /// What a refill does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RefillMode {
     /// The balance becomes the amount (unused credits expire).
@@ -67,6 +77,47 @@ pub enum RefillMode {
 }
 
 impl Credits {
+    /// `{"refill": {"amount", "interval": "day"|"month", "mode": "reset"|"add"} | null}`, with
+    /// `"remaining": N` too where `with_remaining` (a create); no other field. `Err` says what
+    /// the value must be.
+    pub fn from_value(value: &Value, with_remaining: bool) -> Result<(Credits, Option<u64>), String> {
+        let shape = || {
+            let remaining = if with_remaining { "remaining (0..1000000000000) and " } else { "" };
+            format!("must be {{{remaining}refill: {{amount (1..1000000000000), interval: day|month, mode: reset|add}} or null}}")
+        };
+        let object = value.as_object().ok_or_else(shape)?;
+        if object.keys().any(|k| k != "refill" && (k != "remaining" || !with_remaining)) {
+            return Err(shape());
+        }
+        let remaining = match object.get("remaining") {
+            None => None,
+            Some(n) => Some(n.as_u64().filter(|n| *n <= MAX_CREDITS).ok_or_else(shape)?),
+        };
+        let refill = match object.get("refill") {
+            None | Some(Value::Null) => None,
+            Some(refill) => {
+                let field = |name| refill.get(name).and_then(Value::as_str);
+                let interval = match field("interval") {
+                    Some("day") => Interval::Day,
+                    Some("month") => Interval::Month,
+                    _ => return Err(shape()),
+                };
+                let mode = match field("mode") {
+                    Some("reset") => RefillMode::Reset,
+                    Some("add") => RefillMode::Add,
+                    _ => return Err(shape()),
+                };
+                let amount = refill.get("amount").and_then(Value::as_u64).filter(|a| (1..=MAX_CREDITS).contains(a));
+                let known = refill.as_object().is_some_and(|o| o.len() == 3);
+                match amount {
+                    Some(amount) if known => Some(Refill { amount, interval, mode }),
+                    _ => return Err(shape()),
+                }
+            }
+        };
+        Ok((Credits { refill }, remaining))
+    }
+
     /// The limit the limiter decides credits by: `window_seconds` is 0 without a refill, else
     /// 1 (day, add), 2 (month, add), 3 (day, reset) or 4 (month, reset); `limit` the amount.
     pub fn spec(&self) -> LimitSpec {
@@ -82,13 +133,20 @@ impl Credits {
         self.refill.map(|r| next_start_ms(r.interval, period_of(r.interval, now_ms)))
     }
 
-    /// Checks the refill's range; `Err` names the problem.
-    pub fn validate(&self) -> Result<(), String> {
-        match self.refill {
-            Some(r) if !(1..=MAX_CREDITS).contains(&r.amount) => Err("refill amount must be 1..1000000000000".into()),
-            _ => Ok(()),
+}
+
+/// `,"credits":{…}` of the usage endpoint's object: the balance, the refill and the next refill.
+pub fn usage_json(credits: &Credits, balance: u64, now_ms: i64) -> String {
+    let refill = match credits.refill {
+        None => "null".to_string(),
+        Some(r) => {
+            let interval = if r.interval == Interval::Day { "day" } else { "month" };
+            let mode = if r.mode == RefillMode::Reset { "reset" } else { "add" };
+            format!(r#"{{"amount":{},"interval":"{interval}","mode":"{mode}"}}"#, r.amount)
         }
-    }
+    };
+    let next = credits.next_refill_ms(now_ms).map_or("null".to_string(), |ms| format!("\"{}\"", crate::timestamp::Timestamp(ms).to_rfc3339()));
+    format!(r#","credits":{{"remaining":{balance},"refill":{refill},"next_refill_at":{next}}}"#)
 }
 
 /// The refill a credits spec codes ([`Credits::spec`]).
