@@ -200,7 +200,11 @@ impl Config {
         let limits = self.limits_for(record);
         match &record.credits {
             None => std::borrow::Cow::Borrowed(limits),
-            Some(credits) => std::borrow::Cow::Owned(limits.iter().cloned().chain([credits.spec()]).collect()),
+            Some(credits) => {
+                let mut specs = limits.to_vec();
+                specs.push(credits.spec());
+                std::borrow::Cow::Owned(specs)
+            }
         }
     }
 

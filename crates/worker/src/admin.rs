@@ -19,7 +19,7 @@ use keygate_core::admin::{lifecycle, listing};
 use keygate_core::config::Config;
 use keygate_core::error::GatewayError;
 use keygate_core::key;
-use keygate_core::limit::protocol::{LimiterOp, LimiterReply};
+use keygate_core::limit::protocol::{self, LimiterOp, LimiterReply};
 use keygate_core::record::{KeyRecord, Status};
 
 use crate::key_registry::{DIRECTORY, REGISTRY_BINDING};
@@ -69,7 +69,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
         AdminRoute::KeyUsage(id) => key_usage(incoming, env, id).await,
         AdminRoute::KeyCredits(id) => {
             let change = parse_credits(&read_body(incoming, config, BodyRequirement::Required).await?)?;
-            match call_for_key(env, &id, Op::Credits(id.clone(), change.set, change.amount)).await? {
+            match call_for_key(env, &id, keygate_core::admin::protocol::credits(&id, change.set, change.amount)).await? {
                 Reply::Credits(remaining) => ok_json(200, &json!({ "key_id": id, "remaining": remaining })),
                 _ => Err(unexpected()),
             }
@@ -118,7 +118,7 @@ async fn key_usage(incoming: &Incoming, env: &Env, id: String) -> AdminResult {
         _ => return Err(unexpected()),
     };
     if let Some(credits) = &record.credits {
-        let balance = match ask_limiter(incoming, env, family, &LimiterOp::Credits(credits.spec(), false, 0)).await? {
+        let balance = match ask_limiter(incoming, env, family, &protocol::credits(&credits.spec(), false, 0)).await? {
             LimiterReply::Decided(decision) => decision.credits().map_or(0, |c| c.remaining),
             _ => return Err(unexpected()),
         };
@@ -147,7 +147,7 @@ async fn create_key(env: &Env, config: &Config, body: &[u8], rules: &Rules<'_>) 
     let (record, audit) = lifecycle::create(&create, id.clone(), plaintext.hint(), rules.now_ms);
     // The initial balance first: the key works only once it is stored, and then has it.
     if let Some((credits, remaining)) = &create.credits {
-        let op = LimiterOp::Credits(credits.spec(), true, *remaining as i64);
+        let op = protocol::credits(&credits.spec(), true, *remaining as i64);
         crate::key_limiter::call(env, &id, &op).await.map_err(|_| GatewayError::StoreUnavailable)?;
     }
     let hash = plaintext.hash();

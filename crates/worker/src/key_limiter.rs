@@ -29,7 +29,7 @@ use keygate_core::admin::auth_limit;
 use keygate_core::limit::algorithm::{decide_cost, Decision, LimitSpec, LimitState};
 use keygate_core::limit::credits::{self, CREDITS};
 use keygate_core::limit::lease::{usage_counted, Grant, LeaseLedger, Renewal};
-use keygate_core::limit::protocol::{day_of, DayUsage, LimiterOp, LimiterReply, Usage, HIT};
+use keygate_core::limit::protocol::{credits_of, day_of, DayUsage, LimiterOp, LimiterReply, Usage, HIT};
 use keygate_core::record::{self, KeyRecord};
 use keygate_core::timestamp::Timestamp;
 
@@ -110,7 +110,10 @@ impl KeyLimiter {
             }
             LimiterOp::Usage(key_id) => LimiterReply::Usage(usage(&sql, &key_id)?),
             LimiterOp::AdminAuth(address, failed, limits) => admin_auth(&sql, &address, failed, &limits, now)?,
-            LimiterOp::Credits(spec, set, amount) => LimiterReply::Decided(self.credits(&sql, spec, set, amount, now)?),
+            LimiterOp::Credits(text) => {
+                let (spec, set, amount) = credits_of(&text).ok_or_else(|| worker::Error::RustError("malformed credits change".into()))?;
+                LimiterReply::Decided(self.credits(&sql, spec, set, amount, now)?)
+            }
         })
     }
 

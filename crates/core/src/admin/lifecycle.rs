@@ -46,15 +46,11 @@ pub struct AuditEntry {
 /// `credits_added`, the amount and the balance after it (`from` is `null`: the balance before is
 /// not recorded, requests spend it concurrently).
 pub fn credits_audit(record: &KeyRecord, set: bool, amount: i64, balance: u64, now_ms: i64) -> AuditEntry {
-    let change = |to: Value| FieldChange { from: Value::Null, to };
-    AuditEntry {
-        at: Timestamp(now_ms),
-        action: if set { "credits_set" } else { "credits_added" }.into(),
-        revision: record.revision,
-        changes: [("amount".to_string(), change(amount.into())), ("credits_remaining".to_string(), change(balance.into()))].into(),
-        reporter: None,
-        source: None,
-    }
+    let mut changes = BTreeMap::new();
+    changes.insert("amount".to_string(), FieldChange { from: Value::Null, to: amount.into() });
+    changes.insert("credits_remaining".to_string(), FieldChange { from: Value::Null, to: balance.into() });
+    let action = if set { "credits_set" } else { "credits_added" }.into();
+    AuditEntry { at: Timestamp(now_ms), action, revision: record.revision, changes, reporter: None, source: None }
 }
 
 /// The record for a newly created key, and its `created` audit entry (with the initial credits

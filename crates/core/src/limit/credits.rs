@@ -16,8 +16,8 @@
 //! `window_seconds` codes the interval and mode ([`Credits::spec`]), so leases and hits carry
 //! credits with no new message.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
 
 use super::algorithm::{LimitSpec, LimitState};
 use crate::timestamp::{civil_from_days, days_from_civil};
@@ -30,14 +30,20 @@ pub const MAX_CREDITS: u64 = 1_000_000_000_000;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// A key's credits configuration (the balance itself is the limiter's state). Decoded through a
-/// JSON value ([`Credits::from_value`], the decoder the admin API's bodies use already): smaller
-/// in the wasm than a derived decoder of its own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// A key's credits configuration (the balance itself is the limiter's state). Decoded and
+/// encoded through a JSON value ([`Credits::from_value`], [`Credits::to_value`]: the value's
+/// coder is in the wasm already, derived ones of its own would add to it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
 #[serde(try_from = "Value")]
 pub struct Credits {
     /// Periodic refill; `None`: the balance changes only by use and the admin API.
     pub refill: Option<Refill>,
+}
+
+impl Serialize for Credits {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(serializer)
+    }
 }
 
 impl TryFrom<Value> for Credits {
@@ -48,7 +54,7 @@ impl TryFrom<Value> for Credits {
 }
 
 /// A periodic refill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refill {
     /// Credits per refill (1..=10^12).
     pub amount: u64,
@@ -59,16 +65,14 @@ pub struct Refill {
 }
 
 /// How often a refill happens: at each UTC midnight, or the first of each month (UTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interval {
     Day,
     Month,
 }
 
 /// What a refill does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefillMode {
     /// The balance becomes the amount (unused credits expire).
     Reset,
@@ -82,8 +86,11 @@ impl Credits {
     /// the value must be.
     pub fn from_value(value: &Value, with_remaining: bool) -> Result<(Credits, Option<u64>), String> {
         let shape = || {
-            let remaining = if with_remaining { "remaining (0..1000000000000) and " } else { "" };
-            format!("must be {{{remaining}refill: {{amount (1..1000000000000), interval: day|month, mode: reset|add}} or null}}")
+            String::from(if with_remaining {
+                "must be {remaining: 0..10^12, refill: {amount: 1..10^12, interval: day|month, mode: reset|add} | null}"
+            } else {
+                "must be {refill: {amount: 1..10^12, interval: day|month, mode: reset|add} | null}"
+            })
         };
         let object = value.as_object().ok_or_else(shape)?;
         if object.keys().any(|k| k != "refill" && (k != "remaining" || !with_remaining)) {
@@ -128,6 +135,23 @@ impl Credits {
         LimitSpec::new(CREDITS, amount, code)
     }
 
+    /// `{"refill": {"amount", "interval", "mode"} | null}`.
+    pub fn to_value(&self) -> Value {
+        let refill = match self.refill {
+            None => Value::Null,
+            Some(r) => {
+                let mut object = Map::new();
+                object.insert("amount".into(), r.amount.into());
+                object.insert("interval".into(), if r.interval == Interval::Day { "day" } else { "month" }.into());
+                object.insert("mode".into(), if r.mode == RefillMode::Reset { "reset" } else { "add" }.into());
+                Value::Object(object)
+            }
+        };
+        let mut object = Map::new();
+        object.insert("refill".into(), refill);
+        Value::Object(object)
+    }
+
     /// When the next refill after `now_ms` happens (unix ms); `None` without a refill.
     pub fn next_refill_ms(&self, now_ms: i64) -> Option<i64> {
         self.refill.map(|r| next_start_ms(r.interval, period_of(r.interval, now_ms)))
@@ -137,16 +161,14 @@ impl Credits {
 
 /// `,"credits":{…}` of the usage endpoint's object: the balance, the refill and the next refill.
 pub fn usage_json(credits: &Credits, balance: u64, now_ms: i64) -> String {
-    let refill = match credits.refill {
-        None => "null".to_string(),
-        Some(r) => {
-            let interval = if r.interval == Interval::Day { "day" } else { "month" };
-            let mode = if r.mode == RefillMode::Reset { "reset" } else { "add" };
-            format!(r#"{{"amount":{},"interval":"{interval}","mode":"{mode}"}}"#, r.amount)
-        }
+    let mut object = match credits.to_value() {
+        Value::Object(object) => object,
+        _ => Map::new(),
     };
-    let next = credits.next_refill_ms(now_ms).map_or("null".to_string(), |ms| format!("\"{}\"", crate::timestamp::Timestamp(ms).to_rfc3339()));
-    format!(r#","credits":{{"remaining":{balance},"refill":{refill},"next_refill_at":{next}}}"#)
+    object.insert("remaining".into(), balance.into());
+    let next = credits.next_refill_ms(now_ms).map(|ms| crate::timestamp::Timestamp(ms).to_rfc3339());
+    object.insert("next_refill_at".into(), next.into());
+    format!(",\"credits\":{}", Value::Object(object))
 }
 
 /// The refill a credits spec codes ([`Credits::spec`]).

@@ -79,7 +79,7 @@ pub struct Renewal(
 );
 
 /// `N` comma-separated decimal numbers, exactly.
-fn numbers<const N: usize>(text: &str) -> Option<[u64; N]> {
+pub(crate) fn numbers<const N: usize>(text: &str) -> Option<[u64; N]> {
     let mut out = [0; N];
     let mut parts = text.split(',');
     for slot in &mut out {
