@@ -107,11 +107,14 @@ fn fields_of(record: &KeyRecord) -> BTreeMap<String, Value> {
 /// Fields that differ between `old` (or nothing) and `new`.
 pub fn diff(old: Option<&KeyRecord>, new: &KeyRecord) -> BTreeMap<String, FieldChange> {
     let before = old.map(fields_of).unwrap_or_default();
+    let after = fields_of(new);
     let mut changes = BTreeMap::new();
-    for (name, to) in fields_of(new) {
-        let from = before.get(&name).cloned().unwrap_or(Value::Null);
+    // Over the fields of both: one the new record leaves out (`credits`, removed) became `null`.
+    for name in after.keys().chain(before.keys()) {
+        let from = before.get(name).cloned().unwrap_or(Value::Null);
+        let to = after.get(name).cloned().unwrap_or(Value::Null);
         if from != to {
-            changes.insert(name, FieldChange { from, to });
+            changes.insert(name.clone(), FieldChange { from, to });
         }
     }
     changes
@@ -410,6 +413,12 @@ mod tests {
                 UpdateKey { allowed_countries: Some(vec![]), ..Default::default() },
                 |r| if r.allowed_countries.is_empty() { "None".into() } else { format!("{:?}", r.allowed_countries) },
             ),
+            (
+                "credits",
+                UpdateKey { credits: Patch::Set(crate::limit::credits::Credits::default()), ..Default::default() },
+                UpdateKey { credits: Patch::Clear, ..Default::default() },
+                |r| format!("{:?}", r.credits),
+            ),
         ];
         for (field, set, clear, read) in rows {
             let original = created();
@@ -419,8 +428,9 @@ mod tests {
             let rename = UpdateKey { name: Some("renamed".into()), ..Default::default() };
             let (kept, _) = update(&with_value, &rename, NOW + 2).unwrap();
             assert_eq!(read(&kept), read(&with_value), "{field}: kept when absent");
-            let (cleared, _) = update(&kept, &clear, NOW + 3).unwrap();
+            let (cleared, audit) = update(&kept, &clear, NOW + 3).unwrap();
             assert_eq!(read(&cleared), "None", "{field}: cleared");
+            assert!(audit.expect("a change").changes.contains_key(field), "{field}: the audit names the cleared field");
         }
     }
 
