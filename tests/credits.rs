@@ -79,10 +79,11 @@ fn five_credits_admit_five_then_402_credits_exhausted_with_the_balance_in_a_head
     for (what, g) in both() {
         let (key, _) = create(g, credits(5));
         let answers: Vec<(u16, Option<String>)> = (0..8).map(|_| call(g, &key, ONE)).collect();
-        let expected: Vec<(u16, Option<String>)> = [(200, "4"), (200, "3"), (200, "2"), (200, "1"), (200, "0"), (402, "0"), (402, "0"), (402, "0")]
-            .iter()
-            .map(|(status, remaining)| (*status, Some(remaining.to_string())))
-            .collect();
+        let expected: Vec<(u16, Option<String>)> =
+            [(200, "4"), (200, "3"), (200, "2"), (200, "1"), (200, "0"), (402, "0"), (402, "0"), (402, "0")]
+                .iter()
+                .map(|(status, remaining)| (*status, Some(remaining.to_string())))
+                .collect();
         assert_eq!(answers, expected, "{what}");
         let refused = g.request("GET", ONE).bearer(&key).send();
         let body = refused.assert_error(402, "CREDITS_EXHAUSTED");

@@ -160,7 +160,10 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
         Op::Credits(text) => {
             let (id, set, amount) = credits_of(&text).ok_or_else(|| Failure::Store("malformed credits change".into()))?;
             let (record, _) = load(sql, id)?;
-            let credits = record.credits.as_ref().ok_or_else(|| Failure::Conflict("the key has no credits (give it credits with PATCH first)".into()))?;
+            let credits = record
+                .credits
+                .as_ref()
+                .ok_or_else(|| Failure::Conflict("the key has no credits (give it credits with PATCH first)".into()))?;
             let op = keygate_core::limit::protocol::credits(&credits.spec(), set, amount);
             let balance = match crate::key_limiter::call(env, record.family_id(), &op).await {
                 Ok(LimiterReply::Decided(decision)) => decision.credits().map_or(0, |c| c.remaining),

@@ -90,7 +90,12 @@ fn credits(args: &CreditsArgs, op: &str) -> Result<ApiRequest, String> {
     let mut body = Map::new();
     body.insert("op".into(), Value::from(op));
     body.insert("amount".into(), Value::from(args.amount));
-    Ok(ApiRequest { method: Method::Post, path: format!("{}/credits", key_path(&args.id)?), body: Some(Value::Object(body)), expect: Expect::Credits })
+    Ok(ApiRequest {
+        method: Method::Post,
+        path: format!("{}/credits", key_path(&args.id)?),
+        body: Some(Value::Object(body)),
+        expect: Expect::Credits,
+    })
 }
 
 /// A `credits` object: `{"refill": …}` and, for a create, `"remaining"`.
@@ -556,8 +561,20 @@ mod tests {
     #[test]
     fn credits_flags_map_to_the_body() {
         let rows: Vec<(&str, Vec<&str>, Method, &str, Value)> = vec![
-            ("credits add", vec!["credits", "add", "key_a", "500"], Method::Post, "/keys/key_a/credits", json!({"op": "add", "amount": 500})),
-            ("credits add negative", vec!["credits", "add", "key_a", "-5"], Method::Post, "/keys/key_a/credits", json!({"op": "add", "amount": -5})),
+            (
+                "credits add",
+                vec!["credits", "add", "key_a", "500"],
+                Method::Post,
+                "/keys/key_a/credits",
+                json!({"op": "add", "amount": 500}),
+            ),
+            (
+                "credits add negative",
+                vec!["credits", "add", "key_a", "-5"],
+                Method::Post,
+                "/keys/key_a/credits",
+                json!({"op": "add", "amount": -5}),
+            ),
             ("credits set", vec!["credits", "set", "key_a", "0"], Method::Post, "/keys/key_a/credits", json!({"op": "set", "amount": 0})),
             (
                 "create with credits and a refill",
@@ -580,7 +597,13 @@ mod tests {
                 "/keys/key_a",
                 json!({"credits": {"refill": {"amount": 50, "interval": "day", "mode": "add"}}}),
             ),
-            ("update without refill", vec!["update", "key_a", "--credits-no-refill"], Method::Patch, "/keys/key_a", json!({"credits": {"refill": null}})),
+            (
+                "update without refill",
+                vec!["update", "key_a", "--credits-no-refill"],
+                Method::Patch,
+                "/keys/key_a",
+                json!({"credits": {"refill": null}}),
+            ),
             ("update removing credits", vec!["update", "key_a", "--no-credits"], Method::Patch, "/keys/key_a", json!({"credits": null})),
         ];
         for (what, args, method, path, body) in rows {

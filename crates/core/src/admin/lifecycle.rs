@@ -86,7 +86,8 @@ pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (Ke
     if let Some((_, remaining)) = &request.credits {
         changes.insert("credits_remaining".into(), FieldChange { from: Value::Null, to: (*remaining).into() });
     }
-    let audit = AuditEntry { at: record.created_at, action: "created".into(), revision: record.revision, changes, reporter: None, source: None };
+    let audit =
+        AuditEntry { at: record.created_at, action: "created".into(), revision: record.revision, changes, reporter: None, source: None };
     (record, audit)
 }
 

@@ -258,7 +258,10 @@ impl Decision {
     /// The most restrictive limit (fewest remaining, then the longest reset), for `X-RateLimit-*`;
     /// never the credits balance.
     pub fn most_restrictive(&self) -> Option<&LimitStatus> {
-        self.limits.iter().filter(|l| l.name != CREDITS).min_by(|a, b| a.remaining.cmp(&b.remaining).then(b.reset_seconds.cmp(&a.reset_seconds)))
+        self.limits
+            .iter()
+            .filter(|l| l.name != CREDITS)
+            .min_by(|a, b| a.remaining.cmp(&b.remaining).then(b.reset_seconds.cmp(&a.reset_seconds)))
     }
 }
 

@@ -156,7 +156,6 @@ impl Credits {
     pub fn next_refill_ms(&self, now_ms: i64) -> Option<i64> {
         self.refill.map(|r| next_start_ms(r.interval, period_of(r.interval, now_ms)))
     }
-
 }
 
 /// `,"credits":{…}` of the usage endpoint's object: the balance, the refill and the next refill.
@@ -309,11 +308,56 @@ mod tests {
             ("reset: three days idle, still the amount", (10, Interval::Day, RefillMode::Reset), T0, 2, 0, T0 + 3 * day, 10, day),
             ("add: next day adds once", (10, Interval::Day, RefillMode::Add), T0, 5, 2, T0 + day + 1, 13, day - 1),
             ("add: three days idle adds three times", (10, Interval::Day, RefillMode::Add), T0, 5, 0, T0 + 3 * day, 35, day),
-            ("month: Jan 31 23:59 is still January", (9, Interval::Month, RefillMode::Reset), ms("2027-01-14T00:00:00Z"), 1, 1, ms("2027-01-31T23:59:59Z"), 0, 1_000),
-            ("month: Feb 1 refills", (9, Interval::Month, RefillMode::Reset), ms("2027-01-14T00:00:00Z"), 1, 1, ms("2027-02-01T00:00:00Z"), 9, 28 * day),
-            ("month: a leap February has 29 days", (9, Interval::Month, RefillMode::Add), ms("2028-02-10T00:00:00Z"), 0, 0, ms("2028-02-29T12:00:00Z"), 0, day / 2),
-            ("month: Dec to Jan crosses the year", (9, Interval::Month, RefillMode::Add), ms("2027-12-31T23:00:00Z"), 1, 0, ms("2028-01-01T00:00:00Z"), 10, 31 * day),
-            ("month: April has 30 days", (9, Interval::Month, RefillMode::Add), ms("2027-04-30T00:00:00Z"), 0, 0, ms("2027-04-30T00:00:00Z"), 0, day),
+            (
+                "month: Jan 31 23:59 is still January",
+                (9, Interval::Month, RefillMode::Reset),
+                ms("2027-01-14T00:00:00Z"),
+                1,
+                1,
+                ms("2027-01-31T23:59:59Z"),
+                0,
+                1_000,
+            ),
+            (
+                "month: Feb 1 refills",
+                (9, Interval::Month, RefillMode::Reset),
+                ms("2027-01-14T00:00:00Z"),
+                1,
+                1,
+                ms("2027-02-01T00:00:00Z"),
+                9,
+                28 * day,
+            ),
+            (
+                "month: a leap February has 29 days",
+                (9, Interval::Month, RefillMode::Add),
+                ms("2028-02-10T00:00:00Z"),
+                0,
+                0,
+                ms("2028-02-29T12:00:00Z"),
+                0,
+                day / 2,
+            ),
+            (
+                "month: Dec to Jan crosses the year",
+                (9, Interval::Month, RefillMode::Add),
+                ms("2027-12-31T23:00:00Z"),
+                1,
+                0,
+                ms("2028-01-01T00:00:00Z"),
+                10,
+                31 * day,
+            ),
+            (
+                "month: April has 30 days",
+                (9, Interval::Month, RefillMode::Add),
+                ms("2027-04-30T00:00:00Z"),
+                0,
+                0,
+                ms("2027-04-30T00:00:00Z"),
+                0,
+                day,
+            ),
         ];
         for (what, refill, set_at, balance, spent, read_at, expected, wait) in rows {
             let spec = credits(Some(refill));

@@ -27,7 +27,12 @@ pub const NAMES: [&str; 7] = [
 
 /// `RateLimit-Policy` value.
 pub fn policy(specs: &[LimitSpec]) -> String {
-    specs.iter().filter(|s| !s.is_credits()).map(|s| format!("\"{}\";q={};w={}", s.name, s.limit, s.window_seconds)).collect::<Vec<_>>().join(", ")
+    specs
+        .iter()
+        .filter(|s| !s.is_credits())
+        .map(|s| format!("\"{}\";q={};w={}", s.name, s.limit, s.window_seconds))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// All rate-limit headers for a decision made at `now_seconds`; `X-RateLimit-*` describe the

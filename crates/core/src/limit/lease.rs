@@ -5,7 +5,7 @@
 //! - [`LeaseLedger`], the limiter's side (one per key family, what the `KeyLimiter` Durable
 //!   Object holds): [`LeaseLedger::grant`] counts what the isolate reports (units used, units it
 //!   dropped unused, which are re-credited where that is safe), then debits up to `wanted` more
-//!   units, exactly as that many [`decide`] calls at one instant would; [`LeaseLedger::hit`]
+//!   units, exactly as that many [`decide`](super::algorithm::decide) calls at one instant would; [`LeaseLedger::hit`]
 //!   decides one request outside any grant (today's per-request call).
 //! - [`Lease`], an isolate's side (one per key family it serves): [`Lease::admit`] admits from
 //!   the units it holds and says when the request at hand must renew, early, in the background
