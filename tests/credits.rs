@@ -183,6 +183,10 @@ fn usage_shows_the_balance_and_its_refill_and_a_refusal_waits_for_the_refill() {
     let retry_after: u64 = refused.header("retry-after").expect("Retry-After to the refill").parse().unwrap();
     assert!((1..=86_400).contains(&retry_after), "{retry_after}");
     assert_eq!(body["error"]["details"]["retryAfter"], retry_after);
+    // The refusal is not held in the isolate until the refill: an added credit serves the next
+    // request.
+    assert_eq!(change(g, &id, "add", 1).json()["remaining"], 1);
+    assert_eq!(statuses(g, &key, ONE, 2), [200, 402]);
     // A key without credits shows none.
     let (_, plain) = create(g, json!({}));
     let usage = g.admin("GET", &format!("/keys/{plain}/usage")).send().json();
