@@ -227,6 +227,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn credits_round_trip_and_a_malformed_credits_field_makes_the_record_corrupt() {
+        let plain = decode(sample_json().as_bytes()).unwrap();
+        assert_eq!(plain.credits, None, "an old record has no credits");
+        assert!(!encode(&plain).contains("credits"), "and none is written for it");
+        for credits in [
+            r#"{"refill":null}"#,
+            r#"{"refill":{"amount":1000,"interval":"month","mode":"reset"}}"#,
+            r#"{"refill":{"amount":5,"interval":"day","mode":"add"}}"#,
+        ] {
+            let json = sample_json().replacen("\"revision\":1", &format!("\"revision\":1,\"credits\":{credits}"), 1);
+            let record = decode(json.as_bytes()).unwrap_or_else(|e| panic!("{credits}: {e:?}"));
+            assert!(record.credits.is_some(), "{credits}");
+            assert!(encode(&record).contains(&format!("\"credits\":{credits}")), "{credits}: {}", encode(&record));
+            assert_eq!(decode(encode(&record).as_bytes()).unwrap(), record, "{credits}");
+        }
+        for bad in [
+            "5",
+            r#"{"remaining":5}"#,
+            r#"{"refill":{"amount":0,"interval":"day","mode":"add"}}"#,
+            r#"{"refill":{"amount":5,"interval":"week","mode":"add"}}"#,
+        ] {
+            let json = sample_json().replacen("\"revision\":1", &format!("\"revision\":1,\"credits\":{bad}"), 1);
+            assert!(decode(json.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn ignores_unknown_fields_for_forward_compatibility() {
         let json = sample_json().replacen("\"revision\":1", "\"revision\":1,\"future_field\":[{\"x\":1}]", 1);
         assert!(decode(json.as_bytes()).is_ok());

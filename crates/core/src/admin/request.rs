@@ -809,6 +809,57 @@ mod tests {
     }
 
     #[test]
+    fn credits_are_parsed_on_create_and_patch_and_changed_by_op_and_amount() {
+        use crate::limit::credits::{Interval, Refill, RefillMode};
+        let create = |credits: &str| {
+            let body = format!(r#"{{"project":"acme","name":"n","role":"writer","credits":{credits}}}"#);
+            with_rules(|r| parse_create(body.as_bytes(), r)).map(|c| c.credits)
+        };
+        let monthly = Refill { amount: 1000, interval: Interval::Month, mode: RefillMode::Reset };
+        // (what, credits, expected (refill, remaining); None = refused naming `credits`)
+        let rows: [(&str, &str, Option<Option<(Option<Refill>, u64)>>); 8] = [
+            ("a balance", r#"{"remaining":5}"#, Some(Some((None, 5)))),
+            (
+                "a refill, the balance its amount",
+                r#"{"refill":{"amount":1000,"interval":"month","mode":"reset"}}"#,
+                Some(Some((Some(monthly), 1000))),
+            ),
+            ("both", r#"{"remaining":3,"refill":{"amount":1000,"interval":"month","mode":"reset"}}"#, Some(Some((Some(monthly), 3)))),
+            ("null", "null", Some(None)),
+            ("a negative balance", r#"{"remaining":-1}"#, None),
+            ("an unknown field", r#"{"remaining":1,"cap":2}"#, None),
+            ("a refill field too many", r#"{"refill":{"amount":1,"interval":"day","mode":"add","day":3}}"#, None),
+            ("too large", r#"{"remaining":1000000000001}"#, None),
+        ];
+        for (what, credits, expected) in rows {
+            match (create(credits), expected) {
+                (Ok(got), Some(expected)) => assert_eq!(got.map(|(c, n)| (c.refill, n)), expected, "{what}"),
+                (Err(GatewayError::ValidationFailed { fields }), None) => assert!(fields.contains_key("credits"), "{what}"),
+                (got, _) => panic!("{what}: {got:?}"),
+            }
+        }
+        let update = |body: &str| with_rules(|r| parse_update(body.as_bytes(), r));
+        assert_eq!(update(r#"{"credits":null}"#).unwrap().credits, Patch::Clear);
+        assert_eq!(update(r#"{"credits":{"refill":null}}"#).unwrap().credits, Patch::Set(Credits { refill: None }));
+        assert!(update(r#"{"credits":{"remaining":5}}"#).is_err(), "the balance changes through POST /keys/{{id}}/credits");
+        // (body, expected (set, amount); None = refused)
+        let rows: [(&str, Option<(bool, i64)>); 8] = [
+            (r#"{"op":"add","amount":5}"#, Some((false, 5))),
+            (r#"{"op":"add","amount":-5}"#, Some((false, -5))),
+            (r#"{"op":"set","amount":0}"#, Some((true, 0))),
+            (r#"{"op":"set","amount":-1}"#, None),
+            (r#"{"op":"add","amount":1000000000001}"#, None),
+            (r#"{"op":"add","amount":"5"}"#, None),
+            (r#"{"op":"double","amount":5}"#, None),
+            (r#"{"op":"add","amount":5,"note":"x"}"#, None),
+        ];
+        for (body, expected) in rows {
+            let got = parse_credits(body.as_bytes()).ok().map(|c| (c.set, c.amount));
+            assert_eq!(got, expected, "{body}");
+        }
+    }
+
+    #[test]
     fn create_accepts_tier_limits_and_mode() {
         let body = br#"{"project":"acme","name":"n","role":"writer","tier":"pro","limit_mode":"fast",
             "limits":[{"name":"minute","limit":5,"window_seconds":60}]}"#;
