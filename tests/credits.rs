@@ -121,10 +121,31 @@ fn fifty_concurrent_requests_on_a_balance_of_twenty_admit_exactly_twenty() {
             let handles: Vec<_> = (0..50).map(|_| scope.spawn(|| g.request("GET", ONE).bearer(&key).send().status)).collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        let admitted = statuses.iter().filter(|s| **s == 200).count();
+        let mut admitted = statuses.iter().filter(|s| **s == 200).count();
         let refused = statuses.iter().filter(|s| **s == 402).count();
-        assert_eq!((admitted, refused), (20, 30), "{what}: {statuses:?}");
-        // The balance never went below zero, and later requests stay refused.
+        assert_eq!(admitted + refused, 50, "{what}: {statuses:?}");
+        if what == "LEASE_MS=0" {
+            assert_eq!(admitted, 20, "{what}: {statuses:?}");
+        } else {
+            assert!(admitted <= 20, "{what}: never more than the balance: {statuses:?}");
+        }
+        // With leases the isolate may still hold a unit when the burst ends (a request that
+        // found the lease empty while a renewal was in flight asked the limiter for itself, and
+        // the grant had taken the unit): the next request uses it, or it goes back to the
+        // balance once dropped. So the balance is spent exactly, never more: later requests
+        // find what is left, then refusals only.
+        let mut refused_in_a_row = 0;
+        for _ in 0..50 {
+            match g.request("GET", ONE).bearer(&key).send().status {
+                200 => (admitted, refused_in_a_row) = (admitted + 1, 0),
+                402 => refused_in_a_row += 1,
+                other => panic!("{what}: {other}"),
+            }
+            if refused_in_a_row == 5 {
+                break;
+            }
+        }
+        assert_eq!(admitted, 20, "{what}: exactly the balance, in all");
         assert!(statuses_all(g, &key, 402), "{what}");
         let usage = g.admin("GET", &format!("/keys/{id}/usage")).send().json();
         assert_eq!(usage["credits"]["remaining"], 0, "{what}: {usage}");

@@ -100,7 +100,7 @@ impl KeyLimiter {
                 remember_record(&sql, &record)?;
                 if let Some(ledger) = self.ledger.borrow_mut().as_mut() {
                     let specs = ledger.limits().0.to_vec();
-                    ledger.change(ledger.revision() + 1, specs);
+                    ledger.change(ledger.revision() + 1, specs, now);
                 }
                 LimiterReply::Done
             }
@@ -160,7 +160,7 @@ impl KeyLimiter {
     fn ledger(&self, sql: &SqlStorage, limits: Vec<LimitSpec>, now: i64) -> Result<RefMut<'_, LeaseLedger>> {
         let mut slot = self.ledger.borrow_mut();
         match slot.as_mut() {
-            Some(ledger) if ledger.limits().0 != limits.as_slice() => ledger.change(ledger.revision() + 1, limits),
+            Some(ledger) if ledger.limits().0 != limits.as_slice() => ledger.change(ledger.revision() + 1, limits, now),
             Some(_) => {}
             None => {
                 let rows = rows(sql.exec("SELECT name, mark, count FROM limit_state", None)?)?

@@ -75,7 +75,7 @@ impl World {
             let ledger = ledger.get_or_insert_with(|| LeaseLedger::new(lease_ms, 5, limits.clone()));
             if let Some(record) = newer.borrow().clone().filter(|r| r.revision > *revision) {
                 if ledger.revision() == 5 {
-                    ledger.change(6, limits.clone());
+                    ledger.change(6, limits.clone(), now_ms);
                 }
                 if *id != 0 {
                     ledger.give_back(*id, key_id, renewal, false);

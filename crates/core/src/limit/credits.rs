@@ -2,8 +2,9 @@
 //! periodic refill, decided by the family's limiter as one more limit ([`CREDITS`]).
 //!
 //! The record carries the configuration ([`Credits`]); the balance is state, kept by the
-//! family's `KeyLimiter` in a [`LimitState`] (`count` = the balance, `mark` = the refill period
-//! it was last brought up to: a UTC day or month number). A request of a route of cost `c`
+//! family's `KeyLimiter` in a [`LimitState`] (`count` = the balance, `mark` = the start, unix ms,
+//! of the refill period it was last brought up to; 0 = none counted yet, so refills start with
+//! the next period: a new balance, or one whose refill was just configured or changed). A request of a route of cost `c`
 //! spends `c` credits when every limit admits it, and is refused without spending anything when
 //! the balance is below `c`: the balance never goes below zero.
 //!
@@ -204,35 +205,31 @@ fn next_start_ms(interval: Interval, period: i64) -> i64 {
     }
 }
 
-/// The balance at `now_ms` after any refill due (`state` as stored; a fresh state, mark 0, is
-/// taken as refilled in the current period), and the ms until the next refill (`None` without
-/// a refill).
+/// The balance at `now_ms` after any refill due (`state` as stored; mark 0 is taken as
+/// refilled in the current period), and the ms until the next refill (`None` without a refill).
 pub fn refilled(spec: &LimitSpec, state: LimitState, now_ms: i64) -> (LimitState, Option<i64>) {
     let Some(refill) = refill_of(spec) else { return (state, None) };
     let period = period_of(refill.interval, now_ms);
+    let start = next_start_ms(refill.interval, period - 1);
     let wait = next_start_ms(refill.interval, period) - now_ms;
-    let fresh = state.mark == 0 && state.count == 0;
-    if fresh || state.mark >= period {
-        return (LimitState { mark: if fresh { period } else { state.mark }, count: state.count }, Some(wait));
+    if state.mark == 0 || state.mark >= start {
+        return (LimitState { mark: state.mark.max(start), count: state.count }, Some(wait));
     }
     let count = match refill.mode {
         RefillMode::Reset => refill.amount,
         RefillMode::Add => {
-            let periods = (period - state.mark).max(0) as u64;
+            let periods = (period - period_of(refill.interval, state.mark)).max(0) as u64;
             state.count.saturating_add(refill.amount.saturating_mul(periods)).min(MAX_CREDITS)
         }
     };
-    (LimitState { mark: period, count }, Some(wait))
+    (LimitState { mark: start, count }, Some(wait))
 }
 
 /// Sets the balance (`set`) or adds `amount` to it (negative: deducts, stopping at zero), after
-/// any refill due; returns the new state.
+/// any refill due (so a `set` counts as the current period's refill); returns the new state.
 pub fn change(spec: &LimitSpec, state: LimitState, set: bool, amount: i64, now_ms: i64) -> LimitState {
     let (mut state, _) = refilled(spec, state, now_ms);
-    let period = state.mark;
     state.count = if set { amount.max(0) as u64 } else { state.count.saturating_add_signed(amount) }.min(MAX_CREDITS);
-    // A fresh state that is set must not be taken as fresh again (and refilled as new).
-    state.mark = if refill_of(spec).is_some() { period } else { 1 };
     state
 }
 
@@ -380,6 +377,23 @@ mod tests {
         let none = credits(None);
         let refused = decide(std::slice::from_ref(&none), &mut vec![LimitState::default()], T0);
         assert_eq!((refused.allowed, refused.limits[0].reset_seconds), (false, 0), "a fresh balance without refill is empty");
+    }
+
+    #[test]
+    fn a_changed_refill_counts_from_its_change_and_a_stored_mark_reads_in_any_interval() {
+        let day_add = credits(Some((10, Interval::Day, RefillMode::Add)));
+        let month_add = credits(Some((10, Interval::Month, RefillMode::Add)));
+        // Mark 0 (a refill just configured, or a balance without one): nothing is added for
+        // the days before; the next midnight adds one amount.
+        let unrefilled = LimitState { mark: 0, count: 4 };
+        assert_eq!(refilled(&day_add, unrefilled, T0 + 5).0, LimitState { mark: T0, count: 4 });
+        assert_eq!(refilled(&day_add, refilled(&day_add, unrefilled, T0 + 5).0, T0 + DAY_MS).0.count, 14);
+        // A mark stored under a daily refill read under a monthly one (the limiter's row when
+        // the record changed while the ledger was not loaded): months since that day.
+        let jan_14 = ms("2027-01-14T00:00:00Z");
+        let stored = LimitState { mark: jan_14, count: 4 };
+        assert_eq!(refilled(&month_add, stored, ms("2027-01-31T00:00:00Z")).0.count, 4, "the same month");
+        assert_eq!(refilled(&month_add, stored, ms("2027-03-02T00:00:00Z")).0.count, 24, "two month starts since");
     }
 
     #[test]

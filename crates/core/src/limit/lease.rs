@@ -297,14 +297,20 @@ impl LeaseLedger {
     /// grant answers `revision`. A limit keeps its state when one of the same name stays (as
     /// a `Hit` with new specs would); others start fresh; and units granted under other limits
     /// are never re-credited. (Units granted under an older revision are, once dropped: an
-    /// isolate drops all it holds when told of the new revision.)
-    pub fn change(&mut self, revision: u64, specs: Vec<LimitSpec>) {
+    /// isolate drops all it holds when told of the new revision.) A credits limit whose refill
+    /// was configured or changed keeps its balance, and counts refills from `now_ms`.
+    pub fn change(&mut self, revision: u64, specs: Vec<LimitSpec>, now_ms: i64) {
         if specs != self.specs {
             self.limits_epoch += 1;
             let mut states: Vec<LimitState> = Vec::with_capacity(specs.len());
             for spec in &specs {
-                let kept = self.specs.iter().position(|s| s.name == spec.name).and_then(|at| self.states.get(at));
-                states.push(kept.copied().unwrap_or_default());
+                let at = self.specs.iter().position(|s| s.name == spec.name);
+                let mut state = at.and_then(|at| self.states.get(at)).copied().unwrap_or_default();
+                if spec.is_credits() && at.map(|at| &self.specs[at]) != Some(spec) {
+                    // Refilled as of now: the new refill counts from the change, not from before.
+                    state = super::credits::refilled(spec, LimitState { mark: 0, ..state }, now_ms).0;
+                }
+                states.push(state);
             }
             self.states = states;
         }
@@ -905,11 +911,27 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_credits_refill_counts_from_the_change_and_an_unchanged_one_keeps_its_refills() {
+        use crate::limit::credits::{Credits, Interval, Refill, RefillMode};
+        let daily = |amount| Credits { refill: Some(Refill { amount, interval: Interval::Day, mode: RefillMode::Add }) }.spec();
+        let month_ago = T0 - 30 * 86_400_000;
+        let ledger_at = |then: LimitSpec| {
+            let mut ledger = LeaseLedger::new(1_000, 1, vec![daily(10)]);
+            ledger.change_credits(&daily(10), true, 5, month_ago).unwrap();
+            ledger.change(2, vec![then], T0);
+            ledger
+        };
+        assert_eq!(remaining(&ledger_at(daily(10)), T0), [5 + 30 * 10], "the 30 refills due");
+        assert_eq!(remaining(&ledger_at(daily(20)), T0), [5], "a new refill starts now, not a month ago");
+        assert_eq!(remaining(&ledger_at(daily(20)), T0 + 86_400_000), [25]);
+    }
+
+    #[test]
     fn a_revision_change_answers_record_changed_and_grants_nothing() {
         let mut ledger = LeaseLedger::new(1_000, 1, Vec::new());
         let mut lease = Lease::new(1_000, 1);
         let asked = renewal(lease.admit(T0));
-        ledger.change(2, Vec::new());
+        ledger.change(2, Vec::new(), T0);
         let grant = ledger.grant(1, "key_a", &asked, T0);
         assert!(grant.record_changed && grant.allowed == 0);
         assert_eq!(lease.renewed(Some(&grant), true), Renewed::Stale);

@@ -371,7 +371,7 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
                 lost.extend(old.waiting);
             }
             Event::Revoke => {
-                ledger.change(2, specs.clone());
+                ledger.change(2, specs.clone(), now);
                 revoked_at = Some(now);
             }
         }
