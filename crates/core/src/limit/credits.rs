@@ -86,44 +86,13 @@ impl Credits {
     /// `"remaining": N` too where `with_remaining` (a create); no other field. `Err` says what
     /// the value must be.
     pub fn from_value(value: &Value, with_remaining: bool) -> Result<(Credits, Option<u64>), String> {
-        let shape = || {
+        parse(value, with_remaining).ok_or_else(|| {
             String::from(if with_remaining {
                 "must be {remaining: 0..10^12, refill: {amount: 1..10^12, interval: day|month, mode: reset|add} | null}"
             } else {
                 "must be {refill: {amount: 1..10^12, interval: day|month, mode: reset|add} | null}"
             })
-        };
-        let object = value.as_object().ok_or_else(shape)?;
-        if object.keys().any(|k| k != "refill" && (k != "remaining" || !with_remaining)) {
-            return Err(shape());
-        }
-        let remaining = match object.get("remaining") {
-            None => None,
-            Some(n) => Some(n.as_u64().filter(|n| *n <= MAX_CREDITS).ok_or_else(shape)?),
-        };
-        let refill = match object.get("refill") {
-            None | Some(Value::Null) => None,
-            Some(refill) => {
-                let field = |name| refill.get(name).and_then(Value::as_str);
-                let interval = match field("interval") {
-                    Some("day") => Interval::Day,
-                    Some("month") => Interval::Month,
-                    _ => return Err(shape()),
-                };
-                let mode = match field("mode") {
-                    Some("reset") => RefillMode::Reset,
-                    Some("add") => RefillMode::Add,
-                    _ => return Err(shape()),
-                };
-                let amount = refill.get("amount").and_then(Value::as_u64).filter(|a| (1..=MAX_CREDITS).contains(a));
-                let known = refill.as_object().is_some_and(|o| o.len() == 3);
-                match amount {
-                    Some(amount) if known => Some(Refill { amount, interval, mode }),
-                    _ => return Err(shape()),
-                }
-            }
-        };
-        Ok((Credits { refill }, remaining))
+        })
     }
 
     /// The limit the limiter decides credits by: `window_seconds` is 0 without a refill, else
@@ -169,6 +138,38 @@ pub fn usage_json(credits: &Credits, balance: u64, now_ms: i64) -> String {
     let next = credits.next_refill_ms(now_ms).map(|ms| crate::timestamp::Timestamp(ms).to_rfc3339());
     object.insert("next_refill_at".into(), next.into());
     format!(",\"credits\":{}", Value::Object(object))
+}
+
+/// [`Credits::from_value`] without its message: `None` when the value is not of the shape.
+fn parse(value: &Value, with_remaining: bool) -> Option<(Credits, Option<u64>)> {
+    let object = value.as_object()?;
+    if object.keys().any(|k| k != "refill" && (k != "remaining" || !with_remaining)) {
+        return None;
+    }
+    let remaining = match object.get("remaining") {
+        None => None,
+        Some(n) => Some(n.as_u64().filter(|n| *n <= MAX_CREDITS)?),
+    };
+    let refill = match object.get("refill") {
+        None | Some(Value::Null) => None,
+        Some(refill) => {
+            let field = |name| refill.get(name).and_then(Value::as_str);
+            let interval = match field("interval")? {
+                "day" => Interval::Day,
+                "month" => Interval::Month,
+                _ => return None,
+            };
+            let mode = match field("mode")? {
+                "reset" => RefillMode::Reset,
+                "add" => RefillMode::Add,
+                _ => return None,
+            };
+            let amount = refill.get("amount").and_then(Value::as_u64).filter(|a| (1..=MAX_CREDITS).contains(a))?;
+            (refill.as_object()?.len() == 3).then_some(())?;
+            Some(Refill { amount, interval, mode })
+        }
+    };
+    Some((Credits { refill }, remaining))
 }
 
 /// The refill a credits spec codes ([`Credits::spec`]).
