@@ -229,6 +229,7 @@ fn record_for(key: &PlaintextKey, env: KeyEnv, project: &str, role: Option<&str>
         tier: None,
         limits: None,
         limit_mode: None,
+        credits: None,
     }
 }
 

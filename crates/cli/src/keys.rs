@@ -5,6 +5,7 @@
 //!                     [--valid-from T] [--valid-to T] [--allowed-origin O]...
 //!                     [--allowed-network CIDR]... [--allowed-country CC]... [--meta k=v]...
 //!                     [--tier NAME] [--limit NAME=LIMIT/WINDOW_SECONDS]... [--limit-mode exact|fast]
+//!                     [--credits N] [--credits-refill AMOUNT/day|month/reset|add]
 //! keygate keys list --project P [--status S] [--limit N] [--cursor C] [--all]
 //! keygate keys show|enable|disable|revoke|audit|usage ID
 //! keygate keys update ID [--name N] [--role R | --no-role] [--scope S]... [--clear-scopes]
@@ -13,7 +14,9 @@
 //!                     [--clear-networks] [--allowed-country CC]... [--clear-countries] [--meta k=v]...
 //!                     [--tier NAME | --no-tier] [--limit NAME=LIMIT/WINDOW_SECONDS]... [--clear-limits]
 //!                     [--limit-mode exact|fast | --default-limit-mode]
+//!                     [--credits-refill AMOUNT/INTERVAL/MODE | --credits-no-refill | --no-credits]
 //! keygate keys roll ID [--grace-seconds N]
+//! keygate keys credits add|set ID AMOUNT
 //! ```
 //! `show` makes a second request (`GET /keys/{id}/usage`) and appends last use and today's
 //! counts; if that fails the record is still shown, with a one-line warning on stderr. With

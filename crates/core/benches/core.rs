@@ -102,6 +102,7 @@ fn record(key: &str) -> KeyRecord {
         tier: Some("pro".into()),
         limits: None,
         limit_mode: None,
+        credits: None,
     }
 }
 

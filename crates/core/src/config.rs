@@ -194,6 +194,20 @@ impl Config {
         self.tier_of(record).map(|t| t.limits.as_slice()).unwrap_or(&[])
     }
 
+    /// What the key's limiter decides it by: [`Config::limits_for`], and for a key with credits
+    /// its credits limit last ([`crate::limit::credits::Credits::spec`]).
+    pub fn limiter_specs<'a>(&'a self, record: &'a KeyRecord) -> std::borrow::Cow<'a, [LimitSpec]> {
+        let limits = self.limits_for(record);
+        match &record.credits {
+            None => std::borrow::Cow::Borrowed(limits),
+            Some(credits) => {
+                let mut specs = limits.to_vec();
+                specs.push(credits.spec());
+                std::borrow::Cow::Owned(specs)
+            }
+        }
+    }
+
     fn tier_of(&self, record: &KeyRecord) -> Option<&Tier> {
         record
             .tier
@@ -219,8 +233,12 @@ impl Config {
         }
     }
 
-    /// The enforcement mode for `record`: its own, else its tier's, else `LIMIT_MODE`.
+    /// The enforcement mode for `record`: `exact` for a key with credits, else its own, else its
+    /// tier's, else `LIMIT_MODE`.
     pub fn mode_for(&self, record: &KeyRecord) -> LimitMode {
+        if record.credits.is_some() {
+            return LimitMode::Exact; // a balance is exact or it is not a balance
+        }
         record.limit_mode.or(self.tier_of(record).and_then(|t| t.mode)).unwrap_or(self.limit_mode)
     }
 }

@@ -36,7 +36,7 @@ pub fn response_headers(cors: &CorsConfig, origin: Option<&str>) -> Vec<(&'stati
             (
                 "access-control-expose-headers",
                 "x-request-id, www-authenticate, retry-after, ratelimit, ratelimit-policy, x-ratelimit-limit, \
-                 x-ratelimit-remaining, x-ratelimit-reset"
+                 x-ratelimit-remaining, x-ratelimit-reset, x-credits-remaining"
                     .to_string(),
             ),
             ("vary", "Origin".to_string()),

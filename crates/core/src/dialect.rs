@@ -118,6 +118,7 @@ pub const GATEWAY_CODES: &[&str] = &[
     "ORIGIN_TIMEOUT",
     "RATE_LIMIT_EXCEEDED",
     "QUOTA_EXCEEDED",
+    "CREDITS_EXHAUSTED",
 ];
 
 fn err(setting: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -314,6 +315,7 @@ mod tests {
             ("429 rate", E::RateLimitExceeded { limit: "minute".into(), retry_after: 45 }),
             ("429 quota", E::QuotaExceeded { limit: "daily".into(), retry_after: 3600 }),
             ("503 store", E::StoreUnavailable),
+            ("402 credits", E::CreditsExhausted { retry_after: 60 }),
         ]
     }
 
@@ -340,7 +342,8 @@ mod tests {
             | E::OriginUnavailable
             | E::OriginTimeout
             | E::RateLimitExceeded { .. }
-            | E::QuotaExceeded { .. } => true,
+            | E::QuotaExceeded { .. }
+            | E::CreditsExhausted { .. } => true,
             E::ConfigInvalid { .. }
             | E::Unauthorized
             | E::ReportUnverified
@@ -407,6 +410,7 @@ mod tests {
             ("keygate", "429 rate", 429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded. Try again in 45 seconds."),
             ("keygate", "429 quota", 429, "QUOTA_EXCEEDED", "Quota exceeded. It resets in 3600 seconds."),
             ("keygate", "503 store", 503, "STORE_UNAVAILABLE", "The key store is unavailable. Try again shortly."),
+            ("keygate", "402 credits", 402, "CREDITS_EXHAUSTED", "This key has no credits left. They are refilled in 60 seconds."),
             (
                 "optimo",
                 "401 missing key",
@@ -419,12 +423,14 @@ mod tests {
             ("optimo", "429 rate", 429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded. Try again in 45 seconds."),
             ("optimo", "429 quota", 429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded. Try again in 3600 seconds."),
             ("optimo", "503 store", 503, "STORE_UNAVAILABLE", "The key store is unavailable. Try again shortly."),
+            ("optimo", "402 credits", 402, "CREDITS_EXHAUSTED", "This key has no credits left. They are refilled in 60 seconds."),
             ("octopost", "401 missing key", 401, "unauthorized", "Invalid or expired API key"),
             ("octopost", "401 revoked", 401, "unauthorized", "Invalid or expired API key"),
             ("octopost", "403 scope", 403, "insufficient_scope", "The API key does not have scope: pages:write."),
             ("octopost", "429 rate", 429, "rate_limit_exceeded", "Rate limit exceeded. Try again in 45 seconds."),
             ("octopost", "429 quota", 429, "quota_exceeded", "Quota exceeded. It resets in 3600 seconds."),
             ("octopost", "503 store", 503, "store_unavailable", "The key store is unavailable. Try again shortly."),
+            ("octopost", "402 credits", 402, "credits_exhausted", "This key has no credits left. They are refilled in 60 seconds."),
             (
                 "problem",
                 "401 missing key",
@@ -437,6 +443,7 @@ mod tests {
             ("problem", "429 rate", 429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded. Try again in 45 seconds."),
             ("problem", "429 quota", 429, "QUOTA_EXCEEDED", "Quota exceeded. It resets in 3600 seconds."),
             ("problem", "503 store", 503, "STORE_UNAVAILABLE", "The key store is unavailable. Try again shortly."),
+            ("problem", "402 credits", 402, "CREDITS_EXHAUSTED", "This key has no credits left. They are refilled in 60 seconds."),
         ];
         assert_eq!(rows.len(), 4 * representative().len(), "every dialect × every representative refusal");
         for (name, what, status, code, message) in rows {

@@ -107,6 +107,12 @@ pub enum GatewayError {
         /// Seconds until the quota resets.
         retry_after: u64,
     },
+    /// The key's credits balance holds less than the route's cost (402: retrying will not
+    /// help until credits are added or refilled, unlike a 429).
+    CreditsExhausted {
+        /// Seconds until the next refill; 0 when the key has no refill.
+        retry_after: u64,
+    },
 }
 
 impl GatewayError {
@@ -146,7 +152,8 @@ impl GatewayError {
             | GatewayError::PayloadTooLarge { .. }
             | GatewayError::UnsupportedMediaType
             | GatewayError::RateLimitExceeded { .. }
-            | GatewayError::QuotaExceeded { .. } => false,
+            | GatewayError::QuotaExceeded { .. }
+            | GatewayError::CreditsExhausted { .. } => false,
         }
     }
 
@@ -160,6 +167,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => 413,
             GatewayError::UnsupportedMediaType => 415,
             GatewayError::RateLimitExceeded { .. } | GatewayError::QuotaExceeded { .. } | GatewayError::AdminAuthThrottled { .. } => 429,
+            GatewayError::CreditsExhausted { .. } => 402,
             GatewayError::MissingKey
             | GatewayError::InvalidKey { .. }
             | GatewayError::KeyRevoked
@@ -213,6 +221,7 @@ impl GatewayError {
             GatewayError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             GatewayError::RateLimitExceeded { .. } => "RATE_LIMIT_EXCEEDED",
             GatewayError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
+            GatewayError::CreditsExhausted { .. } => "CREDITS_EXHAUSTED",
         }
     }
 
@@ -261,6 +270,10 @@ impl GatewayError {
             GatewayError::QuotaExceeded { retry_after, .. } => {
                 format!("Quota exceeded. It resets in {retry_after} seconds.")
             }
+            GatewayError::CreditsExhausted { retry_after: 0 } => "This key has no credits left.".into(),
+            GatewayError::CreditsExhausted { retry_after } => {
+                format!("This key has no credits left. They are refilled in {retry_after} seconds.")
+            }
         }
     }
 
@@ -277,6 +290,8 @@ impl GatewayError {
             GatewayError::RateLimitExceeded { limit, retry_after } | GatewayError::QuotaExceeded { limit, retry_after } => {
                 json!({ "retryAfter": retry_after, "limit": limit })
             }
+            GatewayError::CreditsExhausted { retry_after: 0 } => json!({}),
+            GatewayError::CreditsExhausted { retry_after } => json!({ "retryAfter": retry_after }),
             GatewayError::MissingKey
             | GatewayError::RouteNotFound
             | GatewayError::RouteNotAllowed
@@ -372,6 +387,7 @@ pub(crate) mod tests {
             GatewayError::UnsupportedMediaType,
             GatewayError::RateLimitExceeded { limit: "minute".into(), retry_after: 45 },
             GatewayError::QuotaExceeded { limit: "daily".into(), retry_after: 3600 },
+            GatewayError::CreditsExhausted { retry_after: 0 },
         ]
     }
 
@@ -425,6 +441,7 @@ pub(crate) mod tests {
             (415, "UNSUPPORTED_MEDIA_TYPE"),
             (429, "RATE_LIMIT_EXCEEDED"),
             (429, "QUOTA_EXCEEDED"),
+            (402, "CREDITS_EXHAUSTED"),
         ];
         assert_eq!(all().len(), expected.len());
         for (error, (status, code)) in all().iter().zip(expected) {

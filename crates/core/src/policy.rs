@@ -115,12 +115,13 @@ mod tests {
             tier: None,
             limits: None,
             limit_mode: None,
+            credits: None,
         }
     }
 
     fn check(record: &KeyRecord, scopes: &[&str], project: Option<&str>, origin: Option<&str>) -> Result<Grant, GatewayError> {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        let route = RouteMatch { scopes: &scopes, project: project.map(String::from), pattern: "/x", envs: None };
+        let route = RouteMatch { scopes: &scopes, project: project.map(String::from), pattern: "/x", envs: None, cost: 1 };
         let facts = RequestFacts { key_env: KeyEnv::Live, route: &route, origin };
         authorize(record, &facts, &Roles::builtin(), &[], NOW)
     }
@@ -236,7 +237,7 @@ mod tests {
         record.env = KeyEnv::Test;
         let scopes = vec!["content:read".to_string()];
         let live_only = [KeyEnv::Live];
-        let route = RouteMatch { scopes: &scopes, project: None, pattern: "/x", envs: Some(&live_only) };
+        let route = RouteMatch { scopes: &scopes, project: None, pattern: "/x", envs: Some(&live_only), cost: 1 };
         let facts = RequestFacts { key_env: KeyEnv::Test, route: &route, origin: None };
         assert_eq!(authorize(&record, &facts, &Roles::builtin(), &[], NOW).unwrap_err().code(), "ENVIRONMENT_MISMATCH");
         let both = RouteMatch { envs: None, ..route.clone() };
@@ -249,7 +250,7 @@ mod tests {
         let mut bare = record();
         bare.role = None;
         let scopes = vec!["billing:write".to_string()];
-        let route = RouteMatch { scopes: &scopes, project: None, pattern: "/x", envs: None };
+        let route = RouteMatch { scopes: &scopes, project: None, pattern: "/x", envs: None, cost: 1 };
         let facts = RequestFacts { key_env: KeyEnv::Live, route: &route, origin: None };
         assert_eq!(authorize(&bare, &facts, &Roles::builtin(), &[], NOW).unwrap_err().code(), "INSUFFICIENT_SCOPE", "EMPTY_SCOPES=none");
         let catalogue = vec!["content:read".to_string(), "billing:write".to_string()];

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::key::KeyEnv;
 use crate::limit::algorithm::{validate_specs, LimitSpec};
+use crate::limit::credits::Credits;
 use crate::timestamp::Timestamp;
 
 /// Lifecycle state of a key.
@@ -105,6 +106,11 @@ pub struct KeyRecord {
     /// `exact` or `fast`; when unset the tier's, else `LIMIT_MODE`.
     #[serde(default)]
     pub limit_mode: Option<LimitMode>,
+    /// Credits (a remaining-uses balance, [`crate::limit::credits`]): the refill configuration;
+    /// the balance is the family limiter's state. A key with credits is always decided by its
+    /// limiter (`exact`), whatever its mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<Credits>,
 }
 
 /// How a key's limits (and its status epoch) are enforced.
@@ -218,6 +224,33 @@ pub(crate) mod tests {
     fn round_trips_through_encode() {
         let record = decode(sample_json().as_bytes()).unwrap();
         assert_eq!(decode(encode(&record).as_bytes()).unwrap(), record);
+    }
+
+    #[test]
+    fn credits_round_trip_and_a_malformed_credits_field_makes_the_record_corrupt() {
+        let plain = decode(sample_json().as_bytes()).unwrap();
+        assert_eq!(plain.credits, None, "an old record has no credits");
+        assert!(!encode(&plain).contains("credits"), "and none is written for it");
+        for credits in [
+            r#"{"refill":null}"#,
+            r#"{"refill":{"amount":1000,"interval":"month","mode":"reset"}}"#,
+            r#"{"refill":{"amount":5,"interval":"day","mode":"add"}}"#,
+        ] {
+            let json = sample_json().replacen("\"revision\":1", &format!("\"revision\":1,\"credits\":{credits}"), 1);
+            let record = decode(json.as_bytes()).unwrap_or_else(|e| panic!("{credits}: {e:?}"));
+            assert!(record.credits.is_some(), "{credits}");
+            assert!(encode(&record).contains(&format!("\"credits\":{credits}")), "{credits}: {}", encode(&record));
+            assert_eq!(decode(encode(&record).as_bytes()).unwrap(), record, "{credits}");
+        }
+        for bad in [
+            "5",
+            r#"{"remaining":5}"#,
+            r#"{"refill":{"amount":0,"interval":"day","mode":"add"}}"#,
+            r#"{"refill":{"amount":5,"interval":"week","mode":"add"}}"#,
+        ] {
+            let json = sample_json().replacen("\"revision\":1", &format!("\"revision\":1,\"credits\":{bad}"), 1);
+            assert!(decode(json.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -13,6 +13,9 @@ use crate::config::ConfigError;
 use crate::key::KeyEnv;
 use crate::scope::is_valid_requirement;
 
+/// The largest credits cost a route may have.
+pub const MAX_COST: u64 = 1_000_000;
+
 /// One route as written in config (`ROUTES`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +33,9 @@ pub struct RouteSpec {
     /// Key environments allowed on this route (e.g. `["live"]`); absent = both.
     #[serde(default)]
     pub envs: Option<Vec<KeyEnv>>,
+    /// Credits a request of this route spends from a key with credits (0..=1000000; absent = 1).
+    #[serde(default)]
+    pub cost: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +58,8 @@ pub struct Route {
     pub project_param: Option<String>,
     /// Allowed key environments (`None` = both).
     pub envs: Option<Vec<KeyEnv>>,
+    /// Credits a request spends from a key with credits.
+    pub cost: u64,
 }
 
 /// A matched route with its captured parameters.
@@ -65,6 +73,8 @@ pub struct RouteMatch<'t> {
     pub pattern: &'t str,
     /// Key environments allowed on the route (`None` = both).
     pub envs: Option<&'t [KeyEnv]>,
+    /// Credits a request spends from a key with credits.
+    pub cost: u64,
 }
 
 /// The whole table; first match wins.
@@ -113,7 +123,7 @@ impl RouteTable {
                 .project_param
                 .as_ref()
                 .and_then(|name| params.iter().find(|(param, _)| param == name).map(|(_, value)| value.to_string()));
-            Some(RouteMatch { scopes: &route.scopes, project, pattern: &route.pattern, envs: route.envs.as_deref() })
+            Some(RouteMatch { scopes: &route.scopes, project, pattern: &route.pattern, envs: route.envs.as_deref(), cost: route.cost })
         })
     }
 }
@@ -161,7 +171,11 @@ fn compile_route(spec: RouteSpec) -> Result<Route, String> {
     if spec.envs.as_ref().is_some_and(Vec::is_empty) {
         return Err("envs must name at least one environment (or be left out)".into());
     }
-    Ok(Route { methods, segments, pattern: spec.path, scopes: spec.scopes, project_param: spec.project_param, envs: spec.envs })
+    let cost = spec.cost.unwrap_or(1);
+    if cost > MAX_COST {
+        return Err(format!("cost {cost} must be 0..{MAX_COST}"));
+    }
+    Ok(Route { methods, segments, pattern: spec.path, scopes: spec.scopes, project_param: spec.project_param, envs: spec.envs, cost })
 }
 
 fn match_segments<'p>(pattern: &[Segment], path: &[&'p str]) -> Option<Vec<(String, &'p str)>> {
@@ -300,6 +314,18 @@ mod tests {
         for (what, method, has_body, allowed) in rows {
             assert_eq!(check_body(method, has_body).is_ok(), allowed, "{what}");
         }
+    }
+
+    #[test]
+    fn a_route_costs_one_credit_unless_it_says_otherwise() {
+        let table = RouteTable::from_json(
+            r#"[{"methods":["GET"],"path":"/a"},{"methods":["GET"],"path":"/b","cost":3},{"methods":["GET"],"path":"/c","cost":0}]"#,
+        )
+        .unwrap();
+        let costs: Vec<u64> = ["/a", "/b", "/c"].iter().map(|path| table.find("GET", path).unwrap().cost).collect();
+        assert_eq!(costs, [1, 3, 0]);
+        assert!(RouteTable::from_json(r#"[{"methods":["GET"],"path":"/a","cost":1000001}]"#).unwrap_err().contains("cost"));
+        assert!(RouteTable::from_json(r#"[{"methods":["GET"],"path":"/a","cost":-1}]"#).is_err());
     }
 
     const SHIPPED: &str = r#"[

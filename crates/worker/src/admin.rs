@@ -13,13 +13,13 @@ use keygate_core::admin::body::{self, BodyRequirement};
 use keygate_core::admin::catalogue::catalogue;
 use keygate_core::admin::facade::{self, FacadeRoute};
 use keygate_core::admin::protocol::{Failure, Op, Reply};
-use keygate_core::admin::request::{parse_create, parse_list, parse_roll, parse_update, Rules};
+use keygate_core::admin::request::{parse_create, parse_credits, parse_list, parse_roll, parse_update, Rules};
 use keygate_core::admin::router::{native_path, route, AdminRoute, GITHUB_LEAK_REPORT_PATH};
 use keygate_core::admin::{lifecycle, listing};
 use keygate_core::config::Config;
 use keygate_core::error::GatewayError;
 use keygate_core::key;
-use keygate_core::limit::protocol::{LimiterOp, LimiterReply};
+use keygate_core::limit::protocol::{self, LimiterOp, LimiterReply};
 use keygate_core::record::{KeyRecord, Status};
 
 use crate::key_registry::{DIRECTORY, REGISTRY_BINDING};
@@ -71,6 +71,13 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
             return roll_key(env, config, id, &body).await;
         }
         AdminRoute::KeyUsage(id) => return key_usage(incoming, env, id).await,
+        AdminRoute::KeyCredits(id) => {
+            let change = parse_credits(&read_body(incoming, config, BodyRequirement::Required).await?)?;
+            return match call_for_key(env, &id, keygate_core::admin::protocol::credits(&id, change.set, change.amount)).await? {
+                Reply::Credits(remaining) => ok_json(200, &json!({ "key_id": id, "remaining": remaining })),
+                _ => Err(unexpected()),
+            };
+        }
         AdminRoute::GithubLeakReport if leak_report => return crate::leak::handle(incoming, env, config).await,
         AdminRoute::GithubLeakReport => return Err(GatewayError::NotFound),
         AdminRoute::KeyAudit(id) => (id.clone(), Op::Audit(id)),
@@ -108,17 +115,34 @@ async fn roll_key(env: &Env, config: &Config, id: String, body: &[u8]) -> AdminR
     }
 }
 
-/// Key `id`'s usage per day and last use, from its family's limiter.
+/// Key `id`'s usage per day and last use, from its family's limiter; for a key with credits,
+/// also its balance and refill (`credits`).
 async fn key_usage(incoming: &Incoming, env: &Env, id: String) -> AdminResult {
     let record = record_of(call_for_key(env, &id, Op::Get(id.clone())).await?)?;
-    match crate::key_limiter::call(env, record.family_id(), &LimiterOp::Usage(id)).await {
-        Ok(LimiterReply::Usage(usage)) => ok_json(200, &usage),
-        Ok(_) => Err(unexpected()),
-        Err(reason) => {
-            log_event("limiter_unavailable", incoming.request_id(), &[("reason", &reason)]);
-            Err(GatewayError::StoreUnavailable)
-        }
+    let family = record.family_id();
+    let (status, mut body) = match ask_limiter(incoming, env, family, &LimiterOp::Usage(id)).await? {
+        LimiterReply::Usage(usage) => ok_json(200, &usage)?,
+        _ => return Err(unexpected()),
+    };
+    if let Some(credits) = &record.credits {
+        let balance = match ask_limiter(incoming, env, family, &protocol::credits(&credits.spec(), false, 0)).await? {
+            LimiterReply::Decided(decision) => decision.credits().map_or(0, |c| c.remaining),
+            _ => return Err(unexpected()),
+        };
+        // Spliced into the usage object's text: no second encoder of it in the wasm.
+        body.pop();
+        body.push_str(&keygate_core::limit::credits::usage_json(credits, balance, incoming.now_ms));
+        body.push('}');
     }
+    Ok((status, body))
+}
+
+/// Sends `op` to the limiter of `family`; a failure is logged and answered `STORE_UNAVAILABLE`.
+async fn ask_limiter(incoming: &Incoming, env: &Env, family: &str, op: &LimiterOp) -> Result<LimiterReply, GatewayError> {
+    crate::key_limiter::call(env, family, op).await.map_err(|reason| {
+        log_event("limiter_unavailable", incoming.request_id(), &[("reason", &reason)]);
+        GatewayError::StoreUnavailable
+    })
 }
 
 /// Validates a native create body, mints the key and stores it: the plaintext (for the one
@@ -128,6 +152,11 @@ async fn create_key(env: &Env, config: &Config, body: &[u8], rules: &Rules<'_>) 
     let plaintext = config.key_format.generate(create.env).map_err(mint_failure)?;
     let id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
     let (record, audit) = lifecycle::create(&create, id.clone(), plaintext.hint(), rules.now_ms);
+    // The initial balance first: the key works only once it is stored, and then has it.
+    if let Some((credits, remaining)) = &create.credits {
+        let op = protocol::credits(&credits.spec(), true, *remaining as i64);
+        crate::key_limiter::call(env, &id, &op).await.map_err(|_| GatewayError::StoreUnavailable)?;
+    }
     let hash = plaintext.hash();
     call(env, DIRECTORY, &Op::Register(id.clone(), create.project.clone())).await?;
     let record = record_of(call(env, &create.project, &Op::Create(record, hash.to_hex(), audit)).await?)?;

@@ -26,9 +26,10 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlS
 use std::cell::{RefCell, RefMut};
 
 use keygate_core::admin::auth_limit;
-use keygate_core::limit::algorithm::{LimitSpec, LimitState};
+use keygate_core::limit::algorithm::{decide_cost, Decision, LimitSpec, LimitState};
+use keygate_core::limit::credits::{self, CREDITS};
 use keygate_core::limit::lease::{usage_counted, Grant, LeaseLedger, Renewal};
-use keygate_core::limit::protocol::{day_of, DayUsage, LimiterOp, LimiterReply, Usage, HIT};
+use keygate_core::limit::protocol::{credits_of, day_of, DayUsage, LimiterOp, LimiterReply, Usage, HIT};
 use keygate_core::record::{self, KeyRecord};
 use keygate_core::timestamp::Timestamp;
 
@@ -99,7 +100,7 @@ impl KeyLimiter {
                 remember_record(&sql, &record)?;
                 if let Some(ledger) = self.ledger.borrow_mut().as_mut() {
                     let specs = ledger.limits().0.to_vec();
-                    ledger.change(ledger.revision() + 1, specs);
+                    ledger.change(ledger.revision() + 1, specs, now);
                 }
                 LimiterReply::Done
             }
@@ -109,6 +110,10 @@ impl KeyLimiter {
             }
             LimiterOp::Usage(key_id) => LimiterReply::Usage(usage(&sql, &key_id)?),
             LimiterOp::AdminAuth(address, failed, limits) => admin_auth(&sql, &address, failed, &limits, now)?,
+            LimiterOp::Credits(text) => {
+                let (spec, set, amount) = credits_of(&text).ok_or_else(|| worker::Error::RustError("malformed credits change".into()))?;
+                LimiterReply::Decided(self.credits(&sql, spec, set, amount, now)?)
+            }
         })
     }
 
@@ -139,7 +144,8 @@ impl KeyLimiter {
                 store_states(sql, &ledger)?;
                 return Ok(LimiterReply::Stale(record));
             }
-            None if lease_id == HIT => ledger.hit(key_id, epoch, now),
+            // A hit's `wanted` is its request's cost in credits.
+            None if lease_id == HIT => ledger.hit(key_id, epoch, now, renewal.wanted()),
             None => ledger.grant(lease_id, key_id, &renewal, now),
         };
         store_states(sql, &ledger)?;
@@ -154,7 +160,7 @@ impl KeyLimiter {
     fn ledger(&self, sql: &SqlStorage, limits: Vec<LimitSpec>, now: i64) -> Result<RefMut<'_, LeaseLedger>> {
         let mut slot = self.ledger.borrow_mut();
         match slot.as_mut() {
-            Some(ledger) if ledger.limits().0 != limits.as_slice() => ledger.change(ledger.revision() + 1, limits),
+            Some(ledger) if ledger.limits().0 != limits.as_slice() => ledger.change(ledger.revision() + 1, limits, now),
             Some(_) => {}
             None => {
                 let rows = rows(sql.exec("SELECT name, mark, count FROM limit_state", None)?)?
@@ -177,15 +183,50 @@ impl KeyLimiter {
     }
 }
 
+impl KeyLimiter {
+    /// An admin change of the family's credits balance (adding 0 reads it): through the ledger
+    /// when it decides credits under `spec`, else on the stored row (the ledger, if loaded under
+    /// other limits, is dropped, to load the row on the next request). The balance is the
+    /// credits limit's `remaining` in the answer.
+    fn credits(&self, sql: &SqlStorage, spec: LimitSpec, set: bool, amount: i64, now: i64) -> Result<Decision> {
+        let mut slot = self.ledger.borrow_mut();
+        let changed = slot.as_mut().and_then(|ledger| ledger.change_credits(&spec, set, amount, now));
+        let state = match (changed, slot.as_ref()) {
+            (Some(state), Some(ledger)) => {
+                store_states(sql, ledger)?;
+                state
+            }
+            _ => {
+                *slot = None;
+                let row = rows(sql.exec("SELECT mark, count FROM limit_state WHERE name = ?", vec![CREDITS.into()])?)?;
+                let stored = match row.first() {
+                    Some(row) => LimitState { mark: row.int(0)?, count: row.int(1)?.max(0) as u64 },
+                    None => LimitState::default(),
+                };
+                let state = credits::change(&spec, stored, set, amount, now);
+                write_state(sql, CREDITS, &state)?;
+                state
+            }
+        };
+        Ok(decide_cost(&[spec], &mut vec![state], now, 0))
+    }
+}
+
+/// Writes one limit's state to `limit_state`.
+fn write_state(sql: &SqlStorage, name: &str, state: &LimitState) -> Result<()> {
+    sql.exec(
+        "INSERT INTO limit_state (name, mark, count) VALUES (?, ?, ?) \
+         ON CONFLICT(name) DO UPDATE SET mark = excluded.mark, count = excluded.count",
+        vec![name.into(), SqlStorageValue::Integer(state.mark), SqlStorageValue::Integer(state.count as i64)],
+    )?;
+    Ok(())
+}
+
 /// Writes the ledger's limit state through to `limit_state`.
 fn store_states(sql: &SqlStorage, ledger: &LeaseLedger) -> Result<()> {
     let (specs, states) = ledger.limits();
     for (spec, state) in specs.iter().zip(states) {
-        sql.exec(
-            "INSERT INTO limit_state (name, mark, count) VALUES (?, ?, ?) \
-             ON CONFLICT(name) DO UPDATE SET mark = excluded.mark, count = excluded.count",
-            vec![spec.name.clone().into(), SqlStorageValue::Integer(state.mark), SqlStorageValue::Integer(state.count as i64)],
-        )?;
+        write_state(sql, &spec.name, state)?;
     }
     Ok(())
 }

@@ -17,9 +17,9 @@
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
 use keygate_core::admin::lifecycle::{self, AuditEntry};
-use keygate_core::admin::protocol::{decode_cursor, encode_cursor, Failure, Op, Reply, FIRST_PAGE_AFTER, MAX_SAFE_INTEGER};
+use keygate_core::admin::protocol::{credits_of, decode_cursor, encode_cursor, Failure, Op, Reply, FIRST_PAGE_AFTER, MAX_SAFE_INTEGER};
 use keygate_core::leak;
-use keygate_core::limit::protocol::LimiterOp;
+use keygate_core::limit::protocol::{LimiterOp, LimiterReply};
 use keygate_core::record::{self, KeyRecord};
 
 use crate::durable::{read_json, rows};
@@ -156,6 +156,22 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
         Op::Audit(id) => {
             load(sql, &id)?;
             Ok(Reply::Audit(audit_of(sql, &id)?))
+        }
+        Op::Credits(text) => {
+            let (id, set, amount) = credits_of(&text).ok_or_else(|| Failure::Store("malformed credits change".into()))?;
+            let (record, _) = load(sql, id)?;
+            let credits = record
+                .credits
+                .as_ref()
+                .ok_or_else(|| Failure::Conflict("the key has no credits (give it credits with PATCH first)".into()))?;
+            let op = keygate_core::limit::protocol::credits(&credits.spec(), set, amount);
+            let balance = match crate::key_limiter::call(env, record.family_id(), &op).await {
+                Ok(LimiterReply::Decided(decision)) => decision.credits().map_or(0, |c| c.remaining),
+                Ok(_) => return Err(Failure::Store("limiter credits: unexpected answer".into())),
+                Err(reason) => return Err(Failure::Store(format!("limiter credits: {reason}"))),
+            };
+            append_audit(sql, id, &lifecycle::credits_audit(&record, set, amount, balance, now_ms()))?;
+            Ok(Reply::Credits(balance))
         }
         Op::Leaked(id, action, url) => {
             let action = leak::LeakAction::from_name(&action).ok_or_else(|| Failure::Store("unknown leak action".into()))?;

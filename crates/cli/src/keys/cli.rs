@@ -90,8 +90,64 @@ pub enum KeysCommand {
     Roll(RollArgs),
     /// Show a key's audit trail.
     Audit(IdArg),
-    /// Show a key's request counts per day (UTC, most recent first) and when it was last used.
+    /// Show a key's request counts per day (UTC, most recent first) and when it was last used
+    /// (and, for a key with credits, its balance and refill).
     Usage(IdArg),
+    /// Change a key's credits balance (the key must have credits: `create --credits`, or
+    /// `update --credits-refill`/`--credits-no-refill`).
+    #[command(subcommand)]
+    Credits(CreditsCommand),
+}
+
+/// `keygate keys credits` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CreditsCommand {
+    /// Add credits to the balance (a negative amount deducts; the balance stops at zero).
+    Add(CreditsArgs),
+    /// Set the balance.
+    Set(CreditsArgs),
+}
+
+/// `ID AMOUNT` of `credits add|set`.
+#[derive(Debug, Args)]
+pub struct CreditsArgs {
+    /// Key id (`key_…`).
+    pub id: String,
+    /// Credits (add: -10^12 … 10^12; set: 0 … 10^12).
+    #[arg(allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(-1_000_000_000_000..=1_000_000_000_000))]
+    pub amount: i64,
+}
+
+/// One `--credits-refill AMOUNT/day|month/reset|add`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefillArg {
+    pub amount: u64,
+    /// `day` or `month`.
+    pub interval: &'static str,
+    /// `reset` or `add`.
+    pub mode: &'static str,
+}
+
+/// Parses `AMOUNT/day|month/reset|add` (e.g. `1000/month/reset`).
+pub fn parse_refill(text: &str) -> Result<RefillArg, String> {
+    const SHAPE: &str = "expected AMOUNT/INTERVAL/MODE such as 1000/month/reset (INTERVAL day or month, MODE reset or add)";
+    let parts: Vec<&str> = text.split('/').collect();
+    let [amount, interval, mode] = parts.as_slice() else { return Err(SHAPE.into()) };
+    let amount = match amount.parse::<u64>() {
+        Ok(n) if n >= 1 && amount.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => return Err(format!("AMOUNT must be a positive integer: {SHAPE}")),
+    };
+    let interval = match *interval {
+        "day" => "day",
+        "month" => "month",
+        _ => return Err(format!("INTERVAL must be day or month: {SHAPE}")),
+    };
+    let mode = match *mode {
+        "reset" => "reset",
+        "add" => "add",
+        _ => return Err(format!("MODE must be reset or add: {SHAPE}")),
+    };
+    Ok(RefillArg { amount, interval, mode })
 }
 
 /// A key id argument.
@@ -177,6 +233,13 @@ pub struct CreateArgs {
     /// How the limits are enforced (default: the tier's, else the gateway's LIMIT_MODE).
     #[arg(long, value_parser = limit_mode_parser())]
     pub limit_mode: Option<LimitMode>,
+    /// Give the key credits with this initial balance (default with --credits-refill: the refill
+    /// amount). A key with credits is always decided by its limiter (exact).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=1_000_000_000_000))]
+    pub credits: Option<u64>,
+    /// Refill the credits periodically, e.g. 1000/month/reset or 50/day/add.
+    #[arg(long, value_name = "AMOUNT/INTERVAL/MODE", value_parser = parse_refill)]
+    pub credits_refill: Option<RefillArg>,
 }
 
 /// Flags of `list`.
@@ -270,6 +333,16 @@ pub struct UpdateArgs {
     /// Remove the key's own limit mode (limit_mode null: the tier's, else LIMIT_MODE).
     #[arg(long)]
     pub default_limit_mode: bool,
+    /// Give the key credits with this refill, or change it (a key given credits here starts
+    /// with a balance of 0: use `keys credits set`).
+    #[arg(long, value_name = "AMOUNT/INTERVAL/MODE", value_parser = parse_refill, conflicts_with_all = ["credits_no_refill", "no_credits"])]
+    pub credits_refill: Option<RefillArg>,
+    /// Give the key credits without a refill, or remove its refill.
+    #[arg(long, conflicts_with = "no_credits")]
+    pub credits_no_refill: bool,
+    /// Remove credits from the key (credits null: no balance is enforced).
+    #[arg(long)]
+    pub no_credits: bool,
 }
 
 /// Flags of `roll`.
@@ -328,6 +401,23 @@ pub fn parse_meta(text: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refills_parse() {
+        assert_eq!(parse_refill("1000/month/reset"), Ok(RefillArg { amount: 1000, interval: "month", mode: "reset" }));
+        assert_eq!(parse_refill("5/day/add"), Ok(RefillArg { amount: 5, interval: "day", mode: "add" }));
+        for (bad, reason) in [
+            ("0/day/add", "AMOUNT"),
+            ("+5/day/add", "AMOUNT"),
+            ("5/week/add", "INTERVAL"),
+            ("5/day/keep", "MODE"),
+            ("5/day", "expected"),
+            ("5/day/add/x", "expected"),
+        ] {
+            let error = parse_refill(bad).expect_err(bad);
+            assert!(error.contains(reason) && error.contains("AMOUNT/INTERVAL/MODE"), "{bad}: {error}");
+        }
+    }
 
     #[test]
     fn limits_parse() {

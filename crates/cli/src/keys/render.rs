@@ -293,7 +293,26 @@ pub fn usage_report(value: &Value) -> Result<String, String> {
         let rows: Vec<Vec<String>> = days.into_iter().map(|d| vec![d.date, d.allowed.to_string(), d.refused.to_string()]).collect();
         out.push_str(&table(&["DATE", "ALLOWED", "REFUSED"], &rows));
     }
+    if let Some(credits) = value.get("credits") {
+        out.push_str(&credits_line(credits)?);
+    }
     Ok(out)
+}
+
+/// `credits: N remaining[, refill …, next …]` of a usage answer's `credits`.
+fn credits_line(credits: &Value) -> Result<String, String> {
+    let Some(remaining) = credits.get("remaining").and_then(Value::as_u64) else {
+        return Err("the usage answer's \"credits\" has no \"remaining\" number".into());
+    };
+    let refill = match credits.get("refill") {
+        Some(refill) if refill.is_object() => {
+            let text = |name: &str| refill.get(name).map(plain).unwrap_or_default();
+            let next = credits.get("next_refill_at").map(plain).unwrap_or_default();
+            format!(", refill {} per {} ({}), next {next}", text("amount"), text("interval"), text("mode"))
+        }
+        _ => String::new(),
+    };
+    Ok(format!("credits: {remaining} remaining{refill}\n"))
 }
 
 /// The usage lines `show` appends to a record listing; `today` is the current UTC date
@@ -324,6 +343,10 @@ pub fn human(expect: Expect, value: &Value, now_ms: i64) -> Result<String, Strin
         Expect::Audit => audit_table(items(value)?),
         Expect::Secret => secret(value),
         Expect::Usage => usage_report(value),
+        Expect::Credits => match value.get("remaining").and_then(Value::as_u64) {
+            Some(remaining) => Ok(format!("credits remaining: {remaining}\n")),
+            None => Err("the credits answer has no \"remaining\" number".into()),
+        },
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::cli::{CreateArgs, KeysCommand, LimitArg, ListArgs, UpdateArgs};
+use super::cli::{CreateArgs, CreditsArgs, CreditsCommand, KeysCommand, LimitArg, ListArgs, RefillArg, UpdateArgs};
 
 /// HTTP methods the admin API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +37,10 @@ pub enum Expect {
     Page,
     /// `{"items": [AuditEntry]}`.
     Audit,
-    /// `{"key_id", "last_used_at", "days": [{"date", "allowed", "refused"}]}`.
+    /// `{"key_id", "last_used_at", "days": [{"date", "allowed", "refused"}][, "credits"]}`.
     Usage,
+    /// `{"key_id", "remaining"}`: a credits change.
+    Credits,
 }
 
 /// One admin API call.
@@ -75,7 +77,42 @@ pub fn build(command: &KeysCommand) -> Result<ApiRequest, String> {
         }
         KeysCommand::Audit(arg) => Ok(get(format!("{}/audit", key_path(&arg.id)?), Expect::Audit)),
         KeysCommand::Usage(arg) => usage(&arg.id),
+        KeysCommand::Credits(CreditsCommand::Add(args)) => credits(args, "add"),
+        KeysCommand::Credits(CreditsCommand::Set(args)) => credits(args, "set"),
     }
+}
+
+/// `POST /keys/<id>/credits {"op", "amount"}`.
+fn credits(args: &CreditsArgs, op: &str) -> Result<ApiRequest, String> {
+    if op == "set" && args.amount < 0 {
+        return Err(format!("credits set takes 0 or more, not {}", args.amount));
+    }
+    let mut body = Map::new();
+    body.insert("op".into(), Value::from(op));
+    body.insert("amount".into(), Value::from(args.amount));
+    Ok(ApiRequest {
+        method: Method::Post,
+        path: format!("{}/credits", key_path(&args.id)?),
+        body: Some(Value::Object(body)),
+        expect: Expect::Credits,
+    })
+}
+
+/// A `credits` object: `{"refill": …}` and, for a create, `"remaining"`.
+fn credits_object(remaining: Option<u64>, refill: Option<RefillArg>) -> Value {
+    let mut object = Map::new();
+    if let Some(remaining) = remaining {
+        object.insert("remaining".into(), Value::from(remaining));
+    }
+    let refill = refill.map_or(Value::Null, |r| {
+        let mut refill = Map::new();
+        refill.insert("amount".into(), Value::from(r.amount));
+        refill.insert("interval".into(), Value::from(r.interval));
+        refill.insert("mode".into(), Value::from(r.mode));
+        Value::Object(refill)
+    });
+    object.insert("refill".into(), refill);
+    Value::Object(object)
 }
 
 /// `GET /keys/<id>/usage` (the `usage` command, and the second request of `show`).
@@ -143,6 +180,9 @@ fn create(args: &CreateArgs) -> Result<ApiRequest, String> {
     if let Some(mode) = args.limit_mode {
         body.insert("limit_mode".into(), Value::from(mode.as_str()));
     }
+    if args.credits.is_some() || args.credits_refill.is_some() {
+        body.insert("credits".into(), credits_object(args.credits, args.credits_refill));
+    }
     Ok(ApiRequest { method: Method::Post, path: "/keys".into(), body: Some(Value::Object(body)), expect: Expect::Secret })
 }
 
@@ -204,11 +244,17 @@ fn update(args: &UpdateArgs) -> Result<ApiRequest, String> {
     } else if args.default_limit_mode {
         body.insert("limit_mode".into(), Value::Null);
     }
+    if args.credits_refill.is_some() || args.credits_no_refill {
+        body.insert("credits".into(), credits_object(None, args.credits_refill));
+    } else if args.no_credits {
+        body.insert("credits".into(), Value::Null);
+    }
     if body.is_empty() {
         return Err("nothing to update: give at least one of --name, --role, --no-role, --scope, --clear-scopes, \
                     --valid-from, --clear-valid-from, --valid-to, --lifetime, --allowed-origin, --any-origin, --allowed-network, --clear-networks, \
                     --allowed-country, --clear-countries, --meta, \
-                    --tier, --no-tier, --limit, --clear-limits, --limit-mode, --default-limit-mode"
+                    --tier, --no-tier, --limit, --clear-limits, --limit-mode, --default-limit-mode, \
+                    --credits-refill, --credits-no-refill, --no-credits"
             .into());
     }
     Ok(ApiRequest { method: Method::Patch, path: key_path(&args.id)?, body: Some(Value::Object(body)), expect: Expect::Record })
@@ -510,6 +556,63 @@ mod tests {
             let built = request(&args).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(built.body, Some(body), "{what}");
         }
+    }
+
+    #[test]
+    fn credits_flags_map_to_the_body() {
+        let rows: Vec<(&str, Vec<&str>, Method, &str, Value)> = vec![
+            (
+                "credits add",
+                vec!["credits", "add", "key_a", "500"],
+                Method::Post,
+                "/keys/key_a/credits",
+                json!({"op": "add", "amount": 500}),
+            ),
+            (
+                "credits add negative",
+                vec!["credits", "add", "key_a", "-5"],
+                Method::Post,
+                "/keys/key_a/credits",
+                json!({"op": "add", "amount": -5}),
+            ),
+            ("credits set", vec!["credits", "set", "key_a", "0"], Method::Post, "/keys/key_a/credits", json!({"op": "set", "amount": 0})),
+            (
+                "create with credits and a refill",
+                vec!["create", "--project", "p", "--name", "n", "--credits", "1000", "--credits-refill", "1000/month/reset"],
+                Method::Post,
+                "/keys",
+                json!({"project": "p", "name": "n", "credits": {"remaining": 1000, "refill": {"amount": 1000, "interval": "month", "mode": "reset"}}}),
+            ),
+            (
+                "create with credits only",
+                vec!["create", "--project", "p", "--name", "n", "--credits", "5"],
+                Method::Post,
+                "/keys",
+                json!({"project": "p", "name": "n", "credits": {"remaining": 5, "refill": null}}),
+            ),
+            (
+                "update the refill",
+                vec!["update", "key_a", "--credits-refill", "50/day/add"],
+                Method::Patch,
+                "/keys/key_a",
+                json!({"credits": {"refill": {"amount": 50, "interval": "day", "mode": "add"}}}),
+            ),
+            (
+                "update without refill",
+                vec!["update", "key_a", "--credits-no-refill"],
+                Method::Patch,
+                "/keys/key_a",
+                json!({"credits": {"refill": null}}),
+            ),
+            ("update removing credits", vec!["update", "key_a", "--no-credits"], Method::Patch, "/keys/key_a", json!({"credits": null})),
+        ];
+        for (what, args, method, path, body) in rows {
+            let built = request(&args).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!((built.method, built.path.as_str(), built.body), (method, path, Some(body)), "{what}");
+        }
+        assert!(request(&["credits", "set", "key_a", "-1"]).unwrap_err().contains("0 or more"));
+        assert!(parse(&["credits", "add", "key_a", "1000000000001"]).is_err(), "out of range");
+        assert!(parse(&["update", "key_a", "--credits-refill", "5/day/add", "--no-credits"]).is_err(), "conflicting flags");
     }
 
     #[test]

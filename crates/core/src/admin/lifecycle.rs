@@ -42,7 +42,19 @@ pub struct AuditEntry {
     pub source: Option<String>,
 }
 
-/// The record for a newly created key, and its `created` audit entry.
+/// The audit entry of a credits change of `record` (`POST /keys/{id}/credits`): `credits_set` or
+/// `credits_added`, the amount and the balance after it (`from` is `null`: the balance before is
+/// not recorded, requests spend it concurrently).
+pub fn credits_audit(record: &KeyRecord, set: bool, amount: i64, balance: u64, now_ms: i64) -> AuditEntry {
+    let mut changes = BTreeMap::new();
+    changes.insert("amount".to_string(), FieldChange { from: Value::Null, to: amount.into() });
+    changes.insert("credits_remaining".to_string(), FieldChange { from: Value::Null, to: balance.into() });
+    let action = if set { "credits_set" } else { "credits_added" }.into();
+    AuditEntry { at: Timestamp(now_ms), action, revision: record.revision, changes, reporter: None, source: None }
+}
+
+/// The record for a newly created key, and its `created` audit entry (with the initial credits
+/// balance as `credits_remaining` when the key has credits).
 pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (KeyRecord, AuditEntry) {
     let record = KeyRecord {
         id,
@@ -67,16 +79,15 @@ pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (Ke
         tier: request.tier.clone(),
         limits: request.limits.clone(),
         limit_mode: request.limit_mode,
+        credits: request.credits.as_ref().map(|(credits, _)| credits.clone()),
     };
     // Computed here, once: the registry stores this entry as it is with the record.
-    let audit = AuditEntry {
-        at: record.created_at,
-        action: "created".into(),
-        revision: record.revision,
-        changes: diff(None, &record),
-        reporter: None,
-        source: None,
-    };
+    let mut changes = diff(None, &record);
+    if let Some((_, remaining)) = &request.credits {
+        changes.insert("credits_remaining".into(), FieldChange { from: Value::Null, to: (*remaining).into() });
+    }
+    let audit =
+        AuditEntry { at: record.created_at, action: "created".into(), revision: record.revision, changes, reporter: None, source: None };
     (record, audit)
 }
 
@@ -97,11 +108,14 @@ fn fields_of(record: &KeyRecord) -> BTreeMap<String, Value> {
 /// Fields that differ between `old` (or nothing) and `new`.
 pub fn diff(old: Option<&KeyRecord>, new: &KeyRecord) -> BTreeMap<String, FieldChange> {
     let before = old.map(fields_of).unwrap_or_default();
+    let after = fields_of(new);
     let mut changes = BTreeMap::new();
-    for (name, to) in fields_of(new) {
-        let from = before.get(&name).cloned().unwrap_or(Value::Null);
+    // Over the fields of both: one the new record leaves out (`credits`, removed) became `null`.
+    for name in after.keys().chain(before.keys()) {
+        let from = before.get(name).cloned().unwrap_or(Value::Null);
+        let to = after.get(name).cloned().unwrap_or(Value::Null);
         if from != to {
-            changes.insert(name, FieldChange { from, to });
+            changes.insert(name.clone(), FieldChange { from, to });
         }
     }
     changes
@@ -149,6 +163,7 @@ pub fn update(old: &KeyRecord, request: &UpdateKey, now_ms: i64) -> Result<(KeyR
     request.tier.apply(&mut new.tier);
     request.limits.apply(&mut new.limits);
     request.limit_mode.apply(&mut new.limit_mode);
+    request.credits.apply(&mut new.credits);
     if new.role.is_none() && new.scopes.is_empty() && !request.may_have_no_permissions {
         return Err(GatewayError::ValidationFailed {
             fields: [("scopes".to_string(), "a key needs a role or at least one scope".to_string())].into(),
@@ -284,6 +299,7 @@ mod tests {
             tier: None,
             limits: None,
             limit_mode: None,
+            credits: None,
             status: Status::Active,
         }
     }
@@ -398,6 +414,12 @@ mod tests {
                 UpdateKey { allowed_countries: Some(vec![]), ..Default::default() },
                 |r| if r.allowed_countries.is_empty() { "None".into() } else { format!("{:?}", r.allowed_countries) },
             ),
+            (
+                "credits",
+                UpdateKey { credits: Patch::Set(crate::limit::credits::Credits::default()), ..Default::default() },
+                UpdateKey { credits: Patch::Clear, ..Default::default() },
+                |r| format!("{:?}", r.credits),
+            ),
         ];
         for (field, set, clear, read) in rows {
             let original = created();
@@ -407,8 +429,9 @@ mod tests {
             let rename = UpdateKey { name: Some("renamed".into()), ..Default::default() };
             let (kept, _) = update(&with_value, &rename, NOW + 2).unwrap();
             assert_eq!(read(&kept), read(&with_value), "{field}: kept when absent");
-            let (cleared, _) = update(&kept, &clear, NOW + 3).unwrap();
+            let (cleared, audit) = update(&kept, &clear, NOW + 3).unwrap();
             assert_eq!(read(&cleared), "None", "{field}: cleared");
+            assert!(audit.expect("a change").changes.contains_key(field), "{field}: the audit names the cleared field");
         }
     }
 

@@ -58,6 +58,11 @@ pub enum Op {
     /// A verified GitHub leak report: `(key id, LEAK_ACTION's name, source URL)`; act by the
     /// policy, once per source ([`crate::leak::apply`]). Plain strings: smallest in the wasm.
     Leaked(String, String, String),
+    /// Change the credits balance of a key with credits, told to the key family's limiter and
+    /// audited (`credits_set`, `credits_added`); answered `Credits` with the balance after it.
+    /// One string, `"<key id>,<set 0|1>,<amount>"` ([`credits`], [`credits_of`]; a negative
+    /// amount in two's complement): no decoder of its own in the wasm.
+    Credits(String),
     /// Keys of this project used since the last report: `(key id, unix ms of the last use)`,
     /// batched by the worker's isolates (see `edge::seen`).
     Seen(Vec<(String, i64)>),
@@ -80,6 +85,8 @@ pub enum Reply {
     Audit(Vec<AuditEntry>),
     /// The owning project.
     Project(String),
+    /// A key's credits balance after a change.
+    Credits(u64),
     /// Nothing to return.
     Done,
 }
@@ -118,6 +125,18 @@ impl From<Failure> for GatewayError {
             Failure::Store(_) => GatewayError::StoreUnavailable,
         }
     }
+}
+
+/// An [`Op::Credits`] for key `id`: set (else add) `amount`.
+pub fn credits(id: &str, set: bool, amount: i64) -> Op {
+    Op::Credits(format!("{id},{},{}", u8::from(set), amount as u64))
+}
+
+/// What an [`Op::Credits`] says: `(key id, set, amount)`.
+pub fn credits_of(text: &str) -> Option<(&str, bool, i64)> {
+    let (id, numbers) = text.split_once(',')?;
+    let [set, amount] = crate::limit::lease::numbers(numbers)?;
+    Some((id, set == 1, amount as i64))
 }
 
 /// Opaque list cursor: `<created_at millis>.<id>` of the last item returned.
@@ -214,6 +233,7 @@ mod tests {
             Op::Resolve("key_a".into()),
             Op::Leaked("key_a".into(), "revoke".into(), "https://x".into()),
             Op::Seen(vec![("key_a".into(), 1_800_000_000_000), ("key_b".into(), 1)]),
+            credits("key_a", false, -3),
         ];
         ops.into_iter().for_each(assert_round_trips);
         let replies = [
@@ -223,6 +243,7 @@ mod tests {
             Reply::Page(vec![], vec![], None),
             Reply::Audit(vec![sample_audit()]),
             Reply::Project("acme".into()),
+            Reply::Credits(17),
             Reply::Done,
         ];
         replies.into_iter().map(Ok::<Reply, Failure>).for_each(assert_round_trips);

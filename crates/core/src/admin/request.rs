@@ -15,6 +15,7 @@ use crate::config::Tier;
 use crate::error::GatewayError;
 use crate::key::{KeyEnv, KeyFormat};
 use crate::limit::algorithm::{validate_new_specs, LimitSpec};
+use crate::limit::credits::{Credits, MAX_CREDITS};
 use crate::network;
 use crate::record::{LimitMode, Status};
 use crate::scope::{EmptyScopes, Roles};
@@ -74,6 +75,8 @@ pub struct CreateKey {
     pub tier: Option<String>,
     pub limits: Option<Vec<LimitSpec>>,
     pub limit_mode: Option<LimitMode>,
+    /// Credits: the configuration and the initial balance (`remaining`).
+    pub credits: Option<(Credits, u64)>,
     /// `active` (default) or `inactive`: a key may be created disabled, to enable later.
     pub status: Status,
 }
@@ -113,6 +116,9 @@ pub struct UpdateKey {
     pub limits: Patch<Vec<LimitSpec>>,
     #[serde(default, skip_serializing_if = "Patch::is_keep")]
     pub limit_mode: Patch<LimitMode>,
+    /// The credits configuration (the balance changes through `POST /keys/{id}/credits`).
+    #[serde(default, skip_serializing_if = "Patch::is_keep")]
+    pub credits: Patch<Credits>,
     /// Whether the result may have neither role nor scopes (`EMPTY_SCOPES=all`, from [`Rules`]).
     #[serde(default)]
     pub may_have_no_permissions: bool,
@@ -410,6 +416,53 @@ fn limits(value: &Value, problems: &mut Problems) -> Option<Vec<LimitSpec>> {
     }
 }
 
+/// The body's `credits` ([`Credits::from_value`]; `remaining` only where `with_remaining`,
+/// defaulting to the refill's amount, else 0), or `null`.
+fn credits(value: &Value, with_remaining: bool, problems: &mut Problems) -> Option<(Credits, u64)> {
+    if value.is_null() {
+        return None;
+    }
+    match Credits::from_value(value, with_remaining) {
+        Ok((credits, remaining)) => {
+            let remaining = remaining.or(credits.refill.map(|r| r.amount)).unwrap_or(0);
+            Some((credits, remaining))
+        }
+        Err(problem) => {
+            problems.add("credits", problem);
+            None
+        }
+    }
+}
+
+/// `POST /keys/{id}/credits`, validated: set the balance, or add to it (negative: deduct).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditsChange {
+    pub set: bool,
+    pub amount: i64,
+}
+
+/// Validates a credits body: `{"op": "add" | "set", "amount": N}`; `set` takes 0..=10^12,
+/// `add` −10^12..=10^12 (the balance never goes below zero).
+pub fn parse_credits(body: &[u8]) -> Result<CreditsChange, GatewayError> {
+    let map = object(body)?;
+    let mut problems = Problems::default();
+    reject_unknown(&map, &["op", "amount"], &mut problems);
+    let set = match map.get("op").and_then(Value::as_str) {
+        Some("set") => true,
+        Some("add") => false,
+        _ => {
+            problems.add("op", "must be \"add\" or \"set\"");
+            false
+        }
+    };
+    let low = if set { 0 } else { -(MAX_CREDITS as i64) };
+    let amount = map.get("amount").and_then(Value::as_i64).filter(|a| (low..=MAX_CREDITS as i64).contains(a));
+    if amount.is_none() {
+        problems.add("amount", format!("must be an integer {low}..1000000000000"));
+    }
+    problems.finish(CreditsChange { set, amount: amount.unwrap_or(0) })
+}
+
 fn limit_mode(value: &Value, problems: &mut Problems) -> Option<LimitMode> {
     match value.as_str() {
         _ if value.is_null() => None,
@@ -450,6 +503,7 @@ const CREATE_FIELDS: &[&str] = &[
     "tier",
     "limits",
     "limit_mode",
+    "credits",
     "status",
 ];
 const UPDATE_FIELDS: &[&str] = &[
@@ -466,6 +520,7 @@ const UPDATE_FIELDS: &[&str] = &[
     "tier",
     "limits",
     "limit_mode",
+    "credits",
 ];
 
 /// Validates a create body.
@@ -506,6 +561,7 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
     let tier = map.get("tier").and_then(|v| tier(v, rules, &mut problems));
     let limits = map.get("limits").and_then(|v| limits(v, &mut problems));
     let limit_mode = map.get("limit_mode").and_then(|v| limit_mode(v, &mut problems));
+    let credits = map.get("credits").and_then(|v| credits(v, true, &mut problems));
     let status = match map.get("status").map(|v| v.as_str()) {
         None | Some(Some("active")) => Status::Active,
         Some(Some("inactive")) => Status::Inactive,
@@ -534,6 +590,7 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
         tier,
         limits,
         limit_mode,
+        credits,
         status,
     })
 }
@@ -597,6 +654,9 @@ pub fn parse_update(body: &[u8], rules: &Rules<'_>) -> Result<UpdateKey, Gateway
     }
     if let Some(value) = map.get("limit_mode") {
         update.limit_mode = Patch::present(limit_mode(value, &mut problems));
+    }
+    if let Some(value) = map.get("credits") {
+        update.credits = Patch::present(credits(value, false, &mut problems).map(|(credits, _)| credits));
     }
     problems.finish(update)
 }
@@ -746,6 +806,57 @@ mod tests {
         assert_eq!(create.scopes, vec!["media:write".to_string(), "content:*".to_string()]);
         assert_eq!(create.allowed_origins.unwrap().len(), 2);
         assert_eq!(create.meta["team"], "web");
+    }
+
+    #[test]
+    fn credits_are_parsed_on_create_and_patch_and_changed_by_op_and_amount() {
+        use crate::limit::credits::{Interval, Refill, RefillMode};
+        let create = |credits: &str| {
+            let body = format!(r#"{{"project":"acme","name":"n","role":"writer","credits":{credits}}}"#);
+            with_rules(|r| parse_create(body.as_bytes(), r)).map(|c| c.credits)
+        };
+        let monthly = Refill { amount: 1000, interval: Interval::Month, mode: RefillMode::Reset };
+        // (what, credits, expected (refill, remaining); None = refused naming `credits`)
+        let rows: [(&str, &str, Option<Option<(Option<Refill>, u64)>>); 8] = [
+            ("a balance", r#"{"remaining":5}"#, Some(Some((None, 5)))),
+            (
+                "a refill, the balance its amount",
+                r#"{"refill":{"amount":1000,"interval":"month","mode":"reset"}}"#,
+                Some(Some((Some(monthly), 1000))),
+            ),
+            ("both", r#"{"remaining":3,"refill":{"amount":1000,"interval":"month","mode":"reset"}}"#, Some(Some((Some(monthly), 3)))),
+            ("null", "null", Some(None)),
+            ("a negative balance", r#"{"remaining":-1}"#, None),
+            ("an unknown field", r#"{"remaining":1,"cap":2}"#, None),
+            ("a refill field too many", r#"{"refill":{"amount":1,"interval":"day","mode":"add","day":3}}"#, None),
+            ("too large", r#"{"remaining":1000000000001}"#, None),
+        ];
+        for (what, credits, expected) in rows {
+            match (create(credits), expected) {
+                (Ok(got), Some(expected)) => assert_eq!(got.map(|(c, n)| (c.refill, n)), expected, "{what}"),
+                (Err(GatewayError::ValidationFailed { fields }), None) => assert!(fields.contains_key("credits"), "{what}"),
+                (got, _) => panic!("{what}: {got:?}"),
+            }
+        }
+        let update = |body: &str| with_rules(|r| parse_update(body.as_bytes(), r));
+        assert_eq!(update(r#"{"credits":null}"#).unwrap().credits, Patch::Clear);
+        assert_eq!(update(r#"{"credits":{"refill":null}}"#).unwrap().credits, Patch::Set(Credits { refill: None }));
+        assert!(update(r#"{"credits":{"remaining":5}}"#).is_err(), "the balance changes through POST /keys/{{id}}/credits");
+        // (body, expected (set, amount); None = refused)
+        let rows: [(&str, Option<(bool, i64)>); 8] = [
+            (r#"{"op":"add","amount":5}"#, Some((false, 5))),
+            (r#"{"op":"add","amount":-5}"#, Some((false, -5))),
+            (r#"{"op":"set","amount":0}"#, Some((true, 0))),
+            (r#"{"op":"set","amount":-1}"#, None),
+            (r#"{"op":"add","amount":1000000000001}"#, None),
+            (r#"{"op":"add","amount":"5"}"#, None),
+            (r#"{"op":"double","amount":5}"#, None),
+            (r#"{"op":"add","amount":5,"note":"x"}"#, None),
+        ];
+        for (body, expected) in rows {
+            let got = parse_credits(body.as_bytes()).ok().map(|c| (c.set, c.amount));
+            assert_eq!(got, expected, "{body}");
+        }
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub enum AdminRoute {
     KeyAudit(String),
     /// `GET /keys/{id}/usage`
     KeyUsage(String),
+    /// `POST /keys/{id}/credits`: add to or set the key's credits balance
+    KeyCredits(String),
     /// `GET /catalogue`: key prefix, envs, roles, scopes and tiers of the active configuration
     Catalogue,
     /// `GET /openapi.json`
@@ -41,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/keys/{id}/roll"),
     ("GET", "/keys/{id}/audit"),
     ("GET", "/keys/{id}/usage"),
+    ("POST", "/keys/{id}/credits"),
     ("GET", "/catalogue"),
     ("GET", "/openapi.json"),
     ("POST", "/leaks/github"),
@@ -80,6 +83,7 @@ pub fn route(method: &str, path: &str) -> Option<AdminRoute> {
         ("POST", ["keys", key, "roll"]) => id(key).map(AdminRoute::RollKey),
         ("GET" | "HEAD", ["keys", key, "audit"]) => id(key).map(AdminRoute::KeyAudit),
         ("GET" | "HEAD", ["keys", key, "usage"]) => id(key).map(AdminRoute::KeyUsage),
+        ("POST", ["keys", key, "credits"]) => id(key).map(AdminRoute::KeyCredits),
         ("GET" | "HEAD", ["catalogue"]) => Some(AdminRoute::Catalogue),
         ("GET" | "HEAD", ["openapi.json"]) => Some(AdminRoute::OpenApi),
         ("POST", ["leaks", "github"]) => Some(AdminRoute::GithubLeakReport),
@@ -103,6 +107,8 @@ mod tests {
             ("POST", "/keys/key_abc123/roll", Some(AdminRoute::RollKey(id()))),
             ("GET", "/keys/key_abc123/audit", Some(AdminRoute::KeyAudit(id()))),
             ("GET", "/keys/key_abc123/usage", Some(AdminRoute::KeyUsage(id()))),
+            ("POST", "/keys/key_abc123/credits", Some(AdminRoute::KeyCredits(id()))),
+            ("GET", "/keys/key_abc123/credits", None),
             ("GET", "/catalogue", Some(AdminRoute::Catalogue)),
             ("GET", "/openapi.json", Some(AdminRoute::OpenApi)),
             ("POST", "/leaks/github", Some(AdminRoute::GithubLeakReport)),

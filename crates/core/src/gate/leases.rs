@@ -186,12 +186,12 @@ mod tests {
         assert!(leases.entry(&old, &specs, 1_000).confirmed(&old), "epoch 7 learned, key_a confirmed");
         let entry = leases.entry(&rolled, &specs, 1_000);
         assert!(!entry.confirmed(&rolled), "the rolled key shares the lease once confirmed itself");
-        let hit = ledger.hit("key_b", 7, T0);
+        let hit = ledger.hit("key_b", 7, T0, 1);
         leases.answered(&rolled, Some(&LimiterReply::Lease(hit)), false, true);
         assert!(leases.entry(&rolled, &specs, 1_000).confirmed(&rolled));
         assert!(!leases.entry(&record("key_b", Some("key_a"), 2), &specs, 1_000).confirmed(&record("key_b", Some("key_a"), 2)));
         // An admin change: a new epoch; the next renewal drops the units and forgets the keys.
-        ledger.change(8, specs.to_vec());
+        ledger.change(8, specs.to_vec(), T0);
         let entry = leases.entry(&old, &specs, 1_000);
         let Admit::Renew(renewal) = entry.lease.admit(T0 + 2_000) else { panic!("expired: renews") };
         let grant = ledger.grant(42, "key_a", &renewal, T0 + 2_000);

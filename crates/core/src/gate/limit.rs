@@ -24,6 +24,7 @@ use crate::config::{FailurePolicy, FastBinding};
 use crate::error::GatewayError;
 use crate::forward::ForwardPlan;
 use crate::limit::algorithm::Decision;
+use crate::limit::credits::CREDITS;
 use crate::limit::headers;
 use crate::limit::lease::{Admit, Renewed};
 use crate::limit::protocol::{self, LimiterReply};
@@ -34,6 +35,10 @@ use super::{Gate, Headers, IsolateState, Matched, Next, Phase, Refusal, MAX_ADOP
 /// The error a refused decision answers with: `QUOTA_EXCEEDED` when a quota refused, else
 /// `RATE_LIMIT_EXCEEDED`, naming the limit that asks for the longest wait.
 pub fn refusal_error(decision: &Decision) -> GatewayError {
+    if decision.credits().is_some_and(|c| c.refused) {
+        let wait = decision.credits().map_or(0, |c| c.reset_seconds);
+        return GatewayError::CreditsExhausted { retry_after: wait };
+    }
     match decision.refusal() {
         Some(limit) if limit.quota => GatewayError::QuotaExceeded { limit: limit.name.clone(), retry_after: limit.retry_after_seconds },
         Some(limit) => GatewayError::RateLimitExceeded { limit: limit.name.clone(), retry_after: limit.retry_after_seconds },
@@ -57,14 +62,16 @@ impl<'a> Gate<'a> {
     pub(super) fn limit(&mut self, matched: Matched<'a>, plan: ForwardPlan, isolate: &mut IsolateState) -> Next<'a> {
         let config = self.config;
         let record = &*matched.record;
-        let specs = config.limits_for(record);
+        let specs = config.limiter_specs(record);
+        let specs = &*specs;
         let mode = config.mode_for(record);
         if specs.is_empty() && mode == LimitMode::Fast {
             // Nothing to count and no epoch to check: the hot path of a key without limits.
             return Gate::admit(matched, plan, Vec::new());
         }
         let family = record.family_id();
-        let leased = mode == LimitMode::Exact && config.lease_ms > 0;
+        // A lease's unit is one request of cost 1: other costs of a key with credits are hits.
+        let leased = mode == LimitMode::Exact && config.lease_ms > 0 && (record.credits.is_none() || matched.route.cost == 1);
         if leased {
             // Units held are used before a block is consulted: none is stranded by it.
             let entry = isolate.leases.entry(record, specs, config.lease_ms);
@@ -103,7 +110,7 @@ impl<'a> Gate<'a> {
     fn hit(&mut self, matched: Matched<'a>, plan: ForwardPlan) -> Next<'a> {
         let record = &*matched.record;
         let family = record.family_id().to_string();
-        let op = protocol::hit(&record.id, record.revision, self.config.limits_for(record));
+        let op = protocol::hit(&record.id, record.revision, &self.config.limiter_specs(record), matched.route.cost);
         self.phase = Phase::Hit(matched, plan);
         Next::AskLimiter { family, op }
     }
@@ -114,7 +121,8 @@ impl<'a> Gate<'a> {
     fn leased(&mut self, matched: Matched<'a>, plan: ForwardPlan, isolate: &mut IsolateState) -> Next<'a> {
         let config = self.config;
         let record = &*matched.record;
-        let specs = config.limits_for(record);
+        let specs = config.limiter_specs(record);
+        let specs = &*specs;
         let entry = isolate.leases.entry(record, specs, config.lease_ms);
         let admit = match entry.confirmed(record) {
             true => entry.lease.admit(self.now_ms),
@@ -151,7 +159,8 @@ impl<'a> Gate<'a> {
     /// counting the units this isolate still holds as remaining.
     fn lease_headers(&self, specs: &[crate::limit::algorithm::LimitSpec], decision: Option<Decision>, left: u64) -> Headers {
         let Some(mut decision) = decision.filter(|d| d.allowed) else { return Vec::new() };
-        for limit in &mut decision.limits {
+        // The credits balance is the one after the grant (units held are spent already).
+        for limit in decision.limits.iter_mut().filter(|l| l.name != CREDITS) {
             limit.remaining = limit.remaining.saturating_add(left).min(limit.limit);
         }
         self.headers(specs, &decision)
@@ -168,7 +177,7 @@ impl<'a> Gate<'a> {
         match (isolate.leases.answered(&matched.record, reply.as_ref(), true, true), reply) {
             (Renewed::Admitted, Some(LimiterReply::Lease(grant))) => {
                 let left = isolate.leases.left(&matched.record);
-                let headers = self.lease_headers(self.config.limits_for(&matched.record), grant.decision, left);
+                let headers = self.lease_headers(&self.config.limiter_specs(&matched.record), grant.decision, left);
                 Gate::admit(matched, plan, headers)
             }
             (Renewed::Refused, Some(LimiterReply::Lease(grant))) => {
@@ -234,12 +243,16 @@ impl<'a> Gate<'a> {
 
     /// A decision of the key's limits: admit with its headers, or refuse and block the family.
     fn decided(&mut self, matched: Matched<'a>, plan: ForwardPlan, decision: Decision, isolate: &mut IsolateState) -> Next<'a> {
-        let specs = self.config.limits_for(&matched.record);
-        let headers = self.headers(specs, &decision);
+        let specs = self.config.limiter_specs(&matched.record);
+        let headers = self.headers(&specs, &decision);
         if decision.allowed {
             return Gate::admit(matched, plan, headers);
         }
-        isolate.blocked.block(matched.record.family_id(), specs, &decision, self.now_ms);
+        // An empty balance is not remembered here: an admin `credits add` must reach the next
+        // request, and a refill may be a day away.
+        if !decision.credits().is_some_and(|c| c.refused) {
+            isolate.blocked.block(matched.record.family_id(), &specs, &decision, self.now_ms);
+        }
         Next::Refuse(Refusal { error: refusal_error(&decision), headers })
     }
 

@@ -75,7 +75,7 @@ impl World {
             let ledger = ledger.get_or_insert_with(|| LeaseLedger::new(lease_ms, 5, limits.clone()));
             if let Some(record) = newer.borrow().clone().filter(|r| r.revision > *revision) {
                 if ledger.revision() == 5 {
-                    ledger.change(6, limits.clone());
+                    ledger.change(6, limits.clone(), now_ms);
                 }
                 if *id != 0 {
                     ledger.give_back(*id, key_id, renewal, false);
@@ -83,7 +83,7 @@ impl World {
                 return Some(LimiterReply::Stale(record));
             }
             let grant = match id {
-                0 => ledger.hit(key_id, ledger.revision(), now_ms),
+                0 => ledger.hit(key_id, ledger.revision(), now_ms, renewal.wanted()),
                 id => ledger.grant(*id, key_id, renewal, now_ms),
             };
             Some(LimiterReply::Lease(grant))
@@ -196,6 +196,7 @@ fn record(revision: u64, status: Status, mode: LimitMode, limits: &[(&str, u64, 
         tier: None,
         limits: Some(limits.iter().map(|(name, limit, window)| LimitSpec::new(*name, *limit, *window)).collect()),
         limit_mode: Some(mode),
+        credits: None,
     }
 }
 
@@ -575,6 +576,64 @@ fn exactly_n_of_50_concurrent_requests_are_admitted_with_leases() {
                 Next::Forward(_) => admitted += 1,
                 Next::Background { .. } | Next::FlushRefused => continue,
                 Next::Refuse(refusal) => assert_eq!(refusal.error.code(), "RATE_LIMIT_EXCEEDED"),
+                other => panic!("{other:?}"),
+            }
+            break;
+        }
+    }
+    assert_eq!(admitted, 7);
+}
+
+/// A key with credits is decided by its limiter even in `fast` mode, and 50 concurrent requests
+/// (with leases) spend exactly its balance, the rest refused `402 CREDITS_EXHAUSTED` with the
+/// balance in `X-Credits-Remaining`.
+#[test]
+fn a_key_with_credits_is_exact_in_fast_mode_and_50_concurrent_requests_spend_its_balance() {
+    let config = config(&[("LEASE_MS", "1000")]);
+    let (key, bearer) = new_key(&config);
+    let mut record = active(LimitMode::Fast, &[]);
+    record.credits = Some(crate::limit::credits::Credits::default());
+    let mut world = World::with(&key, Some(record));
+    let mut ledger: Option<LeaseLedger> = None;
+    world.limiter = Box::new(move |op, now_ms| {
+        let LimiterOp::Lease(key_id, _, id, renewal, limits) = op else { return Some(LimiterReply::Done) };
+        let ledger = ledger.get_or_insert_with(|| {
+            let mut ledger = LeaseLedger::new(1_000, 5, limits.clone());
+            ledger.change_credits(&limits[0], true, 7, now_ms).expect("the credits limit");
+            ledger
+        });
+        let grant = match id {
+            0 => ledger.hit(key_id, ledger.revision(), now_ms, renewal.wanted()),
+            id => ledger.grant(*id, key_id, renewal, now_ms),
+        };
+        Some(LimiterReply::Lease(grant))
+    });
+    let mut isolate = IsolateState::default();
+    let mut gates: Vec<Gate<'_>> = (0..50).map(|_| Gate::new(&config, get(&bearer, ROUTE), T0)).collect();
+    let mut asks = Vec::new();
+    for gate in gates.iter_mut() {
+        assert!(matches!(gate.next(&mut isolate), Next::ReadRecord(_)));
+        gate.record_read(Ok(world.records.get(&key.hash()).cloned()));
+        match gate.next(&mut isolate) {
+            Next::AskLimiter { op, .. } => asks.push(op),
+            other => panic!("every request asks its limiter, as in exact mode: {other:?}"),
+        }
+    }
+    let mut admitted = 0;
+    for (gate, op) in gates.iter_mut().zip(asks) {
+        gate.limiter_replied((world.limiter)(&op, T0 + 5));
+        loop {
+            match gate.next(&mut isolate) {
+                Next::Forward(forward) => {
+                    admitted += 1;
+                    assert!(header(&forward.headers, "x-credits-remaining").is_some());
+                }
+                Next::Background { .. } | Next::FlushRefused => continue,
+                Next::Refuse(refusal) => {
+                    assert_eq!((refusal.error.status(), refusal.error.code()), (402, "CREDITS_EXHAUSTED"));
+                    assert_eq!(header(&refusal.headers, "x-credits-remaining"), Some("0"));
+                    assert_eq!(header(&refusal.headers, "retry-after"), None, "no refill");
+                }
                 other => panic!("{other:?}"),
             }
             break;

@@ -26,6 +26,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::credits::{self, CREDITS};
+
 /// Windows at least this long are quotas (fixed windows, `QUOTA_EXCEEDED`).
 pub const QUOTA_WINDOW_SECONDS: u64 = 86_400;
 /// Longest window a limit may have: 31 days.
@@ -38,6 +40,9 @@ pub enum Algorithm {
     Gcra,
     /// A quota: a fixed calendar window that resets at a known instant (`QUOTA_EXCEEDED`).
     CalendarQuota,
+    /// A credits balance ([`super::credits`]): the limit named [`CREDITS`], spending a request's
+    /// cost (`CREDITS_EXHAUSTED`).
+    Credits,
 }
 
 impl Algorithm {
@@ -90,7 +95,9 @@ impl LimitSpec {
     /// At most `limit` requests per `window_seconds`, named `name` (unchecked: see
     /// [`LimitSpec::validate`]).
     pub fn new(name: impl Into<String>, limit: u64, window_seconds: u64) -> LimitSpec {
-        LimitSpec { name: name.into(), limit, window_seconds, algorithm: Algorithm::for_window(window_seconds) }
+        let name = name.into();
+        let algorithm = if name == CREDITS { Algorithm::Credits } else { Algorithm::for_window(window_seconds) };
+        LimitSpec { name, limit, window_seconds, algorithm }
     }
 
     /// How this limit counts.
@@ -135,18 +142,25 @@ impl LimitSpec {
         Ok(())
     }
 
-    /// This limit at `now`: its status and its state after the request (charged only when
-    /// `charge` is set and it admits). The one place the algorithm is dispatched on.
-    fn evaluate(&self, state: LimitState, now_ms: i64, charge: bool) -> (LimitStatus, LimitState) {
+    /// Whether this limit is the credits balance ([`super::credits`]).
+    pub fn is_credits(&self) -> bool {
+        self.algorithm == Algorithm::Credits
+    }
+
+    /// This limit at `now`: its status and its state after a request of `cost` credits (charged
+    /// only when `charge` is set and it admits; rates and quotas count one per request). The one
+    /// place the algorithm is dispatched on.
+    fn evaluate(&self, state: LimitState, now_ms: i64, charge: bool, cost: u64) -> (LimitStatus, LimitState) {
         let standing = match self.algorithm {
             Algorithm::Gcra => gcra(self, state, now_ms, charge),
             Algorithm::CalendarQuota => calendar_quota(self, state, now_ms, charge),
+            Algorithm::Credits => credit_balance(self, state, now_ms, charge, cost),
         };
         let status = LimitStatus {
             name: self.name.clone(),
             limit: self.limit,
             window_seconds: self.window_seconds,
-            remaining: standing.remaining.min(self.limit),
+            remaining: if self.is_credits() { standing.remaining } else { standing.remaining.min(self.limit) },
             reset_seconds: standing.reset_seconds,
             refused: standing.wait_ms.is_some(),
             retry_after_seconds: standing.wait_ms.map_or(0, |ms| ceil_div(ms, 1000).max(1)),
@@ -163,6 +177,7 @@ impl LimitSpec {
             Algorithm::Gcra => state.mark.saturating_add(999) / 1000,
             Algorithm::CalendarQuota if state.count == 0 => i64::MIN,
             Algorithm::CalendarQuota => state.mark.saturating_add(self.window_seconds as i64 * 1000),
+            Algorithm::Credits => i64::MAX,
         }
     }
 }
@@ -235,9 +250,18 @@ impl Decision {
         self.limits.iter().filter(|l| l.refused).max_by_key(|l| l.retry_after_ms)
     }
 
-    /// The most restrictive limit (fewest remaining, then the longest reset), for `X-RateLimit-*`.
+    /// The credits balance's status, when the key has credits.
+    pub fn credits(&self) -> Option<&LimitStatus> {
+        self.limits.iter().find(|l| l.name == CREDITS)
+    }
+
+    /// The most restrictive limit (fewest remaining, then the longest reset), for `X-RateLimit-*`;
+    /// never the credits balance.
     pub fn most_restrictive(&self) -> Option<&LimitStatus> {
-        self.limits.iter().min_by(|a, b| a.remaining.cmp(&b.remaining).then(b.reset_seconds.cmp(&a.reset_seconds)))
+        self.limits
+            .iter()
+            .filter(|l| l.name != CREDITS)
+            .min_by(|a, b| a.remaining.cmp(&b.remaining).then(b.reset_seconds.cmp(&a.reset_seconds)))
     }
 }
 
@@ -259,11 +283,17 @@ fn ceil_div(value: i64, divisor: i64) -> u64 {
 /// admitted. `states` shorter than `specs` is padded with fresh state. When refused, every
 /// limit reports its state as it stands (nothing was charged).
 pub fn decide(specs: &[LimitSpec], states: &mut Vec<LimitState>, now_ms: i64) -> Decision {
+    decide_cost(specs, states, now_ms, 1)
+}
+
+/// [`decide`] for a request costing `cost` credits (its route's cost): the credits limit
+/// spends `cost`, every other limit counts the request once.
+pub fn decide_cost(specs: &[LimitSpec], states: &mut Vec<LimitState>, now_ms: i64, cost: u64) -> Decision {
     states.resize(specs.len(), LimitState::default());
     let mut next = states.clone();
     let mut limits = Vec::with_capacity(specs.len());
     for (spec, state) in specs.iter().zip(next.iter_mut()) {
-        let (status, charged) = spec.evaluate(*state, now_ms, true);
+        let (status, charged) = spec.evaluate(*state, now_ms, true, cost);
         *state = charged;
         limits.push(status);
     }
@@ -273,7 +303,7 @@ pub fn decide(specs: &[LimitSpec], states: &mut Vec<LimitState>, now_ms: i64) ->
     } else {
         for ((spec, state), status) in specs.iter().zip(states.iter()).zip(limits.iter_mut()) {
             if !status.refused {
-                *status = spec.evaluate(*state, now_ms, false).0;
+                *status = spec.evaluate(*state, now_ms, false, cost).0;
             }
         }
     }
@@ -335,6 +365,16 @@ fn calendar_quota(spec: &LimitSpec, state: LimitState, now_ms: i64, charge: bool
     };
     let counted = if state.mark == start { state.count } else { 0 };
     Standing { state, remaining: spec.limit.saturating_sub(counted), reset_seconds: ceil_div(start + window_ms - now_ms, 1000), wait_ms }
+}
+
+/// A credits balance: refilled when due, then `cost` spent if the balance holds it (refused
+/// otherwise, waiting for the next refill when there is one).
+fn credit_balance(spec: &LimitSpec, state: LimitState, now_ms: i64, charge: bool, cost: u64) -> Standing {
+    let (current, next_refill_ms) = credits::refilled(spec, state, now_ms);
+    let refused = charge && current.count < cost;
+    let state = if charge && !refused { LimitState { count: current.count - cost, ..current } } else { current };
+    let reset_seconds = next_refill_ms.map_or(0, |ms| ceil_div(ms, 1000));
+    Standing { state, remaining: state.count, reset_seconds, wait_ms: refused.then(|| next_refill_ms.unwrap_or(0)) }
 }
 
 #[cfg(test)]

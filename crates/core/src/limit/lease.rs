@@ -5,7 +5,7 @@
 //! - [`LeaseLedger`], the limiter's side (one per key family, what the `KeyLimiter` Durable
 //!   Object holds): [`LeaseLedger::grant`] counts what the isolate reports (units used, units it
 //!   dropped unused, which are re-credited where that is safe), then debits up to `wanted` more
-//!   units, exactly as that many [`decide`] calls at one instant would; [`LeaseLedger::hit`]
+//!   units, exactly as that many [`decide`](super::algorithm::decide) calls at one instant would; [`LeaseLedger::hit`]
 //!   decides one request outside any grant (today's per-request call).
 //! - [`Lease`], an isolate's side (one per key family it serves): [`Lease::admit`] admits from
 //!   the units it holds and says when the request at hand must renew, early, in the background
@@ -34,7 +34,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::algorithm::{decide, Decision, LimitSpec, LimitState};
+use super::algorithm::{decide_cost, Decision, LimitSpec, LimitState};
 
 /// The lease length keygate recommends (`docs/leases.md` says why): a revoke or any admin
 /// change is enforced everywhere within about a second.
@@ -79,7 +79,7 @@ pub struct Renewal(
 );
 
 /// `N` comma-separated decimal numbers, exactly.
-fn numbers<const N: usize>(text: &str) -> Option<[u64; N]> {
+pub(crate) fn numbers<const N: usize>(text: &str) -> Option<[u64; N]> {
     let mut out = [0; N];
     let mut parts = text.split(',');
     for slot in &mut out {
@@ -297,14 +297,20 @@ impl LeaseLedger {
     /// grant answers `revision`. A limit keeps its state when one of the same name stays (as
     /// a `Hit` with new specs would); others start fresh; and units granted under other limits
     /// are never re-credited. (Units granted under an older revision are, once dropped: an
-    /// isolate drops all it holds when told of the new revision.)
-    pub fn change(&mut self, revision: u64, specs: Vec<LimitSpec>) {
+    /// isolate drops all it holds when told of the new revision.) A credits limit whose refill
+    /// was configured or changed keeps its balance, and counts refills from `now_ms`.
+    pub fn change(&mut self, revision: u64, specs: Vec<LimitSpec>, now_ms: i64) {
         if specs != self.specs {
             self.limits_epoch += 1;
             let mut states: Vec<LimitState> = Vec::with_capacity(specs.len());
             for spec in &specs {
-                let kept = self.specs.iter().position(|s| s.name == spec.name).and_then(|at| self.states.get(at));
-                states.push(kept.copied().unwrap_or_default());
+                let at = self.specs.iter().position(|s| s.name == spec.name);
+                let mut state = at.and_then(|at| self.states.get(at)).copied().unwrap_or_default();
+                if spec.is_credits() && at.map(|at| &self.specs[at]) != Some(spec) {
+                    // Refilled as of now: the new refill counts from the change, not from before.
+                    state = super::credits::refilled(spec, LimitState { mark: 0, ..state }, now_ms).0;
+                }
+                states.push(state);
             }
             self.states = states;
         }
@@ -351,7 +357,7 @@ impl LeaseLedger {
         // request and is then evicted would show MAX_GRANT requests in usage. Grants grow with
         // use instead, so what an evicted isolate leaves counted is at most what it was using.
         let wanted = renewal.wanted().max(renewal.waiting());
-        let (grant, mark) = self.debit(key_id, wanted, renewal.waiting(), others, now_ms);
+        let (grant, mark) = self.debit(key_id, wanted, renewal.waiting(), others, now_ms, 1);
         if self.lease_ms > 0 {
             let at = match self.outstanding.iter().position(|(id, _)| *id == isolate_id) {
                 Some(at) => at,
@@ -369,13 +375,30 @@ impl LeaseLedger {
     }
 
     /// Decides one request outside any grant at `now_ms` (today's per-request call; what an
-    /// isolate does when its lease is empty while a renewal is in flight): one unit debited, or
-    /// refused, counted in usage at once.
-    pub fn hit(&mut self, key_id: &str, revision_seen: u64, now_ms: i64) -> Grant {
+    /// isolate does when its lease is empty while a renewal is in flight; every request of a
+    /// route whose cost is not 1 on a key with credits): one unit debited, `cost` credits
+    /// spent, or refused, counted in usage at once.
+    pub fn hit(&mut self, key_id: &str, revision_seen: u64, now_ms: i64, cost: u64) -> Grant {
         if revision_seen != self.revision {
             return self.unchanged();
         }
-        self.debit(key_id, 1, 1, 0, now_ms).0
+        self.debit(key_id, 1, 1, 0, now_ms, cost).0
+    }
+
+    /// An admin change of the credits balance ([`super::credits::change`]) at `now_ms`, when
+    /// this ledger decides credits under `spec`; `None` otherwise (the caller changes the
+    /// stored state). A `set` is a new epoch: isolates drop the units they hold at their next
+    /// renewal, and units granted before it are never re-credited (the balance is what was set).
+    pub fn change_credits(&mut self, spec: &LimitSpec, set: bool, amount: i64, now_ms: i64) -> Option<LimitState> {
+        let at = self.specs.iter().position(|s| s == spec)?;
+        self.states.resize(self.specs.len(), LimitState::default());
+        let state = super::credits::change(spec, self.states[at], set, amount, now_ms);
+        self.states[at] = state;
+        if set {
+            self.limits_epoch += 1;
+            self.revision += 1;
+        }
+        Some(state)
     }
 
     fn unchanged(&self) -> Grant {
@@ -384,14 +407,14 @@ impl LeaseLedger {
 
     /// Debits up to `wanted` units (at most a fair share of what is left among `others + 1`
     /// isolates, never below `waiting`), stopping at the first refusal.
-    fn debit(&mut self, key_id: &str, wanted: u64, waiting: u64, others: u64, now_ms: i64) -> (Grant, GrantMark) {
+    fn debit(&mut self, key_id: &str, wanted: u64, waiting: u64, others: u64, now_ms: i64, cost: u64) -> (Grant, GrantMark) {
         let mut target = wanted.clamp(1, MAX_GRANT);
         self.states.resize(self.specs.len(), LimitState::default());
         let marks_before = self.states.iter().map(|s| s.mark).collect();
         let mut grant = Grant { revision: self.revision, valid_for_ms: self.lease_ms, remaining: u64::MAX, ..self.unchanged() };
         grant.record_changed = false;
         while grant.allowed < target {
-            let decision = decide(&self.specs, &mut self.states, now_ms);
+            let decision = decide_cost(&self.specs, &mut self.states, now_ms, cost);
             if !decision.allowed {
                 grant.exhausted = true;
                 grant.remaining = 0;
@@ -481,7 +504,9 @@ fn recredit(specs: &[LimitSpec], states: &mut [LimitState], mark: &GrantMark, un
         if state.mark != *after {
             continue; // another window (quota), or debited since (rate)
         }
-        if spec.is_quota() {
+        if spec.is_credits() {
+            state.count = state.count.saturating_add(unused); // a unit of a grant is 1 credit
+        } else if spec.is_quota() {
             state.count = state.count.saturating_sub(unused);
         } else {
             // The grant moved the TAT from max(before, granted_at) by whole intervals.
@@ -791,7 +816,7 @@ mod tests {
         let mut outcomes = Vec::new();
         for _ in 0..3 {
             assert_eq!(lease.admit(T0), Admit::Hit);
-            outcomes.push(ledger.hit("key_a", 1, T0).allowed);
+            outcomes.push(ledger.hit("key_a", 1, T0, 1).allowed);
         }
         assert_eq!(outcomes, [1, 1, 0]);
         assert_eq!(ledger.usage("key_a"), LeaseUsage { allowed: 2, refused: 1 });
@@ -845,7 +870,7 @@ mod tests {
     }
 
     fn remaining(ledger: &LeaseLedger, at: i64) -> Vec<u64> {
-        let decision = decide(&ledger.specs, &mut ledger.states.clone(), at);
+        let decision = crate::limit::algorithm::decide(&ledger.specs, &mut ledger.states.clone(), at);
         decision.limits.iter().map(|l| if decision.allowed { l.remaining + 1 } else { l.remaining }).collect()
     }
 
@@ -886,11 +911,27 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_credits_refill_counts_from_the_change_and_an_unchanged_one_keeps_its_refills() {
+        use crate::limit::credits::{Credits, Interval, Refill, RefillMode};
+        let daily = |amount| Credits { refill: Some(Refill { amount, interval: Interval::Day, mode: RefillMode::Add }) }.spec();
+        let month_ago = T0 - 30 * 86_400_000;
+        let ledger_at = |then: LimitSpec| {
+            let mut ledger = LeaseLedger::new(1_000, 1, vec![daily(10)]);
+            ledger.change_credits(&daily(10), true, 5, month_ago).unwrap();
+            ledger.change(2, vec![then], T0);
+            ledger
+        };
+        assert_eq!(remaining(&ledger_at(daily(10)), T0), [5 + 30 * 10], "the 30 refills due");
+        assert_eq!(remaining(&ledger_at(daily(20)), T0), [5], "a new refill starts now, not a month ago");
+        assert_eq!(remaining(&ledger_at(daily(20)), T0 + 86_400_000), [25]);
+    }
+
+    #[test]
     fn a_revision_change_answers_record_changed_and_grants_nothing() {
         let mut ledger = LeaseLedger::new(1_000, 1, Vec::new());
         let mut lease = Lease::new(1_000, 1);
         let asked = renewal(lease.admit(T0));
-        ledger.change(2, Vec::new());
+        ledger.change(2, Vec::new(), T0);
         let grant = ledger.grant(1, "key_a", &asked, T0);
         assert!(grant.record_changed && grant.allowed == 0);
         assert_eq!(lease.renewed(Some(&grant), true), Renewed::Stale);
@@ -899,7 +940,7 @@ mod tests {
         // A key without limits still leases, starting small like any key: granted units count in
         // usage until reported dropped, so a full grant to an isolate then evicted would inflate it.
         assert_eq!((grant.record_changed, grant.allowed), (false, 1), "a key without limits leases from one unit");
-        assert!(ledger.hit("key_a", 1, T0).record_changed, "a hit with the old record too");
+        assert!(ledger.hit("key_a", 1, T0, 1).record_changed, "a hit with the old record too");
     }
 
     #[test]

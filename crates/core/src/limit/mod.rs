@@ -2,6 +2,7 @@
 //! per-isolate counters ([`local`]) and header rendering ([`headers`]).
 
 pub mod algorithm;
+pub mod credits;
 pub mod headers;
 pub mod lease;
 pub mod local;

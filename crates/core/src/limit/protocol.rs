@@ -25,7 +25,9 @@ pub enum LimiterOp {
     /// `Lease` with a grant (`record_changed`: a newer epoch, the isolate drops its units).
     /// Lease id [`HIT`]: decide one request outside any lease (a "hit": with `LEASE_MS = 0`
     /// every request; with leases, one that finds its lease empty while a renewal is in
-    /// flight, or whose key is not confirmed yet), granted 1 or refused.
+    /// flight, or whose key is not confirmed yet, or of a route whose credits cost is not 1),
+    /// granted 1 or refused; its renewal's `wanted` is the request's cost in credits.
+    /// A key with credits has the limit `credits::CREDITS` among its limits.
     Lease(String, u64, u64, Renewal, Vec<LimitSpec>),
     /// Is the worker's record `(key id, revision)` stale? Answered `Stale` with the newer
     /// record, or `Done`. (Asked before refusing a disabled or out-of-window key, which the admin
@@ -42,14 +44,31 @@ pub enum LimiterOp {
     /// `[address, global]` (see `admin::auth_limit`); only a failed one is charged.
     /// Sent only to the reserved instance [`ADMIN_AUTH_INSTANCE`]. Answered with `Decided`.
     AdminAuth(String, bool, Vec<LimitSpec>),
+    /// The admin API changes (or, adding 0, reads) the family's credits balance
+    /// ([`crate::limit::credits::change`]; never below zero): [`credits`] makes it, [`credits_of`]
+    /// reads it (one string of numbers, like a renewal: no decoder of its own in the wasm).
+    /// Answered with `Decided`: the balance as the credits limit's `remaining`.
+    Credits(String),
 }
 
 /// The lease id of a [`LimiterOp::Lease`] that decides one request outside any lease.
 pub const HIT: u64 = 0;
 
-/// A hit: one request of `key_id` (record `revision`) under `limits`.
-pub fn hit(key_id: &str, revision: u64, limits: &[LimitSpec]) -> LimiterOp {
-    LimiterOp::Lease(key_id.to_string(), revision, HIT, Renewal(0, 0, 0, 0, 0, 1, 1), limits.to_vec())
+/// A hit: one request of `key_id` (record `revision`) costing `cost` credits under `limits`.
+pub fn hit(key_id: &str, revision: u64, limits: &[LimitSpec], cost: u64) -> LimiterOp {
+    LimiterOp::Lease(key_id.to_string(), revision, HIT, Renewal(0, 0, 0, 0, 0, cost, 1), limits.to_vec())
+}
+
+/// A [`LimiterOp::Credits`]: set (else add) `amount` under the key's credits limit `spec`, as
+/// `"set,amount,limit,window_seconds"` (a negative amount in two's complement).
+pub fn credits(spec: &LimitSpec, set: bool, amount: i64) -> LimiterOp {
+    LimiterOp::Credits(format!("{},{},{},{}", u8::from(set), amount as u64, spec.limit, spec.window_seconds))
+}
+
+/// What a [`LimiterOp::Credits`] says: `(the credits limit, set, amount)`.
+pub fn credits_of(text: &str) -> Option<(LimitSpec, bool, i64)> {
+    let [set, amount, limit, window] = crate::limit::lease::numbers(text)?;
+    Some((LimitSpec::new(crate::limit::credits::CREDITS, limit, window), set == 1, amount as i64))
 }
 
 /// The limiter instance that counts failed admin authentications. Other instances are named by
@@ -108,7 +127,8 @@ mod tests {
         let record: KeyRecord = serde_json::from_str(crate::record::tests::sample_json()).unwrap();
         let spec = LimitSpec::new("minute", 60, 60);
         let ops = [
-            hit("key_a", 3, &[spec.clone(), spec.clone()]),
+            hit("key_a", 3, &[spec.clone(), spec.clone()], 1),
+            credits(&crate::limit::credits::Credits::default().spec(), true, -5),
             LimiterOp::IsStale("key_a".into(), 3),
             LimiterOp::Mark(record.clone()),
             LimiterOp::AddRefused("key_a".into(), 9),
@@ -169,6 +189,17 @@ mod tests {
             r#"{"lease":["key_a",2,7,"3,1,0,0,0,8,1",[]]}"#
         );
         assert_eq!(serde_json::to_string(&LimiterReply::Done).unwrap(), r#""done""#);
+    }
+
+    #[test]
+    fn a_credits_change_travels_as_numbers() {
+        let spec = crate::limit::credits::Credits::default().spec();
+        for (set, amount) in [(true, 0), (true, 1_000_000_000_000), (false, -5), (false, 7)] {
+            let LimiterOp::Credits(text) = credits(&spec, set, amount) else { panic!() };
+            assert_eq!(credits_of(&text), Some((spec.clone(), set, amount)), "{text}");
+        }
+        assert_eq!(credits_of("1,5,0"), None);
+        assert_eq!(credits_of("1,5,0,0,0"), None);
     }
 
     #[test]

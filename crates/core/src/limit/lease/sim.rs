@@ -18,13 +18,21 @@
 //! - each quota N per window: admissions attributed to the window holding `g` ≤ N;
 //! - at the end of the run, each rate: the admissions, at the instants `g` they were debited,
 //!   are a sequence GCRA admits in full from fresh state (the span bound of every window);
-//! - with revision 1 after a revoke at `r`: t ≤ r + max(lease_ms, max_delay_ms).
+//! - with revision 1 after a revoke at `r`: t ≤ r + max(lease_ms, max_delay_ms);
+//! - a credits balance (a third of the runs, drawn from a second generator so the other draws
+//!   stay as they were; with no refill, or a daily `reset` or `add` one, and half the runs cross
+//!   midnight): admissions attributed to the day holding `g` never exceed what the balance
+//!   held: with no refill, in all ≤ the initial balance; with `reset`, the first day ≤ the
+//!   initial balance and a later day ≤ the amount; with `add`, up to each day ≤ the initial
+//!   balance + the amount per day started since. So the balance never went below zero and the
+//!   admitted cost never exceeded the initial balance plus the refills.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::{Admit, Grant, Lease, LeaseLedger, Renewal, Renewed};
-use crate::limit::algorithm::{decide, LimitSpec};
+use crate::limit::algorithm::{decide, LimitSpec, LimitState};
+use crate::limit::credits::{self, Credits, Interval, Refill, RefillMode};
 
 /// splitmix64: a tiny seeded generator, enough for reproducible schedules.
 struct Rng(u64);
@@ -171,7 +179,25 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
     let max_gap = rng.pick(&[1, 4, 20, 60]);
     let revoke = rng.below(3) == 0;
 
-    let mut ledger = LeaseLedger::new(lease_ms, 1, specs.clone());
+    // Credits, from a generator of their own: (initial balance, refill).
+    let mut credit_rng = Rng(seed ^ 0xC4ED_175C_4ED1_75C4);
+    let credit = (credit_rng.below(3) == 0).then(|| {
+        let refill = match credit_rng.below(3) {
+            0 => None,
+            1 => Some(Refill { amount: 1 + credit_rng.below(100), interval: Interval::Day, mode: RefillMode::Reset }),
+            _ => Some(Refill { amount: 1 + credit_rng.below(100), interval: Interval::Day, mode: RefillMode::Add }),
+        };
+        (credit_rng.below(300), refill)
+    });
+    let mut initial_states = vec![LimitState::default(); specs.len()];
+    if let Some((balance, refill)) = credit {
+        let spec = Credits { refill }.spec();
+        initial_states.push(credits::change(&spec, LimitState::default(), true, balance as i64, start));
+        specs.push(spec);
+    }
+    let mut credit_days: Vec<u64> = Vec::new();
+
+    let mut ledger = LeaseLedger::with_states(lease_ms, 1, specs.clone(), initial_states.clone());
     let mut next_id = 0;
     let mut isolates: Vec<Isolate> = (0..isolates_count)
         .map(|_| {
@@ -214,7 +240,25 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
         admitted_total += 1;
         debited_at.push(grant_at);
         outcome.admitted += 1;
-        for (index, spec) in specs.iter().enumerate() {
+        if let Some((initial, refill)) = credit {
+            let day = (grant_at.div_euclid(86_400_000) - start.div_euclid(86_400_000)) as usize;
+            if credit_days.len() <= day {
+                credit_days.resize(day + 1, 0);
+            }
+            credit_days[day] += 1;
+            let mut cumulative = 0;
+            for (day, count) in credit_days.iter().enumerate() {
+                cumulative += count;
+                let (held, spent) = match refill {
+                    None => (initial, cumulative),
+                    Some(Refill { mode: RefillMode::Reset, .. }) if day == 0 => (initial, *count),
+                    Some(Refill { mode: RefillMode::Reset, amount, .. }) => (amount, *count),
+                    Some(Refill { mode: RefillMode::Add, amount, .. }) => (initial + amount * day as u64, cumulative),
+                };
+                assert!(spent <= held, "seed {seed}: {spent} credits spent by day {day}, the balance held {held} ({refill:?})");
+            }
+        }
+        for (index, spec) in specs.iter().enumerate().filter(|(_, s)| !s.is_credits()) {
             let window_us = spec.window_seconds as i64 * 1_000_000;
             if spec.is_quota() {
                 let count = quota_counts.entry((index, grant_at.div_euclid(window_us / 1000))).or_default();
@@ -276,7 +320,7 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
                 schedule(&mut queue, &mut events, now + delay(), event);
             }
             Event::HitAtLedger { slot, id, revision, arrived } => {
-                let grant = ledger.hit("key_a", revision, now);
+                let grant = ledger.hit("key_a", revision, now, 1);
                 let event = Event::HitAtIsolate { slot, id, grant, granted_at: now, arrived };
                 schedule(&mut queue, &mut events, now + delay(), event);
             }
@@ -327,7 +371,7 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
                 lost.extend(old.waiting);
             }
             Event::Revoke => {
-                ledger.change(2, specs.clone());
+                ledger.change(2, specs.clone(), now);
                 revoked_at = Some(now);
             }
         }
@@ -348,7 +392,7 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
     // GCRA from fresh state admits every one (so over every span [a, b], at most
     // N + ⌊(b − a)/I⌋ of them).
     debited_at.sort_unstable();
-    for spec in specs.iter().filter(|s| !s.is_quota()) {
+    for spec in specs.iter().filter(|s| !s.is_quota() && !s.is_credits()) {
         let alone = [spec.clone()];
         let mut states = Vec::new();
         for (n, at) in debited_at.iter().enumerate() {
@@ -356,7 +400,7 @@ pub(super) fn run(seed: u64, lease_override: Option<u64>) -> Outcome {
         }
     }
     if !revoke {
-        let mut states = Vec::new();
+        let mut states = initial_states;
         lost.sort_unstable();
         let mut reference = 0;
         for at in arrival_times {
