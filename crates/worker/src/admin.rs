@@ -67,6 +67,10 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
             roll_key(env, config, id, &body).await
         }
         AdminRoute::KeyUsage(id) => key_usage(incoming, env, id).await,
+        AdminRoute::KeyWebhooks(id) => match call_for_key(env, &id, Op::Webhooks(id.clone())).await? {
+            Reply::Json(body) => Ok((200, body)),
+            _ => Err(unexpected()),
+        },
         AdminRoute::GithubLeakReport if leak_report => crate::leak::handle(incoming, env, config).await,
         AdminRoute::GithubLeakReport => Err(GatewayError::NotFound),
         AdminRoute::KeyAudit(id) => match call_for_key(env, &id, Op::Audit(id.clone())).await? {
@@ -227,7 +231,8 @@ async fn resolve(env: &Env, id: &str) -> Result<String, GatewayError> {
     }
 }
 
-async fn call_for_key(env: &Env, id: &str, op: Op) -> Result<Reply, GatewayError> {
+/// Sends `op` to the registry of the project that owns key `id`.
+pub(crate) async fn call_for_key(env: &Env, id: &str, op: Op) -> Result<Reply, GatewayError> {
     let project = resolve(env, id).await?;
     call(env, &project, &op).await
 }

@@ -61,6 +61,13 @@ pub enum Op {
     /// Keys of this project used since the last report: `(key id, unix ms of the last use)`,
     /// batched by the worker's isolates (see `edge::seen`).
     Seen(Vec<(String, i64)>),
+    /// The delivery log of the key with this id ([`crate::webhook::log`]), answered `Json`.
+    Webhooks(String),
+    /// From a key family's limiter: a quota limit reached a webhook threshold in its window, on a
+    /// request of this key: `(key id, the crossing as one string)`
+    /// ([`crate::webhook::QuotaCrossing::encode`]); enqueues `key.quota` once per family, limit,
+    /// window and threshold.
+    Quota(String, String),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -80,6 +87,8 @@ pub enum Reply {
     Audit(Vec<AuditEntry>),
     /// The owning project.
     Project(String),
+    /// A JSON document built by the registry, passed through as the admin API's body.
+    Json(String),
     /// Nothing to return.
     Done,
 }
@@ -214,6 +223,8 @@ mod tests {
             Op::Resolve("key_a".into()),
             Op::Leaked("key_a".into(), "revoke".into(), "https://x".into()),
             Op::Seen(vec![("key_a".into(), 1_800_000_000_000), ("key_b".into(), 1)]),
+            Op::Webhooks("key_a".into()),
+            Op::Quota("key_a".into(), "daily,10,86400,1800000000000,80,8".into()),
         ];
         ops.into_iter().for_each(assert_round_trips);
         let replies = [
@@ -223,6 +234,7 @@ mod tests {
             Reply::Page(vec![], vec![], None),
             Reply::Audit(vec![sample_audit()]),
             Reply::Project("acme".into()),
+            Reply::Json(r#"{"items":[]}"#.into()),
             Reply::Done,
         ];
         replies.into_iter().map(Ok::<Reply, Failure>).for_each(assert_round_trips);

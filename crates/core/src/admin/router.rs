@@ -22,6 +22,8 @@ pub enum AdminRoute {
     KeyAudit(String),
     /// `GET /keys/{id}/usage`
     KeyUsage(String),
+    /// `GET /keys/{id}/webhooks`: the key's webhook delivery log
+    KeyWebhooks(String),
     /// `GET /catalogue`: key prefix, envs, roles, scopes and tiers of the active configuration
     Catalogue,
     /// `GET /openapi.json`
@@ -41,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/keys/{id}/roll"),
     ("GET", "/keys/{id}/audit"),
     ("GET", "/keys/{id}/usage"),
+    ("GET", "/keys/{id}/webhooks"),
     ("GET", "/catalogue"),
     ("GET", "/openapi.json"),
     ("POST", "/leaks/github"),
@@ -80,6 +83,7 @@ pub fn route(method: &str, path: &str) -> Option<AdminRoute> {
         ("POST", ["keys", key, "roll"]) => id(key).map(AdminRoute::RollKey),
         ("GET" | "HEAD", ["keys", key, "audit"]) => id(key).map(AdminRoute::KeyAudit),
         ("GET" | "HEAD", ["keys", key, "usage"]) => id(key).map(AdminRoute::KeyUsage),
+        ("GET" | "HEAD", ["keys", key, "webhooks"]) => id(key).map(AdminRoute::KeyWebhooks),
         ("GET" | "HEAD", ["catalogue"]) => Some(AdminRoute::Catalogue),
         ("GET" | "HEAD", ["openapi.json"]) => Some(AdminRoute::OpenApi),
         ("POST", ["leaks", "github"]) => Some(AdminRoute::GithubLeakReport),
@@ -103,6 +107,8 @@ mod tests {
             ("POST", "/keys/key_abc123/roll", Some(AdminRoute::RollKey(id()))),
             ("GET", "/keys/key_abc123/audit", Some(AdminRoute::KeyAudit(id()))),
             ("GET", "/keys/key_abc123/usage", Some(AdminRoute::KeyUsage(id()))),
+            ("GET", "/keys/key_abc123/webhooks", Some(AdminRoute::KeyWebhooks(id()))),
+            ("POST", "/keys/key_abc123/webhooks", None),
             ("GET", "/catalogue", Some(AdminRoute::Catalogue)),
             ("GET", "/openapi.json", Some(AdminRoute::OpenApi)),
             ("POST", "/leaks/github", Some(AdminRoute::GithubLeakReport)),
