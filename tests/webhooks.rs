@@ -262,6 +262,19 @@ fn lifecycle_events_are_signed_retried_under_one_id_and_logged() {
         }
     }
     assert!(!webhook_log(g, &id).iter().any(|e| e.to_string().contains(&key)));
+
+    // The CLI shows the same log.
+    let cli = std::process::Command::new(common::bin("keygate"))
+        .args(["keys", "webhooks", &id])
+        .env("KEYGATE_URL", &g.url)
+        .env("KEYGATE_ADMIN_TOKEN", common::ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&cli.stdout);
+    assert_eq!(cli.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&cli.stderr));
+    assert_eq!(out.lines().count(), 1 + 2 * kinds.len(), "a header and one row per event and endpoint:\n{out}");
+    assert!(out.lines().any(|l| l.contains("key.revoked") && l.contains("failed") && l.contains("/down")), "{out}");
+    assert!(out.lines().any(|l| l.contains("key.revoked") && l.contains("delivered") && l.contains(" 200")), "{out}");
     g.admin("GET", "/keys/key_doesnotexist1/webhooks").send().assert_error(404, "NOT_FOUND");
     let unauthenticated = common::Req::to(&g.url, "GET", &format!("/_keygate/v1/keys/{id}/webhooks")).send();
     assert_eq!(unauthenticated.status, 401, "the log is admin-only");

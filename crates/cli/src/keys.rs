@@ -6,7 +6,7 @@
 //!                     [--allowed-network CIDR]... [--allowed-country CC]... [--meta k=v]...
 //!                     [--tier NAME] [--limit NAME=LIMIT/WINDOW_SECONDS]... [--limit-mode exact|fast]
 //! keygate keys list --project P [--status S] [--limit N] [--cursor C] [--all]
-//! keygate keys show|enable|disable|revoke|audit|usage ID
+//! keygate keys show|enable|disable|revoke|audit|usage|webhooks ID
 //! keygate keys update ID [--name N] [--role R | --no-role] [--scope S]... [--clear-scopes]
 //!                     [--valid-from T | --clear-valid-from] [--valid-to T | --lifetime]
 //!                     [--allowed-origin O]... [--any-origin] [--allowed-network CIDR]...

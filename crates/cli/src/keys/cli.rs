@@ -92,6 +92,8 @@ pub enum KeysCommand {
     Audit(IdArg),
     /// Show a key's request counts per day (UTC, most recent first) and when it was last used.
     Usage(IdArg),
+    /// Show a key's webhook delivery log: each event and endpoint, its state and attempts.
+    Webhooks(IdArg),
 }
 
 /// A key id argument.

@@ -39,6 +39,8 @@ pub enum Expect {
     Audit,
     /// `{"key_id", "last_used_at", "days": [{"date", "allowed", "refused"}]}`.
     Usage,
+    /// `{"items": [WebhookDelivery]}`.
+    Webhooks,
 }
 
 /// One admin API call.
@@ -75,6 +77,7 @@ pub fn build(command: &KeysCommand) -> Result<ApiRequest, String> {
         }
         KeysCommand::Audit(arg) => Ok(get(format!("{}/audit", key_path(&arg.id)?), Expect::Audit)),
         KeysCommand::Usage(arg) => usage(&arg.id),
+        KeysCommand::Webhooks(arg) => Ok(get(format!("{}/webhooks", key_path(&arg.id)?), Expect::Webhooks)),
     }
 }
 
@@ -450,6 +453,7 @@ mod tests {
             ),
             ("audit", vec!["audit", "k"], Method::Get, "/keys/k/audit", None),
             ("usage", vec!["usage", "k"], Method::Get, "/keys/k/usage", None),
+            ("webhooks", vec!["webhooks", "k"], Method::Get, "/keys/k/webhooks", None),
             ("usage encodes the id", vec!["usage", "a b/c"], Method::Get, "/keys/a%20b%2Fc/usage", None),
         ];
         for (what, args, method, path, body) in rows {
@@ -523,6 +527,7 @@ mod tests {
             (vec!["revoke", "k"], Expect::Record),
             (vec!["enable", "k"], Expect::Record),
             (vec!["usage", "k"], Expect::Usage),
+            (vec!["webhooks", "k"], Expect::Webhooks),
         ];
         for (args, expect) in rows {
             assert_eq!(request(&args).unwrap().expect, expect, "{args:?}");
