@@ -7,7 +7,7 @@
 //!                     [--tier NAME] [--limit NAME=LIMIT/WINDOW_SECONDS]... [--limit-mode exact|fast]
 //!                     [--credits N] [--credits-refill AMOUNT/day|month/reset|add]
 //! keygate keys list --project P [--status S] [--limit N] [--cursor C] [--all]
-//! keygate keys show|enable|disable|revoke|audit|usage ID
+//! keygate keys show|enable|disable|revoke|audit|usage|webhooks ID
 //! keygate keys update ID [--name N] [--role R | --no-role] [--scope S]... [--clear-scopes]
 //!                     [--valid-from T | --clear-valid-from] [--valid-to T | --lifetime]
 //!                     [--allowed-origin O]... [--any-origin] [--allowed-network CIDR]...

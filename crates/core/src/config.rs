@@ -18,6 +18,7 @@ use crate::record::{KeyRecord, LimitMode};
 use crate::routes::{RouteTable, Unmatched};
 use crate::scope::{is_valid_grant, EmptyScopes, Roles, DEFAULT_SCOPES};
 use crate::signature::{Audience, Signer};
+use crate::webhook::WebhookSettings;
 
 /// The route table used when `ROUTES` is unset: the three CMS routes of the demo. (The
 /// shipped `wrangler.toml` sets `ROUTES` explicitly and adds a project-scoped route.)
@@ -172,6 +173,8 @@ pub struct Config {
     pub rate_limit_header_limit: Option<String>,
     /// `LEAK_REPORTS`, `LEAK_KEYS_URL`, `LEAK_ACTION`: GitHub secret-scanning reports ([`crate::leak`]).
     pub leaks: LeakSettings,
+    /// `WEBHOOK_*`: signed lifecycle webhooks ([`crate::webhook`]); `None` = off.
+    pub webhooks: Option<WebhookSettings>,
 }
 
 /// An admin contract served beside the native admin API (`ADMIN_FACADE`).
@@ -309,6 +312,12 @@ pub const SETTINGS: &[&str] = &[
     "LEAK_REPORTS",
     "LEAK_KEYS_URL",
     "LEAK_ACTION",
+    "WEBHOOK_URLS",
+    "WEBHOOK_SECRET",
+    "WEBHOOK_EVENTS",
+    "WEBHOOK_EXPIRY_LEAD_SECONDS",
+    "WEBHOOK_QUOTA_THRESHOLDS",
+    "WEBHOOK_RETRY_SECONDS",
 ];
 
 /// Every scope a route requires, and every concrete scope a role grants, must be in the scope
@@ -390,6 +399,7 @@ impl Config {
             empty_scopes: empty_scopes(get)?,
             rate_limit_header_limit: rate_limit_header_limit(get, &tiers)?,
             leaks: leak_settings(get)?,
+            webhooks: WebhookSettings::from_settings(get)?,
             tiers,
         })
     }

@@ -23,6 +23,9 @@
 //! Off the request path too, a leak report from GitHub's secret scanning disables (or revokes)
 //! the keys it names, once its signature verifies ([`leak`]).
 //!
+//! A key's lifecycle changes, expiry warnings and quota warnings become signed webhooks, stored
+//! with the change and delivered with retries by the project's registry ([`webhook`]).
+//!
 //! What crosses the wasm/JS boundary is encoded one way, by [`boundary`].
 //!
 //! Everything above is pure and unit-tested natively; `keygate-worker` (wasm32 only) is the
@@ -52,6 +55,7 @@ pub mod scope;
 pub mod seen;
 pub mod signature;
 pub mod timestamp;
+pub mod webhook;
 
 #[cfg(test)]
 mod testing;

@@ -116,3 +116,19 @@ export async function durablePost(namespace, name, body) {
     throw step("decode", error);
   }
 }
+
+// POST a batch of webhook attempts in parallel: fields (url, headers as "name\nvalue\n…", body)
+// each ended by "\u0001". No redirect is followed (a 3xx is a failed attempt); each is aborted
+// after timeoutMs. A promise of the outcomes in order, comma-separated: the HTTP status, -1 on
+// timeout, 0 when no answer came.
+export function postWebhooks(batch, timeoutMs) {
+  const fields = batch.split("\u0001"), sent = [];
+  for (let i = 0; i + 2 < fields.length; i += 3) {
+    const parts = fields[i + 1].split("\n"), headers = Object.create(null);
+    for (let j = 0; j + 1 < parts.length; j += 2) headers[parts[j]] = parts[j + 1];
+    const done = (r) => { const s = r.status; return r.body ? r.body.cancel().then(() => s, () => s) : s; };
+    sent.push(fetch(fields[i], { method: "POST", headers, body: fields[i + 2], redirect: "manual", signal: AbortSignal.timeout(timeoutMs) })
+      .then(done, (e) => (e && e.name === "TimeoutError" ? -1 : 0)));
+  }
+  return Promise.all(sent).then((outcomes) => outcomes.join(","));
+}

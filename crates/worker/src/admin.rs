@@ -78,6 +78,12 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
                 _ => Err(unexpected()),
             };
         }
+        AdminRoute::KeyWebhooks(id) => {
+            return match call_for_key(env, &id, Op::Webhooks(id.clone())).await? {
+                Reply::Json(body) => Ok((200, body)),
+                _ => Err(unexpected()),
+            };
+        }
         AdminRoute::GithubLeakReport if leak_report => return crate::leak::handle(incoming, env, config).await,
         AdminRoute::GithubLeakReport => return Err(GatewayError::NotFound),
         AdminRoute::KeyAudit(id) => (id.clone(), Op::Audit(id)),
@@ -262,7 +268,8 @@ async fn resolve(env: &Env, id: &str) -> Result<String, GatewayError> {
     }
 }
 
-async fn call_for_key(env: &Env, id: &str, op: Op) -> Result<Reply, GatewayError> {
+/// Sends `op` to the registry of the project that owns key `id`.
+pub(crate) async fn call_for_key(env: &Env, id: &str, op: Op) -> Result<Reply, GatewayError> {
     let project = resolve(env, id).await?;
     call(env, &project, &op).await
 }

@@ -66,6 +66,8 @@ pub struct KeyLimiter {
     lease_ms: u64,
     /// The family's limits, loaded on first use.
     ledger: RefCell<Option<LeaseLedger>>,
+    /// Quota webhooks (`key.quota`): `None` unless configured.
+    quota_watch: Option<crate::webhooks::QuotaWatch>,
 }
 
 impl DurableObject for KeyLimiter {
@@ -75,12 +77,22 @@ impl DurableObject for KeyLimiter {
             worker::console_error!("{{\"event\":\"limiter_schema_failed\",\"reason\":\"{e}\"}}");
         }
         let lease_ms = crate::config::load(&env).map_or(keygate_core::limit::lease::DEFAULT_LEASE_MS, |c| c.lease_ms);
-        Self { state, lease_ms, ledger: RefCell::new(None) }
+        let quota_watch = crate::webhooks::QuotaWatch::new(&env);
+        Self { state, lease_ms, ledger: RefCell::new(None), quota_watch }
     }
 
     async fn fetch(&self, mut request: Request) -> Result<Response> {
         let op: LimiterOp = read_json(&mut request).await?;
-        Response::from_json(&self.reply(op, now_ms())?)
+        // With quota webhooks: after a grant, the thresholds its family's quotas reached.
+        let leased = match (&self.quota_watch, &op) {
+            (Some(_), LimiterOp::Lease(key_id, ..)) => Some(key_id.clone()),
+            _ => None,
+        };
+        let reply = self.reply(op, now_ms())?;
+        if let (Some(watch), Some(key_id), LimiterReply::Lease(_)) = (&self.quota_watch, leased, &reply) {
+            watch.after_grant(&self.ledger, &key_id).await;
+        }
+        Response::from_json(&reply)
     }
 }
 

@@ -12,7 +12,10 @@
 //! Changes arrive validated by the worker's admin edge (a create's record with its audit entry,
 //! a PATCH as a typed [`UpdateKey`](keygate_core::admin::request::UpdateKey)): the registry
 //! applies them to the stored record ([`keygate_core::admin::lifecycle`]) and stores them, and
-//! never reads the gateway's configuration.
+//! reads no setting of the gateway but its webhook settings.
+//!
+//! Webhooks ([`crate::webhooks`]): every change's events go to the outbox in the same operation,
+//! right after its audit entry; the object's alarm delivers them.
 
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
@@ -55,7 +58,7 @@ CREATE TABLE IF NOT EXISTS last_used (
   at INTEGER NOT NULL
 );";
 
-#[durable_object(fetch)]
+#[durable_object(alarm)]
 pub struct KeyRegistry {
     state: State,
     env: Env,
@@ -73,13 +76,20 @@ impl DurableObject for KeyRegistry {
                 let sql = self.state.storage().sql();
                 let env = self.env.clone();
                 // Serialise every operation: see the module docs.
-                match self.state.block_concurrency_while(async move { Ok(run(&sql, &env, op).await) }).await {
+                let outcome = match self.state.block_concurrency_while(async move { Ok(run(&sql, &env, op).await) }).await {
                     Ok(outcome) => outcome,
                     Err(e) => Err(Failure::Store(e.to_string())),
-                }
+                };
+                crate::webhooks::arm(&self.state).await;
+                outcome
             }
         };
         Response::from_json(&outcome)
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        crate::webhooks::deliver(&self.state, &self.env).await?;
+        Response::empty()
     }
 }
 
@@ -109,6 +119,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             write_through(env, &hash, &record).await?;
             insert(sql, &hash, &record)?;
             append_audit(sql, &record.id, &audit)?;
+            crate::webhooks::changed(sql, env, &record, &audit)?;
             Ok(Reply::Record(record, hash))
         }
         Op::Get(id) => {
@@ -150,6 +161,7 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             write_through(env, &new_hash, &rolled.new).await?;
             insert(sql, &new_hash, &rolled.new)?;
             append_audit(sql, &rolled.new.id, &rolled.new_audit)?;
+            crate::webhooks::changed(sql, env, &rolled.new, &rolled.new_audit)?;
             commit_change(sql, env, &old_hash, &rolled.old, &rolled.old_audit).await?;
             Ok(Reply::Rolled(rolled.new, rolled.old, old_hash))
         }
@@ -181,11 +193,20 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             if let Some((new, audit)) = leak::apply(&old, action, &report, &audit_of(sql, &id)?, now_ms()) {
                 if new.revision == old.revision {
                     append_audit(sql, &id, &audit)?;
+                    crate::webhooks::changed(sql, env, &new, &audit)?;
                 } else {
                     commit_change(sql, env, &hash, &new, &audit).await?;
                 }
             }
             Ok(Reply::Done)
+        }
+        Op::Webhooks(id) => {
+            load(sql, &id)?;
+            crate::webhooks::delivery_log(sql, &id)
+        }
+        Op::Quota(id, crossing) => {
+            let (record, _) = load(sql, &id)?;
+            crate::webhooks::quota(sql, env, &record, &crossing)
         }
     }
 }
@@ -213,7 +234,8 @@ async fn commit_change(
     mark_limiter(env, record).await;
     write_through(env, hash, record).await?;
     replace(sql, record)?;
-    append_audit(sql, &record.id, audit)
+    append_audit(sql, &record.id, audit)?;
+    crate::webhooks::changed(sql, env, record, audit)
 }
 
 /// Tells the key family's limiter the key's new record, before KV changes, so the very next

@@ -23,6 +23,7 @@ mod respond;
 mod runtime;
 mod seen;
 mod store;
+mod webhooks;
 
 use worker::{event, Context, Env, Request, Response, Result};
 

@@ -71,4 +71,10 @@ extern "C" {
     /// `fetch(url)` as a promise of the body (`Uint8Array`) of a 200 answer, else `null`.
     #[wasm_bindgen(js_name = fetchBytes)]
     pub fn fetch_bytes(url: &str) -> js_sys::Promise;
+
+    /// POSTs a batch of webhook attempts at once (each [`keygate_core::webhook::batch_entry`]),
+    /// no redirect followed, each aborted after `timeout_ms`: a promise of their outcomes in
+    /// order, comma-separated: an HTTP status, `-1` on timeout, `0` when no answer came.
+    #[wasm_bindgen(js_name = postWebhooks)]
+    pub fn post_webhooks(batch: &str, timeout_ms: f64) -> js_sys::Promise;
 }

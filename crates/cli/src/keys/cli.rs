@@ -97,6 +97,8 @@ pub enum KeysCommand {
     /// `update --credits-refill`/`--credits-no-refill`).
     #[command(subcommand)]
     Credits(CreditsCommand),
+    /// Show a key's webhook delivery log: each event and endpoint, its state and attempts.
+    Webhooks(IdArg),
 }
 
 /// `keygate keys credits` subcommands.

@@ -233,6 +233,33 @@ pub fn audit_table(items: &[Value]) -> Result<String, String> {
     Ok(table(&["AT", "ACTION", "REVISION", "CHANGES"], &rows))
 }
 
+/// The `webhooks` table: one row per event and endpoint, newest first, its attempts as
+/// `time status` (or `time error`) in order.
+pub fn webhook_table(items: &[Value]) -> Result<String, String> {
+    let mut rows = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Object(entry) = item else {
+            return Err("a webhook delivery is not an object".into());
+        };
+        let cell = |name: &str| entry.get(name).filter(|v| !v.is_null()).map_or_else(|| "-".to_string(), plain);
+        let attempts = match entry.get("attempts") {
+            Some(Value::Array(attempts)) if attempts.is_empty() => "-".to_string(),
+            Some(Value::Array(attempts)) => attempts
+                .iter()
+                .map(|a| {
+                    let at = a.get("at").map_or_else(|| "?".to_string(), plain);
+                    let outcome = a.get("status").or_else(|| a.get("error")).map_or_else(|| "?".to_string(), plain);
+                    format!("{at} {outcome}")
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => return Err("a webhook delivery has no \"attempts\" list".into()),
+        };
+        rows.push(vec![cell("created_at"), cell("type"), cell("state"), cell("endpoint"), cell("id"), attempts, cell("next_attempt_at")]);
+    }
+    Ok(table(&["CREATED", "TYPE", "STATE", "ENDPOINT", "ID", "ATTEMPTS", "NEXT"], &rows))
+}
+
 fn items(value: &Value) -> Result<&[Value], String> {
     match value.get("items") {
         Some(Value::Array(items)) => Ok(items),
@@ -347,6 +374,7 @@ pub fn human(expect: Expect, value: &Value, now_ms: i64) -> Result<String, Strin
             Some(remaining) => Ok(format!("credits remaining: {remaining}\n")),
             None => Err("the credits answer has no \"remaining\" number".into()),
         },
+        Expect::Webhooks => webhook_table(items(value)?),
     }
 }
 
@@ -570,6 +598,31 @@ key_longer_id  x               live  -          revoked  lifetime              -
         }
         assert_eq!(page_cursor(&json!({"items": [], "cursor": "abc"})).unwrap(), Some("abc".into()));
         assert_eq!(page_cursor(&json!({"items": []})).unwrap(), None);
+    }
+
+    #[test]
+    fn webhook_table_lists_deliveries_with_their_attempts() {
+        let value = json!({"items": [
+            {"id": "evt_b", "type": "key.expiring", "endpoint": "https://h.example/k", "created_at": "2026-11-30T10:00:00.000Z",
+             "state": "pending", "attempts": [], "next_attempt_at": "2026-12-07T10:00:00.000Z"},
+            {"id": "evt_a", "type": "key.revoked", "endpoint": "https://h.example/k", "created_at": "2026-11-29T10:00:00.000Z",
+             "state": "delivered", "attempts": [{"at": "2026-11-29T10:00:00.000Z", "status": 500}, {"at": "2026-11-29T10:00:05.000Z", "error": "timeout"},
+             {"at": "2026-11-29T10:05:05.000Z", "status": 204}], "next_attempt_at": null}
+        ]});
+        let table = human(Expect::Webhooks, &value, 0).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("CREATED") && lines[0].contains("ATTEMPTS"), "{table}");
+        assert!(
+            lines[1].contains("key.expiring") && lines[1].contains("pending") && lines[1].ends_with("2026-12-07T10:00:00.000Z"),
+            "{table}"
+        );
+        assert!(
+            lines[2].contains("2026-11-29T10:00:00.000Z 500, 2026-11-29T10:00:05.000Z timeout, 2026-11-29T10:05:05.000Z 204"),
+            "{table}"
+        );
+        assert!(lines[2].contains("delivered") && lines[2].contains("evt_a") && lines[2].trim_end().ends_with('-'), "{table}");
+        assert!(human(Expect::Webhooks, &json!({"items": [{"id": "evt_a"}]}), 0).is_err(), "no attempts list");
+        assert!(human(Expect::Webhooks, &json!({"items": [7]}), 0).is_err());
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub enum Expect {
     Usage,
     /// `{"key_id", "remaining"}`: a credits change.
     Credits,
+    /// `{"items": [WebhookDelivery]}`.
+    Webhooks,
 }
 
 /// One admin API call.
@@ -79,6 +81,7 @@ pub fn build(command: &KeysCommand) -> Result<ApiRequest, String> {
         KeysCommand::Usage(arg) => usage(&arg.id),
         KeysCommand::Credits(CreditsCommand::Add(args)) => credits(args, "add"),
         KeysCommand::Credits(CreditsCommand::Set(args)) => credits(args, "set"),
+        KeysCommand::Webhooks(arg) => Ok(get(format!("{}/webhooks", key_path(&arg.id)?), Expect::Webhooks)),
     }
 }
 
@@ -496,6 +499,7 @@ mod tests {
             ),
             ("audit", vec!["audit", "k"], Method::Get, "/keys/k/audit", None),
             ("usage", vec!["usage", "k"], Method::Get, "/keys/k/usage", None),
+            ("webhooks", vec!["webhooks", "k"], Method::Get, "/keys/k/webhooks", None),
             ("usage encodes the id", vec!["usage", "a b/c"], Method::Get, "/keys/a%20b%2Fc/usage", None),
         ];
         for (what, args, method, path, body) in rows {
@@ -626,6 +630,7 @@ mod tests {
             (vec!["revoke", "k"], Expect::Record),
             (vec!["enable", "k"], Expect::Record),
             (vec!["usage", "k"], Expect::Usage),
+            (vec!["webhooks", "k"], Expect::Webhooks),
         ];
         for (args, expect) in rows {
             assert_eq!(request(&args).unwrap().expect, expect, "{args:?}");

@@ -66,6 +66,13 @@ pub enum Op {
     /// Keys of this project used since the last report: `(key id, unix ms of the last use)`,
     /// batched by the worker's isolates (see `edge::seen`).
     Seen(Vec<(String, i64)>),
+    /// The delivery log of the key with this id ([`crate::webhook::log`]), answered `Json`.
+    Webhooks(String),
+    /// From a key family's limiter: a quota limit reached a webhook threshold in its window, on a
+    /// request of this key: `(key id, the crossing as one string)`
+    /// ([`crate::webhook::QuotaCrossing::encode`]); enqueues `key.quota` once per family, limit,
+    /// window and threshold.
+    Quota(String, String),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -87,6 +94,8 @@ pub enum Reply {
     Project(String),
     /// A key's credits balance after a change.
     Credits(u64),
+    /// A JSON document built by the registry, passed through as the admin API's body.
+    Json(String),
     /// Nothing to return.
     Done,
 }
@@ -234,6 +243,8 @@ mod tests {
             Op::Leaked("key_a".into(), "revoke".into(), "https://x".into()),
             Op::Seen(vec![("key_a".into(), 1_800_000_000_000), ("key_b".into(), 1)]),
             credits("key_a", false, -3),
+            Op::Webhooks("key_a".into()),
+            Op::Quota("key_a".into(), "daily,10,86400,1800000000000,80,8".into()),
         ];
         ops.into_iter().for_each(assert_round_trips);
         let replies = [
@@ -244,6 +255,7 @@ mod tests {
             Reply::Audit(vec![sample_audit()]),
             Reply::Project("acme".into()),
             Reply::Credits(17),
+            Reply::Json(r#"{"items":[]}"#.into()),
             Reply::Done,
         ];
         replies.into_iter().map(Ok::<Reply, Failure>).for_each(assert_round_trips);

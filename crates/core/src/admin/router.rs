@@ -24,6 +24,8 @@ pub enum AdminRoute {
     KeyUsage(String),
     /// `POST /keys/{id}/credits`: add to or set the key's credits balance
     KeyCredits(String),
+    /// `GET /keys/{id}/webhooks`: the key's webhook delivery log
+    KeyWebhooks(String),
     /// `GET /catalogue`: key prefix, envs, roles, scopes and tiers of the active configuration
     Catalogue,
     /// `GET /openapi.json`
@@ -44,6 +46,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/keys/{id}/audit"),
     ("GET", "/keys/{id}/usage"),
     ("POST", "/keys/{id}/credits"),
+    ("GET", "/keys/{id}/webhooks"),
     ("GET", "/catalogue"),
     ("GET", "/openapi.json"),
     ("POST", "/leaks/github"),
@@ -84,6 +87,7 @@ pub fn route(method: &str, path: &str) -> Option<AdminRoute> {
         ("GET" | "HEAD", ["keys", key, "audit"]) => id(key).map(AdminRoute::KeyAudit),
         ("GET" | "HEAD", ["keys", key, "usage"]) => id(key).map(AdminRoute::KeyUsage),
         ("POST", ["keys", key, "credits"]) => id(key).map(AdminRoute::KeyCredits),
+        ("GET" | "HEAD", ["keys", key, "webhooks"]) => id(key).map(AdminRoute::KeyWebhooks),
         ("GET" | "HEAD", ["catalogue"]) => Some(AdminRoute::Catalogue),
         ("GET" | "HEAD", ["openapi.json"]) => Some(AdminRoute::OpenApi),
         ("POST", ["leaks", "github"]) => Some(AdminRoute::GithubLeakReport),
@@ -109,6 +113,8 @@ mod tests {
             ("GET", "/keys/key_abc123/usage", Some(AdminRoute::KeyUsage(id()))),
             ("POST", "/keys/key_abc123/credits", Some(AdminRoute::KeyCredits(id()))),
             ("GET", "/keys/key_abc123/credits", None),
+            ("GET", "/keys/key_abc123/webhooks", Some(AdminRoute::KeyWebhooks(id()))),
+            ("POST", "/keys/key_abc123/webhooks", None),
             ("GET", "/catalogue", Some(AdminRoute::Catalogue)),
             ("GET", "/openapi.json", Some(AdminRoute::OpenApi)),
             ("POST", "/leaks/github", Some(AdminRoute::GithubLeakReport)),
