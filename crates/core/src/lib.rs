@@ -47,6 +47,7 @@ pub mod limit;
 pub mod network;
 pub mod policy;
 pub mod record;
+pub mod rotation;
 pub mod routes;
 pub mod scope;
 pub mod seen;
