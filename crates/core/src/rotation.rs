@@ -23,6 +23,14 @@
 //! - an admin change wins: when the old key's `valid_to` is not the end this rule last set (a
 //!   PATCH, another roll) or the key is revoked, the rule is dropped and changes nothing.
 
+use serde_json::{Map, Value};
+
+use std::collections::BTreeMap;
+
+use crate::admin::lifecycle::{bump, AuditEntry, FieldChange};
+use crate::record::KeyRecord;
+use crate::timestamp::Timestamp;
+
 /// Why the old key ends when it does (the `reason` of the audit entry that set the end).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
@@ -108,6 +116,43 @@ pub fn decide(pending: &Pending, uses: Uses, valid_to: Option<i64>, revoked: boo
     }
 }
 
+/// The old key's `record` with `valid_to` moved to `end_ms`, and its `roll_grace_updated`
+/// audit entry: `changes` has `valid_to` and `grace` (the reason and the reported uses it was
+/// decided from).
+pub fn moved(record: KeyRecord, end_ms: i64, reason: Reason, uses: Uses, now_ms: i64) -> (KeyRecord, AuditEntry) {
+    let from = time(record.valid_to.map(Timestamp::millis));
+    let mut record = bump(record, now_ms);
+    record.valid_to = Some(Timestamp(end_ms));
+    let mut changes = BTreeMap::new();
+    changes.insert("valid_to".to_string(), FieldChange { from, to: time(Some(end_ms)) });
+    let times = [("new_key_first_used", time(uses.first_new)), ("old_key_last_used", time(uses.last_old))];
+    changes.insert("grace".into(), grace_note(reason, &times));
+    let audit = AuditEntry {
+        at: Timestamp(now_ms),
+        action: "roll_grace_updated".into(),
+        revision: record.revision,
+        changes,
+        reporter: None,
+        source: None,
+    };
+    (record, audit)
+}
+
+/// A time as the audit log writes it: RFC 3339, or `null`.
+fn time(at: Option<i64>) -> Value {
+    at.map_or(Value::Null, |at| Value::String(Timestamp(at).to_rfc3339()))
+}
+
+/// An audit entry's `changes.grace`: `to` is `{"reason": …, name: value or null, …}`.
+pub fn grace_note(reason: Reason, values: &[(&str, Value)]) -> FieldChange {
+    let mut note = Map::new();
+    note.insert("reason".into(), Value::String(reason.as_str().into()));
+    for (name, value) in values {
+        note.insert(name.to_string(), value.clone());
+    }
+    FieldChange { from: Value::Null, to: Value::Object(note) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +230,32 @@ mod tests {
             decide(&rule, uses(Some(2), None), Some(rule.end), false, ROLL + 65 * S),
             Decision::Move(ROLL + 65 * S, Reason::NewKeyInUse)
         );
+    }
+
+    #[test]
+    fn a_move_sets_valid_to_and_writes_why() {
+        let rolled = crate::admin::lifecycle::roll(
+            &serde_json::from_str(crate::record::tests::sample_json()).unwrap(),
+            "key_2".into(),
+            "h".into(),
+            3600,
+            Some((60, None)),
+            ROLL,
+        )
+        .unwrap();
+        let seen = uses(Some(10), Some(-5));
+        let (record, audit) = moved(rolled.old.clone(), ROLL + 70 * S, Reason::NewKeyInUse, seen, ROLL + 20 * S);
+        assert_eq!(record.valid_to, Some(Timestamp(ROLL + 70 * S)));
+        assert_eq!((record.revision, record.updated_at), (rolled.old.revision + 1, Timestamp(ROLL + 20 * S)));
+        assert_eq!((audit.action.as_str(), audit.revision), ("roll_grace_updated", record.revision));
+        assert_eq!(audit.changes.keys().collect::<Vec<_>>(), ["grace", "valid_to"]);
+        let mut expected = rolled.old.clone();
+        expected.valid_to = record.valid_to;
+        assert_eq!(crate::admin::lifecycle::diff(Some(&rolled.old), &expected)["valid_to"], audit.changes["valid_to"], "as an update writes it");
+        let grace = &audit.changes["grace"].to;
+        assert_eq!(grace["reason"], "new_key_in_use");
+        assert_eq!(grace["new_key_first_used"], serde_json::to_value(Timestamp(ROLL + 10 * S)).unwrap());
+        assert_eq!(grace["old_key_last_used"], serde_json::to_value(Timestamp(ROLL - 5 * S)).unwrap());
     }
 
     #[test]

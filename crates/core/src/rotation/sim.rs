@@ -64,6 +64,7 @@ struct Registry {
     valid_to: i64,
     pending: Option<Pending>,
     first_new: Option<i64>,
+    last_new: i64,
     last_old: Option<i64>,
     /// The last move: (its time, end, reason).
     last_move: Option<(i64, i64, Reason)>,
@@ -107,7 +108,7 @@ pub(super) fn run(seed: u64) -> Result<Outcome, String> {
     schedule(&mut queue, &mut events, horizon, Event::Tick);
 
     let rule = Pending { after_new_used_ms: after_ms, old_unused_ms: unused_ms, max_end, end: max_end };
-    let mut registry = Registry { valid_to: max_end, pending: None, first_new: None, last_old: None, last_move: None };
+    let mut registry = Registry { valid_to: max_end, pending: None, first_new: None, last_new: i64::MIN, last_old: None, last_move: None };
     let mut books: Vec<LastUse> = (0..isolates_count).map(|_| LastUse::default()).collect();
     let mut new_admissions: Vec<i64> = Vec::new();
     // What the registry learnt while the old key was valid: (first new use, last old use).
@@ -135,9 +136,12 @@ pub(super) fn run(seed: u64) -> Result<Outcome, String> {
                 }
             }
             Some(Event::Report(seen)) => {
+                // As the registry does: the new key's first use is its latest reported use when a
+                // report first names it.
                 for (id, at) in seen {
                     if id == NEW {
-                        registry.first_new = Some(registry.first_new.map_or(at, |first| first.min(at)));
+                        registry.last_new = registry.last_new.max(at);
+                        registry.first_new = registry.first_new.or(Some(registry.last_new));
                     } else {
                         registry.last_old = Some(registry.last_old.map_or(at, |last| last.max(at)));
                     }
