@@ -126,9 +126,8 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
                 )
                 .map_err(store_failure("last used write"))?;
             }
-            for (hash, record, audit) in crate::roll_grace::follow(sql)? {
+            for (hash, (record, audit)) in crate::roll_grace::follow(sql)? {
                 commit_change(sql, env, &hash, &record, &audit).await?;
-                crate::roll_grace::moved_to(sql, &record)?;
             }
             Ok(Reply::Done)
         }

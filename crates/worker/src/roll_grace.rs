@@ -2,8 +2,8 @@
 //! `"grace": {…}` leaves a pending rule in the registry's `roll_grace` table; each last-use
 //! report (already merged into `last_used`) then notes the new key's first reported use and
 //! applies the decision to every pending rule of the project. A moved end goes through the
-//! registry's normal change path (limiter, KV, record, audit entry with the reason), then the
-//! rule remembers it; a rule whose old key has ended, or was changed by an admin, is deleted.
+//! registry's normal change path (limiter, KV, record, audit entry with the reason); a rule
+//! whose old key has ended, or was changed by an admin, is deleted.
 //!
 //! The new key's first use is the latest use in the first report that names it (a report
 //! carries each key's latest use in its batch): at or after the true first use, so the old key
@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS roll_grace (
   first_new INTEGER
 );";
 
+/// An old key's moved end: `(hash, (record, audit entry))`.
+pub type Move = (String, (KeyRecord, AuditEntry));
+
 fn exec(sql: &SqlStorage, query: &str, values: Vec<SqlStorageValue>) -> Result<Vec<crate::durable::Row>, Failure> {
     sql.exec(query, values).and_then(rows).map_err(store_failure("roll grace"))
 }
@@ -53,11 +56,13 @@ pub fn arm(sql: &SqlStorage, old: &KeyRecord, new_id: &str, (after, unused): (u6
 }
 
 /// After a last-use report: notes the new keys' first uses, decides every pending rule, drops
-/// those done, and returns the old keys whose end moves: `(hash, record, audit entry)` for the
-/// registry's change path, then [`moved_to`]. Not `async` (and not inlined) on purpose: the
-/// registry's future stays small.
+/// those done, and returns the old keys whose end moves: `(hash, (record, audit entry))` for the
+/// registry's change path. The rule notes the new end first: if that change then fails, the
+/// rule no longer matches the record and is dropped at the next report, so the old key keeps its
+/// current end (at most the bound) and never outlives it. Not `async` (and not inlined) on
+/// purpose: the registry's future stays small.
 #[inline(never)]
-pub fn follow(sql: &SqlStorage) -> Result<Vec<(String, KeyRecord, AuditEntry)>, Failure> {
+pub fn follow(sql: &SqlStorage) -> Result<Vec<Move>, Failure> {
     exec(sql, "UPDATE roll_grace SET first_new = (SELECT at FROM last_used WHERE id = new_id) WHERE first_new IS NULL", vec![])?;
     let pending = exec(
         sql,
@@ -66,29 +71,27 @@ pub fn follow(sql: &SqlStorage) -> Result<Vec<(String, KeyRecord, AuditEntry)>, 
     )?;
     let mut moves = Vec::new();
     for mut row in pending {
-        let read = |row: &mut crate::durable::Row| -> worker::Result<(String, Pending, Uses)> {
-            let rule = Pending { after_new_used_ms: row.int(1)?, old_unused_ms: row.optional_int(2)?, max_end: row.int(3)?, end: row.int(4)? };
-            Ok((row.text(0)?, rule, Uses { first_new: row.optional_int(5)?, last_old: row.optional_int(6)? }))
+        let mut columns = [None; 6];
+        for (index, column) in columns.iter_mut().enumerate() {
+            *column = row.optional_int(index + 1).map_err(store_failure("roll grace"))?;
+        }
+        let [Some(after_new_used_ms), old_unused_ms, Some(max_end), Some(end), first_new, last_old] = columns else {
+            return Err(Failure::Store("roll grace: a NULL rule".into()));
         };
-        let (old_id, rule, uses) = read(&mut row).map_err(store_failure("roll grace"))?;
+        let rule = Pending { after_new_used_ms, old_unused_ms, max_end, end };
+        let uses = Uses { first_new, last_old };
+        let old_id = row.text(0).map_err(store_failure("roll grace"))?;
         let (record, hash) = load(sql, &old_id)?;
         let now = now_ms();
-        match decide(&rule, uses, record.valid_to.map(|to| to.millis()), record.status == Status::Revoked, now) {
-            Decision::Keep => {}
-            Decision::Drop => {
-                exec(sql, "DELETE FROM roll_grace WHERE old_id = ?", vec![old_id.into()])?;
-            }
+        let (query, end) = match decide(&rule, uses, record.valid_to.map(|to| to.millis()), record.status == Status::Revoked, now) {
+            Decision::Keep => continue,
+            Decision::Drop => ("DELETE FROM roll_grace WHERE old_id = ?2", 0),
             Decision::Move(end, reason) => {
-                let (record, audit) = moved(record, end, reason, uses, now);
-                moves.push((hash, record, audit));
+                moves.push((hash, moved(record, end, reason, uses, now)));
+                ("UPDATE roll_grace SET end_at = ?1 WHERE old_id = ?2", end)
             }
-        }
+        };
+        exec(sql, query, vec![SqlStorageValue::Integer(end), old_id.into()])?;
     }
     Ok(moves)
-}
-
-/// Notes that the old key `record`'s end moved (after the registry committed it).
-pub fn moved_to(sql: &SqlStorage, record: &KeyRecord) -> Result<(), Failure> {
-    let end = SqlStorageValue::Integer(record.valid_to.map_or(0, |to| to.millis()));
-    exec(sql, "UPDATE roll_grace SET end_at = ? WHERE old_id = ?", vec![end, record.id.clone().into()]).map(drop)
 }
