@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
     // Reports at most every second; LEASE_MS = 0: a changed end applies to the very next request.
-    GATEWAY.get_or_init(|| Gateway::start(Options { vars: vec![("LAST_USED_REPORT_SECONDS", "1"), ("LEASE_MS", "0")], ..Options::default() }))
+    GATEWAY
+        .get_or_init(|| Gateway::start(Options { vars: vec![("LAST_USED_REPORT_SECONDS", "1"), ("LEASE_MS", "0")], ..Options::default() }))
 }
 
 const LIST: &str = "/v1/public/cms/articles/items";

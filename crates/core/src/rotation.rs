@@ -251,7 +251,11 @@ mod tests {
         assert_eq!(audit.changes.keys().collect::<Vec<_>>(), ["grace", "valid_to"]);
         let mut expected = rolled.old.clone();
         expected.valid_to = record.valid_to;
-        assert_eq!(crate::admin::lifecycle::diff(Some(&rolled.old), &expected)["valid_to"], audit.changes["valid_to"], "as an update writes it");
+        assert_eq!(
+            crate::admin::lifecycle::diff(Some(&rolled.old), &expected)["valid_to"],
+            audit.changes["valid_to"],
+            "as an update writes it"
+        );
         let grace = &audit.changes["grace"].to;
         assert_eq!(grace["reason"], "new_key_in_use");
         assert_eq!(grace["new_key_first_used"], serde_json::to_value(Timestamp(ROLL + 10 * S)).unwrap());

@@ -580,7 +580,10 @@ mod tests {
             ("grace-after-new-use without max", vec!["roll", "k", "--grace-after-new-use", "60"]),
             ("grace-max without after-new-use", vec!["roll", "k", "--grace-max", "60"]),
             ("grace-old-unused alone", vec!["roll", "k", "--grace-old-unused", "60", "--grace-max", "60"]),
-            ("grace-seconds and grace-after-new-use", vec!["roll", "k", "--grace-seconds", "60", "--grace-after-new-use", "1", "--grace-max", "60"]),
+            (
+                "grace-seconds and grace-after-new-use",
+                vec!["roll", "k", "--grace-seconds", "60", "--grace-after-new-use", "1", "--grace-max", "60"],
+            ),
             ("grace-max too long", vec!["roll", "k", "--grace-after-new-use", "1", "--grace-max", "2592001"]),
             ("show without id", vec!["show"]),
             ("usage without id", vec!["usage"]),

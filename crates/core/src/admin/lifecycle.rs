@@ -540,7 +540,10 @@ mod tests {
         assert_eq!(rolled.old.valid_to, Some(Timestamp(NOW + 86_400_000)), "the bound holds even if nothing is reported");
         let grace = &rolled.old_audit.changes["grace"].to;
         assert_eq!(grace["reason"], "max_grace");
-        assert_eq!((grace["after_new_used_seconds"].as_u64(), grace["old_unused_seconds"].as_u64(), grace["max_seconds"].as_u64()), (Some(600), Some(3600), Some(86_400)));
+        assert_eq!(
+            (grace["after_new_used_seconds"].as_u64(), grace["old_unused_seconds"].as_u64(), grace["max_seconds"].as_u64()),
+            (Some(600), Some(3600), Some(86_400))
+        );
         let fixed = roll(&created(), "key_2".into(), "h".into(), 60, None, NOW).unwrap();
         assert!(!fixed.old_audit.changes.contains_key("grace"), "a fixed grace records no rule");
     }

@@ -631,7 +631,8 @@ pub fn parse_roll(body: &[u8]) -> Result<RollKey, GatewayError> {
     let mut roll = RollKey { grace_seconds, after_new_used_seconds: None, old_unused_seconds: None };
     if let Some(grace) = map.get("grace") {
         const FIELDS: [&str; 3] = ["after_new_used_seconds", "max_seconds", "old_unused_seconds"];
-        let adaptive = grace.as_object().filter(|rule| !map.contains_key("grace_seconds") && rule.keys().all(|name| FIELDS.contains(&name.as_str())));
+        let adaptive =
+            grace.as_object().filter(|rule| !map.contains_key("grace_seconds") && rule.keys().all(|name| FIELDS.contains(&name.as_str())));
         let adaptive = adaptive.and_then(|rule| {
             // Absent: `None`; present: `Some` of the value if it is an integer up to `limit`.
             let seconds = |name: &str, limit: u64| rule.get(name).map(|value| value.as_u64().filter(|n| *n <= limit));
@@ -946,16 +947,28 @@ mod tests {
     #[test]
     fn roll_body_rules() {
         assert_eq!(parse_roll(b"").unwrap(), RollKey { grace_seconds: 0, after_new_used_seconds: None, old_unused_seconds: None });
-        assert_eq!(parse_roll(br#"{"grace_seconds":3600}"#).unwrap(), RollKey { grace_seconds: 3600, after_new_used_seconds: None, old_unused_seconds: None });
+        assert_eq!(
+            parse_roll(br#"{"grace_seconds":3600}"#).unwrap(),
+            RollKey { grace_seconds: 3600, after_new_used_seconds: None, old_unused_seconds: None }
+        );
         let adaptive = br#"{"grace":{"after_new_used_seconds":600,"max_seconds":86400}}"#;
-        assert_eq!(parse_roll(adaptive).unwrap(), RollKey { grace_seconds: 86_400, after_new_used_seconds: Some(600), old_unused_seconds: None });
+        assert_eq!(
+            parse_roll(adaptive).unwrap(),
+            RollKey { grace_seconds: 86_400, after_new_used_seconds: Some(600), old_unused_seconds: None }
+        );
         let both = br#"{"grace":{"after_new_used_seconds":600,"old_unused_seconds":3600,"max_seconds":2592000}}"#;
-        assert_eq!(parse_roll(both).unwrap(), RollKey { grace_seconds: 2_592_000, after_new_used_seconds: Some(600), old_unused_seconds: Some(3600) });
+        assert_eq!(
+            parse_roll(both).unwrap(),
+            RollKey { grace_seconds: 2_592_000, after_new_used_seconds: Some(600), old_unused_seconds: Some(3600) }
+        );
         for body in [r#"{"grace_seconds":-1}"#, r#"{"grace_seconds":"60"}"#, r#"{"grace_seconds":2592001}"#, r#"{"grace":1}"#] {
             assert!(parse_roll(body.as_bytes()).is_err(), "{body}");
         }
         let edge = br#"{"grace":{"after_new_used_seconds":2592000,"old_unused_seconds":0,"max_seconds":2592000}}"#;
-        assert_eq!(parse_roll(edge).unwrap(), RollKey { grace_seconds: 2_592_000, after_new_used_seconds: Some(2_592_000), old_unused_seconds: Some(0) });
+        assert_eq!(
+            parse_roll(edge).unwrap(),
+            RollKey { grace_seconds: 2_592_000, after_new_used_seconds: Some(2_592_000), old_unused_seconds: Some(0) }
+        );
         // Each refusal of an adaptive grace names `grace`.
         let refused = [
             ("with grace_seconds", r#"{"grace_seconds":60,"grace":{"after_new_used_seconds":1,"max_seconds":60}}"#),

@@ -91,7 +91,7 @@ pub(super) fn run(seed: u64) -> Result<Outcome, String> {
 
     let mut queue: BinaryHeap<Reverse<(i64, u64, usize)>> = BinaryHeap::new();
     let mut events: Vec<Option<Event>> = Vec::new();
-    let mut schedule = |queue: &mut BinaryHeap<Reverse<(i64, u64, usize)>>, events: &mut Vec<Option<Event>>, at: i64, event: Event| {
+    let schedule = |queue: &mut BinaryHeap<Reverse<(i64, u64, usize)>>, events: &mut Vec<Option<Event>>, at: i64, event: Event| {
         events.push(Some(event));
         queue.push(Reverse((at, events.len() as u64, events.len() - 1)));
     };
