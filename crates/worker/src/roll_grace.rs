@@ -22,16 +22,8 @@ use crate::now_ms;
 
 /// The pending rules (in the registry's schema): ids, the rule in ms, the end it last set and
 /// the new key's first reported use.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS roll_grace (
-  old_id TEXT PRIMARY KEY,
-  new_id TEXT NOT NULL,
-  after_ms INTEGER NOT NULL,
-  unused_ms INTEGER,
-  max_end INTEGER NOT NULL,
-  end_at INTEGER NOT NULL,
-  first_new INTEGER
-);";
+pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS roll_grace (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL, \
+                          after_ms INTEGER NOT NULL, unused_ms INTEGER, max_end INTEGER NOT NULL, end_at INTEGER NOT NULL, first_new INTEGER)";
 
 /// An old key's moved end: `(hash, (record, audit entry))`.
 pub type Move = (String, (KeyRecord, AuditEntry));

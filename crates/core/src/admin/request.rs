@@ -608,8 +608,8 @@ pub fn parse_update(body: &[u8], rules: &Rules<'_>) -> Result<UpdateKey, Gateway
 }
 
 /// What a roll's `grace` must be (the one problem reported for any fault in it).
-const GRACE_RULE: &str = "must be an object {after_new_used_seconds, max_seconds, old_unused_seconds (optional)} of integers, \
-                          max_seconds at most 2592000 and the others at most max_seconds, without grace_seconds";
+const GRACE_RULE: &str = "must be {after_new_used_seconds, max_seconds, old_unused_seconds (optional)}: integers, \
+                          max_seconds at most 2592000, the others at most max_seconds; not with grace_seconds";
 
 /// Validates a roll body (`{}` means no grace period): `grace_seconds`, or `grace` (an adaptive
 /// grace, [`crate::rotation`]) with `after_new_used_seconds`, `max_seconds` and optionally
