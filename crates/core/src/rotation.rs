@@ -10,8 +10,10 @@
 //! use, and the registry calls [`decide`] when a report arrives.
 //!
 //! The end is `min(max_end, max(first_new + after_new_used, last_old + old_unused))`, never
-//! before the decision time, where `first_new` is the earliest reported use of the new key and
-//! `last_old` the latest reported use of the old key (including uses before the roll).
+//! before the decision time, where `first_new` is when the new key was first reported in use
+//! (the registry takes the latest use in the first report that names it: at or after the real
+//! first use, so never too early) and `last_old` the latest reported use of the old key
+//! (including uses before the roll).
 //!
 //! Invariants ([`decide`], checked by the simulation below on every step):
 //! - the end never passes `max_end`;
@@ -66,7 +68,8 @@ pub struct Pending {
     pub end: i64,
 }
 
-/// Reported uses: the new key's earliest and the old key's latest (unix ms).
+/// Reported uses: the new key's first (as the registry noted it) and the old key's latest (unix
+/// ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Uses {
     pub first_new: Option<i64>,
