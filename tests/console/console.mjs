@@ -235,15 +235,16 @@ async function run(page) {
   check(await page.locator("#usage-chart rect.allowed").count() >= 1, "no bar in the usage chart: " + summary);
   ok(step);
 
-  step = "roll with a grace period";
+  step = "roll with a grace period that follows use";
   const oldId = await page.evaluate(() => document.querySelector("#key-facts dd").textContent);
   await page.click("#key-roll");
   await page.fill("#roll-grace", "3600");
+  await page.fill("#roll-after-use", "600");
   await page.click("#roll-form button[type=submit]");
   await visible("#secret-view");
   const rolled = (await textMatching("#secret-key", /^kg_live_[0-9A-Za-z]{38}$/)).trim();
   check(rolled !== key, "the roll showed the old key");
-  await textMatching("#secret-note", /old key kg_live_…\S+ now ends \d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+  await textMatching("#secret-note", /old key kg_live_…\S+ now ends \d{4}-\d\d-\d\d \d\d:\d\d UTC at the latest, earlier once the new key has been in use for 600 s/);
   answer = await gatewayStatus(rolled);
   check(answer.status === 200, `the rolled key got ${answer.status} ${answer.code}`);
   answer = await gatewayStatus(key);

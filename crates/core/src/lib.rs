@@ -50,6 +50,7 @@ pub mod limit;
 pub mod network;
 pub mod policy;
 pub mod record;
+pub mod rotation;
 pub mod routes;
 pub mod scope;
 pub mod seen;

@@ -510,9 +510,13 @@ async function revoke() {
 
 async function submitRoll() {
   const grace_seconds = Number($("roll-grace").value);
-  const rolled = await api("POST", "/keys/" + encodeURIComponent(current.id) + "/roll", { grace_seconds });
+  // With "in use for": a grace that follows use, the grace period being its bound.
+  const afterUse = $("roll-after-use").value;
+  const body = afterUse === "" ? { grace_seconds } : { grace: { after_new_used_seconds: Number(afterUse), max_seconds: grace_seconds } };
+  const rolled = await api("POST", "/keys/" + encodeURIComponent(current.id) + "/roll", body);
   const end = rolled.previous.valid_to ? time(rolled.previous.valid_to) : "—";
-  showSecret(rolled.key, `Key “${rolled.record.name}” was rolled: the new key is ${rolled.record.hint}; the old key ${rolled.previous.hint} now ends ${end}.`, rolled.record.id);
+  const earlier = afterUse === "" ? "" : ` at the latest, earlier once the new key has been in use for ${Number(afterUse)} s`;
+  showSecret(rolled.key, `Key “${rolled.record.name}” was rolled: the new key is ${rolled.record.hint}; the old key ${rolled.previous.hint} now ends ${end}${earlier}.`, rolled.record.id);
 }
 
 // ---- wiring -------------------------------------------------------------------------------
@@ -563,6 +567,7 @@ $("edit-cancel").addEventListener("click", () => ($("edit-form").hidden = true))
 onSubmit("edit-form", "key-error", submitEdit);
 $("key-roll").addEventListener("click", () => {
   $("edit-form").hidden = true;
+  $("roll-after-use").value = "";
   $("roll-form").hidden = false;
 });
 $("roll-cancel").addEventListener("click", () => ($("roll-form").hidden = true));

@@ -114,7 +114,15 @@ async fn roll_key(env: &Env, config: &Config, id: String, body: &[u8]) -> AdminR
     let plaintext = config.key_format.generate(current.env).map_err(mint_failure)?;
     let new_id = key::generate_id().map_err(|_| GatewayError::StoreUnavailable)?;
     call(env, DIRECTORY, &Op::Register(new_id.clone(), project.clone())).await?;
-    let op = Op::Roll(id, new_id, plaintext.hash().to_hex(), plaintext.hint(), roll.grace_seconds);
+    let op = Op::Roll(
+        id,
+        new_id,
+        plaintext.hash().to_hex(),
+        plaintext.hint(),
+        roll.grace_seconds,
+        roll.after_new_used_seconds,
+        roll.old_unused_seconds,
+    );
     match call(env, &project, &op).await? {
         Reply::Rolled(record, previous, _) => ok_json(201, &json!({ "key": plaintext.expose(), "record": record, "previous": previous })),
         _ => Err(unexpected()),

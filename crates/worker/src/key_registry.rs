@@ -93,7 +93,7 @@ impl DurableObject for KeyRegistry {
     }
 }
 
-fn store_failure(context: &str) -> impl Fn(worker::Error) -> Failure + '_ {
+pub(crate) fn store_failure(context: &str) -> impl Fn(worker::Error) -> Failure + '_ {
     move |e| Failure::Store(format!("{context}: {e}"))
 }
 
@@ -104,6 +104,7 @@ fn texts(cursor: Result<worker::SqlCursor>) -> Result<Vec<String>> {
 
 async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, Failure> {
     sql.exec(SCHEMA, None).map_err(store_failure("schema"))?;
+    sql.exec(crate::roll_grace::SCHEMA, None).map_err(store_failure("schema"))?;
     match op {
         Op::Register(id, project) => {
             sql.exec("INSERT OR REPLACE INTO directory (id, project) VALUES (?, ?)", vec![id.into(), project.into()])
@@ -136,6 +137,9 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
                 )
                 .map_err(store_failure("last used write"))?;
             }
+            for (hash, (record, audit)) in crate::roll_grace::follow(sql)? {
+                commit_change(sql, env, &hash, &record, &audit).await?;
+            }
             Ok(Reply::Done)
         }
         Op::Update(id, change) => {
@@ -154,15 +158,19 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             }
             Ok(Reply::Record(new, hash))
         }
-        Op::Roll(id, new_id, new_hash, new_hint, grace_seconds) => {
+        Op::Roll(id, new_id, new_hash, new_hint, grace_seconds, after_new_used, old_unused) => {
+            let follow_use = after_new_used.map(|after| (after, old_unused));
             let (old, old_hash) = load(sql, &id)?;
-            let rolled = lifecycle::roll(&old, new_id, new_hint, grace_seconds, now_ms())?;
+            let rolled = lifecycle::roll(&old, new_id, new_hint, grace_seconds, follow_use, now_ms())?;
             // The replacement first: if anything fails after, the old key still works.
             write_through(env, &new_hash, &rolled.new).await?;
             insert(sql, &new_hash, &rolled.new)?;
             append_audit(sql, &rolled.new.id, &rolled.new_audit)?;
             crate::webhooks::changed(sql, env, &rolled.new, &rolled.new_audit)?;
             commit_change(sql, env, &old_hash, &rolled.old, &rolled.old_audit).await?;
+            if let Some(rule) = follow_use {
+                crate::roll_grace::arm(sql, &rolled.old, &rolled.new.id, rule)?;
+            }
             Ok(Reply::Rolled(rolled.new, rolled.old, old_hash))
         }
         Op::Audit(id) => {
@@ -288,7 +296,7 @@ fn append_audit(sql: &SqlStorage, id: &str, entry: &AuditEntry) -> std::result::
     Ok(())
 }
 
-fn load(sql: &SqlStorage, id: &str) -> std::result::Result<(KeyRecord, String), Failure> {
+pub(crate) fn load(sql: &SqlStorage, id: &str) -> std::result::Result<(KeyRecord, String), Failure> {
     let row = sql
         .exec("SELECT hash, record FROM keys WHERE id = ?", vec![id.to_string().into()])
         .and_then(rows)

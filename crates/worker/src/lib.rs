@@ -20,6 +20,7 @@ mod key_registry;
 mod leak;
 mod limit_io;
 mod respond;
+mod roll_grace;
 mod runtime;
 mod seen;
 mod store;

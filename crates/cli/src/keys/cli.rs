@@ -2,7 +2,7 @@
 //!
 //! Everything that can be checked without the server is checked here, so bad usage exits with
 //! clap's code 2 before any request is sent: enum values (`--env`, `--status`), ranges
-//! (`--limit` of `list`, `--grace-seconds`), RFC 3339 timestamps, `--meta key=value`,
+//! (`--limit` of `list`, `--grace-seconds`, `--grace-*`), RFC 3339 timestamps, `--meta key=value`,
 //! `--limit NAME=LIMIT/WINDOW_SECONDS` of `create`/`update`, `--limit-mode` and mutually
 //! exclusive flags (`--role` / `--no-role`, `--tier` / `--no-tier`, …).
 
@@ -355,6 +355,17 @@ pub struct RollArgs {
     /// Seconds the old key stays valid after the roll (0 … 2592000).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_GRACE_SECONDS)))]
     pub grace_seconds: u32,
+    /// A grace that follows use: the old key ends once the new key has been seen in use for
+    /// this many seconds (needs --grace-max; not with --grace-seconds).
+    #[arg(long, value_name = "SECONDS", conflicts_with = "grace_seconds", requires = "grace_max", value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_GRACE_SECONDS)))]
+    pub grace_after_new_use: Option<u32>,
+    /// With --grace-after-new-use: the old key must also have been unused this many seconds.
+    #[arg(long, value_name = "SECONDS", requires = "grace_after_new_use", value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_GRACE_SECONDS)))]
+    pub grace_old_unused: Option<u32>,
+    /// With --grace-after-new-use: the old key ends at the latest this many seconds after the
+    /// roll, whatever is seen (0 … 2592000).
+    #[arg(long, value_name = "SECONDS", requires = "grace_after_new_use", value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_GRACE_SECONDS)))]
+    pub grace_max: Option<u32>,
 }
 
 /// Accepts an RFC 3339 date-time (same parser as the gateway) and keeps the text as given.

@@ -69,7 +69,20 @@ pub fn build(command: &KeysCommand) -> Result<ApiRequest, String> {
         KeysCommand::Revoke(arg) => Ok(ApiRequest { method: Method::Delete, path: key_path(&arg.id)?, body: None, expect: Expect::Record }),
         KeysCommand::Roll(args) => {
             let mut body = Map::new();
-            body.insert("grace_seconds".into(), Value::from(args.grace_seconds));
+            match (args.grace_after_new_use, args.grace_max) {
+                (Some(after), Some(max)) => {
+                    let mut grace = Map::new();
+                    grace.insert("after_new_used_seconds".into(), Value::from(after));
+                    if let Some(unused) = args.grace_old_unused {
+                        grace.insert("old_unused_seconds".into(), Value::from(unused));
+                    }
+                    grace.insert("max_seconds".into(), Value::from(max));
+                    body.insert("grace".into(), Value::Object(grace));
+                }
+                _ => {
+                    body.insert("grace_seconds".into(), Value::from(args.grace_seconds));
+                }
+            }
             Ok(ApiRequest {
                 method: Method::Post,
                 path: format!("{}/roll", key_path(&args.id)?),
@@ -497,6 +510,20 @@ mod tests {
                 "/keys/k/roll",
                 Some(json!({"grace_seconds": 2_592_000})),
             ),
+            (
+                "roll with a grace that follows use",
+                vec!["roll", "k", "--grace-after-new-use", "600", "--grace-max", "86400"],
+                Method::Post,
+                "/keys/k/roll",
+                Some(json!({"grace": {"after_new_used_seconds": 600, "max_seconds": 86_400}})),
+            ),
+            (
+                "roll with a grace that follows use, old key unused too",
+                vec!["roll", "k", "--grace-after-new-use", "600", "--grace-old-unused", "3600", "--grace-max", "86400"],
+                Method::Post,
+                "/keys/k/roll",
+                Some(json!({"grace": {"after_new_used_seconds": 600, "old_unused_seconds": 3600, "max_seconds": 86_400}})),
+            ),
             ("audit", vec!["audit", "k"], Method::Get, "/keys/k/audit", None),
             ("usage", vec!["usage", "k"], Method::Get, "/keys/k/usage", None),
             ("webhooks", vec!["webhooks", "k"], Method::Get, "/keys/k/webhooks", None),
@@ -658,6 +685,14 @@ mod tests {
             ("limit 101", vec!["list", "--project", "p", "--limit", "101"]),
             ("grace too long", vec!["roll", "k", "--grace-seconds", "2592001"]),
             ("grace negative", vec!["roll", "k", "--grace-seconds", "-1"]),
+            ("grace-after-new-use without max", vec!["roll", "k", "--grace-after-new-use", "60"]),
+            ("grace-max without after-new-use", vec!["roll", "k", "--grace-max", "60"]),
+            ("grace-old-unused alone", vec!["roll", "k", "--grace-old-unused", "60", "--grace-max", "60"]),
+            (
+                "grace-seconds and grace-after-new-use",
+                vec!["roll", "k", "--grace-seconds", "60", "--grace-after-new-use", "1", "--grace-max", "60"],
+            ),
+            ("grace-max too long", vec!["roll", "k", "--grace-after-new-use", "1", "--grace-max", "2592001"]),
             ("show without id", vec!["show"]),
             ("usage without id", vec!["usage"]),
             ("tier and no-tier", vec!["update", "k", "--tier", "pro", "--no-tier"]),

@@ -27,11 +27,12 @@ pub struct AuditEntry {
     /// When.
     pub at: Timestamp,
     /// `created`, `updated`, `enabled`, `disabled`, `revoked`, `rolled` (old key), `rolled_to`
-    /// (new key), `leak_reported` ([`crate::leak`]).
+    /// (new key), `leak_reported` ([`crate::leak`]), `roll_grace_updated` ([`crate::rotation`]).
     pub action: String,
     /// The record's revision after the change.
     pub revision: u64,
-    /// Changed fields.
+    /// Changed fields. Besides record fields: `replaced_by` (a roll), and `grace` (an adaptive
+    /// roll grace, [`crate::rotation`]: the rule and why the old key ends when it does).
     #[serde(default)]
     pub changes: BTreeMap<String, FieldChange>,
     /// For `leak_reported`: who reported the key leaked (`github`; [`crate::leak`]).
@@ -121,7 +122,7 @@ pub fn diff(old: Option<&KeyRecord>, new: &KeyRecord) -> BTreeMap<String, FieldC
     changes
 }
 
-fn bump(mut record: KeyRecord, now_ms: i64) -> KeyRecord {
+pub(crate) fn bump(mut record: KeyRecord, now_ms: i64) -> KeyRecord {
     record.revision += 1;
     record.updated_at = Timestamp(now_ms);
     record
@@ -232,7 +233,17 @@ pub struct Rolled {
 ///   The new key is active; the old key stays disabled and also ends at the grace end.
 /// - A key not yet valid passes its `valid_from` on to the new key: a roll never starts access
 ///   earlier than the key it replaces.
-pub fn roll(old: &KeyRecord, new_id: String, new_hint: String, grace_seconds: u64, now_ms: i64) -> Result<Rolled, GatewayError> {
+/// - With `follow_use` (an adaptive grace, [`crate::rotation`]: seconds the new key must have
+///   been in use, seconds the old key must have been unused), `grace_seconds` is the maximum
+///   grace, and the audit entry records the rule (`grace`).
+pub fn roll(
+    old: &KeyRecord,
+    new_id: String,
+    new_hint: String,
+    grace_seconds: u64,
+    follow_use: Option<(u64, Option<u64>)>,
+    now_ms: i64,
+) -> Result<Rolled, GatewayError> {
     if old.status == Status::Revoked {
         return Err(revoked_conflict());
     }
@@ -269,6 +280,14 @@ pub fn roll(old: &KeyRecord, new_id: String, new_hint: String, grace_seconds: u6
     let mut changes = diff(Some(old), &ending);
     changes.insert("replaced_by".into(), FieldChange { from: Value::Null, to: Value::String(new.id.clone()) });
     let ending = bump(ending, now_ms);
+    if let Some((after, unused)) = follow_use {
+        let rule = [
+            ("after_new_used_seconds", Value::from(after)),
+            ("old_unused_seconds", unused.map_or(Value::Null, Value::from)),
+            ("max_seconds", Value::from(grace_seconds)),
+        ];
+        changes.insert("grace".into(), crate::rotation::grace_note(crate::rotation::Reason::MaxGrace, &rule));
+    }
     let old_audit =
         AuditEntry { at: Timestamp(now_ms), action: "rolled".into(), revision: ending.revision, changes, reporter: None, source: None };
     Ok(Rolled { new, new_audit, old: ending, old_audit })
@@ -486,7 +505,7 @@ mod tests {
     fn roll_keeps_identity_and_family_and_ends_the_old_key_after_grace() {
         let mut record = created();
         record.meta.insert("team".into(), "web".into());
-        let rolled = roll(&record, "key_2".into(), "kg_live_…wxyz".into(), 3600, NOW).unwrap();
+        let rolled = roll(&record, "key_2".into(), "kg_live_…wxyz".into(), 3600, None, NOW).unwrap();
         assert_eq!(rolled.new.project, "acme");
         assert_eq!(rolled.new.role.as_deref(), Some("read_only"));
         assert_eq!(rolled.new.meta["team"], "web");
@@ -497,7 +516,7 @@ mod tests {
         assert_eq!(rolled.old.status, Status::Active);
         assert_eq!(rolled.old_audit.changes["replaced_by"].to, Value::String("key_2".into()));
         // Rolling the new key again stays in the same family.
-        let again = roll(&rolled.new, "key_3".into(), "h".into(), 0, NOW).unwrap();
+        let again = roll(&rolled.new, "key_3".into(), "h".into(), 0, None, NOW).unwrap();
         assert_eq!(again.new.family_id(), "key_1");
         assert_eq!(again.old.valid_to, Some(Timestamp(NOW)));
     }
@@ -506,42 +525,56 @@ mod tests {
     fn roll_never_extends_an_earlier_end_and_refuses_revoked_keys() {
         let mut record = created();
         record.valid_to = Some(Timestamp(NOW + 10));
-        let rolled = roll(&record, "key_2".into(), "h".into(), 3600, NOW).unwrap();
+        let rolled = roll(&record, "key_2".into(), "h".into(), 3600, None, NOW).unwrap();
         assert_eq!(rolled.old.valid_to, Some(Timestamp(NOW + 10)));
         let (revoked, _) = revoke(&record, NOW);
-        assert_eq!(roll(&revoked, "key_3".into(), "h".into(), 0, NOW).unwrap_err().code(), "CONFLICT");
+        assert_eq!(roll(&revoked, "key_3".into(), "h".into(), 0, None, NOW).unwrap_err().code(), "CONFLICT");
     }
 
     #[test]
     fn roll_refuses_expired_keys_and_never_starts_access_earlier() {
         let mut expired = created();
         expired.valid_to = Some(Timestamp(NOW));
-        let error = roll(&expired, "key_2".into(), "h".into(), 60, NOW).unwrap_err();
+        let error = roll(&expired, "key_2".into(), "h".into(), 60, None, NOW).unwrap_err();
         assert_eq!(error.code(), "CONFLICT");
         assert!(error.message().contains("expired"), "{}", error.message());
 
         let mut later = created();
         later.valid_from = Some(Timestamp(NOW + 60_000));
-        assert_eq!(roll(&later, "key_2".into(), "h".into(), 0, NOW).unwrap().new.valid_from, Some(Timestamp(NOW + 60_000)));
+        assert_eq!(roll(&later, "key_2".into(), "h".into(), 0, None, NOW).unwrap().new.valid_from, Some(Timestamp(NOW + 60_000)));
         let mut started = created();
         started.valid_from = Some(Timestamp(NOW - 60_000));
-        assert_eq!(roll(&started, "key_2".into(), "h".into(), 0, NOW).unwrap().new.valid_from, None);
+        assert_eq!(roll(&started, "key_2".into(), "h".into(), 0, None, NOW).unwrap().new.valid_from, None);
     }
 
     #[test]
     fn rolling_a_disabled_key_replaces_it_with_an_active_one_and_keeps_the_old_disabled() {
         let mut disabled = created();
         disabled.status = Status::Inactive;
-        let rolled = roll(&disabled, "key_2".into(), "h".into(), 3600, NOW).unwrap();
+        let rolled = roll(&disabled, "key_2".into(), "h".into(), 3600, None, NOW).unwrap();
         assert_eq!(rolled.new.status, Status::Active);
         assert_eq!(rolled.old.status, Status::Inactive);
         assert_eq!(rolled.old.valid_to, Some(Timestamp(NOW + 3_600_000)));
     }
 
     #[test]
+    fn an_adaptive_roll_ends_the_old_key_at_the_max_and_records_the_rule() {
+        let rolled = roll(&created(), "key_2".into(), "h".into(), 86_400, Some((600, Some(3600))), NOW).unwrap();
+        assert_eq!(rolled.old.valid_to, Some(Timestamp(NOW + 86_400_000)), "the bound holds even if nothing is reported");
+        let grace = &rolled.old_audit.changes["grace"].to;
+        assert_eq!(grace["reason"], "max_grace");
+        assert_eq!(
+            (grace["after_new_used_seconds"].as_u64(), grace["old_unused_seconds"].as_u64(), grace["max_seconds"].as_u64()),
+            (Some(600), Some(3600), Some(86_400))
+        );
+        let fixed = roll(&created(), "key_2".into(), "h".into(), 60, None, NOW).unwrap();
+        assert!(!fixed.old_audit.changes.contains_key("grace"), "a fixed grace records no rule");
+    }
+
+    #[test]
     fn audit_entries_never_hold_key_material() {
         let record = created();
-        let rolled = roll(&record, "key_2".into(), "kg_live_…wxyz".into(), 60, NOW).unwrap();
+        let rolled = roll(&record, "key_2".into(), "kg_live_…wxyz".into(), 60, None, NOW).unwrap();
         for entry in [rolled.new_audit, rolled.old_audit] {
             let text = serde_json::to_string(&entry).unwrap();
             assert!(!text.contains("\"key\""));

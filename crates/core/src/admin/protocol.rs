@@ -47,8 +47,10 @@ pub enum Op {
     /// Revoke the key with this id (a tombstone).
     Revoke(String),
     /// Roll to a new key whose hash and hint the worker computed: `(key id, new key's id, new
-    /// key's hash (hex), new key's hint, grace seconds)`.
-    Roll(String, String, String, String, u64),
+    /// key's hash (hex), new key's hint, grace seconds, seconds the new key must have been in
+    /// use, seconds the old key must have been unused)`; with the sixth (an adaptive grace,
+    /// [`crate::rotation`]) the grace seconds are the maximum.
+    Roll(String, String, String, String, u64, Option<u64>, Option<u64>),
     /// The audit log of the key with this id.
     Audit(String),
     /// Directory: remember which project owns a key: `(key id, project)`.
@@ -236,7 +238,9 @@ mod tests {
             Op::Update("key_a".into(), change),
             Op::Update("key_a".into(), UpdateKey::default()),
             Op::Revoke("key_a".into()),
-            Op::Roll("key_a".into(), "key_b".into(), "cd".into(), "h".into(), 60),
+            Op::Roll("key_a".into(), "key_b".into(), "cd".into(), "h".into(), 60, None, None),
+            Op::Roll("key_a".into(), "key_b".into(), "cd".into(), "h".into(), 86_400, Some(600), Some(3600)),
+            Op::Roll("key_a".into(), "key_b".into(), "cd".into(), "h".into(), 86_400, Some(600), None),
             Op::Audit("key_a".into()),
             Op::Register("key_a".into(), "acme".into()),
             Op::Resolve("key_a".into()),

@@ -127,7 +127,13 @@ pub struct UpdateKey {
 /// `POST /keys/{id}/roll`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RollKey {
+    /// The fixed grace, or with `after_new_used_seconds` the maximum grace.
     pub grace_seconds: u64,
+    /// An adaptive grace (`"grace": {…}`, [`crate::rotation`]): how long the new key must have
+    /// been in use.
+    pub after_new_used_seconds: Option<u64>,
+    /// With an adaptive grace, how long the old key must have been unused, if required.
+    pub old_unused_seconds: Option<u64>,
 }
 
 /// `GET /keys?...`.
@@ -661,11 +667,17 @@ pub fn parse_update(body: &[u8], rules: &Rules<'_>) -> Result<UpdateKey, Gateway
     problems.finish(update)
 }
 
-/// Validates a roll body (`{}` means no grace period).
+/// What a roll's `grace` must be (the one problem reported for any fault in it).
+const GRACE_RULE: &str = "must be {after_new_used_seconds, max_seconds, old_unused_seconds (optional)}: integers, \
+                          max_seconds at most 2592000, the others at most max_seconds; not with grace_seconds";
+
+/// Validates a roll body (`{}` means no grace period): `grace_seconds`, or `grace` (an adaptive
+/// grace, [`crate::rotation`]) with `after_new_used_seconds`, `max_seconds` and optionally
+/// `old_unused_seconds` (each at most `max_seconds`).
 pub fn parse_roll(body: &[u8]) -> Result<RollKey, GatewayError> {
     let map = if body.iter().all(u8::is_ascii_whitespace) { Map::new() } else { object(body)? };
     let mut problems = Problems::default();
-    reject_unknown(&map, &["grace_seconds"], &mut problems);
+    reject_unknown(&map, &["grace_seconds", "grace"], &mut problems);
     let grace_seconds = match map.get("grace_seconds") {
         None => 0,
         Some(value) => match value.as_u64() {
@@ -676,7 +688,25 @@ pub fn parse_roll(body: &[u8]) -> Result<RollKey, GatewayError> {
             }
         },
     };
-    problems.finish(RollKey { grace_seconds })
+    let mut roll = RollKey { grace_seconds, after_new_used_seconds: None, old_unused_seconds: None };
+    if let Some(grace) = map.get("grace") {
+        const FIELDS: [&str; 3] = ["after_new_used_seconds", "max_seconds", "old_unused_seconds"];
+        let adaptive =
+            grace.as_object().filter(|rule| !map.contains_key("grace_seconds") && rule.keys().all(|name| FIELDS.contains(&name.as_str())));
+        let adaptive = adaptive.and_then(|rule| {
+            // Absent: `None`; present: `Some` of the value if it is an integer up to `limit`.
+            let seconds = |name: &str, limit: u64| rule.get(name).map(|value| value.as_u64().filter(|n| *n <= limit));
+            let max = seconds("max_seconds", MAX_GRACE_SECONDS)??;
+            let after = seconds("after_new_used_seconds", max)??;
+            let unused = seconds("old_unused_seconds", max).map_or(Some(None), |unused| unused.map(Some))?;
+            Some(RollKey { grace_seconds: max, after_new_used_seconds: Some(after), old_unused_seconds: unused })
+        });
+        match adaptive {
+            Some(adaptive) => roll = adaptive,
+            None => problems.add("grace", GRACE_RULE),
+        }
+    }
+    problems.finish(roll)
 }
 
 fn percent_decode(text: &str) -> Option<String> {
@@ -1027,10 +1057,47 @@ mod tests {
 
     #[test]
     fn roll_body_rules() {
-        assert_eq!(parse_roll(b"").unwrap().grace_seconds, 0);
-        assert_eq!(parse_roll(br#"{"grace_seconds":3600}"#).unwrap().grace_seconds, 3600);
+        assert_eq!(parse_roll(b"").unwrap(), RollKey { grace_seconds: 0, after_new_used_seconds: None, old_unused_seconds: None });
+        assert_eq!(
+            parse_roll(br#"{"grace_seconds":3600}"#).unwrap(),
+            RollKey { grace_seconds: 3600, after_new_used_seconds: None, old_unused_seconds: None }
+        );
+        let adaptive = br#"{"grace":{"after_new_used_seconds":600,"max_seconds":86400}}"#;
+        assert_eq!(
+            parse_roll(adaptive).unwrap(),
+            RollKey { grace_seconds: 86_400, after_new_used_seconds: Some(600), old_unused_seconds: None }
+        );
+        let both = br#"{"grace":{"after_new_used_seconds":600,"old_unused_seconds":3600,"max_seconds":2592000}}"#;
+        assert_eq!(
+            parse_roll(both).unwrap(),
+            RollKey { grace_seconds: 2_592_000, after_new_used_seconds: Some(600), old_unused_seconds: Some(3600) }
+        );
         for body in [r#"{"grace_seconds":-1}"#, r#"{"grace_seconds":"60"}"#, r#"{"grace_seconds":2592001}"#, r#"{"grace":1}"#] {
             assert!(parse_roll(body.as_bytes()).is_err(), "{body}");
+        }
+        let edge = br#"{"grace":{"after_new_used_seconds":2592000,"old_unused_seconds":0,"max_seconds":2592000}}"#;
+        assert_eq!(
+            parse_roll(edge).unwrap(),
+            RollKey { grace_seconds: 2_592_000, after_new_used_seconds: Some(2_592_000), old_unused_seconds: Some(0) }
+        );
+        // Each refusal of an adaptive grace names `grace`.
+        let refused = [
+            ("with grace_seconds", r#"{"grace_seconds":60,"grace":{"after_new_used_seconds":1,"max_seconds":60}}"#),
+            ("no after_new_used_seconds", r#"{"grace":{"max_seconds":60}}"#),
+            ("no max_seconds", r#"{"grace":{"after_new_used_seconds":1}}"#),
+            ("after past the max", r#"{"grace":{"after_new_used_seconds":61,"max_seconds":60}}"#),
+            ("unused past the max", r#"{"grace":{"after_new_used_seconds":1,"old_unused_seconds":61,"max_seconds":60}}"#),
+            ("max past 30 days", r#"{"grace":{"after_new_used_seconds":1,"max_seconds":2592001}}"#),
+            ("a fraction", r#"{"grace":{"after_new_used_seconds":1.5,"max_seconds":60}}"#),
+            ("a null", r#"{"grace":{"after_new_used_seconds":1,"old_unused_seconds":null,"max_seconds":60}}"#),
+            ("an unknown field", r#"{"grace":{"after_new_used_seconds":1,"max_seconds":60,"min_seconds":1}}"#),
+            ("not an object", r#"{"grace":60}"#),
+        ];
+        for (what, body) in refused {
+            match parse_roll(body.as_bytes()) {
+                Err(GatewayError::ValidationFailed { fields }) => assert_eq!(fields.keys().collect::<Vec<_>>(), ["grace"], "{what}"),
+                other => panic!("{what}: {other:?}"),
+            }
         }
     }
 
