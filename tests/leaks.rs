@@ -1,6 +1,7 @@
 //! Leak reports (issue #17) against the real worker under `wrangler dev`: a local ECDSA P-256
 //! key pair plays GitHub's secret scanning, and a loopback server the test starts publishes its
-//! public keys (`LEAK_KEYS_URL`). Reports are signed over the raw body as GitHub signs them.
+//! public keys (`LEAK_KEYS_URL`). Reports are signed over the raw body as GitHub signs them. A
+//! second loopback server takes the `key.leaked` webhooks a verified report sends.
 // Tests: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -106,10 +107,73 @@ impl KeyServer {
     }
 }
 
+/// A loopback webhook endpoint (`WEBHOOK_URLS`): keeps the body of every POST and answers 200.
+struct HookSink {
+    url: String,
+    bodies: Arc<Mutex<Vec<String>>>,
+}
+
+impl HookSink {
+    fn start() -> HookSink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sink = HookSink { url: format!("http://{}/hooks", listener.local_addr().unwrap()), bodies: Arc::default() };
+        let bodies = sink.bodies.clone();
+        std::thread::spawn(move || {
+            for mut connection in listener.incoming().flatten() {
+                let _ = connection.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                let mut data = Vec::new();
+                let mut buffer = [0u8; 4096];
+                let complete = loop {
+                    if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) {
+                        let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|line| line.strip_prefix("content-length:"))
+                            .and_then(|n| n.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if data.len() >= end + length {
+                            break Some(String::from_utf8_lossy(&data[end..end + length]).to_string());
+                        }
+                    }
+                    match connection.read(&mut buffer) {
+                        Ok(0) | Err(_) => break None,
+                        Ok(n) => data.extend_from_slice(&buffer[..n]),
+                    }
+                };
+                if let Some(body) = complete {
+                    bodies.lock().unwrap().push(body);
+                }
+                let _ = connection.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        sink
+    }
+
+    /// Waits (at most 60 s) for an event of type `kind` about key `id`; returns its JSON.
+    fn wait_for(&self, kind: &str, id: &str) -> Value {
+        let start = std::time::Instant::now();
+        loop {
+            let found = self
+                .bodies
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+                .find(|event| event["type"] == kind && event["data"]["key_id"] == id);
+            if let Some(event) = found {
+                return event;
+            }
+            assert!(start.elapsed() < std::time::Duration::from_secs(60), "no {kind} event for {id}: {:?}", self.bodies.lock().unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
 struct Fixture {
     gateway: Gateway,
     github: Signer,
     keys: KeyServer,
+    hooks: HookSink,
 }
 
 fn fixture() -> &'static Fixture {
@@ -118,8 +182,20 @@ fn fixture() -> &'static Fixture {
         let github = Signer::new("github-key-1");
         let keys = KeyServer::start(&[&github]);
         let url: &'static str = Box::leak(keys.url.clone().into_boxed_str());
-        let gateway = Gateway::start(Options { vars: vec![("LEAK_REPORTS", "on"), ("LEAK_KEYS_URL", url)], ..Options::default() });
-        Fixture { gateway, github, keys }
+        // A verified report is also a `key.leaked` webhook (README "Webhooks").
+        let hooks = HookSink::start();
+        let hook_urls: &'static str = Box::leak(json!([hooks.url]).to_string().into_boxed_str());
+        let gateway = Gateway::start(Options {
+            vars: vec![
+                ("LEAK_REPORTS", "on"),
+                ("LEAK_KEYS_URL", url),
+                ("WEBHOOK_URLS", hook_urls),
+                ("WEBHOOK_SECRET", "whsec_a2V5Z2F0ZS1sZWFrLXdlYmhvb2stdGVzdC1rZXk="),
+                ("WEBHOOK_EVENTS", r#"["key.leaked"]"#),
+            ],
+            ..Options::default()
+        });
+        Fixture { gateway, github, keys, hooks }
     })
 }
 
@@ -195,6 +271,12 @@ fn a_report_of_a_live_key_disables_it_and_audits_the_source_never_the_token() {
 
     let log = g.log_containing("leak_reported");
     assert!(!log.contains(&key) && !audit(g, &id).iter().any(|e| e.to_string().contains(&key)), "the token is never logged or stored");
+
+    // The owner hears of it: one signed `key.leaked` event naming the source, never the token.
+    let event = f.hooks.wait_for("key.leaked", &id);
+    assert_eq!((event["data"]["source"].as_str(), event["data"]["reporter"].as_str()), (Some(url), Some("github")), "{event}");
+    assert_eq!(event["data"]["changes"]["status"], json!({"from": "active", "to": "inactive"}), "{event}");
+    assert!(!event.to_string().contains(&key), "the token is never sent: {event}");
 }
 
 #[test]
