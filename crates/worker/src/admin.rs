@@ -18,6 +18,7 @@ use keygate_core::admin::router::{native_path, route, AdminRoute, GITHUB_LEAK_RE
 use keygate_core::admin::{lifecycle, listing};
 use keygate_core::config::Config;
 use keygate_core::error::GatewayError;
+use keygate_core::json::{object, value_of};
 use keygate_core::key;
 use keygate_core::limit::protocol::{self, LimiterOp, LimiterReply};
 use keygate_core::record::{KeyRecord, Status};
@@ -57,7 +58,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
         AdminRoute::CreateKey => {
             let body = read_body(incoming, config, BodyRequirement::Required).await?;
             let (plaintext, record) = create_key(env, config, &body, &rules).await?;
-            return Ok((201, json!({ "key": plaintext.expose(), "record": record }).to_string()));
+            return Ok((201, object([("key", plaintext.expose().into()), ("record", value_of(&record))]).to_string()));
         }
         AdminRoute::ListKeys => return list_keys(incoming, env).await,
         AdminRoute::GetKey(id) => (id.clone(), Op::Get(id)),
@@ -90,7 +91,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
     };
     let audit = matches!(op, Op::Audit(_));
     match (call_for_key(env, &id, op).await?, audit) {
-        (Reply::Audit(items), true) => ok_json(200, &json!({ "items": items })),
+        (Reply::Audit(items), true) => ok_json(200, &object([("items", value_of(&items))])),
         (reply, false) => record_reply(200, reply),
         (_, true) => Err(unexpected()),
     }
@@ -124,7 +125,9 @@ async fn roll_key(env: &Env, config: &Config, id: String, body: &[u8]) -> AdminR
         roll.old_unused_seconds,
     );
     match call(env, &project, &op).await? {
-        Reply::Rolled(record, previous, _) => ok_json(201, &json!({ "key": plaintext.expose(), "record": record, "previous": previous })),
+        Reply::Rolled(record, previous, _) => {
+            ok_json(201, &object([("key", plaintext.expose().into()), ("record", value_of(&record)), ("previous", value_of(&previous))]))
+        }
         _ => Err(unexpected()),
     }
 }
