@@ -6,7 +6,6 @@
 //! of a change ([`keygate_core::admin::lifecycle`]). Contract: `docs/admin-api.md`.
 
 use serde::Serialize;
-use serde_json::json;
 use worker::Env;
 
 use keygate_core::admin::body::{self, BodyRequirement};
@@ -75,7 +74,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
         AdminRoute::KeyCredits(id) => {
             let change = parse_credits(&read_body(incoming, config, BodyRequirement::Required).await?)?;
             return match call_for_key(env, &id, keygate_core::admin::protocol::credits(&id, change.set, change.amount)).await? {
-                Reply::Credits(remaining) => ok_json(200, &json!({ "key_id": id, "remaining": remaining })),
+                Reply::Credits(remaining) => ok_json(200, &object([("key_id", id.into()), ("remaining", remaining.into())])),
                 _ => Err(unexpected()),
             };
         }
@@ -207,7 +206,7 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
         FacadeRoute::Create { project } => {
             let body = read_body(incoming, config, BodyRequirement::Required).await?;
             let (plaintext, _) = create_key(env, config, &facade::create_body(&project, &body)?, &rules).await?;
-            ok_json(200, &json!({ "result": plaintext.expose() }))
+            ok_json(200, &object([("result", plaintext.expose().into())]))
         }
         // One key: read it (a revoked key is not there to Atlas), then answer with it or change
         // it. One registry read and one change for the three routes, as one await point each.
