@@ -29,10 +29,15 @@ pub fn value_of<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Value {
 }
 
 /// A JSON object of `members` (a map: its members come out in key order, as `json!`'s do).
-pub fn object<const N: usize>(members: [(&str, serde_json::Value); N]) -> serde_json::Value {
+pub fn object<const N: usize>(mut members: [(&str, serde_json::Value); N]) -> serde_json::Value {
+    object_of(&mut members)
+}
+
+/// [`object`] for any number of members: one copy in the wasm, not one per `N`.
+fn object_of(members: &mut [(&str, serde_json::Value)]) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     for (name, value) in members {
-        map.insert(name.into(), value);
+        map.insert((*name).into(), std::mem::take(value));
     }
     serde_json::Value::Object(map)
 }
