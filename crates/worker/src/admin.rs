@@ -137,7 +137,7 @@ async fn key_usage(incoming: &Incoming, env: &Env, id: String) -> AdminResult {
     let record = record_of(call_for_key(env, &id, Op::Get(id.clone())).await?)?;
     let family = record.family_id();
     let (status, mut body) = match ask_limiter(incoming, env, family, &LimiterOp::Usage(id)).await? {
-        LimiterReply::Usage(usage) => ok_json(200, &usage)?,
+        LimiterReply::Usage(text) => (200, text),
         _ => return Err(unexpected()),
     };
     if let Some(credits) = &record.credits {
