@@ -86,9 +86,11 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
 
     /// Drops order slots of removed keys and duplicates left by remove-then-reinsert.
     fn compact_order(&mut self) {
-        let mut seen = std::collections::HashSet::with_capacity(self.entries.len());
+        // A map to a number rather than a `HashSet`: the same type as [`InFlight`]'s map, so
+        // the wasm holds one `HashMap` instance for both, not one more for a set.
+        let mut seen: HashMap<K, i64> = HashMap::with_capacity(self.entries.len());
         let entries = &self.entries;
-        self.order.retain(|k| entries.contains_key(k) && seen.insert(k.clone()));
+        self.order.retain(|k| entries.contains_key(k) && seen.insert(k.clone(), 0).is_none());
     }
 
     fn make_room(&mut self, now_ms: i64) {

@@ -14,10 +14,11 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::config::ConfigError;
 use crate::error::GatewayError;
+use crate::json::object;
 
 /// The shape of refusal bodies (`ERROR_DIALECT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +206,7 @@ impl Refusals {
             ErrorDialect::Optimo => {
                 let details = match error {
                     GatewayError::RateLimitExceeded { retry_after, .. } | GatewayError::QuotaExceeded { retry_after, .. } => {
-                        json!({ "retryAfter": retry_after })
+                        object([("retryAfter", (*retry_after).into())])
                     }
                     other => other.details(),
                 };
@@ -215,14 +216,14 @@ impl Refusals {
             ErrorDialect::Octopost => (JSON, format!("{{\"error\":{},\"code\":{}}}", Value::from(message), Value::from(code))),
             ErrorDialect::Problem => (
                 PROBLEM_JSON,
-                json!({
-                    "type": "about:blank",
-                    "title": reason_phrase(status),
-                    "status": status,
-                    "detail": message,
-                    "code": code,
-                    "requestId": request_id,
-                })
+                object([
+                    ("type", "about:blank".into()),
+                    ("title", reason_phrase(status).into()),
+                    ("status", status.into()),
+                    ("detail", message.into()),
+                    ("code", code.into()),
+                    ("requestId", request_id.into()),
+                ])
                 .to_string(),
             ),
         };
@@ -259,11 +260,8 @@ fn optimo(error: &GatewayError, status: u16, code: &str, message: String) -> (St
 /// Keygate's nesting (also the `optimo` dialect's). Members in the order of [`GatewayError::body`], so
 /// the default rendering is byte for byte the same.
 fn nested(code: &str, message: &str, details: Value, request_id: &str, timestamp: &str) -> String {
-    json!({
-        "error": { "code": code, "message": message, "details": details },
-        "meta": { "requestId": request_id, "timestamp": timestamp },
-    })
-    .to_string()
+    let error = object([("code", code.into()), ("message", message.into()), ("details", details)]);
+    object([("error", error), ("meta", object([("requestId", request_id.into()), ("timestamp", timestamp.into())]))]).to_string()
 }
 
 /// The `title` of an `about:blank` problem: the status's reason phrase (RFC 9457 §4.2.1).
@@ -293,6 +291,7 @@ fn reason_phrase(status: u16) -> &'static str {
 mod tests {
     use super::*;
     use crate::error::GatewayError as E;
+    use serde_json::json;
 
     const ID: &str = "req_1";
     const AT: &str = "2026-05-26T12:00:00Z";

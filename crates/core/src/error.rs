@@ -5,7 +5,9 @@
 //! one place ([`GatewayError::body`]):
 //! `{"error":{"code","message","details"},"meta":{"requestId","timestamp"}}`.
 
-use serde_json::{json, Value};
+use serde_json::Value;
+
+use crate::json::object;
 
 /// A refusal or failure, with everything needed to answer it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,20 +280,31 @@ impl GatewayError {
     }
 
     /// Structured details (`{}` when there are none).
+    ///
+    /// Built as values (`json::object`), not with `json!`: `json!` serializes each member with
+    /// `to_value`, a second serializer in the wasm beside the one that writes JSON text.
     pub fn details(&self) -> Value {
         match self {
-            GatewayError::BadRequest { reason } => json!({ "reason": reason }),
-            GatewayError::InvalidKey { reason: Some(reason) } => json!({ "reason": reason }),
-            GatewayError::InsufficientScope { missing } => json!({ "requiredScopes": missing }),
-            GatewayError::ConfigInvalid { reason } | GatewayError::Conflict { reason } => json!({ "reason": reason }),
-            GatewayError::ValidationFailed { fields } => json!({ "fields": fields }),
-            GatewayError::PayloadTooLarge { limit } => json!({ "limitBytes": limit }),
-            GatewayError::AdminAuthThrottled { scope, retry_after } => json!({ "retryAfter": retry_after, "scope": scope }),
-            GatewayError::RateLimitExceeded { limit, retry_after } | GatewayError::QuotaExceeded { limit, retry_after } => {
-                json!({ "retryAfter": retry_after, "limit": limit })
+            GatewayError::BadRequest { reason } => object([("reason", reason.as_str().into())]),
+            GatewayError::InvalidKey { reason: Some(reason) } => object([("reason", (*reason).into())]),
+            GatewayError::InsufficientScope { missing } => object([("requiredScopes", missing.as_slice().into())]),
+            GatewayError::ConfigInvalid { reason } | GatewayError::Conflict { reason } => object([("reason", reason.as_str().into())]),
+            GatewayError::ValidationFailed { fields } => {
+                let mut map = serde_json::Map::new();
+                for (field, problem) in fields {
+                    map.insert(field.clone(), problem.as_str().into());
+                }
+                object([("fields", Value::Object(map))])
             }
-            GatewayError::CreditsExhausted { retry_after: 0 } => json!({}),
-            GatewayError::CreditsExhausted { retry_after } => json!({ "retryAfter": retry_after }),
+            GatewayError::PayloadTooLarge { limit } => object([("limitBytes", (*limit).into())]),
+            GatewayError::AdminAuthThrottled { scope, retry_after } => {
+                object([("retryAfter", (*retry_after).into()), ("scope", (*scope).into())])
+            }
+            GatewayError::RateLimitExceeded { limit, retry_after } | GatewayError::QuotaExceeded { limit, retry_after } => {
+                object([("retryAfter", (*retry_after).into()), ("limit", limit.as_str().into())])
+            }
+            GatewayError::CreditsExhausted { retry_after: 0 } => object([]),
+            GatewayError::CreditsExhausted { retry_after } => object([("retryAfter", (*retry_after).into())]),
             GatewayError::MissingKey
             | GatewayError::RouteNotFound
             | GatewayError::RouteNotAllowed
@@ -311,7 +324,7 @@ impl GatewayError {
             | GatewayError::Unauthorized
             | GatewayError::ReportUnverified
             | GatewayError::NotFound
-            | GatewayError::UnsupportedMediaType => json!({}),
+            | GatewayError::UnsupportedMediaType => object([]),
         }
     }
 
@@ -343,17 +356,15 @@ impl GatewayError {
 
     /// The JSON body, with request id and RFC 3339 timestamp.
     pub fn body(&self, request_id: &str, timestamp: &str) -> String {
-        json!({
-            "error": { "code": self.code(), "message": self.message(), "details": self.details() },
-            "meta": { "requestId": request_id, "timestamp": timestamp },
-        })
-        .to_string()
+        let error = object([("code", self.code().into()), ("message", self.message().into()), ("details", self.details())]);
+        object([("error", error), ("meta", object([("requestId", request_id.into()), ("timestamp", timestamp.into())]))]).to_string()
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use serde_json::json;
 
     pub(crate) fn all() -> Vec<GatewayError> {
         vec![

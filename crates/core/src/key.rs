@@ -157,6 +157,11 @@ impl std::hash::Hash for KeyHash {
 }
 
 impl KeyHash {
+    /// All zero bits: the one job of an `InFlight<KeyHash>` that tracks no key (the
+    /// refused-usage flush, alone in its own `InFlight`). Keyed by a `KeyHash` rather than `()`,
+    /// it shares the key re-reads' map type, so the wasm holds one `HashMap` instance for both.
+    pub(crate) const MARKER: KeyHash = KeyHash([0; 32]);
+
     /// Hashes a key string.
     pub fn of(key: &str) -> KeyHash {
         KeyHash(Sha256::digest(key.as_bytes()).into())

@@ -6,7 +6,7 @@
 //! [`REPORT_EVERY_MS`]; the glue sends it to the project's registry off the hot path. A report is
 //! at most that far behind, plus the time until the isolate serves its next request.
 
-use std::collections::BTreeMap;
+use serde_json::{Map, Value};
 
 /// Default least time between two reports of one isolate (`LAST_USED_REPORT_SECONDS`).
 pub const REPORT_EVERY_MS: i64 = 60_000;
@@ -18,9 +18,14 @@ pub const MAX_PENDING_KEYS: usize = 10_000;
 pub type ProjectReport = (String, Vec<(String, i64)>);
 
 /// Keys admitted since the last report, by project: key id → last use (unix ms).
+///
+/// The book is two levels of serde_json's `Map` (an ordered map of strings, as a `BTreeMap`),
+/// project → key id → last use as a number: the wasm already holds that map's code for JSON,
+/// while `BTreeMap<String, BTreeMap<String, i64>>` compiled two more ordered maps (~7 KB before
+/// `wasm-opt`) for this book alone.
 #[derive(Debug, Default)]
 pub struct LastUse {
-    pending: BTreeMap<String, BTreeMap<String, i64>>,
+    pending: Map<String, Value>,
     keys: usize,
     last_report_ms: Option<i64>,
 }
@@ -30,14 +35,17 @@ impl LastUse {
     /// yet pending.
     pub fn record(&mut self, project: &str, key_id: &str, now_ms: i64) {
         if let Some(at) = self.pending.get_mut(project).and_then(|keys| keys.get_mut(key_id)) {
-            *at = (*at).max(now_ms);
+            *at = at.as_i64().unwrap_or(i64::MIN).max(now_ms).into();
             return;
         }
         if self.keys >= MAX_PENDING_KEYS {
             return;
         }
         self.keys += 1;
-        self.pending.entry(project.to_string()).or_default().insert(key_id.to_string(), now_ms);
+        let keys = self.pending.entry(project).or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(keys) = keys {
+            keys.insert(key_id.to_string(), now_ms.into());
+        }
     }
 
     /// The batch to report now, per project, if one is due: something is pending and the last
@@ -50,7 +58,11 @@ impl LastUse {
         self.last_report_ms = Some(now_ms);
         self.keys = 0;
         // Ordered maps: the batch comes out sorted by project (and key) without a sort.
-        Some(std::mem::take(&mut self.pending).into_iter().map(|(project, keys)| (project, keys.into_iter().collect())).collect())
+        let keys = |keys: Value| match keys {
+            Value::Object(keys) => keys.into_iter().map(|(id, at)| (id, at.as_i64().unwrap_or_default())).collect(),
+            _ => Vec::new(),
+        };
+        Some(std::mem::take(&mut self.pending).into_iter().map(|(project, ids)| (project, keys(ids))).collect())
     }
 }
 

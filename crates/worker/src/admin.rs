@@ -6,7 +6,6 @@
 //! of a change ([`keygate_core::admin::lifecycle`]). Contract: `docs/admin-api.md`.
 
 use serde::Serialize;
-use serde_json::json;
 use worker::Env;
 
 use keygate_core::admin::body::{self, BodyRequirement};
@@ -18,6 +17,7 @@ use keygate_core::admin::router::{native_path, route, AdminRoute, GITHUB_LEAK_RE
 use keygate_core::admin::{lifecycle, listing};
 use keygate_core::config::Config;
 use keygate_core::error::GatewayError;
+use keygate_core::json::{object, value_of};
 use keygate_core::key;
 use keygate_core::limit::protocol::{self, LimiterOp, LimiterReply};
 use keygate_core::record::{KeyRecord, Status};
@@ -57,7 +57,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
         AdminRoute::CreateKey => {
             let body = read_body(incoming, config, BodyRequirement::Required).await?;
             let (plaintext, record) = create_key(env, config, &body, &rules).await?;
-            return Ok((201, json!({ "key": plaintext.expose(), "record": record }).to_string()));
+            return Ok((201, object([("key", plaintext.expose().into()), ("record", value_of(&record))]).to_string()));
         }
         AdminRoute::ListKeys => return list_keys(incoming, env).await,
         AdminRoute::GetKey(id) => (id.clone(), Op::Get(id)),
@@ -74,7 +74,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
         AdminRoute::KeyCredits(id) => {
             let change = parse_credits(&read_body(incoming, config, BodyRequirement::Required).await?)?;
             return match call_for_key(env, &id, keygate_core::admin::protocol::credits(&id, change.set, change.amount)).await? {
-                Reply::Credits(remaining) => ok_json(200, &json!({ "key_id": id, "remaining": remaining })),
+                Reply::Credits(remaining) => ok_json(200, &object([("key_id", id.into()), ("remaining", remaining.into())])),
                 _ => Err(unexpected()),
             };
         }
@@ -90,7 +90,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
     };
     let audit = matches!(op, Op::Audit(_));
     match (call_for_key(env, &id, op).await?, audit) {
-        (Reply::Audit(items), true) => ok_json(200, &json!({ "items": items })),
+        (Reply::Audit(items), true) => ok_json(200, &object([("items", value_of(&items))])),
         (reply, false) => record_reply(200, reply),
         (_, true) => Err(unexpected()),
     }
@@ -124,7 +124,9 @@ async fn roll_key(env: &Env, config: &Config, id: String, body: &[u8]) -> AdminR
         roll.old_unused_seconds,
     );
     match call(env, &project, &op).await? {
-        Reply::Rolled(record, previous, _) => ok_json(201, &json!({ "key": plaintext.expose(), "record": record, "previous": previous })),
+        Reply::Rolled(record, previous, _) => {
+            ok_json(201, &object([("key", plaintext.expose().into()), ("record", value_of(&record)), ("previous", value_of(&previous))]))
+        }
         _ => Err(unexpected()),
     }
 }
@@ -135,7 +137,7 @@ async fn key_usage(incoming: &Incoming, env: &Env, id: String) -> AdminResult {
     let record = record_of(call_for_key(env, &id, Op::Get(id.clone())).await?)?;
     let family = record.family_id();
     let (status, mut body) = match ask_limiter(incoming, env, family, &LimiterOp::Usage(id)).await? {
-        LimiterReply::Usage(usage) => ok_json(200, &usage)?,
+        LimiterReply::Usage(text) => (200, text),
         _ => return Err(unexpected()),
     };
     if let Some(credits) = &record.credits {
@@ -204,7 +206,7 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
         FacadeRoute::Create { project } => {
             let body = read_body(incoming, config, BodyRequirement::Required).await?;
             let (plaintext, _) = create_key(env, config, &facade::create_body(&project, &body)?, &rules).await?;
-            ok_json(200, &json!({ "result": plaintext.expose() }))
+            ok_json(200, &object([("result", plaintext.expose().into())]))
         }
         // One key: read it (a revoked key is not there to Atlas), then answer with it or change
         // it. One registry read and one change for the three routes, as one await point each.

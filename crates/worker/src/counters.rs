@@ -42,12 +42,12 @@ pub fn limiter_call() {
 /// The counters as JSON, with the worker's clock (`now_ms`, unix ms), so tests can place
 /// events on the worker's own clock.
 pub fn snapshot() -> String {
-    serde_json::json!({
-        "requests": REQUESTS.with(Cell::get),
-        "kv_reads": KV_READS.with(Cell::get),
-        "do_calls": DO_CALLS.with(Cell::get),
-        "limiter_calls": LIMITER_CALLS.with(Cell::get),
-        "now_ms": crate::now_ms(),
-    })
+    keygate_core::json::object([
+        ("requests", REQUESTS.with(Cell::get).into()),
+        ("kv_reads", KV_READS.with(Cell::get).into()),
+        ("do_calls", DO_CALLS.with(Cell::get).into()),
+        ("limiter_calls", LIMITER_CALLS.with(Cell::get).into()),
+        ("now_ms", crate::now_ms().into()),
+    ])
     .to_string()
 }

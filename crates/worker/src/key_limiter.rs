@@ -120,7 +120,8 @@ impl KeyLimiter {
                 count_usage(&sql, &key_id, now, 0, count)?;
                 LimiterReply::Done
             }
-            LimiterOp::Usage(key_id) => LimiterReply::Usage(usage(&sql, &key_id)?),
+            // Written here as the admin API's answer (serializing plain data cannot fail).
+            LimiterOp::Usage(key_id) => LimiterReply::Usage(serde_json::to_string(&usage(&sql, &key_id)?).unwrap_or_default()),
             LimiterOp::AdminAuth(address, failed, limits) => admin_auth(&sql, &address, failed, &limits, now)?,
             LimiterOp::Credits(text) => {
                 let (spec, set, amount) = credits_of(&text).ok_or_else(|| worker::Error::RustError("malformed credits change".into()))?;

@@ -259,9 +259,15 @@ async fn mark_limiter(env: &Env, record: &KeyRecord) {
 }
 
 async fn write_through(env: &Env, hash: &str, record: &KeyRecord) -> std::result::Result<(), Failure> {
-    env.kv(KEYS_BINDING).map_err(store_failure("KEYS binding"))?;
-    // The same text as bytes, put from JS (crate::runtime::kv_put_bytes: no serde_wasm_bindgen).
+    // The checks `env.kv(KEYS_BINDING)` made, with its messages, without building worker's
+    // `KvStore` (whose constructor only the check used): the binding exists, and is an object
+    // (reading its `get` fails otherwise, as the constructor's first read did).
     let namespace = js_sys::Reflect::get(env.as_ref(), &KEYS_BINDING.into()).unwrap_or_default();
+    if namespace.is_undefined() {
+        return Err(Failure::Store(format!("KEYS binding: invalid kv store: {KEYS_BINDING}")));
+    }
+    js_sys::Reflect::get(&namespace, &"get".into()).map_err(|e| Failure::Store(format!("KEYS binding: js error: {e:?}")))?;
+    // The same text as bytes, put from JS (crate::runtime::kv_put_bytes: no serde_wasm_bindgen).
     let put = |e| Failure::Store(format!("kv put: {}", worker::KvError::from(e)));
     let promise = crate::runtime::kv_put_bytes(&namespace, &format!("key:{hash}"), record::encode(record).as_bytes()).map_err(put)?;
     js_sys::futures::JsFuture::from(promise).await.map(|_| ()).map_err(put)

@@ -165,6 +165,13 @@ fn receive(request: Request, auth_header: &str, api_key_header: &str) -> Incomin
     Incoming { request, method, path_and_query, path_len, origin, authorization, api_key, has_body, header_names, request_id, now_ms }
 }
 
+/// Runs `task` inside this request's `wait_until` (after the answer). Every background task goes
+/// through here as a boxed future: worker's `wait_until` is generic, and each future type would
+/// compile its own copy of it and of wasm-bindgen's promise glue.
+pub(crate) fn in_background(ctx: &Context, task: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) {
+    ctx.wait_until(task);
+}
+
 /// The clock, in unix milliseconds, for the worker and both Durable Objects: `Date.now()`
 /// itself, because `worker::Date::now()` would allocate a JS `Date` on every call.
 pub(crate) fn now_ms() -> i64 {

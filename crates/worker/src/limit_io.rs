@@ -84,23 +84,29 @@ pub async fn binding_allows(env: &Env, config: &Config, name: &str, family: Stri
 pub fn background(env: &Env, ctx: &Context, config: &Config, record: Rc<KeyRecord>, op: LimiterOp) {
     let env = env.clone();
     let fault = config.limiter_fault;
-    ctx.wait_until(async move {
-        let reply = if fault { None } else { call(&env, record.family_id(), &op).await.ok() };
-        with_isolate(|isolate| isolate.leases.answered(&record, reply.as_ref(), true, false));
-    });
+    crate::in_background(
+        ctx,
+        Box::pin(async move {
+            let reply = if fault { None } else { call(&env, record.family_id(), &op).await.ok() };
+            with_isolate(|isolate| isolate.leases.answered(&record, reply.as_ref(), true, false));
+        }),
+    );
 }
 
 /// Sends the isolate's tallied refusals to their limiters after the response, inside this
 /// request's `wait_until`, in the batches the core hands out.
 pub fn flush_refused(env: &Env, ctx: &Context) {
     let env = env.clone();
-    ctx.wait_until(async move {
-        while let Some(batch) = with_isolate(|isolate| isolate.refused.next_batch()) {
-            for (family, op) in batch {
-                let _ = call(&env, &family, &op).await;
+    crate::in_background(
+        ctx,
+        Box::pin(async move {
+            while let Some(batch) = with_isolate(|isolate| isolate.refused.next_batch()) {
+                for (family, op) in batch {
+                    let _ = call(&env, &family, &op).await;
+                }
             }
-        }
-    });
+        }),
+    );
 }
 
 /// `binding.limit({key})`'s `success`, with worker's `RateLimiter::limit` errors.

@@ -28,13 +28,16 @@ pub fn admitted(env: &Env, ctx: &Context, config: &Config, project: &str, key_id
     });
     let Some(batch) = due else { return };
     let env = env.clone();
-    ctx.wait_until(async move {
-        for (project, seen) in batch {
-            let outcome: Result<Result<Reply, Failure>, String> =
-                crate::durable::call(&env, REGISTRY_BINDING, &project, &Op::Seen(seen)).await;
-            if let Err(reason) | Ok(Err(Failure::Store(reason))) = outcome {
-                log_event("last_used_report_failed", "background", &[("reason", &reason)]);
+    crate::in_background(
+        ctx,
+        Box::pin(async move {
+            for (project, seen) in batch {
+                let outcome: Result<Result<Reply, Failure>, String> =
+                    crate::durable::call(&env, REGISTRY_BINDING, &project, &Op::Seen(seen)).await;
+                if let Err(reason) | Ok(Err(Failure::Store(reason))) = outcome {
+                    log_event("last_used_report_failed", "background", &[("reason", &reason)]);
+                }
             }
-        }
-    });
+        }),
+    );
 }

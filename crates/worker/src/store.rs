@@ -169,15 +169,18 @@ fn refresh_in_background(env: &Env, ctx: &Context, config: &Config, hash: KeyHas
         return;
     };
     let ttls = Ttls::of(config);
-    ctx.wait_until(async move {
-        // This request created the read and this request awaits it: nothing crosses contexts.
-        let bytes = JsFuture::from(promise).await;
-        REFRESHING.with(|r| r.borrow_mut().finish(&hash));
-        // A failed refresh leaves the cached record to expire at its time; the next read retries.
-        let _ = settle(ttls, hash, bytes, now_ms, &|reason| {
-            log_event("store_refresh_failed", "background", &[("reason", reason), ("key_hash", &hash.short())]);
-        });
-    });
+    crate::in_background(
+        ctx,
+        Box::pin(async move {
+            // This request created the read and this request awaits it: nothing crosses contexts.
+            let bytes = JsFuture::from(promise).await;
+            REFRESHING.with(|r| r.borrow_mut().finish(&hash));
+            // A failed refresh leaves the cached record to expire at its time; the next read retries.
+            let _ = settle(ttls, hash, bytes, now_ms, &|reason| {
+                log_event("store_refresh_failed", "background", &[("reason", reason), ("key_hash", &hash.short())]);
+            });
+        }),
+    );
 }
 
 /// Starts a KV read of `hash`, owned by the calling request.

@@ -15,10 +15,12 @@
 //! creation answer. A key of another project is `404 NOT_FOUND` under this project's path.
 //! Validation errors name the Atlas fields.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::error::GatewayError;
+use crate::json::object;
 use crate::record::{KeyRecord, Status};
+use crate::timestamp::Timestamp;
 
 /// One Atlas admin operation, with the project its path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,15 +106,17 @@ fn translate(body: &[u8], replace: bool) -> Result<Map<String, Value>, GatewayEr
 
 /// An Atlas answer for `record`.
 pub fn view(record: &KeyRecord) -> Value {
-    json!({
-        "id": record.id,
-        "name": record.name,
-        "token": record.hint,
-        "isActive": record.status == Status::Active,
-        "validFrom": record.valid_from,
-        "validTo": record.valid_to,
-        "permissions": record.scopes,
-    })
+    // Values, not `json!` (whose `to_value` is a second serializer in the wasm).
+    let time = |at: Option<Timestamp>| Value::from(at.map(|at| at.to_rfc3339()));
+    object([
+        ("id", record.id.as_str().into()),
+        ("name", record.name.as_str().into()),
+        ("token", record.hint.clone().into()),
+        ("isActive", (record.status == Status::Active).into()),
+        ("validFrom", time(record.valid_from)),
+        ("validTo", time(record.valid_to)),
+        ("permissions", record.scopes.as_slice().into()),
+    ])
 }
 
 /// A native validation error in Atlas field names (other errors unchanged).
@@ -134,6 +138,7 @@ pub fn error(error: GatewayError) -> GatewayError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn routes_follow_the_atlas_paths() {

@@ -96,7 +96,8 @@ pub fn create(request: &CreateKey, id: String, hint: String, now_ms: i64) -> (Ke
 // sorts its items first, and each (key, value) type's stable sort is ~4 KB of wasm.
 fn fields_of(record: &KeyRecord) -> BTreeMap<String, Value> {
     let mut fields = BTreeMap::new();
-    if let Ok(Value::Object(map)) = serde_json::to_value(record) {
+    // Through the record's text (`json::value_of`): one serializer of `KeyRecord` in the wasm.
+    if let Value::Object(map) = crate::json::value_of(record) {
         for (name, value) in map {
             if !matches!(name.as_str(), "updated_at" | "revision" | "created_at") {
                 fields.insert(name, value);

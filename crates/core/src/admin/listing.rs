@@ -3,8 +3,9 @@
 //! yet (reports are batched, at most a minute behind). The registry answers records and last uses
 //! side by side; this puts them together.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::json::{object, value_of};
 use crate::record::KeyRecord;
 use crate::timestamp::Timestamp;
 
@@ -15,20 +16,23 @@ pub fn page(items: &[KeyRecord], last_used: &[Option<i64>], cursor: Option<&str>
         .iter()
         .zip(last_used.iter().chain(std::iter::repeat(&None)))
         .map(|(record, at)| {
-            let mut item = serde_json::to_value(record).unwrap_or_default();
+            // Through the record's text, not `to_value`: one serializer of `KeyRecord` in the
+            // wasm (`json::value_of`). The same value, members in key order.
+            let mut item = value_of(record);
             if let Some(fields) = item.as_object_mut() {
-                fields.insert("last_used_at".into(), json!(at.map(|ms| Timestamp(ms).to_rfc3339())));
+                fields.insert("last_used_at".into(), Value::from(at.map(|ms| Timestamp(ms).to_rfc3339())));
             }
             item
         })
         .collect();
-    json!({ "items": items, "cursor": cursor })
+    object([("items", Value::Array(items)), ("cursor", Value::from(cursor))])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::record::tests::sample_json;
+    use serde_json::json;
 
     #[test]
     fn each_item_is_the_record_with_its_last_use() {

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use crate::cache::InFlight;
+use crate::key::KeyHash;
 use crate::limit::protocol::LimiterOp;
 
 /// A flush still running after this long is taken as abandoned: the next refusal starts another.
@@ -28,7 +29,8 @@ pub const MAX_PENDING: usize = 10_000;
 pub struct RefusedTally {
     pending: HashMap<(String, String), u64>,
     capacity: usize,
-    flushing: InFlight<()>,
+    /// The running flush, as a marker job ([`KeyHash::MARKER`]).
+    flushing: InFlight<KeyHash>,
     rounds: usize,
 }
 
@@ -53,7 +55,7 @@ impl RefusedTally {
         } else if self.pending.len() < self.capacity {
             self.pending.insert(slot, 1);
         }
-        let start = self.flushing.try_start(&(), now_ms);
+        let start = self.flushing.try_start(&KeyHash::MARKER, now_ms);
         if start {
             self.rounds = 0;
         }
@@ -65,7 +67,7 @@ impl RefusedTally {
     /// flush is then over: the next refusal may start another.
     pub fn next_batch(&mut self) -> Option<Vec<(String, LimiterOp)>> {
         if self.rounds >= FLUSH_ROUNDS || self.pending.is_empty() {
-            self.flushing.finish(&());
+            self.flushing.finish(&KeyHash::MARKER);
             return None;
         }
         self.rounds += 1;

@@ -215,8 +215,12 @@ pub struct LimitState {
     pub count: u64,
 }
 
-/// How one limit stands after a decision.
+/// How one limit stands after a decision. On the wire (a limiter's answer) as its name, its
+/// numbers in one string in field order (`refused` 0 or 1) and `quota`, like a lease's
+/// [`Grant`](crate::limit::lease::Grant): a struct's decoder is ~2.7 KB of wasm, a triple's a
+/// fraction of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "LimitStatusWire", into = "LimitStatusWire")]
 pub struct LimitStatus {
     pub name: String,
     pub limit: u64,
@@ -230,18 +234,69 @@ pub struct LimitStatus {
     /// Seconds to wait before a retry can pass this limit (0 when it did not refuse), rounded up.
     pub retry_after_seconds: u64,
     /// The same wait in milliseconds, rounded up (what an isolate blocks for).
-    #[serde(default)]
     pub retry_after_ms: u64,
     /// Whether this is a quota (fixed window).
     pub quota: bool,
 }
 
-/// The outcome for one request.
+#[derive(Serialize, Deserialize)]
+struct LimitStatusWire(String, String, bool);
+
+impl TryFrom<LimitStatusWire> for LimitStatus {
+    type Error = &'static str;
+    fn try_from(LimitStatusWire(name, text, quota): LimitStatusWire) -> Result<LimitStatus, &'static str> {
+        match crate::limit::lease::numbers(&text) {
+            Some([limit, window_seconds, remaining, reset_seconds, refused @ 0..=1, retry_after_seconds, retry_after_ms]) => {
+                Ok(LimitStatus {
+                    name,
+                    limit,
+                    window_seconds,
+                    remaining,
+                    reset_seconds,
+                    refused: refused == 1,
+                    retry_after_seconds,
+                    retry_after_ms,
+                    quota,
+                })
+            }
+            _ => Err("a limit status is 7 numbers"),
+        }
+    }
+}
+
+impl From<LimitStatus> for LimitStatusWire {
+    fn from(l: LimitStatus) -> LimitStatusWire {
+        let refused = u8::from(l.refused);
+        let text = format!(
+            "{},{},{},{},{refused},{},{}",
+            l.limit, l.window_seconds, l.remaining, l.reset_seconds, l.retry_after_seconds, l.retry_after_ms
+        );
+        LimitStatusWire(l.name, text, l.quota)
+    }
+}
+
+/// The outcome for one request. On the wire as a pair (`allowed`, the limits).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "DecisionWire", into = "DecisionWire")]
 pub struct Decision {
     pub allowed: bool,
     /// One entry per spec, in spec order.
     pub limits: Vec<LimitStatus>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DecisionWire(bool, Vec<LimitStatus>);
+
+impl From<DecisionWire> for Decision {
+    fn from(DecisionWire(allowed, limits): DecisionWire) -> Decision {
+        Decision { allowed, limits }
+    }
+}
+
+impl From<Decision> for DecisionWire {
+    fn from(d: Decision) -> DecisionWire {
+        DecisionWire(d.allowed, d.limits)
+    }
 }
 
 impl Decision {
@@ -383,6 +438,30 @@ mod tests {
 
     fn spec(name: &str, limit: u64, window_seconds: u64) -> LimitSpec {
         LimitSpec::new(name, limit, window_seconds)
+    }
+
+    #[test]
+    fn a_decision_travels_as_tuples_and_comes_back_whole() {
+        let status = |name: &str, refused: bool, quota: bool| LimitStatus {
+            name: name.into(),
+            limit: 100,
+            window_seconds: 86_400,
+            remaining: 0,
+            reset_seconds: 7,
+            refused,
+            retry_after_seconds: 8,
+            retry_after_ms: 7_001,
+            quota,
+        };
+        let decision = Decision { allowed: false, limits: vec![status("daily", true, true), status("$credits", false, false)] };
+        let wire = serde_json::to_string(&decision).unwrap();
+        assert_eq!(wire, r#"[false,[["daily","100,86400,0,7,1,8,7001",true],["$credits","100,86400,0,7,0,8,7001",false]]]"#);
+        assert_eq!(serde_json::from_str::<Decision>(&wire).unwrap(), decision);
+        for bad in
+            [r#"[true,[["a","1,2,3,4,2,6,7",false]]]"#, r#"[true,[["a","1,2,3",false]]]"#, r#"[true,[["a","1,2,3,4,0,6,7,8",false]]]"#]
+        {
+            assert!(serde_json::from_str::<Decision>(bad).is_err(), "{bad}");
+        }
     }
 
     /// Runs `count` requests at `at_ms` and returns how many were admitted.

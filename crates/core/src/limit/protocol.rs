@@ -87,8 +87,9 @@ pub enum LimiterReply {
     Decided(Decision),
     /// A lease grant, or a hit's (to `Lease`).
     Lease(Grant),
-    /// Usage of one key.
-    Usage(Usage),
+    /// Usage of one key: the admin API's answer, a [`Usage`] as JSON text written by the limiter
+    /// (the worker passes it on; no decoder of `Usage` in the worker's wasm).
+    Usage(String),
     /// Nothing to return.
     Done,
 }
@@ -151,7 +152,7 @@ mod tests {
             LimiterReply::Stale(record),
             LimiterReply::Decided(decision),
             LimiterReply::Lease(grant),
-            LimiterReply::Usage(usage),
+            LimiterReply::Usage(serde_json::to_string(&usage).unwrap()),
             LimiterReply::Done,
         ];
         replies.into_iter().for_each(assert_round_trips);
