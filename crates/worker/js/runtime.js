@@ -132,3 +132,10 @@ export function postWebhooks(batch, timeoutMs) {
   }
   return Promise.all(sent).then((outcomes) => outcomes.join(","));
 }
+
+// Set a registry's alarm (crates/worker/src/webhooks.rs) to the earliest pending outbox row, at
+// its unix ms; none pending: the alarm is left as it is. Async so that a failed query rejects.
+export async function scheduleWebhooks(state) {
+  const next = state.storage.sql.exec("SELECT MIN(next_at) AS next FROM webhook_events WHERE state = 'pending'").one().next;
+  if (next != null) await state.storage.setAlarm(next);
+}

@@ -77,4 +77,9 @@ extern "C" {
     /// order, comma-separated: an HTTP status, `-1` on timeout, `0` when no answer came.
     #[wasm_bindgen(js_name = postWebhooks)]
     pub fn post_webhooks(batch: &str, timeout_ms: f64) -> js_sys::Promise;
+
+    /// Sets a registry's alarm to its earliest pending webhook row (`MIN(next_at)` of the
+    /// outbox), or leaves it when none is pending: a promise that rejects when either step fails.
+    #[wasm_bindgen(js_name = scheduleWebhooks)]
+    pub fn schedule_webhooks(state: &worker::worker_sys::DurableObjectState) -> js_sys::Promise;
 }

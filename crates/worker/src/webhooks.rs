@@ -171,14 +171,10 @@ pub async fn arm(state: &State) {
 }
 
 /// Sets the alarm to the earliest pending row (the one alarm time that is right: every pending
-/// row is considered), unless none is pending.
+/// row is considered), unless none is pending: one runtime call (`scheduleWebhooks`).
 async fn schedule(state: &State) -> worker::Result<()> {
-    let sql = state.storage().sql();
-    let next = rows(sql.exec("SELECT MIN(next_at) FROM webhook_events WHERE state = 'pending'", None)?)?;
-    match next.first().map(|row| row.optional_int(0)).transpose()?.flatten() {
-        Some(next) => state.storage().set_alarm(next - now_ms()).await,
-        None => Ok(()),
-    }
+    JsFuture::from(crate::runtime::schedule_webhooks(state.as_raw())).await?;
+    Ok(())
 }
 
 /// The registry's alarm: delivers the due rows (in parallel, one runtime call), records each
