@@ -246,7 +246,7 @@ pub fn event_type(action: &str) -> Option<&'static str> {
 }
 
 /// `text` as a JSON string.
-fn quoted(text: &str) -> String {
+pub fn quoted(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "null".into())
 }
 

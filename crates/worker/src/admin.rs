@@ -74,7 +74,11 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
         AdminRoute::KeyCredits(id) => {
             let change = parse_credits(&read_body(incoming, config, BodyRequirement::Required).await?)?;
             return match call_for_key(env, &id, keygate_core::admin::protocol::credits(&id, change.set, change.amount)).await? {
-                Reply::Credits(remaining) => ok_json(200, &json!({ "key_id": id, "remaining": remaining })),
+                // Written as text: `{"key_id","remaining"}` (no map built for two fields).
+                Reply::Credits(remaining) => Ok((
+                    200,
+                    [r#"{"key_id":"#, &keygate_core::webhook::quoted(&id), r#","remaining":"#, &remaining.to_string(), "}"].concat(),
+                )),
                 _ => Err(unexpected()),
             };
         }
