@@ -17,7 +17,7 @@
 //! Webhooks ([`crate::webhooks`]): every change's events go to the outbox in the same operation,
 //! right after its audit entry; the object's alarm delivers them.
 
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
 use keygate_core::admin::lifecycle::{self, AuditEntry};
 use keygate_core::admin::protocol::{credits_of, decode_cursor, encode_cursor, Failure, Op, Reply, FIRST_PAGE_AFTER, MAX_SAFE_INTEGER};
@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS last_used (
   at INTEGER NOT NULL
 );";
 
-#[durable_object(alarm)]
+#[durable_object(fetch)]
 pub struct KeyRegistry {
     state: State,
     env: Env,
@@ -70,6 +70,11 @@ impl DurableObject for KeyRegistry {
     }
 
     async fn fetch(&self, mut request: Request) -> Result<Response> {
+        // The alarm, which entry.js hands over as a PUT (every operation is a POST).
+        if request.method() == Method::Put {
+            crate::webhooks::deliver(&self.state, &self.env).await?;
+            return Response::empty();
+        }
         let outcome: std::result::Result<Reply, Failure> = match read_json::<Op>(&mut request).await {
             Err(_) => Err(Failure::Store("undecodable registry request".into())),
             Ok(op) => {
@@ -85,11 +90,6 @@ impl DurableObject for KeyRegistry {
             }
         };
         Response::from_json(&outcome)
-    }
-
-    async fn alarm(&self) -> Result<Response> {
-        crate::webhooks::deliver(&self.state, &self.env).await?;
-        Response::empty()
     }
 }
 
