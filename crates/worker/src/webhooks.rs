@@ -189,7 +189,8 @@ pub async fn deliver(state: &State, env: &Env) -> worker::Result<()> {
     let statuses = match batch.is_empty() {
         true => String::new(),
         false => {
-            JsFuture::from(crate::runtime::post_webhooks(&batch, webhook::ATTEMPT_TIMEOUT_MS as f64)).await?.as_string().unwrap_or_default()
+            let post = crate::runtime::post_webhooks(&batch, webhook::ATTEMPT_TIMEOUT_MS as f64, settings.secret());
+            JsFuture::from(post).await?.as_string().unwrap_or_default()
         }
     };
     record(&sql, settings, sent, &statuses, now)?;
@@ -213,7 +214,7 @@ fn due(sql: &SqlStorage, settings: &webhook::WebhookSettings, now: i64) -> worke
         let (rowid, id, url, body, attempts, tries) = (row.int(0)?, row.text(1)?, row.text(2)?, row.text(3)?, row.text(4)?, row.int(5)?);
         let configured = settings.urls.contains(&url);
         if configured {
-            batch.push_str(&webhook::batch_entry(&url, &settings.headers(&id, &body, now), &body));
+            batch.push_str(&webhook::batch_entry(&url, &settings.unsigned_headers(&id, now), &body));
         }
         sent.push((rowid, id, attempts, tries, configured));
     }
