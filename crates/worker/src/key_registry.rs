@@ -56,6 +56,15 @@ CREATE TABLE IF NOT EXISTS directory (
 CREATE TABLE IF NOT EXISTS last_used (
   id TEXT PRIMARY KEY,
   at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roll_grace (
+  old_id TEXT PRIMARY KEY,
+  new_id TEXT NOT NULL,
+  after_ms INTEGER NOT NULL,
+  unused_ms INTEGER,
+  max_end INTEGER NOT NULL,
+  end_at INTEGER NOT NULL,
+  first_new INTEGER
 );";
 
 #[durable_object(fetch)]
@@ -104,7 +113,6 @@ fn texts(cursor: Result<worker::SqlCursor>) -> Result<Vec<String>> {
 
 async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, Failure> {
     sql.exec(SCHEMA, None).map_err(store_failure("schema"))?;
-    sql.exec(crate::roll_grace::SCHEMA, None).map_err(store_failure("schema"))?;
     match op {
         Op::Register(id, project) => {
             sql.exec("INSERT OR REPLACE INTO directory (id, project) VALUES (?, ?)", vec![id.into(), project.into()])
