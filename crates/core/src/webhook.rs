@@ -165,12 +165,27 @@ impl WebhookSettings {
     /// The headers of one attempt to deliver event `id` with `body` at `now_ms`, encoded for the
     /// runtime (`name\nvalue\n…`): `content-type`, `webhook-id`, `webhook-timestamp` and
     /// `webhook-signature`.
+    ///
+    /// The worker sends [`WebhookSettings::unsigned_headers`] and has the runtime add
+    /// `webhook-signature` with Web Crypto (`runtime.js` `postWebhooks`, keyed with
+    /// [`WebhookSettings::secret`]): this is the reference it must equal (`tests/webhooks.rs`
+    /// checks the delivered signatures independently).
     pub fn headers(&self, id: &str, body: &str, now_ms: i64) -> String {
+        let signature = sign(&self.secret, id, now_ms.div_euclid(1000), body.as_bytes());
+        [&self.unsigned_headers(id, now_ms), "webhook-signature\n", &signature, "\n"].concat()
+    }
+
+    /// [`WebhookSettings::headers`] without `webhook-signature`: `content-type`, `user-agent`,
+    /// `webhook-id` and `webhook-timestamp` (unix seconds), encoded the same way.
+    pub fn unsigned_headers(&self, id: &str, now_ms: i64) -> String {
         let timestamp = now_ms.div_euclid(1000);
-        let signature = sign(&self.secret, id, timestamp, body.as_bytes());
-        format!(
-            "content-type\napplication/json\nuser-agent\nkeygate-webhooks\nwebhook-id\n{id}\nwebhook-timestamp\n{timestamp}\nwebhook-signature\n{signature}\n"
-        )
+        format!("content-type\napplication/json\nuser-agent\nkeygate-webhooks\nwebhook-id\n{id}\nwebhook-timestamp\n{timestamp}\n")
+    }
+
+    /// The signing key (`WEBHOOK_SECRET` decoded), for the runtime's signer only: never logged or
+    /// stored.
+    pub fn secret(&self) -> &[u8] {
+        &self.secret
     }
 
     /// When to try again after attempt number `attempts` (1 = the first) failed at `now_ms`;
@@ -246,7 +261,7 @@ pub fn event_type(action: &str) -> Option<&'static str> {
 }
 
 /// `text` as a JSON string.
-fn quoted(text: &str) -> String {
+pub fn quoted(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "null".into())
 }
 

@@ -5,11 +5,21 @@
 // build/console_assets.js), so it is served here, before the wasm is called: it adds nothing to
 // the wasm, and its path follows ADMIN_PREFIX. The page holds no secret and decides nothing; every
 // action it offers is an admin API call, authenticated and checked by the Rust side like any other.
-import Keygate from "./keygate.js";
+import Keygate, { KeyRegistry as Registry } from "./keygate.js";
 import assets from "./console_assets.js";
 import openapi from "./openapi_document.js";
 
-export { KeyLimiter, KeyRegistry } from "./keygate.js";
+export { KeyLimiter } from "./keygate.js";
+
+// The key registry Durable Object. Its alarm (webhook deliveries, crates/worker/src/webhooks.rs)
+// reaches the Rust side as a PUT to its fetch (the registry's own calls are POSTs): the wasm
+// exports one handler per object, not a second future for the alarm. A failed run rejects, so
+// the runtime retries it as before.
+export class KeyRegistry extends Registry {
+  alarm() {
+    return this.fetch(new Request("https://registry.keygate.internal/alarm", { method: "PUT" }));
+  }
+}
 
 // The admin API's OpenAPI document (text), for the Rust side to answer
 // GET <ADMIN_PREFIX>/openapi.json with after it has authenticated the caller

@@ -118,17 +118,30 @@ export async function durablePost(namespace, name, body) {
 }
 
 // POST a batch of webhook attempts in parallel: fields (url, headers as "name\nvalue\n…", body)
-// each ended by "\u0001". No redirect is followed (a 3xx is a failed attempt); each is aborted
-// after timeoutMs. A promise of the outcomes in order, comma-separated: the HTTP status, -1 on
-// timeout, 0 when no answer came.
-export function postWebhooks(batch, timeoutMs) {
-  const fields = batch.split("\u0001"), sent = [];
+// each ended by "\u0001". Each is signed here (Standard Webhooks, the same as the Rust reference
+// keygate_core::webhook::sign): webhook-signature is "v1," and the base64 of HMAC-SHA256 keyed
+// with `secret` (bytes, never logged) over "{webhook-id}.{webhook-timestamp}.{body}". No redirect
+// is followed (a 3xx is a failed attempt); each is aborted after timeoutMs. A promise of the
+// outcomes in order, comma-separated: the HTTP status, -1 on timeout, 0 when no answer came.
+export async function postWebhooks(batch, timeoutMs, secret) {
+  const key = await crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const fields = batch.split("\u0001"), sent = [], utf8 = new TextEncoder();
   for (let i = 0; i + 2 < fields.length; i += 3) {
-    const parts = fields[i + 1].split("\n"), headers = Object.create(null);
+    const parts = fields[i + 1].split("\n"), headers = Object.create(null), body = fields[i + 2];
     for (let j = 0; j + 1 < parts.length; j += 2) headers[parts[j]] = parts[j + 1];
+    const signed = utf8.encode(headers["webhook-id"] + "." + headers["webhook-timestamp"] + "." + body);
+    const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, signed));
+    headers["webhook-signature"] = "v1," + btoa(String.fromCharCode(...mac));
     const done = (r) => { const s = r.status; return r.body ? r.body.cancel().then(() => s, () => s) : s; };
-    sent.push(fetch(fields[i], { method: "POST", headers, body: fields[i + 2], redirect: "manual", signal: AbortSignal.timeout(timeoutMs) })
+    sent.push(fetch(fields[i], { method: "POST", headers, body, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) })
       .then(done, (e) => (e && e.name === "TimeoutError" ? -1 : 0)));
   }
-  return Promise.all(sent).then((outcomes) => outcomes.join(","));
+  return (await Promise.all(sent)).join(",");
+}
+
+// Set a registry's alarm (crates/worker/src/webhooks.rs) to the earliest pending outbox row, at
+// its unix ms; none pending: the alarm is left as it is. Async so that a failed query rejects.
+export async function scheduleWebhooks(state) {
+  const next = state.storage.sql.exec("SELECT MIN(next_at) AS next FROM webhook_events WHERE state = 'pending'").one().next;
+  if (next != null) await state.storage.setAlarm(next);
 }

@@ -17,7 +17,7 @@
 //! Webhooks ([`crate::webhooks`]): every change's events go to the outbox in the same operation,
 //! right after its audit entry; the object's alarm delivers them.
 
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
 use keygate_core::admin::lifecycle::{self, AuditEntry};
 use keygate_core::admin::protocol::{credits_of, decode_cursor, encode_cursor, Failure, Op, Reply, FIRST_PAGE_AFTER, MAX_SAFE_INTEGER};
@@ -56,9 +56,18 @@ CREATE TABLE IF NOT EXISTS directory (
 CREATE TABLE IF NOT EXISTS last_used (
   id TEXT PRIMARY KEY,
   at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roll_grace (
+  old_id TEXT PRIMARY KEY,
+  new_id TEXT NOT NULL,
+  after_ms INTEGER NOT NULL,
+  unused_ms INTEGER,
+  max_end INTEGER NOT NULL,
+  end_at INTEGER NOT NULL,
+  first_new INTEGER
 );";
 
-#[durable_object(alarm)]
+#[durable_object(fetch)]
 pub struct KeyRegistry {
     state: State,
     env: Env,
@@ -70,6 +79,11 @@ impl DurableObject for KeyRegistry {
     }
 
     async fn fetch(&self, mut request: Request) -> Result<Response> {
+        // The alarm, which entry.js hands over as a PUT (every operation is a POST).
+        if request.method() == Method::Put {
+            crate::webhooks::deliver(&self.state, &self.env).await?;
+            return Response::empty();
+        }
         let outcome: std::result::Result<Reply, Failure> = match read_json::<Op>(&mut request).await {
             Err(_) => Err(Failure::Store("undecodable registry request".into())),
             Ok(op) => {
@@ -86,11 +100,6 @@ impl DurableObject for KeyRegistry {
         };
         Response::from_json(&outcome)
     }
-
-    async fn alarm(&self) -> Result<Response> {
-        crate::webhooks::deliver(&self.state, &self.env).await?;
-        Response::empty()
-    }
 }
 
 pub(crate) fn store_failure(context: &str) -> impl Fn(worker::Error) -> Failure + '_ {
@@ -104,7 +113,6 @@ fn texts(cursor: Result<worker::SqlCursor>) -> Result<Vec<String>> {
 
 async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, Failure> {
     sql.exec(SCHEMA, None).map_err(store_failure("schema"))?;
-    sql.exec(crate::roll_grace::SCHEMA, None).map_err(store_failure("schema"))?;
     match op {
         Op::Register(id, project) => {
             sql.exec("INSERT OR REPLACE INTO directory (id, project) VALUES (?, ?)", vec![id.into(), project.into()])

@@ -5,6 +5,9 @@
 //! registry's normal change path (limiter, KV, record, audit entry with the reason); a rule
 //! whose old key has ended, or was changed by an admin, is deleted.
 //!
+//! The table (in the registry's schema, made with its other tables): the ids, the rule in ms,
+//! the end it last set and the new key's first reported use.
+//!
 //! The new key's first use is the latest use in the first report that names it (a report
 //! carries each key's latest use in its batch): at or after the true first use, so the old key
 //! never ends earlier than the rule says.
@@ -19,11 +22,6 @@ use keygate_core::rotation::{decide, moved, Decision, Pending, Uses};
 use crate::durable::rows;
 use crate::key_registry::{load, store_failure};
 use crate::now_ms;
-
-/// The pending rules (in the registry's schema): ids, the rule in ms, the end it last set and
-/// the new key's first reported use.
-pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS roll_grace (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL, \
-                          after_ms INTEGER NOT NULL, unused_ms INTEGER, max_end INTEGER NOT NULL, end_at INTEGER NOT NULL, first_new INTEGER)";
 
 /// An old key's moved end: `(hash, (record, audit entry))`.
 pub type Move = (String, (KeyRecord, AuditEntry));

@@ -72,9 +72,17 @@ extern "C" {
     #[wasm_bindgen(js_name = fetchBytes)]
     pub fn fetch_bytes(url: &str) -> js_sys::Promise;
 
-    /// POSTs a batch of webhook attempts at once (each [`keygate_core::webhook::batch_entry`]),
-    /// no redirect followed, each aborted after `timeout_ms`: a promise of their outcomes in
-    /// order, comma-separated: an HTTP status, `-1` on timeout, `0` when no answer came.
+    /// POSTs a batch of webhook attempts at once (each [`keygate_core::webhook::batch_entry`]
+    /// with [`keygate_core::webhook::WebhookSettings::unsigned_headers`]), each signed with
+    /// `secret` (the Standard Webhooks `webhook-signature` of
+    /// [`keygate_core::webhook::WebhookSettings::headers`], by Web Crypto), no redirect followed,
+    /// each aborted after `timeout_ms`: a promise of their outcomes in order, comma-separated: an
+    /// HTTP status, `-1` on timeout, `0` when no answer came.
     #[wasm_bindgen(js_name = postWebhooks)]
-    pub fn post_webhooks(batch: &str, timeout_ms: f64) -> js_sys::Promise;
+    pub fn post_webhooks(batch: &str, timeout_ms: f64, secret: &[u8]) -> js_sys::Promise;
+
+    /// Sets a registry's alarm to its earliest pending webhook row (`MIN(next_at)` of the
+    /// outbox), or leaves it when none is pending: a promise that rejects when either step fails.
+    #[wasm_bindgen(js_name = scheduleWebhooks)]
+    pub fn schedule_webhooks(state: &worker::worker_sys::DurableObjectState) -> js_sys::Promise;
 }

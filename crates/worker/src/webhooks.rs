@@ -171,47 +171,61 @@ pub async fn arm(state: &State) {
 }
 
 /// Sets the alarm to the earliest pending row (the one alarm time that is right: every pending
-/// row is considered), unless none is pending.
+/// row is considered), unless none is pending: one runtime call (`scheduleWebhooks`).
 async fn schedule(state: &State) -> worker::Result<()> {
-    let sql = state.storage().sql();
-    let next = rows(sql.exec("SELECT MIN(next_at) FROM webhook_events WHERE state = 'pending'", None)?)?;
-    match next.first().map(|row| row.optional_int(0)).transpose()?.flatten() {
-        Some(next) => state.storage().set_alarm(next - now_ms()).await,
-        None => Ok(()),
-    }
+    JsFuture::from(crate::runtime::schedule_webhooks(state.as_raw())).await?;
+    Ok(())
 }
 
 /// The registry's alarm: delivers the due rows (in parallel, one runtime call), records each
-/// attempt, prunes, and sets the next alarm. `Err` makes the runtime retry the run.
+/// attempt, prunes, and sets the next alarm. `Err` makes the runtime retry the run. Only the
+/// two runtime calls are awaited; the SQLite work around them is plain functions.
 pub async fn deliver(state: &State, env: &Env) -> worker::Result<()> {
     let Some(config) = configured(env) else { return Ok(()) };
     let Some(settings) = &config.webhooks else { return Ok(()) };
     let sql = state.storage().sql();
-    sql.exec(SCHEMA, None)?;
     let now = now_ms();
+    let (batch, sent) = due(&sql, settings, now)?;
+    let statuses = match batch.is_empty() {
+        true => String::new(),
+        false => {
+            let post = crate::runtime::post_webhooks(&batch, webhook::ATTEMPT_TIMEOUT_MS as f64, settings.secret());
+            JsFuture::from(post).await?.as_string().unwrap_or_default()
+        }
+    };
+    record(&sql, settings, sent, &statuses, now)?;
+    schedule(state).await
+}
+
+/// A due row: `(rowid, event id, attempts so far (JSON), tries, whether its URL is configured)`.
+type Due = (i64, String, String, i64, bool);
+
+/// The due rows (up to [`DELIVERIES_PER_RUN`]) and the batch of requests for the configured
+/// ones: only configured endpoints are ever called; a row for a removed one fails without one.
+fn due(sql: &SqlStorage, settings: &webhook::WebhookSettings, now: i64) -> worker::Result<(String, Vec<Due>)> {
+    sql.exec(SCHEMA, None)?;
     let due = rows(sql.exec(
         "SELECT rowid, id, url, body, attempts, tries FROM webhook_events WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?",
         vec![SqlStorageValue::Integer(now), SqlStorageValue::Integer(DELIVERIES_PER_RUN as i64)],
     )?)?;
-    // Only configured endpoints are ever called: a row for a removed one fails without a request.
     let mut batch = String::new();
-    let mut rows_sent = Vec::with_capacity(due.len());
+    let mut sent = Vec::with_capacity(due.len());
     for mut row in due {
         let (rowid, id, url, body, attempts, tries) = (row.int(0)?, row.text(1)?, row.text(2)?, row.text(3)?, row.text(4)?, row.int(5)?);
         let configured = settings.urls.contains(&url);
         if configured {
-            batch.push_str(&webhook::batch_entry(&url, &settings.headers(&id, &body, now), &body));
+            batch.push_str(&webhook::batch_entry(&url, &settings.unsigned_headers(&id, now), &body));
         }
-        rows_sent.push((rowid, id, attempts, tries, configured));
+        sent.push((rowid, id, attempts, tries, configured));
     }
-    let statuses = match batch.is_empty() {
-        true => String::new(),
-        false => {
-            JsFuture::from(crate::runtime::post_webhooks(&batch, webhook::ATTEMPT_TIMEOUT_MS as f64)).await?.as_string().unwrap_or_default()
-        }
-    };
+    Ok((batch, sent))
+}
+
+/// Records each attempt of `sent` (`statuses` in order for the configured ones, comma-separated)
+/// with the row's next state, and prunes finished rows past [`KEEP_FINISHED_MS`].
+fn record(sql: &SqlStorage, settings: &webhook::WebhookSettings, sent: Vec<Due>, statuses: &str, now: i64) -> worker::Result<()> {
     let mut statuses = statuses.split(',');
-    for (rowid, id, attempts, tries, configured) in rows_sent {
+    for (rowid, id, attempts, tries, configured) in sent {
         let status = if configured { statuses.next().and_then(|s| s.parse().ok()).unwrap_or(0) } else { 0 };
         let tries = tries + 1;
         let (next_state, next_at) = match (webhook::delivered(status), settings.retry_at(tries as usize, now).filter(|_| configured)) {
@@ -237,7 +251,7 @@ pub async fn deliver(state: &State, env: &Env) -> worker::Result<()> {
         "DELETE FROM webhook_events WHERE state != 'pending' AND created_at < ?",
         vec![SqlStorageValue::Integer(now.saturating_sub(KEEP_FINISHED_MS))],
     )?;
-    schedule(state).await
+    Ok(())
 }
 
 /// The limiter's side: the thresholds to watch and which crossings of the family's quota
