@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use common::{Gateway, Options};
+use common::{base64, Gateway, Options};
 
 /// The signing key (test-only bytes) and its `whsec_` form.
 const KEY: &[u8; 32] = b"keygate-webhook-test-key-32bytes";
@@ -113,18 +113,6 @@ fn read_request(connection: &mut std::net::TcpStream) -> Option<(String, HashMap
         data.extend_from_slice(&buffer[..n]);
     }
     Some((path, headers, String::from_utf8_lossy(&data[head_end..head_end + length]).to_string()))
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-        }
-    }
-    out
 }
 
 /// The Standard Webhooks check, done independently of keygate: HMAC-SHA256 (ring) over

@@ -633,3 +633,17 @@ pub fn find_in_tree(dir: &Path, needles: &[&str]) -> Vec<(PathBuf, String)> {
     }
     found
 }
+
+/// Standard base64 with padding (RFC 4648 §4), written here so the tests check keygate's
+/// encodings against an implementation of their own.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}

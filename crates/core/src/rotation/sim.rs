@@ -20,31 +20,12 @@
 //!   `E = max_end`; `old_key_unused` only with Y set and `E = max(L + Y, time of the move)`;
 //!   `new_key_in_use` with `E = max(F + X, time of the move)`.
 
+use crate::testing::Rng;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::{decide, Decision, Pending, Reason, Uses};
 use crate::seen::LastUse;
-
-/// splitmix64: a tiny seeded generator, enough for reproducible schedules.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (n ≥ 1).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 const ROLL: i64 = 1_000_000;
 const OLD: &str = "key_old";

@@ -27,32 +27,13 @@
 //!   balance + the amount per day started since. So the balance never went below zero and the
 //!   admitted cost never exceeded the initial balance plus the refills.
 
+use crate::testing::Rng;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::{Admit, Grant, Lease, LeaseLedger, Renewal, Renewed};
 use crate::limit::algorithm::{decide, LimitSpec, LimitState};
 use crate::limit::credits::{self, Credits, Interval, Refill, RefillMode};
-
-/// splitmix64: a tiny seeded generator, enough for reproducible schedules.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (n ≥ 1).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
 
 enum Event {
     Arrive {
