@@ -186,11 +186,12 @@ pub async fn deliver(state: &State, env: &Env) -> worker::Result<()> {
     let sql = state.storage().sql();
     let now = now_ms();
     let (batch, sent) = due(&sql, settings, now)?;
+    // The outcomes, in order: a JS array of numbers (empty when nothing was sent).
     let statuses = match batch.is_empty() {
-        true => String::new(),
+        true => js_sys::Array::new(),
         false => {
             let post = crate::runtime::post_webhooks(&batch, webhook::ATTEMPT_TIMEOUT_MS as f64, settings.secret());
-            JsFuture::from(post).await?.as_string().unwrap_or_default()
+            js_sys::Array::from(&JsFuture::from(post).await?)
         }
     };
     record(&sql, settings, sent, &statuses, now)?;
@@ -221,12 +222,12 @@ fn due(sql: &SqlStorage, settings: &webhook::WebhookSettings, now: i64) -> worke
     Ok((batch, sent))
 }
 
-/// Records each attempt of `sent` (`statuses` in order for the configured ones, comma-separated)
+/// Records each attempt of `sent` (`statuses` in order for the configured ones)
 /// with the row's next state, and prunes finished rows past [`KEEP_FINISHED_MS`].
-fn record(sql: &SqlStorage, settings: &webhook::WebhookSettings, sent: Vec<Due>, statuses: &str, now: i64) -> worker::Result<()> {
-    let mut statuses = statuses.split(',');
+fn record(sql: &SqlStorage, settings: &webhook::WebhookSettings, sent: Vec<Due>, statuses: &js_sys::Array, now: i64) -> worker::Result<()> {
+    let mut statuses = statuses.iter();
     for (rowid, id, attempts, tries, configured) in sent {
-        let status = if configured { statuses.next().and_then(|s| s.parse().ok()).unwrap_or(0) } else { 0 };
+        let status = if configured { statuses.next().and_then(|s| s.as_f64()).map_or(0, |s| s as i64) } else { 0 };
         let tries = tries + 1;
         let (next_state, next_at) = match (webhook::delivered(status), settings.retry_at(tries as usize, now).filter(|_| configured)) {
             (true, _) => ("delivered", None),
