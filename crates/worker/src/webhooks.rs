@@ -212,12 +212,13 @@ fn due(sql: &SqlStorage, settings: &webhook::WebhookSettings, now: i64) -> worke
     let mut batch = String::new();
     let mut sent = Vec::with_capacity(due.len());
     for mut row in due {
-        let (rowid, id, url, body, attempts, tries) = (row.int(0)?, row.text(1)?, row.text(2)?, row.text(3)?, row.text(4)?, row.int(5)?);
+        let id = row.text(1)?;
+        let url = row.text(2)?;
         let configured = settings.urls.contains(&url);
         if configured {
-            batch.push_str(&webhook::batch_entry(&url, &settings.unsigned_headers(&id, now), &body));
+            batch.push_str(&webhook::batch_entry(&url, &settings.unsigned_headers(&id, now), &row.text(3)?));
         }
-        sent.push((rowid, id, attempts, tries, configured));
+        sent.push((row.int(0)?, id, row.text(4)?, row.int(5)?, configured));
     }
     Ok((batch, sent))
 }
