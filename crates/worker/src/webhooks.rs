@@ -292,11 +292,20 @@ impl QuotaWatch {
 
     /// The crossings of `specs`/`states` (after a grant) not reported yet.
     fn unreported(&self, specs: &[LimitSpec], states: &[LimitState]) -> Vec<QuotaCrossing> {
-        let crossings = webhook::quota_crossings(&self.thresholds, specs, states);
         let mut reported = self.reported.borrow_mut();
-        // Forget the crossings not seen now (windows that ended): their names never come back.
-        reported.retain(|name| crossings.iter().any(|c| c.name() == *name));
-        crossings.into_iter().filter(|c| !reported.contains(&c.name())).collect()
+        // Remember only the reported crossings seen now: those not seen (windows that ended)
+        // never come back.
+        let (mut seen, mut unreported) = (Vec::new(), Vec::new());
+        for crossing in webhook::quota_crossings(&self.thresholds, specs, states) {
+            let name = crossing.name();
+            if reported.contains(&name) {
+                seen.push(name);
+            } else {
+                unreported.push(crossing);
+            }
+        }
+        *reported = seen;
+        unreported
     }
 
     /// Has key `key_id`'s registry enqueue each crossing; one that fails is tried again on the
