@@ -230,7 +230,7 @@ fn base64_encode(bytes: &[u8], out: &mut String) {
 
 /// A new event id: `evt_` and 16 random base62 characters.
 pub fn new_event_id() -> Result<String, getrandom::Error> {
-    crate::key::generate_id().map(|id| id.replacen("key_", "evt_", 1))
+    crate::key::random_base62(16).map(|id| ["evt_", &id].concat())
 }
 
 /// One event for the outbox.
