@@ -121,8 +121,8 @@ export async function durablePost(namespace, name, body) {
 // each ended by "\u0001". Each is signed here (Standard Webhooks, the same as the Rust reference
 // keygate_core::webhook::sign): webhook-signature is "v1," and the base64 of HMAC-SHA256 keyed
 // with `secret` (bytes, never logged) over "{webhook-id}.{webhook-timestamp}.{body}". No redirect
-// is followed (a 3xx is a failed attempt); each is aborted after timeoutMs. A promise of the
-// outcomes in order, comma-separated: the HTTP status, -1 on timeout, 0 when no answer came.
+// is followed (a 3xx is a failed attempt); each is aborted after timeoutMs. A promise of an
+// array of the outcomes in order: the HTTP status, -1 on timeout, 0 when no answer came.
 export async function postWebhooks(batch, timeoutMs, secret) {
   const key = await crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   const fields = batch.split("\u0001"), sent = [], utf8 = new TextEncoder();
@@ -136,7 +136,7 @@ export async function postWebhooks(batch, timeoutMs, secret) {
     sent.push(fetch(fields[i], { method: "POST", headers, body, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) })
       .then(done, (e) => (e && e.name === "TimeoutError" ? -1 : 0)));
   }
-  return (await Promise.all(sent)).join(",");
+  return Promise.all(sent);
 }
 
 // Set a registry's alarm (crates/worker/src/webhooks.rs) to the earliest pending outbox row, at

@@ -76,8 +76,8 @@ extern "C" {
     /// with [`keygate_core::webhook::WebhookSettings::unsigned_headers`]), each signed with
     /// `secret` (the Standard Webhooks `webhook-signature` of
     /// [`keygate_core::webhook::WebhookSettings::headers`], by Web Crypto), no redirect followed,
-    /// each aborted after `timeout_ms`: a promise of their outcomes in order, comma-separated: an
-    /// HTTP status, `-1` on timeout, `0` when no answer came.
+    /// each aborted after `timeout_ms`: a promise of an array of their outcomes in order (numbers):
+    /// an HTTP status, `-1` on timeout, `0` when no answer came.
     #[wasm_bindgen(js_name = postWebhooks)]
     pub fn post_webhooks(batch: &str, timeout_ms: f64, secret: &[u8]) -> js_sys::Promise;
 

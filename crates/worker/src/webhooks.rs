@@ -186,11 +186,12 @@ pub async fn deliver(state: &State, env: &Env) -> worker::Result<()> {
     let sql = state.storage().sql();
     let now = now_ms();
     let (batch, sent) = due(&sql, settings, now)?;
+    // The outcomes, in order: a JS array of numbers (empty when nothing was sent).
     let statuses = match batch.is_empty() {
-        true => String::new(),
+        true => js_sys::Array::new(),
         false => {
             let post = crate::runtime::post_webhooks(&batch, webhook::ATTEMPT_TIMEOUT_MS as f64, settings.secret());
-            JsFuture::from(post).await?.as_string().unwrap_or_default()
+            js_sys::Array::from(&JsFuture::from(post).await?)
         }
     };
     record(&sql, settings, sent, &statuses, now)?;
@@ -211,22 +212,23 @@ fn due(sql: &SqlStorage, settings: &webhook::WebhookSettings, now: i64) -> worke
     let mut batch = String::new();
     let mut sent = Vec::with_capacity(due.len());
     for mut row in due {
-        let (rowid, id, url, body, attempts, tries) = (row.int(0)?, row.text(1)?, row.text(2)?, row.text(3)?, row.text(4)?, row.int(5)?);
+        let id = row.text(1)?;
+        let url = row.text(2)?;
         let configured = settings.urls.contains(&url);
         if configured {
-            batch.push_str(&webhook::batch_entry(&url, &settings.unsigned_headers(&id, now), &body));
+            batch.push_str(&webhook::batch_entry(&url, &settings.unsigned_headers(&id, now), &row.text(3)?));
         }
-        sent.push((rowid, id, attempts, tries, configured));
+        sent.push((row.int(0)?, id, row.text(4)?, row.int(5)?, configured));
     }
     Ok((batch, sent))
 }
 
-/// Records each attempt of `sent` (`statuses` in order for the configured ones, comma-separated)
+/// Records each attempt of `sent` (`statuses` in order for the configured ones)
 /// with the row's next state, and prunes finished rows past [`KEEP_FINISHED_MS`].
-fn record(sql: &SqlStorage, settings: &webhook::WebhookSettings, sent: Vec<Due>, statuses: &str, now: i64) -> worker::Result<()> {
-    let mut statuses = statuses.split(',');
+fn record(sql: &SqlStorage, settings: &webhook::WebhookSettings, sent: Vec<Due>, statuses: &js_sys::Array, now: i64) -> worker::Result<()> {
+    let mut statuses = statuses.iter();
     for (rowid, id, attempts, tries, configured) in sent {
-        let status = if configured { statuses.next().and_then(|s| s.parse().ok()).unwrap_or(0) } else { 0 };
+        let status = if configured { statuses.next().and_then(|s| s.as_f64()).map_or(0, |s| s as i64) } else { 0 };
         let tries = tries + 1;
         let (next_state, next_at) = match (webhook::delivered(status), settings.retry_at(tries as usize, now).filter(|_| configured)) {
             (true, _) => ("delivered", None),
@@ -290,11 +292,20 @@ impl QuotaWatch {
 
     /// The crossings of `specs`/`states` (after a grant) not reported yet.
     fn unreported(&self, specs: &[LimitSpec], states: &[LimitState]) -> Vec<QuotaCrossing> {
-        let crossings = webhook::quota_crossings(&self.thresholds, specs, states);
         let mut reported = self.reported.borrow_mut();
-        // Forget the crossings not seen now (windows that ended): their names never come back.
-        reported.retain(|name| crossings.iter().any(|c| c.name() == *name));
-        crossings.into_iter().filter(|c| !reported.contains(&c.name())).collect()
+        // Remember only the reported crossings seen now: those not seen (windows that ended)
+        // never come back.
+        let (mut seen, mut unreported) = (Vec::new(), Vec::new());
+        for crossing in webhook::quota_crossings(&self.thresholds, specs, states) {
+            let name = crossing.name();
+            if reported.contains(&name) {
+                seen.push(name);
+            } else {
+                unreported.push(crossing);
+            }
+        }
+        *reported = seen;
+        unreported
     }
 
     /// Has key `key_id`'s registry enqueue each crossing; one that fails is tried again on the
