@@ -272,6 +272,53 @@ mod tests {
         failures.into_iter().map(Err::<Reply, Failure>).for_each(assert_round_trips);
     }
 
+    /// Every field of an update, set and cleared, reads back as written (its decoder is the
+    /// edge's field readers without the deployment's rules).
+    #[test]
+    fn every_update_field_round_trips() {
+        use crate::admin::patch::Patch::{Clear, Set};
+        use crate::limit::credits::{Credits, Interval, Refill, RefillMode};
+        let set = UpdateKey {
+            name: Some("site".into()),
+            role: Set("any-role".into()),
+            scopes: Some(vec!["content:read".into(), "x:*".into()]),
+            valid_from: Set(crate::timestamp::Timestamp(1_700_000_000_123)),
+            valid_to: Set(crate::timestamp::Timestamp(1_800_000_000_000)),
+            status: Some(Status::Active),
+            allowed_origins: Set(vec!["https://a.example".into()]),
+            allowed_networks: Some(vec!["203.0.113.0/24".into(), "2001:db8::1".into()]),
+            allowed_countries: Some(vec!["DE".into()]),
+            meta: Some([("team".to_string(), "core".to_string())].into()),
+            tier: Set("any-tier".into()),
+            limits: Set(vec![crate::limit::algorithm::LimitSpec::new("burst", 10, 60)]),
+            limit_mode: Set(crate::record::LimitMode::Fast),
+            credits: Set(Credits { refill: Some(Refill { amount: 5, interval: Interval::Month, mode: RefillMode::Add }) }),
+            may_have_no_permissions: true,
+        };
+        let cleared = UpdateKey {
+            role: Clear,
+            scopes: Some(vec![]),
+            valid_from: Clear,
+            valid_to: Clear,
+            status: Some(Status::Inactive),
+            allowed_origins: Clear,
+            allowed_networks: Some(vec![]),
+            allowed_countries: Some(vec![]),
+            meta: Some(BTreeMap::new()),
+            tier: Clear,
+            limits: Clear,
+            limit_mode: Clear,
+            credits: Set(Credits::default()),
+            ..UpdateKey::default()
+        };
+        let no_limits = UpdateKey { credits: Clear, limits: Set(vec![]), ..UpdateKey::default() };
+        for change in [set, cleared, no_limits] {
+            assert_round_trips(Op::Update("key_a".into(), change));
+        }
+        assert!(serde_json::from_str::<UpdateKey>(r#"{"status":"revoked"}"#).is_err());
+        assert!(serde_json::from_str::<UpdateKey>(r#"["site"]"#).is_err());
+    }
+
     /// The typed change carries keep, clear and set as absent, `null` and a value.
     #[test]
     fn an_update_carries_keep_clear_and_set() {

@@ -85,8 +85,10 @@ pub struct CreateKey {
 /// that can be empty is a [`Patch`] (`null` in the body clears it).
 ///
 /// Validated once, at the admin API's edge, and carried to the registry as it is (serde: an
-/// unchanged field is absent, a cleared one `null`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// unchanged field is absent, a cleared one `null`). The registry reads it back with the edge's
+/// own field readers (no rules: its role, scopes and tier were checked), not a derived decoder,
+/// which would read it as an array too (~5 KB of wasm before `wasm-opt`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UpdateKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -122,6 +124,15 @@ pub struct UpdateKey {
     /// Whether the result may have neither role nor scopes (`EMPTY_SCOPES=all`, from [`Rules`]).
     #[serde(default)]
     pub may_have_no_permissions: bool,
+}
+
+impl<'de> Deserialize<'de> for UpdateKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::Object(map) => update_of(&map, None, Problems::default()).map_err(|_| serde::de::Error::custom("invalid update")),
+            _ => Err(serde::de::Error::custom("an update is an object")),
+        }
+    }
 }
 
 /// `POST /keys/{id}/roll`.
@@ -215,12 +226,13 @@ fn name(value: &Value, problems: &mut Problems) -> String {
     }
 }
 
-fn role(value: &Value, rules: &Rules<'_>, problems: &mut Problems) -> Option<String> {
+/// A role (`rules`: `None` for an update the edge validated, [`UpdateKey`]'s decoder).
+fn role(value: &Value, rules: Option<&Rules<'_>>, problems: &mut Problems) -> Option<String> {
     match value {
         Value::Null => None,
-        Value::String(role) if rules.roles.scopes_of(role).is_some() => Some(role.clone()),
+        Value::String(role) if rules.is_none_or(|rules| rules.roles.scopes_of(role).is_some()) => Some(role.clone()),
         _ => {
-            let known: Vec<&str> = rules.roles.names().collect();
+            let known: Vec<&str> = rules.map(|rules| rules.roles.names().collect()).unwrap_or_default();
             problems.add("role", format!("must be one of: {}", known.join(", ")));
             None
         }
@@ -236,7 +248,7 @@ pub fn is_grantable(scope: &str, configured: &[String]) -> bool {
     scope.strip_suffix(":*").is_some_and(|resource| configured.iter().any(|s| s.split_once(':').is_some_and(|(r, _)| r == resource)))
 }
 
-fn scopes(value: &Value, rules: &Rules<'_>, problems: &mut Problems) -> Vec<String> {
+fn scopes(value: &Value, rules: Option<&Rules<'_>>, problems: &mut Problems) -> Vec<String> {
     let Some(list) = value.as_array() else {
         problems.add("scopes", "must be a list of scopes");
         return Vec::new();
@@ -244,7 +256,7 @@ fn scopes(value: &Value, rules: &Rules<'_>, problems: &mut Problems) -> Vec<Stri
     let mut out = Vec::new();
     for item in list {
         match item.as_str() {
-            Some(scope) if is_grantable(scope, rules.scopes) => {
+            Some(scope) if rules.is_none_or(|rules| is_grantable(scope, rules.scopes)) => {
                 if !out.iter().any(|s| s == scope) {
                     out.push(scope.to_string());
                 }
@@ -390,12 +402,12 @@ fn meta(value: &Value, problems: &mut Problems) -> BTreeMap<String, String> {
     out
 }
 
-fn tier(value: &Value, rules: &Rules<'_>, problems: &mut Problems) -> Option<String> {
+fn tier(value: &Value, rules: Option<&Rules<'_>>, problems: &mut Problems) -> Option<String> {
     match value {
         Value::Null => None,
-        Value::String(name) if rules.tiers.contains_key(name) => Some(name.clone()),
+        Value::String(name) if rules.is_none_or(|rules| rules.tiers.contains_key(name)) => Some(name.clone()),
         _ => {
-            let known: Vec<&str> = rules.tiers.keys().map(String::as_str).collect();
+            let known: Vec<&str> = rules.map(|rules| rules.tiers.keys().map(String::as_str).collect()).unwrap_or_default();
             problems.add("tier", format!("must be one of: {} (or null)", known.join(", ")));
             None
         }
@@ -552,8 +564,8 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
     if !rules.key_format.mints(env) {
         problems.add("env", format!("must be \"live\": this gateway's key format (KEY_ENV_SEGMENTS) has no segment for {env} keys"));
     }
-    let role = map.get("role").and_then(|v| role(v, rules, &mut problems));
-    let scopes = map.get("scopes").map(|v| scopes(v, rules, &mut problems)).unwrap_or_default();
+    let role = map.get("role").and_then(|v| role(v, Some(rules), &mut problems));
+    let scopes = map.get("scopes").map(|v| scopes(v, Some(rules), &mut problems)).unwrap_or_default();
     let bare = role.is_none() && scopes.is_empty();
     if bare && rules.empty_scopes == EmptyScopes::None && !problems.0.contains_key("role") && !problems.0.contains_key("scopes") {
         problems.add("scopes", "a key needs a role or at least one scope");
@@ -564,7 +576,7 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
     let allowed_networks = map.get("allowed_networks").map(|v| networks(v, &mut problems)).unwrap_or_default();
     let allowed_countries = map.get("allowed_countries").map(|v| countries(v, &mut problems)).unwrap_or_default();
     let meta = map.get("meta").map(|v| meta(v, &mut problems)).unwrap_or_default();
-    let tier = map.get("tier").and_then(|v| tier(v, rules, &mut problems));
+    let tier = map.get("tier").and_then(|v| tier(v, Some(rules), &mut problems));
     let limits = map.get("limits").and_then(|v| limits(v, &mut problems));
     let limit_mode = map.get("limit_mode").and_then(|v| limit_mode(v, &mut problems));
     let credits = map.get("credits").and_then(|v| credits(v, true, &mut problems));
@@ -610,7 +622,17 @@ pub fn parse_update(body: &[u8], rules: &Rules<'_>) -> Result<UpdateKey, Gateway
     if map.is_empty() {
         problems.add("body", "names no field to change");
     }
-    let mut update = UpdateKey { may_have_no_permissions: rules.empty_scopes == EmptyScopes::All, ..UpdateKey::default() };
+    update_of(&map, Some(rules), problems)
+}
+
+/// The fields of an update body (`rules`: the edge's), or of an update the edge validated
+/// (`None`: [`UpdateKey`]'s decoder, each field read as the edge wrote it).
+fn update_of(map: &Map<String, Value>, rules: Option<&Rules<'_>>, mut problems: Problems) -> Result<UpdateKey, GatewayError> {
+    let may_have_no_permissions = match rules {
+        Some(rules) => rules.empty_scopes == EmptyScopes::All,
+        None => map.get("may_have_no_permissions") == Some(&Value::Bool(true)),
+    };
+    let mut update = UpdateKey { may_have_no_permissions, ..UpdateKey::default() };
     if let Some(value) = map.get("name") {
         update.name = Some(name(value, &mut problems));
     }
