@@ -183,7 +183,8 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
         }
         Op::Audit(id) => {
             load(sql, &id)?;
-            Ok(Reply::Audit(audit_of(sql, &id)?))
+            let items = audit_of(sql, &id)?;
+            Ok(Reply::Json(keygate_core::json::object([("items", keygate_core::json::value_of(&items))]).to_string()))
         }
         Op::Credits(text) => {
             let (id, set, amount) = credits_of(&text).ok_or_else(|| Failure::Store("malformed credits change".into()))?;

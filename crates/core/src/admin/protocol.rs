@@ -90,13 +90,13 @@ pub enum Reply {
     /// A page: (records, the last use of each in unix ms or `None` if never reported, the next
     /// page's cursor).
     Page(Vec<KeyRecord>, Vec<Option<i64>>, Option<String>),
-    /// Audit entries, oldest first.
-    Audit(Vec<AuditEntry>),
     /// The owning project.
     Project(String),
     /// A key's credits balance after a change.
     Credits(u64),
-    /// A JSON document built by the registry, passed through as the admin API's body.
+    /// A JSON document built by the registry, passed through as the admin API's body (a key's
+    /// webhook deliveries; its audit log, `{"items": [entries, oldest first]}`, written as the
+    /// worker wrote it, so the worker needs no decoder of audit entries).
     Json(String),
     /// Nothing to return.
     Done,
@@ -256,7 +256,6 @@ mod tests {
             Reply::Rolled(record.clone(), record.clone(), "cd".into()),
             Reply::Page(vec![record.clone(), record], vec![Some(1_800_000_000_000), None], Some("1.key_a".into())),
             Reply::Page(vec![], vec![], None),
-            Reply::Audit(vec![sample_audit()]),
             Reply::Project("acme".into()),
             Reply::Credits(17),
             Reply::Json(r#"{"items":[]}"#.into()),
