@@ -1,8 +1,10 @@
 //! Messages between the worker's admin handler and the registry Durable Object (internal).
 //!
 //! The worker authenticates, validates and generates key material; only the key's hash and
-//! hint cross into the registry, never the plaintext. A change arrives validated (an
-//! [`UpdateKey`], a create's record with its audit entry): the registry applies and stores it.
+//! hint cross into the registry, never the plaintext. A change arrives validated (a
+//! PATCH's body, which the registry reads again into an
+//! [`UpdateKey`](crate::admin::request::UpdateKey), a create's record with
+//! its audit entry): the registry applies and stores it.
 //!
 //! Encoding: serde's derive with its default, externally tagged form: a variant of one value as
 //! `{"get":"key_a"}`, of several as a list (`{"update":["key_a",{…}]}`), a unit variant as
@@ -23,7 +25,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::admin::lifecycle::AuditEntry;
-use crate::admin::request::UpdateKey;
 use crate::error::GatewayError;
 use crate::record::{KeyRecord, Status};
 
@@ -41,9 +42,10 @@ pub enum Op {
     List(Option<Status>, Option<String>, usize),
     /// One key, by id.
     Get(String),
-    /// Apply a validated PATCH to the stored record: `(key id, change)`
-    /// ([`crate::admin::lifecycle::update`]).
-    Update(String, UpdateKey),
+    /// Apply a validated PATCH to the stored record: `(key id, the edge's
+    /// [`crate::admin::request::UpdateKey::may_have_no_permissions`], the body the edge validated)`, read again by
+    /// [`crate::admin::request::validated_update`] ([`crate::admin::lifecycle::update`]).
+    Update(String, bool, String),
     /// Revoke the key with this id (a tombstone).
     Revoke(String),
     /// Roll to a new key whose hash and hint the worker computed: `(key id, new key's id, new
@@ -222,21 +224,13 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let record = sample_record();
-        let change = UpdateKey {
-            name: Some("n".into()),
-            role: crate::admin::patch::Patch::Clear,
-            valid_to: crate::admin::patch::Patch::Set(crate::timestamp::Timestamp(1_800_000_000_000)),
-            status: Some(Status::Inactive),
-            may_have_no_permissions: true,
-            ..UpdateKey::default()
-        };
         let ops = [
             Op::Create(record.clone(), "ab".into(), sample_audit()),
             Op::List(Some(Status::Inactive), Some("1.key_a".into()), 7),
             Op::List(None, None, 100),
             Op::Get("key_a".into()),
-            Op::Update("key_a".into(), change),
-            Op::Update("key_a".into(), UpdateKey::default()),
+            Op::Update("key_a".into(), true, r#"{"name":"n","role":null,"valid_to":"2027-01-15T08:00:00Z"}"#.into()),
+            Op::Update("key_a".into(), false, "{}".into()),
             Op::Revoke("key_a".into()),
             Op::Roll("key_a".into(), "key_b".into(), "cd".into(), "h".into(), 60, None, None),
             Op::Roll("key_a".into(), "key_b".into(), "cd".into(), "h".into(), 86_400, Some(600), Some(3600)),
@@ -271,69 +265,15 @@ mod tests {
         failures.into_iter().map(Err::<Reply, Failure>).for_each(assert_round_trips);
     }
 
-    /// Every field of an update, set and cleared, reads back as written (its decoder is the
-    /// edge's field readers without the deployment's rules).
+    /// A PATCH travels as the body the edge validated, with the edge's permission rule.
     #[test]
-    fn every_update_field_round_trips() {
-        use crate::admin::patch::Patch::{Clear, Set};
-        use crate::limit::credits::{Credits, Interval, Refill, RefillMode};
-        let set = UpdateKey {
-            name: Some("site".into()),
-            role: Set("any-role".into()),
-            scopes: Some(vec!["content:read".into(), "x:*".into()]),
-            valid_from: Set(crate::timestamp::Timestamp(1_700_000_000_123)),
-            valid_to: Set(crate::timestamp::Timestamp(1_800_000_000_000)),
-            status: Some(Status::Active),
-            allowed_origins: Set(vec!["https://a.example".into()]),
-            allowed_networks: Some(vec!["203.0.113.0/24".into(), "2001:db8::1".into()]),
-            allowed_countries: Some(vec!["DE".into()]),
-            meta: Some([("team".to_string(), "core".to_string())].into()),
-            tier: Set("any-tier".into()),
-            limits: Set(vec![crate::limit::algorithm::LimitSpec::new("burst", 10, 60)]),
-            limit_mode: Set(crate::record::LimitMode::Fast),
-            credits: Set(Credits { refill: Some(Refill { amount: 5, interval: Interval::Month, mode: RefillMode::Add }) }),
-            may_have_no_permissions: true,
-        };
-        let cleared = UpdateKey {
-            role: Clear,
-            scopes: Some(vec![]),
-            valid_from: Clear,
-            valid_to: Clear,
-            status: Some(Status::Inactive),
-            allowed_origins: Clear,
-            allowed_networks: Some(vec![]),
-            allowed_countries: Some(vec![]),
-            meta: Some(BTreeMap::new()),
-            tier: Clear,
-            limits: Clear,
-            limit_mode: Clear,
-            credits: Set(Credits::default()),
-            ..UpdateKey::default()
-        };
-        let no_limits = UpdateKey { credits: Clear, limits: Set(vec![]), ..UpdateKey::default() };
-        for change in [set, cleared, no_limits] {
-            assert_round_trips(Op::Update("key_a".into(), change));
-        }
-        assert!(serde_json::from_str::<UpdateKey>(r#"{"status":"revoked"}"#).is_err());
-        assert!(serde_json::from_str::<UpdateKey>(r#"["site"]"#).is_err());
-    }
-
-    /// The typed change carries keep, clear and set as absent, `null` and a value.
-    #[test]
-    fn an_update_carries_keep_clear_and_set() {
-        let change = UpdateKey {
-            role: crate::admin::patch::Patch::Clear,
-            tier: crate::admin::patch::Patch::Set("pro".into()),
-            ..UpdateKey::default()
-        };
-        let json = serde_json::to_string(&Op::Update("key_a".into(), change)).unwrap();
-        assert_eq!(json, r#"{"update":["key_a",{"role":null,"tier":"pro","may_have_no_permissions":false}]}"#);
+    fn an_update_carries_the_validated_body() {
+        let json = serde_json::to_string(&Op::Update("key_a".into(), true, r#"{"role":null,"tier":"pro"}"#.into())).unwrap();
+        assert_eq!(json, r#"{"update":["key_a",true,"{\"role\":null,\"tier\":\"pro\"}"]}"#);
     }
 
     #[test]
     fn messages_ignore_unknown_fields_and_reject_malformed_ones() {
-        let op: Op = serde_json::from_str(r#"{"update":["key_a",{"extra":[1,{"a":null}],"name":"site"}]}"#).unwrap();
-        assert_eq!(op, Op::Update("key_a".into(), UpdateKey { name: Some("site".into()), ..UpdateKey::default() }));
         let op: Op = serde_json::from_str(r#"{"register":["key_a","acme"]}"#).unwrap();
         assert_eq!(op, Op::Register("key_a".into(), "acme".into()));
         assert_eq!(serde_json::from_str::<Reply>(r#""done""#).unwrap(), Reply::Done);
