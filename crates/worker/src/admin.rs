@@ -62,8 +62,8 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
         AdminRoute::ListKeys => return list_keys(incoming, env).await,
         AdminRoute::GetKey(id) => (id.clone(), Op::Get(id)),
         AdminRoute::UpdateKey(id) => {
-            let change = parse_update(&read_body(incoming, config, BodyRequirement::Required).await?, &rules)?;
-            (id.clone(), Op::Update(id, change))
+            let body = read_body(incoming, config, BodyRequirement::Required).await?;
+            (id.clone(), update_op(id, &body, &rules)?)
         }
         AdminRoute::RevokeKey(id) => (id.clone(), Op::Revoke(id)),
         AdminRoute::RollKey(id) => {
@@ -90,7 +90,7 @@ pub async fn handle(incoming: &mut Incoming, env: &Env, config: &Config) -> Admi
     };
     let audit = matches!(op, Op::Audit(_));
     match (call_for_key(env, &id, op).await?, audit) {
-        (Reply::Audit(items), true) => ok_json(200, &object([("items", value_of(&items))])),
+        (Reply::Json(body), true) => Ok((200, body)),
         (reply, false) => record_reply(200, reply),
         (_, true) => Err(unexpected()),
     }
@@ -216,13 +216,21 @@ async fn handle_facade(incoming: &mut Incoming, env: &Env, config: &Config) -> A
             let record = live(record_of(call(env, &project, &Op::Get(id.clone())).await?)?)?;
             let op = match body {
                 _ if get => return ok_json(200, &facade::view(&record)),
-                Some(body) => Op::Update(id, parse_update(&body, &rules)?),
+                Some(body) => update_op(id, &body, &rules)?,
                 None => Op::Revoke(id),
             };
             let record = record_of(call(env, &project, &op).await?)?;
             ok_json(200, &facade::view(&record))
         }
     }
+}
+
+/// A PATCH of key `id`, validated ([`parse_update`]): the registry reads the body again
+/// ([`keygate_core::admin::request::validated_update`]).
+fn update_op(id: String, body: &[u8], rules: &Rules<'_>) -> Result<Op, GatewayError> {
+    let change = parse_update(body, rules)?;
+    // JSON that parsed is UTF-8 (outside its strings only ASCII is valid): nothing is replaced.
+    Ok(Op::Update(id, change.may_have_no_permissions, String::from_utf8_lossy(body).into_owned()))
 }
 
 /// The facade's list reads at most this many registry pages of 100 keys.

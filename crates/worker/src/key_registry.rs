@@ -10,7 +10,8 @@
 //! retry. Revocation writes a tombstone, never a delete.
 //!
 //! Changes arrive validated by the worker's admin edge (a create's record with its audit entry,
-//! a PATCH as a typed [`UpdateKey`](keygate_core::admin::request::UpdateKey)): the registry
+//! a PATCH as the body the edge validated, read again into an
+//! [`UpdateKey`](keygate_core::admin::request::UpdateKey)): the registry
 //! applies them to the stored record ([`keygate_core::admin::lifecycle`]) and stores them, and
 //! reads no setting of the gateway but its webhook settings.
 //!
@@ -150,7 +151,9 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
             }
             Ok(Reply::Done)
         }
-        Op::Update(id, change) => {
+        Op::Update(id, may_have_no_permissions, body) => {
+            let change = keygate_core::admin::request::validated_update(body.as_bytes(), may_have_no_permissions)
+                .ok_or_else(|| Failure::Store("malformed update".into()))?;
             let (old, hash) = load(sql, &id)?;
             let (new, audit) = lifecycle::update(&old, &change, now_ms())?;
             if let Some(audit) = audit {
@@ -183,7 +186,8 @@ async fn run(sql: &SqlStorage, env: &Env, op: Op) -> std::result::Result<Reply, 
         }
         Op::Audit(id) => {
             load(sql, &id)?;
-            Ok(Reply::Audit(audit_of(sql, &id)?))
+            let items = audit_of(sql, &id)?;
+            Ok(Reply::Json(keygate_core::json::object([("items", keygate_core::json::value_of(&items))]).to_string()))
         }
         Op::Credits(text) => {
             let (id, set, amount) = credits_of(&text).ok_or_else(|| Failure::Store("malformed credits change".into()))?;

@@ -1,8 +1,10 @@
 //! Messages between the worker's admin handler and the registry Durable Object (internal).
 //!
 //! The worker authenticates, validates and generates key material; only the key's hash and
-//! hint cross into the registry, never the plaintext. A change arrives validated (an
-//! [`UpdateKey`], a create's record with its audit entry): the registry applies and stores it.
+//! hint cross into the registry, never the plaintext. A change arrives validated (a
+//! PATCH's body, which the registry reads again into an
+//! [`UpdateKey`](crate::admin::request::UpdateKey), a create's record with
+//! its audit entry): the registry applies and stores it.
 //!
 //! Encoding: serde's derive with its default, externally tagged form: a variant of one value as
 //! `{"get":"key_a"}`, of several as a list (`{"update":["key_a",{…}]}`), a unit variant as
@@ -23,7 +25,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::admin::lifecycle::AuditEntry;
-use crate::admin::request::UpdateKey;
 use crate::error::GatewayError;
 use crate::record::{KeyRecord, Status};
 
@@ -41,9 +42,10 @@ pub enum Op {
     List(Option<Status>, Option<String>, usize),
     /// One key, by id.
     Get(String),
-    /// Apply a validated PATCH to the stored record: `(key id, change)`
-    /// ([`crate::admin::lifecycle::update`]).
-    Update(String, UpdateKey),
+    /// Apply a validated PATCH to the stored record: `(key id, the edge's
+    /// [`crate::admin::request::UpdateKey::may_have_no_permissions`], the body the edge validated)`, read again by
+    /// [`crate::admin::request::validated_update`] ([`crate::admin::lifecycle::update`]).
+    Update(String, bool, String),
     /// Revoke the key with this id (a tombstone).
     Revoke(String),
     /// Roll to a new key whose hash and hint the worker computed: `(key id, new key's id, new
@@ -90,13 +92,13 @@ pub enum Reply {
     /// A page: (records, the last use of each in unix ms or `None` if never reported, the next
     /// page's cursor).
     Page(Vec<KeyRecord>, Vec<Option<i64>>, Option<String>),
-    /// Audit entries, oldest first.
-    Audit(Vec<AuditEntry>),
     /// The owning project.
     Project(String),
     /// A key's credits balance after a change.
     Credits(u64),
-    /// A JSON document built by the registry, passed through as the admin API's body.
+    /// A JSON document built by the registry, passed through as the admin API's body (a key's
+    /// webhook deliveries; its audit log, `{"items": [entries, oldest first]}`, written as the
+    /// worker wrote it, so the worker needs no decoder of audit entries).
     Json(String),
     /// Nothing to return.
     Done,
@@ -222,21 +224,13 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let record = sample_record();
-        let change = UpdateKey {
-            name: Some("n".into()),
-            role: crate::admin::patch::Patch::Clear,
-            valid_to: crate::admin::patch::Patch::Set(crate::timestamp::Timestamp(1_800_000_000_000)),
-            status: Some(Status::Inactive),
-            may_have_no_permissions: true,
-            ..UpdateKey::default()
-        };
         let ops = [
             Op::Create(record.clone(), "ab".into(), sample_audit()),
             Op::List(Some(Status::Inactive), Some("1.key_a".into()), 7),
             Op::List(None, None, 100),
             Op::Get("key_a".into()),
-            Op::Update("key_a".into(), change),
-            Op::Update("key_a".into(), UpdateKey::default()),
+            Op::Update("key_a".into(), true, r#"{"name":"n","role":null,"valid_to":"2027-01-15T08:00:00Z"}"#.into()),
+            Op::Update("key_a".into(), false, "{}".into()),
             Op::Revoke("key_a".into()),
             Op::Roll("key_a".into(), "key_b".into(), "cd".into(), "h".into(), 60, None, None),
             Op::Roll("key_a".into(), "key_b".into(), "cd".into(), "h".into(), 86_400, Some(600), Some(3600)),
@@ -256,7 +250,6 @@ mod tests {
             Reply::Rolled(record.clone(), record.clone(), "cd".into()),
             Reply::Page(vec![record.clone(), record], vec![Some(1_800_000_000_000), None], Some("1.key_a".into())),
             Reply::Page(vec![], vec![], None),
-            Reply::Audit(vec![sample_audit()]),
             Reply::Project("acme".into()),
             Reply::Credits(17),
             Reply::Json(r#"{"items":[]}"#.into()),
@@ -272,22 +265,15 @@ mod tests {
         failures.into_iter().map(Err::<Reply, Failure>).for_each(assert_round_trips);
     }
 
-    /// The typed change carries keep, clear and set as absent, `null` and a value.
+    /// A PATCH travels as the body the edge validated, with the edge's permission rule.
     #[test]
-    fn an_update_carries_keep_clear_and_set() {
-        let change = UpdateKey {
-            role: crate::admin::patch::Patch::Clear,
-            tier: crate::admin::patch::Patch::Set("pro".into()),
-            ..UpdateKey::default()
-        };
-        let json = serde_json::to_string(&Op::Update("key_a".into(), change)).unwrap();
-        assert_eq!(json, r#"{"update":["key_a",{"role":null,"tier":"pro","may_have_no_permissions":false}]}"#);
+    fn an_update_carries_the_validated_body() {
+        let json = serde_json::to_string(&Op::Update("key_a".into(), true, r#"{"role":null,"tier":"pro"}"#.into())).unwrap();
+        assert_eq!(json, r#"{"update":["key_a",true,"{\"role\":null,\"tier\":\"pro\"}"]}"#);
     }
 
     #[test]
     fn messages_ignore_unknown_fields_and_reject_malformed_ones() {
-        let op: Op = serde_json::from_str(r#"{"update":["key_a",{"extra":[1,{"a":null}],"name":"site"}]}"#).unwrap();
-        assert_eq!(op, Op::Update("key_a".into(), UpdateKey { name: Some("site".into()), ..UpdateKey::default() }));
         let op: Op = serde_json::from_str(r#"{"register":["key_a","acme"]}"#).unwrap();
         assert_eq!(op, Op::Register("key_a".into(), "acme".into()));
         assert_eq!(serde_json::from_str::<Reply>(r#""done""#).unwrap(), Reply::Done);

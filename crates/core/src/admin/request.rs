@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::admin::patch::Patch;
@@ -84,43 +83,29 @@ pub struct CreateKey {
 /// `PATCH /keys/{id}`, validated: what changes. `None` / [`Patch::Keep`] = unchanged; a field
 /// that can be empty is a [`Patch`] (`null` in the body clears it).
 ///
-/// Validated once, at the admin API's edge, and carried to the registry as it is (serde: an
-/// unchanged field is absent, a cleared one `null`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// Validated once, at the admin API's edge; the registry is sent the body the edge validated and
+/// reads it again with the same field readers, without the deployment's rules
+/// ([`validated_update`]): no serializer or decoder of this type in the wasm.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct UpdateKey {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Patch::is_keep")]
     pub role: Patch<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Patch::is_keep")]
     pub valid_from: Patch<Timestamp>,
-    #[serde(default, skip_serializing_if = "Patch::is_keep")]
     pub valid_to: Patch<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
-    #[serde(default, skip_serializing_if = "Patch::is_keep")]
     pub allowed_origins: Patch<Vec<String>>,
     /// The new network list; `[]` (also `null` in the body) lifts the restriction.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_networks: Option<Vec<String>>,
     /// The new country list; `[]` (also `null` in the body) lifts the restriction.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_countries: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Patch::is_keep")]
     pub tier: Patch<String>,
-    #[serde(default, skip_serializing_if = "Patch::is_keep")]
     pub limits: Patch<Vec<LimitSpec>>,
-    #[serde(default, skip_serializing_if = "Patch::is_keep")]
     pub limit_mode: Patch<LimitMode>,
     /// The credits configuration (the balance changes through `POST /keys/{id}/credits`).
-    #[serde(default, skip_serializing_if = "Patch::is_keep")]
     pub credits: Patch<Credits>,
     /// Whether the result may have neither role nor scopes (`EMPTY_SCOPES=all`, from [`Rules`]).
-    #[serde(default)]
     pub may_have_no_permissions: bool,
 }
 
@@ -215,12 +200,13 @@ fn name(value: &Value, problems: &mut Problems) -> String {
     }
 }
 
-fn role(value: &Value, rules: &Rules<'_>, problems: &mut Problems) -> Option<String> {
+/// A role (`rules`: `None` for an update the edge validated, [`validated_update`]).
+fn role(value: &Value, rules: Option<&Rules<'_>>, problems: &mut Problems) -> Option<String> {
     match value {
         Value::Null => None,
-        Value::String(role) if rules.roles.scopes_of(role).is_some() => Some(role.clone()),
+        Value::String(role) if rules.is_none_or(|rules| rules.roles.scopes_of(role).is_some()) => Some(role.clone()),
         _ => {
-            let known: Vec<&str> = rules.roles.names().collect();
+            let known: Vec<&str> = rules.map(|rules| rules.roles.names().collect()).unwrap_or_default();
             problems.add("role", format!("must be one of: {}", known.join(", ")));
             None
         }
@@ -236,7 +222,7 @@ pub fn is_grantable(scope: &str, configured: &[String]) -> bool {
     scope.strip_suffix(":*").is_some_and(|resource| configured.iter().any(|s| s.split_once(':').is_some_and(|(r, _)| r == resource)))
 }
 
-fn scopes(value: &Value, rules: &Rules<'_>, problems: &mut Problems) -> Vec<String> {
+fn scopes(value: &Value, rules: Option<&Rules<'_>>, problems: &mut Problems) -> Vec<String> {
     let Some(list) = value.as_array() else {
         problems.add("scopes", "must be a list of scopes");
         return Vec::new();
@@ -244,7 +230,7 @@ fn scopes(value: &Value, rules: &Rules<'_>, problems: &mut Problems) -> Vec<Stri
     let mut out = Vec::new();
     for item in list {
         match item.as_str() {
-            Some(scope) if is_grantable(scope, rules.scopes) => {
+            Some(scope) if rules.is_none_or(|rules| is_grantable(scope, rules.scopes)) => {
                 if !out.iter().any(|s| s == scope) {
                     out.push(scope.to_string());
                 }
@@ -390,12 +376,12 @@ fn meta(value: &Value, problems: &mut Problems) -> BTreeMap<String, String> {
     out
 }
 
-fn tier(value: &Value, rules: &Rules<'_>, problems: &mut Problems) -> Option<String> {
+fn tier(value: &Value, rules: Option<&Rules<'_>>, problems: &mut Problems) -> Option<String> {
     match value {
         Value::Null => None,
-        Value::String(name) if rules.tiers.contains_key(name) => Some(name.clone()),
+        Value::String(name) if rules.is_none_or(|rules| rules.tiers.contains_key(name)) => Some(name.clone()),
         _ => {
-            let known: Vec<&str> = rules.tiers.keys().map(String::as_str).collect();
+            let known: Vec<&str> = rules.map(|rules| rules.tiers.keys().map(String::as_str).collect()).unwrap_or_default();
             problems.add("tier", format!("must be one of: {} (or null)", known.join(", ")));
             None
         }
@@ -552,8 +538,8 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
     if !rules.key_format.mints(env) {
         problems.add("env", format!("must be \"live\": this gateway's key format (KEY_ENV_SEGMENTS) has no segment for {env} keys"));
     }
-    let role = map.get("role").and_then(|v| role(v, rules, &mut problems));
-    let scopes = map.get("scopes").map(|v| scopes(v, rules, &mut problems)).unwrap_or_default();
+    let role = map.get("role").and_then(|v| role(v, Some(rules), &mut problems));
+    let scopes = map.get("scopes").map(|v| scopes(v, Some(rules), &mut problems)).unwrap_or_default();
     let bare = role.is_none() && scopes.is_empty();
     if bare && rules.empty_scopes == EmptyScopes::None && !problems.0.contains_key("role") && !problems.0.contains_key("scopes") {
         problems.add("scopes", "a key needs a role or at least one scope");
@@ -564,7 +550,7 @@ pub fn parse_create(body: &[u8], rules: &Rules<'_>) -> Result<CreateKey, Gateway
     let allowed_networks = map.get("allowed_networks").map(|v| networks(v, &mut problems)).unwrap_or_default();
     let allowed_countries = map.get("allowed_countries").map(|v| countries(v, &mut problems)).unwrap_or_default();
     let meta = map.get("meta").map(|v| meta(v, &mut problems)).unwrap_or_default();
-    let tier = map.get("tier").and_then(|v| tier(v, rules, &mut problems));
+    let tier = map.get("tier").and_then(|v| tier(v, Some(rules), &mut problems));
     let limits = map.get("limits").and_then(|v| limits(v, &mut problems));
     let limit_mode = map.get("limit_mode").and_then(|v| limit_mode(v, &mut problems));
     let credits = map.get("credits").and_then(|v| credits(v, true, &mut problems));
@@ -610,7 +596,22 @@ pub fn parse_update(body: &[u8], rules: &Rules<'_>) -> Result<UpdateKey, Gateway
     if map.is_empty() {
         problems.add("body", "names no field to change");
     }
-    let mut update = UpdateKey { may_have_no_permissions: rules.empty_scopes == EmptyScopes::All, ..UpdateKey::default() };
+    update_of(&map, Some(rules), problems)
+}
+
+/// The change an update body that [`parse_update`] accepted describes, read again (by the
+/// registry) without the deployment's rules; `may_have_no_permissions` is the edge's
+/// [`UpdateKey::may_have_no_permissions`]. `None` if the body is not such a body.
+pub fn validated_update(body: &[u8], may_have_no_permissions: bool) -> Option<UpdateKey> {
+    let update = update_of(&object(body).ok()?, None, Problems::default()).ok()?;
+    Some(UpdateKey { may_have_no_permissions, ..update })
+}
+
+/// The fields of an update body: checked against `rules` (the edge), or, without them, read
+/// again by [`validated_update`].
+fn update_of(map: &Map<String, Value>, rules: Option<&Rules<'_>>, mut problems: Problems) -> Result<UpdateKey, GatewayError> {
+    let may_have_no_permissions = rules.is_some_and(|rules| rules.empty_scopes == EmptyScopes::All);
+    let mut update = UpdateKey { may_have_no_permissions, ..UpdateKey::default() };
     if let Some(value) = map.get("name") {
         update.name = Some(name(value, &mut problems));
     }
@@ -793,6 +794,32 @@ mod tests {
         let tiers: BTreeMap<String, Tier> = serde_json::from_str(crate::config::DEFAULT_TIERS).unwrap();
         let key_format = KeyFormat::default();
         f(&Rules { roles: &roles, scopes: &scopes, tiers: &tiers, empty_scopes: EmptyScopes::None, key_format: &key_format, now_ms: NOW })
+    }
+
+    /// The registry reads a body the edge accepted into the same change, rules or not (the
+    /// edge's permission rule travels beside it); what the edge refuses, it refuses too.
+    #[test]
+    fn a_validated_body_reads_back_the_same_change() {
+        let bodies: [&[u8]; 4] = [
+            br#"{"name":" site ","role":"writer","scopes":["content:read","content:read"],"valid_from":"2027-01-01T00:00:00.5Z",
+                 "valid_to":"2028-01-01T00:00:00Z","status":"inactive","allowed_origins":["https://a.example"],
+                 "allowed_networks":["203.0.113.0/24","2001:db8::1"],"allowed_countries":["de","T1"],"meta":{"team":"core"},
+                 "tier":"pro","limits":[{"name":"burst","limit":10,"window_seconds":60}],"limit_mode":"fast",
+                 "credits":{"refill":{"amount":5,"interval":"month","mode":"add"}}}"#,
+            br#"{"role":null,"scopes":[],"valid_from":null,"valid_to":null,"status":"active","allowed_origins":null,
+                 "allowed_networks":null,"allowed_countries":[],"meta":{},"tier":null,"limits":null,"limit_mode":null,"credits":null}"#,
+            br#"{"limits":[],"credits":{"refill":null}}"#,
+            br#"{"name":"x"}"#,
+        ];
+        for body in bodies {
+            let change = with_rules(|r| parse_update(body, r)).unwrap();
+            assert_ne!(change, UpdateKey::default());
+            assert_eq!(validated_update(body, false), Some(change.clone()), "{}", String::from_utf8_lossy(body));
+            assert_eq!(validated_update(body, true), Some(UpdateKey { may_have_no_permissions: true, ..change }));
+        }
+        for refused in [&br#"{"status":"revoked"}"#[..], br#"["name"]"#, br#"{"name":""}"#, b"{"] {
+            assert_eq!(validated_update(refused, false), None);
+        }
     }
 
     #[test]
@@ -1021,9 +1048,8 @@ mod tests {
         assert_eq!((update.allowed_networks, update.allowed_countries), (Some(vec![]), Some(vec!["US".to_string()])), "null clears");
         let keep = with_rules(|r| parse_update(br#"{"name":"x"}"#, r)).unwrap();
         assert_eq!((keep.allowed_networks, keep.allowed_countries), (None, None), "absent keeps");
-        let wire = serde_json::to_string(&UpdateKey { allowed_networks: Some(vec![]), ..UpdateKey::default() }).unwrap();
         assert_eq!(
-            serde_json::from_str::<UpdateKey>(&wire).unwrap().allowed_networks,
+            validated_update(br#"{"allowed_networks":null}"#, false).unwrap().allowed_networks,
             Some(vec![]),
             "a clear survives the registry message"
         );
