@@ -94,7 +94,8 @@ fn check(body: &[u8]) {
     match parse_roll(body) {
         Ok(roll) => {
             assert!(roll.grace_seconds <= MAX_GRACE_SECONDS);
-            let rolled = lifecycle::roll(&base_record(), "key_next".into(), "kg_live_…next".into(), roll.grace_seconds, NOW)
+            let follow_use = roll.after_new_used_seconds.map(|after| (after, roll.old_unused_seconds));
+            let rolled = lifecycle::roll(&base_record(), "key_next".into(), "kg_live_…next".into(), roll.grace_seconds, follow_use, NOW)
                 .expect("an active key rolls");
             assert_storable(&rolled.new);
             assert_storable(&rolled.old);
