@@ -548,6 +548,28 @@ fn a_leased_hot_key_asks_its_limiter_rarely_and_never_waits_on_another_request()
     }
 }
 
+/// Starts 50 concurrent requests of `key` in one isolate: each reads the record and asks the
+/// limiter before any answer comes back. Returns the gates and what each asked.
+fn fifty_asking<'c>(
+    config: &'c Config,
+    bearer: &'c str,
+    world: &World,
+    key: &PlaintextKey,
+    isolate: &mut IsolateState,
+) -> (Vec<Gate<'c>>, Vec<LimiterOp>) {
+    let mut gates: Vec<Gate<'c>> = (0..50).map(|_| Gate::new(config, get(bearer, ROUTE), T0)).collect();
+    let mut asks = Vec::new();
+    for gate in gates.iter_mut() {
+        assert!(matches!(gate.next(isolate), Next::ReadRecord(_)));
+        gate.record_read(Ok(world.records.get(&key.hash()).cloned()));
+        match gate.next(isolate) {
+            Next::AskLimiter { op, .. } => asks.push(op),
+            other => panic!("every request asks its limiter: {other:?}"),
+        }
+    }
+    (gates, asks)
+}
+
 /// Exactly N of 50 concurrent requests in one isolate are admitted for a limit of N: they all
 /// start before any answer comes back, so the first renews and the others ask for themselves.
 #[test]
@@ -557,16 +579,7 @@ fn exactly_n_of_50_concurrent_requests_are_admitted_with_leases() {
     let newer = Rc::new(std::cell::RefCell::new(None));
     let mut world = World::with(&key, Some(active(LimitMode::Exact, &[("minute", 7, 60)]))).leasing(1_000, newer);
     let mut isolate = IsolateState::default();
-    let mut gates: Vec<Gate<'_>> = (0..50).map(|_| Gate::new(&config, get(&bearer, ROUTE), T0)).collect();
-    let mut asks = Vec::new();
-    for gate in gates.iter_mut() {
-        assert!(matches!(gate.next(&mut isolate), Next::ReadRecord(_)));
-        gate.record_read(Ok(world.records.get(&key.hash()).cloned()));
-        match gate.next(&mut isolate) {
-            Next::AskLimiter { op, .. } => asks.push(op),
-            other => panic!("every request asks: {other:?}"),
-        }
-    }
+    let (mut gates, asks) = fifty_asking(&config, &bearer, &world, &key, &mut isolate);
     assert_eq!(asks.iter().filter(|op| !matches!(op, LimiterOp::Lease(_, _, 0, ..))).count(), 1, "one renewal in flight");
     let mut admitted = 0;
     for (gate, op) in gates.iter_mut().zip(asks) {
@@ -609,16 +622,7 @@ fn a_key_with_credits_is_exact_in_fast_mode_and_50_concurrent_requests_spend_its
         Some(LimiterReply::Lease(grant))
     });
     let mut isolate = IsolateState::default();
-    let mut gates: Vec<Gate<'_>> = (0..50).map(|_| Gate::new(&config, get(&bearer, ROUTE), T0)).collect();
-    let mut asks = Vec::new();
-    for gate in gates.iter_mut() {
-        assert!(matches!(gate.next(&mut isolate), Next::ReadRecord(_)));
-        gate.record_read(Ok(world.records.get(&key.hash()).cloned()));
-        match gate.next(&mut isolate) {
-            Next::AskLimiter { op, .. } => asks.push(op),
-            other => panic!("every request asks its limiter, as in exact mode: {other:?}"),
-        }
-    }
+    let (mut gates, asks) = fifty_asking(&config, &bearer, &world, &key, &mut isolate);
     let mut admitted = 0;
     for (gate, op) in gates.iter_mut().zip(asks) {
         gate.limiter_replied((world.limiter)(&op, T0 + 5));
