@@ -2,7 +2,8 @@
 //! receiver the test starts plays the owner's endpoints. `/flaky` answers 500 to the first two
 //! attempts of every event and 200 to the third; `/down` always answers 500. Signatures are
 //! checked with an implementation of the Standard Webhooks scheme written here (ring's HMAC),
-//! not the worker's. Every wait polls for a condition under a deadline.
+//! not the worker's; the runtime's signer is also checked against the specification's published
+//! vector under Node. Every wait polls for a condition under a deadline.
 // Tests: a failed expectation is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -370,4 +371,27 @@ fn nothing_is_stored_or_sent_without_webhook_urls() {
     assert_eq!(g.admin("DELETE", &format!("/keys/{id}")).send().status, 200);
     assert_eq!(webhook_log(g, &id), Vec::<Value>::new(), "no outbox entry, so nothing can be sent");
     assert!(!f.receiver.all().iter().any(|d| d.body.contains(&id)), "the receiver never heard of the key");
+}
+
+/// The runtime's signer (`runtime.js` `webhookSignature`, the only one the worker uses) gives the
+/// Standard Webhooks specification's published vector, under Node 22 from package-lock.json
+/// (Web Crypto as in workerd). The module is loaded from its text, as the worker bundles it.
+#[test]
+fn the_runtime_signer_matches_the_standard_webhooks_test_vector() {
+    let root = common::repo_root();
+    let script = r#"
+        const fs = await import("node:fs");
+        const source = fs.readFileSync(process.argv[1], "utf8");
+        const runtime = await import("data:text/javascript," + encodeURIComponent(source));
+        const secret = Uint8Array.from(atob("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), (c) => c.charCodeAt(0));
+        const key = await runtime.webhookKey(secret);
+        console.log(await runtime.webhookSignature(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, '{"test": 2432232314}'));
+    "#;
+    let output = std::process::Command::new(root.join("node_modules/.bin/node"))
+        .args(["--input-type=module", "-e", script])
+        .arg(root.join("crates/worker/js/runtime.js"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }

@@ -1,10 +1,12 @@
-//! Signed lifecycle webhooks (issue #17): which events a change makes, their JSON, the Standard
-//! Webhooks signature, the retry schedule, quota crossings and the delivery log's JSON. Pure:
+//! Signed lifecycle webhooks (issue #17): which events a change makes, their JSON, the signing
+//! key and unsigned headers, the retry schedule, quota crossings and the delivery log's JSON. Pure:
 //! the registry Durable Object stores events in its outbox in the same serialised operation as
 //! the change that makes them, and its alarm delivers them (`edge::webhooks`, `docs/webhooks`
 //! in the README).
 //!
-//! Signing follows the Standard Webhooks specification: the signed content is
+//! Signing follows the Standard Webhooks specification and is done by the runtime with Web Crypto
+//! (`runtime.js` `webhookSignature`, checked against the specification's vector by
+//! `tests/webhooks.rs`): the signed content is
 //! `{webhook-id}.{webhook-timestamp}.{body}`, the MAC is HMAC-SHA256 keyed with the base64-decoded
 //! part of a `whsec_…` secret, and `webhook-signature` is `v1,<base64>`. `webhook-id` is the
 //! event's id, the same on every retry, so a receiver dedupes on it; `webhook-timestamp` is the
@@ -14,9 +16,6 @@
 //! public fields); the secret is held decoded, never printed (`Debug` redacts it).
 
 use std::fmt;
-
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 use crate::admin::lifecycle::AuditEntry;
 use crate::config::ConfigError;
@@ -169,21 +168,10 @@ impl WebhookSettings {
         self.events.iter().any(|e| e == kind)
     }
 
-    /// The headers of one attempt to deliver event `id` with `body` at `now_ms`, encoded for the
-    /// runtime (`name\nvalue\n…`): `content-type`, `webhook-id`, `webhook-timestamp` and
-    /// `webhook-signature`.
-    ///
-    /// The worker sends [`WebhookSettings::unsigned_headers`] and has the runtime add
-    /// `webhook-signature` with Web Crypto (`runtime.js` `postWebhooks`, keyed with
-    /// [`WebhookSettings::secret`]): this is the reference it must equal (`tests/webhooks.rs`
-    /// checks the delivered signatures independently).
-    pub fn headers(&self, id: &str, body: &str, now_ms: i64) -> String {
-        let signature = sign(&self.secret, id, now_ms.div_euclid(1000), body.as_bytes());
-        [&self.unsigned_headers(id, now_ms), "webhook-signature\n", &signature, "\n"].concat()
-    }
-
-    /// [`WebhookSettings::headers`] without `webhook-signature`: `content-type`, `user-agent`,
-    /// `webhook-id` and `webhook-timestamp` (unix seconds), encoded the same way.
+    /// The headers of one attempt to deliver event `id` at `now_ms`, encoded for the runtime
+    /// (`name\nvalue\n…`): `content-type`, `user-agent`, `webhook-id` and `webhook-timestamp`
+    /// (unix seconds). The runtime adds `webhook-signature` with Web Crypto (`runtime.js`
+    /// `postWebhooks`, keyed with [`WebhookSettings::secret`]).
     pub fn unsigned_headers(&self, id: &str, now_ms: i64) -> String {
         let timestamp = now_ms.div_euclid(1000);
         format!("content-type\napplication/json\nuser-agent\nkeygate-webhooks\nwebhook-id\n{id}\nwebhook-timestamp\n{timestamp}\n")
@@ -199,32 +187,6 @@ impl WebhookSettings {
     /// `None` when that was the last attempt.
     pub fn retry_at(&self, attempts: usize, now_ms: i64) -> Option<i64> {
         attempts.checked_sub(1).and_then(|i| self.retry_ms.get(i)).map(|wait| now_ms.saturating_add(*wait))
-    }
-}
-
-/// The Standard Webhooks signature of `body` for event `id` at unix second `timestamp`:
-/// `v1,<base64 of HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`.
-pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
-    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else { return String::new() };
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let mut signature = String::from("v1,");
-    base64_encode(&mac.finalize().into_bytes(), &mut signature);
-    signature
-}
-
-/// Appends `bytes` as standard base64 with `=` padding.
-fn base64_encode(bytes: &[u8], out: &mut String) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-        }
     }
 }
 
@@ -495,25 +457,18 @@ mod tests {
         serde_json::from_str(crate::record::tests::sample_json()).unwrap()
     }
 
-    /// The specification's published test vector (also the reference libraries' tests).
     #[test]
-    fn signature_matches_the_standard_webhooks_test_vector() {
-        let key = crate::leak::base64_decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        let signature = sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, br#"{"test": 2432232314}"#);
-        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-        let headers = settings().headers("msg_p5jXN8AQM9LWM0D4loKWxJek", r#"{"test": 2432232314}"#, 1_614_265_330_999);
-        assert!(headers.contains("\nwebhook-timestamp\n1614265330\n"), "{headers}");
-        assert!(headers.ends_with("webhook-signature\nv1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=\n"), "{headers}");
-        assert!(headers.contains("webhook-id\nmsg_p5jXN8AQM9LWM0D4loKWxJek\n"));
-    }
-
-    #[test]
-    fn base64_pads_like_the_standard() {
-        for (bytes, expected) in [(&b""[..], ""), (b"f", "Zg=="), (b"fo", "Zm8="), (b"foo", "Zm9v"), (b"foob", "Zm9vYg==")] {
-            let mut out = String::new();
-            base64_encode(bytes, &mut out);
-            assert_eq!(out, expected);
-        }
+    fn unsigned_headers_name_the_event_and_the_attempts_unix_second() {
+        let headers = settings().unsigned_headers("msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330_999);
+        assert_eq!(
+            headers,
+            "content-type\napplication/json\nuser-agent\nkeygate-webhooks\nwebhook-id\nmsg_p5jXN8AQM9LWM0D4loKWxJek\nwebhook-timestamp\n1614265330\n"
+        );
+        assert_eq!(
+            settings().secret(),
+            crate::leak::base64_decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap(),
+            "the whsec_ part, decoded"
+        );
     }
 
     #[test]

@@ -117,21 +117,30 @@ export async function durablePost(namespace, name, body) {
   }
 }
 
+// The Standard Webhooks signing key: `secret` (bytes, never logged) as a Web Crypto HMAC key.
+export function webhookKey(secret) {
+  return crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+}
+
+// The Standard Webhooks `webhook-signature` of `body` for event `id` at unix second `timestamp`:
+// "v1," and the base64 of HMAC-SHA256 over "{id}.{timestamp}.{body}". keygate's only signer of
+// webhooks; tests/webhooks.rs checks it against the specification's published vector.
+export async function webhookSignature(key, id, timestamp, body) {
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(id + "." + timestamp + "." + body)));
+  return "v1," + btoa(String.fromCharCode(...mac));
+}
+
 // POST a batch of webhook attempts in parallel: fields (url, headers as "name\nvalue\n…", body)
-// each ended by "\u0001". Each is signed here (Standard Webhooks, the same as the Rust reference
-// keygate_core::webhook::sign): webhook-signature is "v1," and the base64 of HMAC-SHA256 keyed
-// with `secret` (bytes, never logged) over "{webhook-id}.{webhook-timestamp}.{body}". No redirect
+// each ended by "\u0001". Each is signed here (webhookSignature, keyed with `secret`). No redirect
 // is followed (a 3xx is a failed attempt); each is aborted after timeoutMs. A promise of an
 // array of the outcomes in order: the HTTP status, -1 on timeout, 0 when no answer came.
 export async function postWebhooks(batch, timeoutMs, secret) {
-  const key = await crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  const fields = batch.split("\u0001"), sent = [], utf8 = new TextEncoder();
+  const key = await webhookKey(secret);
+  const fields = batch.split("\u0001"), sent = [];
   for (let i = 0; i + 2 < fields.length; i += 3) {
     const parts = fields[i + 1].split("\n"), headers = Object.create(null), body = fields[i + 2];
     for (let j = 0; j + 1 < parts.length; j += 2) headers[parts[j]] = parts[j + 1];
-    const signed = utf8.encode(headers["webhook-id"] + "." + headers["webhook-timestamp"] + "." + body);
-    const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, signed));
-    headers["webhook-signature"] = "v1," + btoa(String.fromCharCode(...mac));
+    headers["webhook-signature"] = await webhookSignature(key, headers["webhook-id"], headers["webhook-timestamp"], body);
     const done = (r) => { const s = r.status; return r.body ? r.body.cancel().then(() => s, () => s) : s; };
     sent.push(fetch(fields[i], { method: "POST", headers, body, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) })
       .then(done, (e) => (e && e.name === "TimeoutError" ? -1 : 0)));

@@ -74,8 +74,7 @@ extern "C" {
 
     /// POSTs a batch of webhook attempts at once (each [`keygate_core::webhook::batch_entry`]
     /// with [`keygate_core::webhook::WebhookSettings::unsigned_headers`]), each signed with
-    /// `secret` (the Standard Webhooks `webhook-signature` of
-    /// [`keygate_core::webhook::WebhookSettings::headers`], by Web Crypto), no redirect followed,
+    /// `secret` (the Standard Webhooks `webhook-signature`, by Web Crypto), no redirect followed,
     /// each aborted after `timeout_ms`: a promise of an array of their outcomes in order (numbers):
     /// an HTTP status, `-1` on timeout, `0` when no answer came.
     #[wasm_bindgen(js_name = postWebhooks)]

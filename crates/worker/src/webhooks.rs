@@ -28,9 +28,10 @@ use keygate_core::config::Config;
 use keygate_core::limit::algorithm::{LimitSpec, LimitState};
 use keygate_core::limit::lease::LeaseLedger;
 use keygate_core::record::KeyRecord;
-use keygate_core::webhook::{self, Event, QuotaCrossing, DELIVERIES_PER_RUN, KEEP_FINISHED_MS, LOG_PER_KEY};
+use keygate_core::webhook::{self, Event, QuotaCrossing, WebhookSettings, DELIVERIES_PER_RUN, KEEP_FINISHED_MS, LOG_PER_KEY};
 
 use crate::durable::rows;
+use crate::key_registry::store_failure;
 use crate::now_ms;
 use crate::respond::log_event;
 
@@ -63,15 +64,9 @@ pub fn configured(env: &Env) -> Option<Rc<Config>> {
     crate::config::load(env).ok().filter(|config| config.webhooks.is_some())
 }
 
-fn store_failure(context: &'static str) -> impl Fn(worker::Error) -> Failure {
-    move |e| Failure::Store(format!("{context}: {e}"))
-}
-
-/// Writes `event` to the outbox, once per endpoint (a repeated dedupe key is ignored), and keeps
-/// the key's finished rows within [`LOG_PER_KEY`].
-fn enqueue(sql: &SqlStorage, config: &Config, event: Event) -> Result<(), Failure> {
-    let Some(settings) = &config.webhooks else { return Ok(()) };
-    sql.exec(SCHEMA, None).map_err(store_failure("webhook schema"))?;
+/// Writes `event` to the outbox (its table made by the caller, [`schema`]), once per endpoint (a
+/// repeated dedupe key is ignored), and keeps the key's finished rows within [`LOG_PER_KEY`].
+fn enqueue(sql: &SqlStorage, settings: &WebhookSettings, event: Event) -> Result<(), Failure> {
     for url in &settings.urls {
         let values: Vec<SqlStorageValue> = vec![
             event.id.clone().into(),
@@ -100,6 +95,11 @@ fn enqueue(sql: &SqlStorage, config: &Config, event: Event) -> Result<(), Failur
     Ok(())
 }
 
+/// Makes the outbox table if it is not there yet (only once webhooks are on).
+fn schema(sql: &SqlStorage) -> Result<(), Failure> {
+    sql.exec(SCHEMA, None).map(|_| ()).map_err(store_failure("webhook schema"))
+}
+
 fn event_id() -> Result<String, Failure> {
     webhook::new_event_id().map_err(|_| Failure::Store("random event id".into()))
 }
@@ -111,10 +111,10 @@ fn event_id() -> Result<String, Failure> {
 pub fn changed(sql: &SqlStorage, env: &Env, record: &KeyRecord, audit: &AuditEntry) -> Result<(), Failure> {
     let Some(config) = configured(env) else { return Ok(()) };
     let Some(settings) = &config.webhooks else { return Ok(()) };
+    schema(sql)?;
     if let Some(event) = webhook::from_audit(settings, record, audit, event_id()?) {
-        enqueue(sql, &config, event)?;
+        enqueue(sql, settings, event)?;
     }
-    sql.exec(SCHEMA, None).map_err(store_failure("webhook schema"))?;
     let current = webhook::expiring_dedupe(record).filter(|_| record.status != keygate_core::record::Status::Revoked);
     sql.exec(
         "DELETE FROM webhook_events WHERE key_id = ? AND type = 'key.expiring' AND state = 'pending' AND tries = 0 \
@@ -123,7 +123,7 @@ pub fn changed(sql: &SqlStorage, env: &Env, record: &KeyRecord, audit: &AuditEnt
     )
     .map_err(store_failure("webhook expiry"))?;
     if let Some(event) = webhook::expiring(settings, record, event_id()?, now_ms()) {
-        enqueue(sql, &config, event)?;
+        enqueue(sql, settings, event)?;
     }
     Ok(())
 }
@@ -134,7 +134,8 @@ pub fn quota(sql: &SqlStorage, env: &Env, record: &KeyRecord, crossing: &str) ->
     let Some(config) = configured(env) else { return Ok(Reply::Done) };
     let Some(settings) = &config.webhooks else { return Ok(Reply::Done) };
     if let Some(event) = webhook::quota(settings, record, &crossing, event_id()?, now_ms()) {
-        enqueue(sql, &config, event)?;
+        schema(sql)?;
+        enqueue(sql, settings, event)?;
     }
     Ok(Reply::Done)
 }
@@ -142,7 +143,7 @@ pub fn quota(sql: &SqlStorage, env: &Env, record: &KeyRecord, crossing: &str) ->
 /// `Op::Webhooks`: the key's delivery log, newest first. SQLite writes each item's JSON (its
 /// `attempts` are stored as JSON already), with times as the API writes them.
 pub fn delivery_log(sql: &SqlStorage, key_id: &str) -> Result<Reply, Failure> {
-    sql.exec(SCHEMA, None).map_err(store_failure("webhook schema"))?;
+    schema(sql)?;
     let items = sql
         .exec(
             "SELECT json_object('id', id, 'type', type, 'endpoint', url, \
@@ -203,7 +204,7 @@ type Due = (i64, String, String, i64, bool);
 
 /// The due rows (up to [`DELIVERIES_PER_RUN`]) and the batch of requests for the configured
 /// ones: only configured endpoints are ever called; a row for a removed one fails without one.
-fn due(sql: &SqlStorage, settings: &webhook::WebhookSettings, now: i64) -> worker::Result<(String, Vec<Due>)> {
+fn due(sql: &SqlStorage, settings: &WebhookSettings, now: i64) -> worker::Result<(String, Vec<Due>)> {
     sql.exec(SCHEMA, None)?;
     let due = rows(sql.exec(
         "SELECT rowid, id, url, body, attempts, tries FROM webhook_events WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?",
@@ -225,7 +226,7 @@ fn due(sql: &SqlStorage, settings: &webhook::WebhookSettings, now: i64) -> worke
 
 /// Records each attempt of `sent` (`statuses` in order for the configured ones)
 /// with the row's next state, and prunes finished rows past [`KEEP_FINISHED_MS`].
-fn record(sql: &SqlStorage, settings: &webhook::WebhookSettings, sent: Vec<Due>, statuses: &js_sys::Array, now: i64) -> worker::Result<()> {
+fn record(sql: &SqlStorage, settings: &WebhookSettings, sent: Vec<Due>, statuses: &js_sys::Array, now: i64) -> worker::Result<()> {
     let mut statuses = statuses.iter();
     for (rowid, id, attempts, tries, configured) in sent {
         let status = if configured { statuses.next().and_then(|s| s.as_f64()).map_or(0, |s| s as i64) } else { 0 };
